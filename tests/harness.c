@@ -1,0 +1,70 @@
+/* harness.c — see harness.h. Prints one line per test and "N passed, N failed" at the end. */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+int al_test_failures_current;
+static int g_passed, g_failed; /* test-program state, not library state */
+
+void al_test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  FAIL %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    al_test_failures_current++;
+}
+
+void al_test_run(const char *name, void (*fn)(void)) {
+    al_test_failures_current = 0;
+    double t0 = al_time_sec();
+    fn();
+    double dt = al_time_sec() - t0;
+    if (al_test_failures_current) {
+        g_failed++;
+        printf("[FAIL] %s (%d failures, %.2fs)\n", name, al_test_failures_current, dt);
+    } else {
+        g_passed++;
+        printf("[ ok ] %s (%.2fs)\n", name, dt);
+    }
+    fflush(stdout);
+}
+
+int al_test_finish(void) {
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+}
+
+const char *al_test_path(const char *rel) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", ALLOY_TEST_DATA, rel);
+    return buf;
+}
+
+void *al_test_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf && size) *size = (size_t)n;
+    return buf;
+}
+
+double al_test_rel_err(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
