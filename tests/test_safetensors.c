@@ -211,7 +211,7 @@ static void test_sharded(void) {
     for (int64_t i = 0; i < n; i++)
         json_object_set_new(wm, al_st_at(src, i)->name,
                             json_string(i % 2 ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors"));
-    json_t *idx = json_pack("{s:{s:i}, s:O}", "metadata", "total_size", 0, "weight_map", wm);
+    json_t *idx = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", wm);
     const char *index_path = join(dir, "model.safetensors.index.json");
     REQUIRE(json_dump_file(idx, index_path, 0) == 0);
 
