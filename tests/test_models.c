@@ -81,6 +81,70 @@ static void check_model(const char *arch, const char *path) {
     al_model_free(m);
 }
 
+/* mean over positions of KL(softmax(ref) || softmax(got)) */
+static double mean_kl(const float *ref, const float *got, int n, int V) {
+    double total = 0;
+    for (int t = 0; t < n; t++) {
+        const float *a = ref + (size_t)t * V, *b = got + (size_t)t * V;
+        double ma = a[0], mb = b[0], sa = 0, sb = 0;
+        for (int i = 1; i < V; i++) ma = fmax(ma, a[i]), mb = fmax(mb, b[i]);
+        for (int i = 0; i < V; i++) sa += exp(a[i] - ma), sb += exp(b[i] - mb);
+        double kl = 0;
+        for (int i = 0; i < V; i++) {
+            double pa = exp(a[i] - ma) / sa;
+            double la = a[i] - ma - log(sa), lb = b[i] - mb - log(sb);
+            kl += pa * (la - lb);
+        }
+        total += kl;
+    }
+    return total / n;
+}
+
+/* HF folder -> GGUF (F32 must reproduce the HF logits; quantized types stay close). */
+static void check_gguf(const char *arch, const char *type, double max_kl) {
+    ref_data r = {0};
+    REQUIRE(load_ref(arch, &r));
+    char out[512];
+    snprintf(out, sizeof out, "test_%s_%s.gguf", arch, type);
+    al_status st;
+    char src[512];
+    snprintf(src, sizeof src, "hf/%s", arch);
+    st = al_model_convert(al_test_path(src), out, type, 2, NULL, NULL);
+    if (al_failed(&st)) { free(r.logits); CHECKF(0, "%s %s: convert: %s", arch, type, st.msg); return; }
+    al_model *m;
+    al_model_params mp = al_model_default_params();
+    mp.n_threads = 2;
+    st = al_model_load(&m, out, &mp);
+    if (al_failed(&st)) { free(r.logits); CHECKF(0, "%s %s: load: %s", arch, type, st.msg); return; }
+    int V = al_model_n_vocab(m);
+    al_session *s;
+    REQUIRE_OK(al_session_init(&s, m, 64));
+    float *lg = malloc(sizeof(float) * (size_t)V * (size_t)r.n_ids);
+    CHECK_OK(al_session_eval(s, r.ids, r.n_ids, lg, true));
+    double err = al_test_rel_err(lg, r.logits, (size_t)V * (size_t)r.n_ids);
+    double kl = mean_kl(r.logits, lg, r.n_ids, V);
+    printf("  %s %s: rel err %.3g, mean KL %.3g\n", arch, type, err, kl);
+    if (!strcmp(type, "F32")) CHECKF(err < 1e-4, "%s F32 GGUF: rel err %g", arch, err);
+    CHECKF(kl < max_kl, "%s %s: mean KL %g >= %g", arch, type, kl, max_kl);
+    free(lg);
+    free(r.logits);
+    al_session_free(s);
+    al_model_free(m);
+    remove(out);
+}
+
+static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba"};
+
+static void test_gguf_f32(void) {
+    for (int i = 0; i < 6; i++) check_gguf(archs[i], "F32", 1e-6);
+}
+static void test_gguf_q8_0(void) {
+    for (int i = 0; i < 6; i++) check_gguf(archs[i], "Q8_0", 0.01);
+}
+static void test_gguf_q4_k(void) {
+    for (int i = 0; i < 6; i++) check_gguf(archs[i], "Q4_K_M", 0.2);
+}
+
 #define HF_TEST(name) \
     static void test_hf_##name(void) { check_model(#name, al_test_path("hf/" #name)); }
 HF_TEST(llama)
@@ -97,5 +161,8 @@ int main(void) {
     AL_RUN(test_hf_nemotron_h);
     AL_RUN(test_hf_zamba2);
     AL_RUN(test_hf_jamba);
+    AL_RUN(test_gguf_f32);
+    AL_RUN(test_gguf_q8_0);
+    AL_RUN(test_gguf_q4_k);
     return al_test_finish();
 }

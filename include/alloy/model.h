@@ -65,6 +65,12 @@ al_cpu *al_model_cpu(al_model *m);
 /* The file the model came from: a GGUF path or the HF folder. */
 const char *al_model_path(const al_model *m);
 
+/* Converts a GGUF file or HF folder to GGUF with weights of `type` ("F32", "Q8_0", "Q4_K", ...) or
+ * a mixed recipe ("Q4_K_M", "Q5_K_M"). Norms and SSM parameters stay F32. bytes_in/out (may be
+ * NULL) receive the weight bytes read and written. */
+al_status al_model_convert(const char *in_path, const char *out_path, const char *type, int n_threads,
+                           size_t *bytes_in, size_t *bytes_out);
+
 /* n_ctx <= 0: the model's training context (capped at 8192). */
 al_status al_session_init(al_session **out, al_model *m, int n_ctx);
 void al_session_free(al_session *s);

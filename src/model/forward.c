@@ -107,21 +107,9 @@ al_status al_session_init(al_session **out, al_model *m, int n_ctx) {
         }
         float *factors = ff;
         if (!factors && hp->rope_factor > 0 && hp->rope_orig_ctx > 0) {
-            /* llama3 scaling, computed as HF's _compute_llama3_parameters */
             factors = al_model_own(m, sizeof(float) * (size_t)(hp->rope_dim / 2));
             if (!factors) goto nomem;
-            double lo_wl = hp->rope_orig_ctx / hp->rope_low_freq, hi_wl = hp->rope_orig_ctx / hp->rope_high_freq;
-            for (int i = 0; i < hp->rope_dim / 2; i++) {
-                double f = 1.0 / pow((double)hp->rope_theta, (double)(2 * i) / hp->rope_dim);
-                double wl = 2 * M_PI / f, nf;
-                if (wl < hi_wl) nf = f;
-                else if (wl > lo_wl) nf = f / hp->rope_factor;
-                else {
-                    double sm = (hp->rope_orig_ctx / wl - hp->rope_low_freq) / (hp->rope_high_freq - hp->rope_low_freq);
-                    nf = (1 - sm) * f / hp->rope_factor + sm * f;
-                }
-                factors[i] = (float)(f / nf);
-            }
+            al_hparams_rope_factors(hp, factors);
         }
         al_rope_cfg rc = {hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim, hp->rope_theta, factors};
         al_rope_inv_freq(&rc, s->inv_freq);

@@ -382,3 +382,19 @@ al_status al_hparams_validate(const al_hparams *hp) {
     }
     return al_ok();
 }
+
+void al_hparams_rope_factors(const al_hparams *hp, float *factors) {
+    /* llama3 scaling as HF's _compute_llama3_parameters: the divisor applied to each frequency */
+    double lo_wl = hp->rope_orig_ctx / hp->rope_low_freq, hi_wl = hp->rope_orig_ctx / hp->rope_high_freq;
+    for (int i = 0; i < hp->rope_dim / 2; i++) {
+        double f = 1.0 / pow((double)hp->rope_theta, (double)(2 * i) / hp->rope_dim);
+        double wl = 2 * M_PI / f, nf;
+        if (wl < hi_wl) nf = f;
+        else if (wl > lo_wl) nf = f / hp->rope_factor;
+        else {
+            double sm = (hp->rope_orig_ctx / wl - hp->rope_low_freq) / (hp->rope_high_freq - hp->rope_low_freq);
+            nf = (1 - sm) * f / hp->rope_factor + sm * f;
+        }
+        factors[i] = (float)(f / nf);
+    }
+}

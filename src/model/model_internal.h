@@ -165,6 +165,10 @@ void *al_model_own(al_model *m, size_t bytes); /* zeroed, freed with the model *
 al_status al_hparams_from_gguf(al_hparams *hp, const al_gguf *g);
 al_status al_hparams_from_hf(al_hparams *hp, json_t *config);
 al_status al_hparams_validate(const al_hparams *hp);
+/* llama3 rope scaling: factors[rope_dim/2] dividing each frequency (hp->rope_factor > 0). */
+void al_hparams_rope_factors(const al_hparams *hp, float *factors);
+/* Writes hp as llama.cpp-style GGUF metadata (convert.c). */
+al_status al_hparams_to_gguf(const al_hparams *hp, struct al_gguf_writer *w);
 
 /* ---- HF -> GGUF names (names_hf.c) ---- */
 typedef enum al_hf_xform { AL_XF_NONE = 0, AL_XF_NEG_EXP, AL_XF_PERMUTE_Q, AL_XF_PERMUTE_K } al_hf_xform;
