@@ -62,6 +62,10 @@ size_t al_model_weight_bytes(const al_model *m);
 /* One-line description: "qwen3 2L d64 vocab 512 F32, 0.43 MB". */
 void al_model_describe(const al_model *m, char *buf, size_t size);
 al_cpu *al_model_cpu(al_model *m);
+/* The model's tokenizer (GGUF tokenizer.* metadata, or tokenizer.json in an HF folder). Sets *out
+ * to NULL and returns why when the model carries none or it could not be loaded. */
+struct al_tokenizer;
+al_status al_model_tokenizer(const al_model *m, const struct al_tokenizer **out);
 /* The file the model came from: a GGUF path or the HF folder. */
 const char *al_model_path(const al_model *m);
 

@@ -143,6 +143,9 @@ struct al_model {
     al_logger log;
     bool has_log;
 
+    struct al_tokenizer *tok;
+    al_status tok_status;   /* why tok is NULL */
+
     al_tensor tok_embd;   /* {n_embd, n_vocab} */
     float *out_norm;      /* [n_embd] */
     al_tensor output;     /* {n_embd, n_vocab}; = tok_embd when tied */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "alloy/quant.h"
+#include "alloy/tokenizer.h"
 #include "model/model_internal.h"
 
 void *al_model_own(al_model *m, size_t bytes) {
@@ -279,6 +280,28 @@ static al_status load_weights(al_model *m) {
     return al_ok();
 }
 
+/* A missing or unsupported tokenizer is not fatal: logits and benchmarks need none. */
+static void load_tokenizer(al_model *m, bool is_dir) {
+    if (is_dir) {
+        char p[1100];
+        snprintf(p, sizeof p, "%s/tokenizer.json", m->path);
+        struct stat sb;
+        m->tok_status = stat(p, &sb) == 0 ? al_tokenizer_from_hf(&m->tok, m->path)
+                                          : al_err(AL_ERR_NOT_FOUND, "%s has no tokenizer.json", m->path);
+    } else {
+        al_str s;
+        m->tok_status = al_gguf_get_str(m->src.gguf, "tokenizer.ggml.model", &s)
+                            ? al_tokenizer_from_gguf(&m->tok, m->src.gguf)
+                            : al_err(AL_ERR_NOT_FOUND, "%s has no tokenizer metadata", m->path);
+    }
+    if (al_failed(&m->tok_status)) m->tok = NULL;
+}
+
+al_status al_model_tokenizer(const al_model *m, const al_tokenizer **out) {
+    *out = m->tok;
+    return m->tok ? al_ok() : m->tok_status;
+}
+
 al_model_params al_model_default_params(void) {
     al_model_params p = {0, AL_ISA_AUTO, NULL};
     return p;
@@ -318,6 +341,7 @@ al_status al_model_load(al_model **out, const char *path, const al_model_params 
     if (al_failed(&st)) goto fail;
     st = al_cpu_init(&m->cpu, params->n_threads, params->isa);
     if (al_failed(&st)) goto fail;
+    load_tokenizer(m, S_ISDIR(sb.st_mode));
     *out = m;
     return al_ok();
 fail:
@@ -328,6 +352,7 @@ fail:
 void al_model_free(al_model *m) {
     if (!m) return;
     al_cpu_free(m->cpu);
+    al_tokenizer_free(m->tok);
     for (int i = 0; i < m->n_owned; i++) al_free(NULL, m->owned[i]);
     free(m->owned);
     free(m->src.map);
