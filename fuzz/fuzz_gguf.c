@@ -57,6 +57,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         al_tensor view;
         if (al_gguf_tensor_view(g, i, &view).code != AL_OK) abort();
     }
+    /* copy every KV through a writer (exercises the value-extent walk on accepted inputs) */
+    al_gguf_writer *w = NULL;
+    if (al_gguf_writer_init(&w, NULL).code == AL_OK) {
+        for (int64_t i = 0; i < al_gguf_kv_count(g); i++)
+            if (al_gguf_writer_copy_kv(w, g, i).code != AL_OK) abort();
+        al_gguf_writer_free(w);
+    }
     (void)h;
     al_gguf_free(g);
     return 0;

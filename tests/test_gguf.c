@@ -814,6 +814,9 @@ static void test_hostile_duplicates_depth(void) {
     base b = make_base((base_opts){.kv_f_key = "nested"});
     expect_format("duplicate key", b.p, b.n, "duplicate key 'nested'", __LINE__);
     free(b.p);
+    b = make_base((base_opts){.kv_f_key = ""});
+    expect_format("empty key", b.p, b.n, "empty key", __LINE__);
+    free(b.p);
     b = make_base((base_opts){.t1_name = "a.weight"});
     expect_format("duplicate tensor", b.p, b.n, "duplicate tensor name 'a.weight'", __LINE__);
     free(b.p);

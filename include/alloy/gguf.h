@@ -7,7 +7,13 @@
  *  - Every count, length, dimension, type id and offset is validated before use: truncated data,
  *    offsets past the end, overlapping/misaligned tensor data, absurd counts, overflowing sizes
  *    and bad alignment values all yield AL_ERR_FORMAT with a message naming what was wrong. The
- *    parser never allocates more than a small multiple of the file size.
+ *    parser never allocates more than a small multiple of the file size (counts are checked against
+ *    the bytes left before any table is sized from them).
+ *  - Accepted: versions 2 and 3, little-endian; arrays nested up to 8 levels; general.alignment a
+ *    uint32 nonzero power of two (default 32); tensors with 1..4 dims > 0, a known al_type whose
+ *    block size divides ne[0], offsets that are multiples of the alignment, data inside the file
+ *    and not overlapping. Keys must be non-empty; keys and tensor names unique.
+ *  - The map is private and read-only; truncating the file while it is open is undefined (SIGBUS).
  *  - al_gguf_parse works on a caller-owned buffer (used by the fuzzer); the buffer must outlive
  *    the al_gguf.
  *  - Metadata values are exposed through typed getters; strings are NOT NUL-terminated in the

@@ -257,6 +257,7 @@ static al_status parse_kvs(al_gguf *g, parser *p) {
         kv_entry *e = &g->kv[i];
         al_status s = read_str(p, &e->key, "kv key");
         if (s.code) return al_err_wrap(s, "kv %lld", (long long)i);
+        if (e->key.len == 0) return al_err(AL_ERR_FORMAT, "gguf: kv %lld has an empty key", (long long)i);
         s = need(p, 4, "kv type");
         if (s.code) return al_err_wrap(s, "kv '%.*s'", SHOWN(e->key));
         uint32_t type = al_gguf_rd_u32(p->b + p->pos);
