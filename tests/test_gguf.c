@@ -696,6 +696,20 @@ static void test_base_valid(void) {
     CHECK_OK(al_gguf_parse(&g, b.p, b.n));
     al_gguf_free(g);
     g = NULL;
+    /* no tensors and no padding after the header (as llama.cpp's vocab-only files are): valid */
+    bb v0 = {0};
+    bb_put(&v0, "GGUF", 4);
+    bb_u32(&v0, 3);
+    bb_u64(&v0, 0);
+    bb_u64(&v0, 1);
+    bb_str(&v0, "k");
+    bb_u32(&v0, AL_GGUF_UINT8);
+    bb_put(&v0, "\x07", 1);
+    CHECK_OK(al_gguf_parse(&g, v0.p, v0.n));
+    CHECK(g && al_gguf_tensor_count(g) == 0 && al_gguf_kv_count(g) == 1);
+    al_gguf_free(g);
+    g = NULL;
+    free(v0.p);
     /* 8 nested levels are fine, 9 are not */
     base d = make_base((base_opts){.deep_levels = 8});
     CHECK_OK(al_gguf_parse(&g, d.p, d.n));
