@@ -8,7 +8,7 @@
  *  3. quantize -> dequantize of synthetic rows (random, zero, constant, outlier, tiny, with and
  *     without importance weights) stays finite and within a per-type error bound;
  *  4. al_quantize_rows with a thread pool equals the single-threaded row loop byte for byte;
- *  5. F16 / BF16 conversions; Q8_1 / Q8_K activation blocks; argument errors.
+ *  5. F16 / BF16 conversions; Q8_1 / Q8_K activation blocks; non-finite input; argument errors.
  */
 #include <stdlib.h>
 
@@ -381,6 +381,25 @@ static void test_activation_blocks(void) {
     for (int i = 0; i < 292; i++) CHECKF(buf[i] == 0, "zero Q8_K byte %d = %d", i, buf[i]);
 }
 
+/* NaN / Inf in one super-block must not crash (UBSan build) nor leak into the other blocks */
+static void test_nonfinite_input(void) {
+    float x[512], clean[512];
+    for (int i = 0; i < 512; i++) clean[i] = x[i] = grand();
+    x[5] = NAN;
+    x[40] = INFINITY;
+    x[200] = -INFINITY;
+    uint8_t qa[2 * 292], qb[2 * 292];
+    for (int c = 0; c < NCASES; c++) {
+        const al_type t = cases[c].type;
+        const size_t half = al_type_row_size(t, 256);
+        CHECK_OK(al_quantize_row(t, x, qa, 512, NULL));
+        CHECK_OK(al_quantize_row(t, clean, qb, 512, NULL));
+        CHECKF(memcmp(qa + half, qb + half, half) == 0, "%s: non-finite values in the first 256 changed the rest", cases[c].name);
+        float y[512];
+        CHECK_OK(al_dequantize_row(t, qa, y, 512));
+    }
+}
+
 static void test_errors(void) {
     float x[64] = {0};
     uint8_t q[256];
@@ -405,6 +424,7 @@ int main(void) {
     AL_RUN(test_pool_matches_serial);
     AL_RUN(test_f16_bf16);
     AL_RUN(test_activation_blocks);
+    AL_RUN(test_nonfinite_input);
     AL_RUN(test_errors);
     return al_test_finish();
 }
