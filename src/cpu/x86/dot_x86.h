@@ -91,49 +91,55 @@ AL_INLINE __m256i dec_iq4_nl(const al_block_iq4_nl *b) {
     return _mm256_shuffle_epi8(tab, nibbles32(b->qs));
 }
 
+/* one 32-block against NR activation rows; acc[r] += dx * dy * dot */
+AL_INLINE void ls_step(__m256i q, float dx, const al_block_q8_0 *const *y, int64_t i, __m256 *acc, const int NR) {
+    const __m256i aq = _mm256_sign_epi8(q, q);
+    for (int r = 0; r < NR; r++) {
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[r][i].qs);
+        const __m256i p = dot_us8(aq, _mm256_sign_epi8(qy, q));
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * FP16(y[r][i].d)), _mm256_cvtepi32_ps(p), acc[r]);
+    }
+}
+
 #if AL_X86_512
-/* two blocks per step: zmm = [block i | block i+1]; negate y where the weight is negative */
+/* blocks i and i+1 in one zmm; y is negated where the weight is negative (no 512-bit psignb) */
+AL_INLINE void ls_step2(__m256i q0, __m256i q1, float d0, float d1, const al_block_q8_0 *const *y, int64_t i,
+                        __m512 *acc, const int NR) {
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    const __m512i aq = _mm512_abs_epi8(q);
+    const __mmask64 neg = _mm512_movepi8_mask(q);
+    for (int r = 0; r < NR; r++) {
+        __m512i qy = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[r][i].qs)),
+                                        _mm256_loadu_si256((const __m256i *)y[r][i + 1].qs), 1);
+        qy = _mm512_mask_sub_epi8(qy, neg, _mm512_setzero_si512(), qy);
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aq, qy);
+        const __m512 sc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0 * FP16(y[r][i].d))),
+                                             _mm256_set1_ps(d1 * FP16(y[r][i + 1].d)), 1);
+        acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc[r]);
+    }
+}
+
 #define LEGACY_S_KERNEL(name, XT, DEC)                                                             \
     AL_INLINE void name##_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy,     \
                                size_t by, const int NR) {                                          \
         const XT *x = vx;                                                                          \
         const int64_t nb = n / 32;                                                                 \
         const al_block_q8_0 *y[AL_DOT_NR];                                                         \
-        __m512 acc[AL_DOT_NR];                                                                     \
-        __m256 acc1[AL_DOT_NR];                                                                    \
+        __m512 a0[AL_DOT_NR], a1[AL_DOT_NR];                                                       \
+        __m256 t[AL_DOT_NR];                                                                       \
         for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(al_block_q8_0, vy, by, r);                                                 \
-            acc[r] = _mm512_setzero_ps();                                                          \
-            acc1[r] = _mm256_setzero_ps();                                                         \
+            a0[r] = a1[r] = _mm512_setzero_ps();                                                   \
+            t[r] = _mm256_setzero_ps();                                                            \
         }                                                                                          \
         int64_t i = 0;                                                                             \
-        for (; i + 1 < nb; i += 2) {                                                               \
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(DEC(&x[i])), DEC(&x[i + 1]), 1); \
-            __m512i aq = _mm512_abs_epi8(q);                                                       \
-            __mmask64 neg = _mm512_movepi8_mask(q);                                                \
-            const float d0 = FP16(x[i].d), d1 = FP16(x[i + 1].d);                                  \
-            for (int r = 0; r < NR; r++) {                                                         \
-                __m512i qy = _mm512_inserti64x4(                                                   \
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[r][i].qs)),       \
-                    _mm256_loadu_si256((const __m256i *)y[r][i + 1].qs), 1);                       \
-                qy = _mm512_mask_sub_epi8(qy, neg, _mm512_setzero_si512(), qy);                    \
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aq, qy);                   \
-                __m512 sc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0 * FP16(y[r][i].d))), \
-                                               _mm256_set1_ps(d1 * FP16(y[r][i + 1].d)), 1);       \
-                acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc[r]);                       \
-            }                                                                                      \
+        for (; i + 3 < nb; i += 4) {                                                               \
+            ls_step2(DEC(&x[i]), DEC(&x[i + 1]), FP16(x[i].d), FP16(x[i + 1].d), y, i, a0, NR);   \
+            ls_step2(DEC(&x[i + 2]), DEC(&x[i + 3]), FP16(x[i + 2].d), FP16(x[i + 3].d), y, i + 2, a1, NR); \
         }                                                                                          \
-        for (; i < nb; i++) {                                                                      \
-            __m256i q = DEC(&x[i]);                                                                \
-            __m256i aq = _mm256_sign_epi8(q, q);                                                   \
-            const float d0 = FP16(x[i].d);                                                         \
-            for (int r = 0; r < NR; r++) {                                                         \
-                __m256i qy = _mm256_loadu_si256((const __m256i *)y[r][i].qs);                      \
-                __m256i p = dot_us8(aq, _mm256_sign_epi8(qy, q));                                  \
-                acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * FP16(y[r][i].d)), _mm256_cvtepi32_ps(p), acc1[r]); \
-            }                                                                                      \
-        }                                                                                          \
-        for (int r = 0; r < NR; r++) s[r * bs] = _mm512_reduce_add_ps(acc[r]) + hsum256(acc1[r]); \
+        for (; i < nb; i++) ls_step(DEC(&x[i]), FP16(x[i].d), y, i, t, NR);                        \
+        for (int r = 0; r < NR; r++)                                                               \
+            s[r * bs] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r])) + hsum256(t[r]);         \
     }
 #else
 #define LEGACY_S_KERNEL(name, XT, DEC)                                                             \
@@ -142,23 +148,18 @@ AL_INLINE __m256i dec_iq4_nl(const al_block_iq4_nl *b) {
         const XT *x = vx;                                                                          \
         const int64_t nb = n / 32;                                                                 \
         const al_block_q8_0 *y[AL_DOT_NR];                                                         \
-        __m256 acc[2][AL_DOT_NR];                                                                  \
+        __m256 a0[AL_DOT_NR], a1[AL_DOT_NR];                                                       \
         for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(al_block_q8_0, vy, by, r);                                                 \
-            acc[0][r] = acc[1][r] = _mm256_setzero_ps();                                           \
+            a0[r] = a1[r] = _mm256_setzero_ps();                                                   \
         }                                                                                          \
-        for (int64_t i = 0; i < nb; i++) {                                                         \
-            __m256i q = DEC(&x[i]);                                                                \
-            __m256i aq = _mm256_sign_epi8(q, q);                                                   \
-            const float d0 = FP16(x[i].d);                                                         \
-            for (int r = 0; r < NR; r++) {                                                         \
-                __m256i qy = _mm256_loadu_si256((const __m256i *)y[r][i].qs);                      \
-                __m256i p = dot_us8(aq, _mm256_sign_epi8(qy, q));                                  \
-                acc[i & 1][r] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * FP16(y[r][i].d)),              \
-                                                _mm256_cvtepi32_ps(p), acc[i & 1][r]);             \
-            }                                                                                      \
+        int64_t i = 0;                                                                             \
+        for (; i + 1 < nb; i += 2) {                                                               \
+            ls_step(DEC(&x[i]), FP16(x[i].d), y, i, a0, NR);                                       \
+            ls_step(DEC(&x[i + 1]), FP16(x[i + 1].d), y, i + 1, a1, NR);                           \
         }                                                                                          \
-        for (int r = 0; r < NR; r++) s[r * bs] = hsum256(_mm256_add_ps(acc[0][r], acc[1][r]));    \
+        if (i < nb) ls_step(DEC(&x[i]), FP16(x[i].d), y, i, a0, NR);                               \
+        for (int r = 0; r < NR; r++) s[r * bs] = hsum256(_mm256_add_ps(a0[r], a1[r]));            \
     }
 #endif
 
