@@ -19,6 +19,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [-t THREADS]"},
     {"inspect", cmd_inspect, "inspect FILE|DIR: metadata and tensor table"},
     {"tensor", cmd_tensor, "tensor FILE NAME -o OUT.f32: one tensor dequantized to float32"},
+    {"create", cmd_create, "create --preset NAME -o OUT.gguf [--type T] [--vocab TOK.gguf]: random-weight model of a real shape"},
     {"quantize", cmd_quantize, "quantize IN OUT TYPE: GGUF/HF -> GGUF (F32 F16 BF16 Q8_0 Q4_0 ... Q4_K_M Q5_K_M)"},
 };
 

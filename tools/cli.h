@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_create(int argc, char **argv);
 
 /* Finds "-x VALUE" / "--long VALUE"; NULL if absent. */
 const char *cli_opt(int argc, char **argv, const char *short_name, const char *long_name);

@@ -117,7 +117,8 @@ int cmd_tensor(int argc, char **argv) {
     size_t n = 0;
     if (S_ISDIR(sb.st_mode)) {
         al_hf *h;
-        if (al_failed(&(st = al_hf_open(&h, argv[1])))) return cli_fail(st);
+        st = al_hf_open(&h, argv[1]);
+        if (al_failed(&st)) return cli_fail(st);
         const al_st_tensor *t = al_hf_find(h, argv[2]);
         if (!t) st = al_err(AL_ERR_NOT_FOUND, "no tensor '%s' in %s", argv[2], argv[1]);
         else {
@@ -129,11 +130,12 @@ int cmd_tensor(int argc, char **argv) {
         al_hf_free(h);
     } else {
         al_gguf *g;
-        if (al_failed(&(st = al_gguf_open(&g, argv[1])))) return cli_fail(st);
+        st = al_gguf_open(&g, argv[1]);
+        if (al_failed(&st)) return cli_fail(st);
         int64_t i = al_gguf_find_tensor(g, argv[2]);
         al_tensor t;
         if (i < 0) st = al_err(AL_ERR_NOT_FOUND, "no tensor '%s' in %s", argv[2], argv[1]);
-        else if (!al_failed(&(st = al_gguf_tensor_view(g, i, &t)))) {
+        else if ((st = al_gguf_tensor_view(g, i, &t)).code == AL_OK) {
             n = (size_t)al_tensor_nelements(&t);
             x = malloc(sizeof(float) * (n ? n : 1));
             st = x ? al_dequantize_rows(t.type, t.data, x, (int64_t)n / t.ne[0], t.ne[0], NULL) : al_err(AL_ERR_NOMEM, "out of memory");
@@ -159,5 +161,21 @@ int cmd_quantize(int argc, char **argv) {
     if (al_failed(&st)) return cli_fail(st);
     fprintf(stderr, "%s -> %s (%s): %.2f MB -> %.2f MB in %.2f s\n", argv[1], argv[2], argv[3], in / 1e6, out / 1e6,
             al_time_sec() - t0);
+    return 0;
+}
+
+int cmd_create(int argc, char **argv) {
+    const char *preset = cli_opt(argc, argv, NULL, "--preset"), *out = cli_opt(argc, argv, "-o", "--output");
+    if (!preset || !out) {
+        fprintf(stderr, "usage: alloy create --preset NAME -o OUT.gguf [--type Q8_0] [--vocab TOKENIZER.gguf] [--seed S]\n"
+                        "presets: alloy-tiny qwen3-0.6b llama-3.2-1b mamba2-1.3b (random weights, real shapes)\n");
+        return 2;
+    }
+    const char *type = cli_opt(argc, argv, NULL, "--type");
+    const char *seed = cli_opt(argc, argv, NULL, "--seed");
+    al_status st = al_model_create_preset(preset, cli_opt(argc, argv, NULL, "--vocab"), out, type ? type : "Q8_0",
+                                          seed ? strtoull(seed, NULL, 10) : 1);
+    if (al_failed(&st)) return cli_fail(st);
+    fprintf(stderr, "wrote %s\n", out);
     return 0;
 }

@@ -95,7 +95,7 @@ static al_status generate(al_session *s, const al_tokenizer *tok, al_sampler *sm
     al_model *m = NULL;
     (void)m;
     int V = al_tokenizer_vocab_size(tok);
-    float *lg = malloc(sizeof(float) * (size_t)(V > 0 ? V : 1) * 2 + (size_t)1 << 20);
+    float *lg = malloc(sizeof(float) * (size_t)(V > 0 ? V : 1));
     al_detok *dt = NULL;
     al_status st = lg ? al_detok_init(&dt, tok, 0) : al_err(AL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && !al_failed(&st); i++) al_sampler_accept(smp, ids[i]);
@@ -128,7 +128,7 @@ static al_status generate(al_session *s, const al_tokenizer *tok, al_sampler *sm
     }
     const char *piece;
     size_t plen;
-    if (dt && !al_failed(&st) && !al_failed(&(st = al_detok_flush(dt, &piece, &plen)))) fwrite(piece, 1, plen, stdout);
+    if (dt && !al_failed(&st) && (st = al_detok_flush(dt, &piece, &plen)).code == AL_OK) fwrite(piece, 1, plen, stdout);
     gs->t_gen += al_time_sec() - t0;
     if (acc) {
         acc[used] = '\0';
@@ -239,7 +239,7 @@ int cmd_chat(int argc, char **argv) {
         prev = NULL;
         char *r2 = NULL;
         json_t *tmp = json_deep_copy(msgs);
-        if (!al_failed(&st) && !al_failed(&(st = render_chat(tok, tmp, &r2)))) prev = r2;
+        if (!al_failed(&st) && (st = render_chat(tok, tmp, &r2)).code == AL_OK) prev = r2;
         json_decref(tmp);
         al_session_reset(s); /* conservative: exact-prefix reuse needs token-level bookkeeping */
         free(prev);

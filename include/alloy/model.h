@@ -75,6 +75,12 @@ const char *al_model_path(const al_model *m);
 al_status al_model_convert(const char *in_path, const char *out_path, const char *type, int n_threads,
                            size_t *bytes_in, size_t *bytes_out);
 
+/* Writes a random-weight GGUF of a named shape ("alloy-tiny", "qwen3-0.6b", "llama-3.2-1b",
+ * "mamba2-1.3b") with weights of `type`; tokenizer_gguf (may be NULL) supplies tokenizer.* metadata
+ * and, for presets without a fixed vocabulary, the vocabulary size. Same seed, same file. */
+al_status al_model_create_preset(const char *preset, const char *tokenizer_gguf, const char *out_path, const char *type,
+                                 uint64_t seed);
+
 /* n_ctx <= 0: the model's training context (capped at 8192). */
 al_status al_session_init(al_session **out, al_model *m, int n_ctx);
 void al_session_free(al_session *s);

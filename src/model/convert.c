@@ -179,6 +179,12 @@ al_status al_hparams_to_gguf(const al_hparams *hp, al_gguf_writer *w) {
             if (isfinite(hp->ssm_dt_max)) AL_TRY(al_gguf_writer_set_f32(w, KEY("ssm.dt_max"), hp->ssm_dt_max));
         }
     }
+    if (hp->arch == AL_ARCH_ALLOY) {
+        char pat[AL_MAX_LAYERS + 1];
+        for (int i = 0; i < hp->n_layer; i++) pat[i] = hp->layer_mixer[i] == AL_MIXER_ATTN ? 'A' : 'M';
+        pat[hp->n_layer] = '\0';
+        AL_TRY(al_gguf_writer_set_str(w, KEY("layer_pattern"), pat));
+    }
     if (hp->arch == AL_ARCH_ZAMBA2) {
         AL_TRY(al_gguf_writer_set_u32(w, KEY("zamba.attention_dim"), (uint32_t)hp->zamba_attn_dim));
         AL_TRY(al_gguf_writer_set_u32(w, KEY("zamba.mem_block_count"), (uint32_t)hp->zamba_n_mem_blocks));
@@ -339,4 +345,172 @@ al_status al_model_convert(const char *in_path, const char *out_path, const char
     if (bytes_in) *bytes_in = c.bytes_in;
     if (bytes_out) *bytes_out = c.bytes_out;
     return st;
+}
+
+/* ---- random-weight models (the bundled default model, tests, benchmarks of real shapes) ---- */
+
+static float randn(uint64_t *x) {
+    /* Box-Muller over a xorshift64* stream */
+    double u1, u2;
+    *x ^= *x >> 12, *x ^= *x << 25, *x ^= *x >> 27;
+    u1 = ((*x * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
+    *x ^= *x >> 12, *x ^= *x << 25, *x ^= *x >> 27;
+    u2 = ((*x * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2 * M_PI * u2));
+}
+
+typedef enum init_kind { INIT_NORMAL, INIT_ONES, INIT_ZERO, INIT_A, INIT_DT } init_kind;
+
+static al_status add_random(conv_ctx *c, uint64_t *rng, const char *name, int ndim, int64_t ne0, int64_t ne1, init_kind k) {
+    int64_t ne[2] = {ne0, ne1}, n = ne0 * (ndim > 1 ? ne1 : 1);
+    float *x = keep(c, sizeof(float) * (size_t)n);
+    if (!x) return al_err(AL_ERR_NOMEM, "%s: out of memory", name);
+    float sd = 1.0f / sqrtf((float)ne0);
+    for (int64_t i = 0; i < n; i++) {
+        switch (k) {
+        case INIT_NORMAL: x[i] = randn(rng) * sd; break;
+        case INIT_ONES: x[i] = 1.0f; break;
+        case INIT_ZERO: x[i] = 0.0f; break;
+        case INIT_A: x[i] = -(float)(1 + i % 16); break;                         /* A = -exp(log(1..16)) */
+        case INIT_DT: x[i] = logf(expm1f(0.001f + 0.099f * (float)i / (float)n)); break; /* softplus^-1(dt) */
+        }
+    }
+    return add_f32(c, name, ndim, ne, x, AL_TYPE_F32);
+}
+
+al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_gguf, const char *out_path, const char *type,
+                                 uint64_t seed) {
+    conv_ctx c = {0};
+    if (!al_type_from_name(type, &c.base) || !al_type_traits_get(c.base)->from_float)
+        return al_err(AL_ERR_INVALID, "create: unknown type '%s'", type);
+    AL_TRY(al_hparams_validate(hp));
+    c.n_layer = hp->n_layer;
+    uint64_t rng = seed * 0x9e3779b97f4a7c15ull + 1;
+    al_gguf *tg = NULL;
+    al_status st = al_gguf_writer_init(&c.w, NULL);
+    if (!al_failed(&st) && tokenizer_gguf) st = al_gguf_open(&tg, tokenizer_gguf);
+    if (!al_failed(&st)) st = al_hparams_to_gguf(hp, c.w);
+    for (int64_t i = 0; tg && !al_failed(&st) && i < al_gguf_kv_count(tg); i++) {
+        al_str k = al_gguf_kv_key(tg, i);
+        if (k.len > 10 && !memcmp(k.ptr, "tokenizer.", 10)) st = al_gguf_writer_copy_kv(c.w, tg, i);
+    }
+    int64_t d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t gn = (int64_t)hp->ssm_n_group * hp->ssm_d_state, di = hp->ssm_d_inner, ch = di + 2 * gn;
+    int64_t proj = 2 * di + 2 * gn + hp->ssm_n_head;
+    /* a Zephyr-style template when the vocabulary brings none: plain-text role markers, EOS ends a turn */
+    if (!al_failed(&st) && (!tg || al_gguf_find_key(tg, "tokenizer.chat_template") < 0))
+        st = al_gguf_writer_set_str(c.w, "tokenizer.chat_template",
+                                    "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + eos_token + '\\n' }}"
+                                    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}");
+#define R(nm, nd, a, b, k) do { if (!al_failed(&st)) st = add_random(&c, &rng, nm, nd, a, b, k); } while (0)
+    R("token_embd.weight", 2, d, hp->n_vocab, INIT_NORMAL);
+    R("output_norm.weight", 1, d, 1, INIT_ONES);
+    if (!hp->tie_embeddings) R("output.weight", 2, d, hp->n_vocab, INIT_NORMAL);
+    for (int il = 0; il < hp->n_layer && !al_failed(&st); il++) {
+        char nm[128];
+#define L(sfx) (snprintf(nm, sizeof nm, "blk.%d.%s", il, sfx), nm)
+        R(L("attn_norm.weight"), 1, d, 1, INIT_ONES);
+        if (hp->layer_ffn[il] != AL_FFN_NONE) R(L("ffn_norm.weight"), 1, d, 1, INIT_ONES);
+        if (hp->layer_mixer[il] == AL_MIXER_ATTN) {
+            R(L("attn_q.weight"), 2, d, qd, INIT_NORMAL);
+            R(L("attn_k.weight"), 2, d, kvd, INIT_NORMAL);
+            R(L("attn_v.weight"), 2, d, kvd, INIT_NORMAL);
+            R(L("attn_output.weight"), 2, qd, d, INIT_NORMAL);
+            if (hp->qk_norm) {
+                R(L("attn_q_norm.weight"), 1, hp->head_dim, 1, INIT_ONES);
+                R(L("attn_k_norm.weight"), 1, hp->head_dim, 1, INIT_ONES);
+            }
+        } else if (hp->layer_mixer[il] == AL_MIXER_MAMBA2) {
+            R(L("ssm_in.weight"), 2, d, proj, INIT_NORMAL);
+            R(L("ssm_conv1d.weight"), 2, hp->ssm_d_conv, ch, INIT_NORMAL);
+            R(L("ssm_conv1d.bias"), 1, ch, 1, INIT_ZERO);
+            R(L("ssm_a"), 1, hp->ssm_n_head, 1, INIT_A);
+            R(L("ssm_d"), 1, hp->ssm_n_head, 1, INIT_ONES);
+            R(L("ssm_dt.bias"), 1, hp->ssm_n_head, 1, INIT_DT);
+            R(L("ssm_norm.weight"), 1, di, 1, INIT_ONES);
+            R(L("ssm_out.weight"), 2, di, d, INIT_NORMAL);
+        } else if (hp->layer_mixer[il] != AL_MIXER_NONE) {
+            st = al_err(AL_ERR_UNSUPPORTED, "create: layer kind not supported");
+        }
+        if (hp->layer_ffn[il] == AL_FFN_SWIGLU) R(L("ffn_gate.weight"), 2, d, hp->n_ff, INIT_NORMAL);
+        if (hp->layer_ffn[il] == AL_FFN_SWIGLU || hp->layer_ffn[il] == AL_FFN_RELU2) {
+            R(L("ffn_up.weight"), 2, d, hp->n_ff, INIT_NORMAL);
+            R(L("ffn_down.weight"), 2, hp->n_ff, d, INIT_NORMAL);
+        }
+#undef L
+    }
+#undef R
+    if (!al_failed(&st)) st = al_gguf_writer_set_u32(c.w, "general.file_type", (uint32_t)file_type_of(c.base, false));
+    if (!al_failed(&st)) st = al_gguf_writer_write(c.w, out_path);
+    al_gguf_writer_free(c.w);
+    al_gguf_free(tg);
+    for (int i = 0; i < c.n_bufs; i++) al_free(NULL, c.bufs[i]);
+    free(c.bufs);
+    return st;
+}
+
+typedef struct preset {
+    const char *name;
+    al_arch arch;
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab;
+    float rope_theta;
+    int ssm_heads, ssm_head_dim, ssm_state, ssm_groups;
+    const char *pattern; /* alloy only */
+} preset;
+
+static const preset presets[] = {
+    {"alloy-tiny", AL_ARCH_ALLOY, 128, 4, 4, 2, 32, 384, 0, 10000.0f, 4, 64, 32, 1, "MAMA"},
+    {"qwen3-0.6b", AL_ARCH_QWEN3, 1024, 28, 16, 8, 128, 3072, 151936, 1000000.0f, 0, 0, 0, 0, NULL},
+    {"llama-3.2-1b", AL_ARCH_LLAMA, 2048, 16, 32, 8, 64, 8192, 128256, 500000.0f, 0, 0, 0, 0, NULL},
+    {"mamba2-1.3b", AL_ARCH_MAMBA2, 2048, 48, 0, 0, 0, 0, 50288, 0.0f, 64, 64, 128, 1, NULL},
+};
+
+al_status al_model_create_preset(const char *name, const char *tokenizer_gguf, const char *out_path, const char *type,
+                                 uint64_t seed) {
+    const preset *p = NULL;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].name, name)) p = &presets[i];
+    if (!p) return al_err(AL_ERR_NOT_FOUND, "create: no preset '%s' (alloy-tiny, qwen3-0.6b, llama-3.2-1b, mamba2-1.3b)", name);
+    al_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.arch = p->arch;
+    hp.n_embd = p->n_embd;
+    hp.n_layer = p->n_layer;
+    hp.n_ctx_train = 4096;
+    hp.norm_eps = 1e-6f;
+    hp.tie_embeddings = true;
+    hp.n_head = p->n_head;
+    hp.n_head_kv = p->n_head_kv;
+    hp.head_dim = p->head_dim;
+    hp.rope_dim = p->head_dim;
+    hp.rope_theta = p->rope_theta;
+    hp.rope_mode = p->arch == AL_ARCH_LLAMA ? AL_ROPE_NORM : p->n_head ? AL_ROPE_NEOX : AL_ROPE_NONE;
+    hp.qk_norm = p->arch == AL_ARCH_QWEN3;
+    hp.n_ff = p->n_ff;
+    hp.n_vocab = p->n_vocab;
+    hp.ssm_n_head = p->ssm_heads;
+    hp.ssm_head_dim = p->ssm_head_dim;
+    hp.ssm_d_inner = p->ssm_heads * p->ssm_head_dim;
+    hp.ssm_d_state = p->ssm_state;
+    hp.ssm_n_group = p->ssm_groups;
+    hp.ssm_norm_groups = p->ssm_groups;
+    hp.ssm_d_conv = p->ssm_heads ? 4 : 0;
+    hp.ssm_chunk = p->ssm_heads ? 64 : 0;
+    hp.ssm_dt_max = INFINITY;
+    if (hp.n_vocab == 0 && tokenizer_gguf) {
+        al_gguf *g;
+        AL_TRY(al_gguf_open(&g, tokenizer_gguf));
+        al_gguf_value toks;
+        if (al_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks)) hp.n_vocab = (int)toks.count;
+        al_gguf_free(g);
+    }
+    if (hp.n_vocab == 0) hp.n_vocab = 32000;
+    if (p->pattern) AL_TRY(al_hparams_set_pattern(&hp, p->pattern));
+    else
+        for (int i = 0; i < hp.n_layer; i++) {
+            hp.layer_mixer[i] = p->ssm_heads ? AL_MIXER_MAMBA2 : AL_MIXER_ATTN;
+            hp.layer_ffn[i] = p->n_ff ? AL_FFN_SWIGLU : AL_FFN_NONE;
+        }
+    return al_model_create_random(&hp, tokenizer_gguf, out_path, type, seed);
 }

@@ -198,6 +198,24 @@ al_status al_hparams_from_hf(al_hparams *hp, json_t *cfg) {
         }
         break;
     }
+    case AL_ARCH_ALLOY: {
+        /* Alloy's own hybrid: layer_pattern "MAMA..." (M: Mamba-2, A: attention), each with a SwiGLU FFN */
+        json_t *pat = json_object_get(cfg, "layer_pattern");
+        if (!json_is_string(pat) || (int)strlen(json_string_value(pat)) != hp->n_layer)
+            return al_err(AL_ERR_FORMAT, "config.json: alloy needs layer_pattern of num_hidden_layers letters");
+        hp->ssm_d_conv = jint(cfg, "conv_kernel", 4);
+        hp->ssm_d_state = jint(cfg, "ssm_state_size", 64);
+        hp->ssm_n_group = jint(cfg, "n_groups", 1);
+        hp->ssm_n_head = jint(cfg, "mamba_num_heads", 0);
+        hp->ssm_head_dim = jint(cfg, "mamba_head_dim", 64);
+        hp->ssm_d_inner = hp->ssm_n_head * hp->ssm_head_dim;
+        hp->ssm_chunk = jint(cfg, "chunk_size", 64);
+        hp->ssm_norm_groups = hp->ssm_n_group;
+        hf_dt_limit(hp, cfg);
+        hp->sliding_window = jint(cfg, "sliding_window", 0);
+        AL_TRY(al_hparams_set_pattern(hp, json_string_value(pat)));
+        break;
+    }
     default:
         return al_err(AL_ERR_UNSUPPORTED, "config.json: %s from HF is not supported", type);
     }
@@ -331,6 +349,21 @@ al_status al_hparams_from_gguf(al_hparams *hp, const al_gguf *g) {
             for (int i = 0; i < hp->n_layer; i++) hp->layer_mixer[i] = AL_MIXER_MAMBA2;
         }
         break;
+    case AL_ARCH_ALLOY: {
+        al_str pat;
+        char buf[AL_MAX_LAYERS + 1];
+        if (!al_gguf_get_str(g, "alloy.layer_pattern", &pat) || pat.len != (uint64_t)hp->n_layer)
+            return al_err(AL_ERR_FORMAT, "gguf: alloy.layer_pattern missing or not block_count letters");
+        memcpy(buf, pat.ptr, pat.len);
+        buf[pat.len] = '\0';
+        hp->ssm_n_head = hp->ssm_dt_rank;
+        hp->ssm_dt_rank = 0;
+        hp->ssm_head_dim = hp->ssm_n_head ? hp->ssm_d_inner / hp->ssm_n_head : 0;
+        hp->ssm_norm_groups = gint(g, arch, "ssm.norm_group_count", hp->ssm_n_group);
+        hp->rope_mode = AL_ROPE_NEOX;
+        AL_TRY(al_hparams_set_pattern(hp, buf));
+        break;
+    }
     case AL_ARCH_JAMBA:
         hp->rope_mode = AL_ROPE_NONE;
         hp->ssm_dt_bc_norm = true;
@@ -397,4 +430,15 @@ void al_hparams_rope_factors(const al_hparams *hp, float *factors) {
         }
         factors[i] = (float)(f / nf);
     }
+}
+
+al_status al_hparams_set_pattern(al_hparams *hp, const char *pattern) {
+    if ((int)strlen(pattern) != hp->n_layer) return al_err(AL_ERR_FORMAT, "layer pattern '%s' is not %d letters", pattern, hp->n_layer);
+    for (int i = 0; i < hp->n_layer; i++) {
+        char c = pattern[i];
+        if (c != 'M' && c != 'A') return al_err(AL_ERR_FORMAT, "layer pattern: '%c' is not M or A", c);
+        hp->layer_mixer[i] = c == 'M' ? AL_MIXER_MAMBA2 : AL_MIXER_ATTN;
+        hp->layer_ffn[i] = AL_FFN_SWIGLU;
+    }
+    return al_ok();
 }

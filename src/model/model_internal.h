@@ -168,8 +168,14 @@ void *al_model_own(al_model *m, size_t bytes); /* zeroed, freed with the model *
 al_status al_hparams_from_gguf(al_hparams *hp, const al_gguf *g);
 al_status al_hparams_from_hf(al_hparams *hp, json_t *config);
 al_status al_hparams_validate(const al_hparams *hp);
+/* alloy arch: "MAMA..." -> per-layer mixers (M: Mamba-2, A: attention), each layer with a SwiGLU FFN. */
+al_status al_hparams_set_pattern(al_hparams *hp, const char *pattern);
 /* llama3 rope scaling: factors[rope_dim/2] dividing each frequency (hp->rope_factor > 0). */
 void al_hparams_rope_factors(const al_hparams *hp, float *factors);
+/* Writes a random-weight model of shape hp (attention / Mamba-2 mixers, SwiGLU or ReLU² FFNs) with
+ * the tokenizer.* metadata of `tokenizer_gguf` (may be NULL) to out_path. */
+al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_gguf, const char *out_path, const char *type,
+                                 uint64_t seed);
 /* Writes hp as llama.cpp-style GGUF metadata (convert.c). */
 al_status al_hparams_to_gguf(const al_hparams *hp, struct al_gguf_writer *w);
 
