@@ -8,8 +8,8 @@
 
 static const al_type_traits traits[AL_TYPE_COUNT] = {
     [AL_TYPE_F32] = {"F32", 1, 4, false, al_to_float_f32, al_from_float_f32, AL_TYPE_F32},
-    [AL_TYPE_F16] = {"F16", 1, 2, false, al_to_float_f16, al_from_float_f16, AL_TYPE_F16},
-    [AL_TYPE_BF16] = {"BF16", 1, 2, false, al_to_float_bf16, al_from_float_bf16, AL_TYPE_BF16},
+    [AL_TYPE_F16] = {"F16", 1, 2, false, al_to_float_f16, al_from_float_f16, AL_TYPE_F32},
+    [AL_TYPE_BF16] = {"BF16", 1, 2, false, al_to_float_bf16, al_from_float_bf16, AL_TYPE_F32},
     [AL_TYPE_F64] = {"F64", 1, 8, false, NULL, NULL, AL_TYPE_F64},
     [AL_TYPE_I8] = {"I8", 1, 1, false, NULL, NULL, AL_TYPE_I8},
     [AL_TYPE_I16] = {"I16", 1, 2, false, NULL, NULL, AL_TYPE_I16},
