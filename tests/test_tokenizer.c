@@ -328,6 +328,95 @@ static void test_robustness(void) {
     al_tokenizer_free(NULL);
 }
 
+
+/* ---- tokenizer.json ---- */
+
+static bool ids_are(const al_tokenizer *t, const char *text, bool add_special, bool parse_special,
+                    const int32_t *want, size_t nw) {
+    int32_t *ids;
+    size_t n;
+    al_status s = al_tokenizer_encode(t, text, strlen(text), add_special, parse_special, &ids, &n);
+    if (s.code) return false;
+    bool ok = n == nw && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+    if (!ok) {
+        fprintf(stderr, "  '%s' ->", text);
+        for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", (int)ids[i]);
+        fprintf(stderr, "\n");
+    }
+    free(ids);
+    return ok;
+}
+#define IDS(...) (const int32_t[]){__VA_ARGS__}, sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t)
+
+/* tests/data/tokenizers/hf-bytelevel: byte-level BPE, vocab
+ *   a=0 b=1 c=2 Ġ=3 ab=4 abc=5 Ġa=6 Ġab=7, added <|end|>=8 (special), <extra>=9 (not special)
+ * merges by rank: (a,b)=0 (ab,c)=1 (Ġ,a)=2 (Ġa,b)=3.
+ * "abc ab" pre-splits (GPT-2 regex) into "abc" and " ab" = "Ġab" (byte-level: space -> Ġ).
+ *   "abc": (a,b) rank 0 -> ab; (ab,c) rank 1 -> abc                      => 5
+ *   "Ġab": (a,b) rank 0 beats (Ġ,a) rank 2 -> Ġ ab; no merge (Ġ,ab)     => 3 4
+ * so [5 3 4] (a wrong, left-to-right merge order would give 7).
+ * tokenizer_config.json: bos = eos = <|end|>, add_bos_token true, a chat_template. */
+static void test_hf_bytelevel(void) {
+    al_tokenizer *t;
+    REQUIRE_OK(al_tokenizer_from_hf(&t, al_test_path("tokenizers/hf-bytelevel")));
+    CHECK(al_tokenizer_vocab_size(t) == 10);
+    CHECK(al_tokenizer_model(t) == AL_TOK_MODEL_BPE);
+    CHECK(ids_are(t, "abc ab", false, false, IDS(5, 3, 4)));
+    CHECK(ids_are(t, "abc ab", true, false, IDS(8, 5, 3, 4)));      /* BOS from the config */
+    CHECK(ids_are(t, "ab<|end|>c<extra>", false, true, IDS(4, 8, 2, 9)));
+    CHECK(ids_are(t, "ab<extra>", false, false, IDS(4, 9)));         /* added, non-special: always */
+    CHECK(al_tokenizer_bos(t) == 8 && al_tokenizer_eos(t) == 8 && al_tokenizer_add_bos(t));
+    CHECK(al_tokenizer_is_eog(t, 8) && al_tokenizer_is_control(t, 8) && !al_tokenizer_is_control(t, 9));
+    const char *tmpl = al_tokenizer_chat_template(t);
+    CHECK(tmpl && strcmp(tmpl, "{% for m in messages %}{{ m.content }}<|end|>{% endfor %}") == 0);
+    char *text;
+    size_t tl;
+    REQUIRE_OK(al_tokenizer_decode(t, IDS(8, 5, 3, 4, 9), AL_DETOK_SKIP_BOS_EOS, &text, &tl));
+    CHECK(strcmp(text, "abc ab<extra>") == 0);
+    free(text);
+    al_tokenizer_free(t);
+}
+
+/* tests/data/tokenizers/hf-metaspace: SentencePiece-style BPE (Metaspace "▁", prepend_scheme
+ * first, NFC normalizer, byte_fallback), vocab
+ *   <unk>=0 <s>=1 </s>=2 <0x21>=3 <0xC3>=4 <0xA9>=5 ▁=6 h=7 i=8 ▁h=9 ▁hi=10 hi=11
+ * merges by rank: (▁,h)=0 (h,i)=1 (▁h,i)=2; TemplateProcessing adds <s>.
+ *   "hi hi!" -> "▁hi▁hi!": both (▁,h) merge first, then (▁h,i); "!" is not in the vocab -> its
+ *   byte <0x21>                                                           => 10 10 3
+ *   "e\u0301" NFC -> "é" (C3 A9) -> "▁é": no merges; é by byte fallback   => 6 4 5
+ *   "<s>hi" (parse special): the text after <s> is not first -> no "▁" => 1 11 */
+static void test_hf_metaspace(void) {
+    al_tokenizer *t;
+    REQUIRE_OK(al_tokenizer_from_hf(&t, al_test_path("tokenizers/hf-metaspace")));
+    CHECK(al_tokenizer_model(t) == AL_TOK_MODEL_BPE_SPM);
+    CHECK(ids_are(t, "hi hi!", false, false, IDS(10, 10, 3)));
+    CHECK(ids_are(t, "hi hi!", true, false, IDS(1, 10, 10, 3)));
+    CHECK(ids_are(t, "e\xcc\x81", false, false, IDS(6, 4, 5)));
+    CHECK(ids_are(t, "<s>hi", false, true, IDS(1, 11)));
+    CHECK(al_tokenizer_bos(t) == 1 && al_tokenizer_unk(t) == 0 && al_tokenizer_chat_template(t) == NULL);
+    char *text;
+    size_t tl;
+    REQUIRE_OK(al_tokenizer_decode(t, IDS(1, 10, 10, 3, 6, 4, 5), AL_DETOK_SKIP_BOS_EOS | AL_DETOK_STRIP_SPACE, &text, &tl));
+    CHECK(strcmp(text, "hi hi! \xc3\xa9") == 0);
+    free(text);
+    al_tokenizer_free(t);
+
+    /* malformed / unsupported input gives errors, not crashes */
+    static const char *const bad[] = {
+        "", "[]", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}",
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}",
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [3]}}",
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+        "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"},"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        al_status s = al_tokenizer_from_hf_json(&t, bad[k], strlen(bad[k]), NULL, 0);
+        CHECKF(s.code != AL_OK && t == NULL, "case %zu accepted", k);
+    }
+    CHECK_ERR(al_tokenizer_from_hf(&t, "/nonexistent"), AL_ERR_IO);
+}
+
 int main(void) {
     AL_RUN(test_gpt2);
     AL_RUN(test_llama_spm);
@@ -338,5 +427,7 @@ int main(void) {
     AL_RUN(test_family_splits);
     AL_RUN(test_detok_stream);
     AL_RUN(test_robustness);
+    AL_RUN(test_hf_bytelevel);
+    AL_RUN(test_hf_metaspace);
     return al_test_finish();
 }

@@ -176,6 +176,7 @@ al_status al_tokenizer_encode(const al_tokenizer *t, const char *text, size_t le
             } else {
                 prefix = t->hf_prepend_space && (t->hf_prepend_always || p->off == 0);
                 st = normalize(t, s, sl, &norm);
+                if (t->hf_prepend_dedup && norm.n && norm.p[0] == ' ') prefix = false;
             }
             if (al_failed(&st)) break;
             tmp.n = 0;
@@ -183,8 +184,15 @@ al_status al_tokenizer_encode(const al_tokenizer *t, const char *text, size_t le
             for (size_t i = 0; i < norm.n && !al_failed(&st); i++)
                 st = norm.p[i] == ' ' ? al_buf_put(&tmp, "\xe2\x96\x81", 3) : al_buf_put(&tmp, norm.p + i, 1);
             if (al_failed(&st)) break;
-            if (t->model == AL_TOK_MODEL_SPM) st = al_spm_text(t, tmp.p, tmp.n, &out);
-            else st = al_bpe_word(t, tmp.p, tmp.n, &out);
+            if (!tmp.n) break;
+            if (t->model == AL_TOK_MODEL_SPM) {
+                st = al_spm_text(t, tmp.p, tmp.n, &out);
+            } else if (t->pretok.n_re) { /* Metaspace split: a word starts at each "▁" */
+                bpe_ctx c = {t, &out};
+                st = al_pretok_split(t, tmp.p, tmp.n, false, on_word, &c);
+            } else {
+                st = al_bpe_word(t, tmp.p, tmp.n, &out);
+            }
             break;
         }
         default:

@@ -132,6 +132,7 @@ struct al_tokenizer {
     bool byte_fallback;     /* BPE_SPM: unknown chars -> <0xNN> tokens */
     bool hf_prepend_space;  /* BPE: ByteLevel add_prefix_space; BPE_SPM: prepend "▁" */
     bool hf_prepend_always; /* BPE_SPM: to every text fragment, not only the one at offset 0 */
+    bool hf_prepend_dedup;  /* BPE_SPM (Metaspace): not when the fragment starts with a space */
     int hf_normalize;       /* 0 none, else UTF8PROC_* options for NFC/NFKC/... */
     bool byte_level;        /* byte-level mapping of pre-tokens (BPE) */
 
@@ -156,6 +157,8 @@ al_status al_tok_set_token(al_tokenizer *t, int32_t i, const char *text, size_t 
 al_status al_tok_add_merge(al_tokenizer *t, const char *merge, size_t len, int32_t rank);
 al_status al_tok_add_merge_pair(al_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl,
                                 int32_t rank);
+/* The text -> id map (once all tokens are set; al_tok_finalize calls it too). */
+al_status al_tok_build_map(al_tokenizer *t);
 /* Builds maps and caches once tokens, ids and flags are set. */
 al_status al_tok_finalize(al_tokenizer *t, const char *model_name);
 uint32_t al_tok_attr_from_type(int64_t type); /* GGUF token_type -> AL_TOK_ATTR_* */

@@ -314,12 +314,18 @@ static al_status build_pieces(al_tokenizer *t) {
     return al_ok();
 }
 
-al_status al_tok_finalize(al_tokenizer *t, const char *model_name) {
+al_status al_tok_build_map(al_tokenizer *t) {
+    if (t->tok_map.cap) return al_ok();
     AL_TRY(al_strmap_init(&t->tok_map, (size_t)t->n_tokens));
     for (int32_t i = 0; i < t->n_tokens; i++) {
         AL_TRY(al_strmap_put(&t->tok_map, t->text_arena + t->text_off[i], t->text_len[i], i, true));
         if ((int32_t)t->text_len[i] > t->max_token_len) t->max_token_len = (int32_t)t->text_len[i];
     }
+    return al_ok();
+}
+
+al_status al_tok_finalize(al_tokenizer *t, const char *model_name) {
+    AL_TRY(al_tok_build_map(t));
 
     int32_t *ids[] = {&t->bos, &t->eos, &t->eot, &t->eom, &t->unk, &t->pad, &t->sep, &t->mask,
                       &t->fim_pre, &t->fim_suf, &t->fim_mid, &t->fim_pad, &t->fim_rep, &t->fim_sep};
