@@ -31,6 +31,9 @@ typedef struct al_dot_kernel {
  * the block size of vt. */
 typedef bool (*al_quant_act_fn)(al_type vt, const float *x, void *out, int64_t n);
 
+/* Widens n elements of F16 / BF16 to F32; false when t is not handled by that ISA. */
+typedef bool (*al_widen_fn)(al_type t, const void *src, float *dst, int64_t n);
+
 extern const al_dot_kernel al_dot_table_scalar[AL_TYPE_COUNT];
 bool al_quant_act_scalar(al_type vt, const float *x, void *out, int64_t n);
 #if defined(ALLOY_HAVE_X86)
@@ -38,11 +41,17 @@ extern const al_dot_kernel al_dot_table_avx2[AL_TYPE_COUNT];
 extern const al_dot_kernel al_dot_table_avx512[AL_TYPE_COUNT];
 bool al_quant_act_avx2(al_type vt, const float *x, void *out, int64_t n);
 bool al_quant_act_avx512(al_type vt, const float *x, void *out, int64_t n);
+bool al_widen_avx2(al_type t, const void *src, float *dst, int64_t n);
+bool al_widen_avx512(al_type t, const void *src, float *dst, int64_t n);
 #endif
 #if defined(ALLOY_HAVE_ARM)
 extern const al_dot_kernel al_dot_table_neon[AL_TYPE_COUNT];
 bool al_quant_act_neon(al_type vt, const float *x, void *out, int64_t n);
+bool al_widen_neon(al_type t, const void *src, float *dst, int64_t n);
 #endif
+
+/* Any dequantizable row to F32, SIMD for F16/BF16 where the ISA has it, else the reference. */
+void al_widen_row(al_type t, al_isa isa, const void *src, float *dst, int64_t n);
 
 /* Multi-row kernel for (t, isa), falling back to scalar; NULL if t has no kernel at all. */
 al_dot_nr_fn al_dot_nr_get(al_type t, al_isa isa);

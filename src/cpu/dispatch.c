@@ -30,6 +30,21 @@ static const al_quant_act_fn isa_quant[AL_ISA_COUNT] = {
 #endif
 };
 
+static const al_widen_fn isa_widen[AL_ISA_COUNT] = {
+#if defined(ALLOY_HAVE_X86)
+    [AL_ISA_AVX2] = al_widen_avx2,
+    [AL_ISA_AVX512] = al_widen_avx512,
+#endif
+#if defined(ALLOY_HAVE_ARM)
+    [AL_ISA_NEON] = al_widen_neon,
+#endif
+};
+
+void al_widen_row(al_type t, al_isa isa, const void *src, float *dst, int64_t n) {
+    if ((unsigned)isa < AL_ISA_COUNT && isa_widen[isa] && isa_widen[isa](t, src, dst, n)) return;
+    al_type_traits_get(t)->to_float(src, dst, n);
+}
+
 const char *al_isa_name(al_isa isa) {
     if (isa == AL_ISA_AUTO) return "auto";
     return (unsigned)isa < AL_ISA_COUNT ? isa_names[isa] : "?";

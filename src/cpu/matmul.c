@@ -123,10 +123,11 @@ static void mm_task(void *arg, int ith, int nth) {
 /* ---- OpenBLAS path for float weights ------------------------------------------------------------ */
 
 #if defined(ALLOY_HAVE_OPENBLAS)
-enum { BLAS_MIN_M = 32, BLAS_SLAB = 256 };
+enum { BLAS_MIN_M = 16, BLAS_SLAB = 256 };
 
 typedef struct widen_job {
     al_type t;
+    al_isa isa;
     const char *w;
     size_t w_stride;
     int64_t k, rows;
@@ -137,8 +138,7 @@ static void widen_task(void *arg, int ith, int nth) {
     widen_job *j = arg;
     int64_t lo, hi;
     al_split(j->rows, ith, nth, &lo, &hi);
-    const al_type_traits *tr = al_type_traits_get(j->t);
-    for (int64_t r = lo; r < hi; r++) tr->to_float(j->w + (size_t)r * j->w_stride, j->out + r * j->k, j->k);
+    for (int64_t r = lo; r < hi; r++) al_widen_row(j->t, j->isa, j->w + (size_t)r * j->w_stride, j->out + r * j->k, j->k);
 }
 
 static al_status matmul_blas(al_cpu *c, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
@@ -153,7 +153,7 @@ static al_status matmul_blas(al_cpu *c, const al_tensor *W, const float *X, int6
     AL_TRY(scratch_reserve(c, (size_t)slab * (size_t)k * sizeof(float)));
     for (int64_t r0 = 0; r0 < n_out; r0 += slab) {
         const int64_t rows = n_out - r0 < slab ? n_out - r0 : slab;
-        widen_job wj = {W->type, (const char *)W->data + (size_t)r0 * W->nb[1], W->nb[1], k, rows, c->scratch};
+        widen_job wj = {W->type, c->isa, (const char *)W->data + (size_t)r0 * W->nb[1], W->nb[1], k, rows, c->scratch};
         al_pool_run(c->pool, widen_task, &wj, 0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)rows, (blasint)k, 1.0f, X,
                     (blasint)ldx, c->scratch, (blasint)k, 0.0f, Y + r0, (blasint)ldy);

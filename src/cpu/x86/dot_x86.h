@@ -343,6 +343,17 @@ AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
     for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
 }
 
+/* al_unpack_q3k_scales in registers (a round trip through memory stalls store forwarding) */
+AL_INLINE __m128i q3k_scales(const uint8_t *s12) {
+    uint32_t t;
+    memcpy(&t, s12 + 8, 4);
+    const __m128i a = _mm_loadl_epi64((const __m128i *)s12), m4 = _mm_set1_epi8(0x0f);
+    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(a, m4), _mm_and_si128(_mm_srli_epi16(a, 4), m4));
+    __m128i hi = _mm_srlv_epi32(_mm_set1_epi32((int)t), _mm_setr_epi32(0, 2, 4, 6));
+    hi = _mm_slli_epi32(_mm_and_si128(hi, _mm_set1_epi8(3)), 4);
+    return _mm_or_si128(low, hi);
+}
+
 AL_INLINE void k_q3_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
     const al_block_q3_K *x = vx;
     const int64_t nb = n / AL_QK_K;
@@ -354,9 +365,7 @@ AL_INLINE void k_q3_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
     }
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < nb; i++) {
-        uint32_t aux[4];
-        al_unpack_q3k_scales(x[i].scales, aux);
-        const __m128i sc8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)aux), _mm_set1_epi8(32));
+        const __m128i sc8 = _mm_sub_epi8(q3k_scales(x[i].scales), _mm_set1_epi8(32));
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         const float d = FP16(x[i].d);
         __m256i sumi[AL_DOT_NR];
@@ -652,4 +661,22 @@ bool CAT(al_quant_act_, AL_X86_SFX)(al_type vt, const float *x, void *out, int64
     case AL_TYPE_F32: memcpy(out, x, (size_t)n * sizeof(float)); return true;
     default: return false; /* F16 / BF16: scalar */
     }
+}
+
+bool CAT(al_widen_, AL_X86_SFX)(al_type t, const void *src, float *dst, int64_t n) {
+    const uint16_t *h = src;
+    int64_t i = 0;
+    if (t == AL_TYPE_F16) {
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+        for (; i < n; i++) dst[i] = FP16(h[i]);
+        return true;
+    }
+    if (t == AL_TYPE_BF16) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_si256((__m256i *)(dst + i),
+                                _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i))), 16));
+        for (; i < n; i++) dst[i] = al_bf16_to_f32(h[i]);
+        return true;
+    }
+    return false;
 }
