@@ -176,6 +176,7 @@ al_status al_hparams_to_gguf(const al_hparams *hp, al_gguf_writer *w) {
             AL_TRY(al_gguf_writer_set_u32(w, KEY("ssm.chunk_size"), (uint32_t)hp->ssm_chunk));
             AL_TRY(al_gguf_writer_set_u32(w, KEY("ssm.norm_group_count"), (uint32_t)hp->ssm_norm_groups));
             if (hp->ssm_dt_min > 0) AL_TRY(al_gguf_writer_set_f32(w, KEY("ssm.dt_min"), hp->ssm_dt_min));
+            if (hp->ssm_dt_floor_prefill > 0) AL_TRY(al_gguf_writer_set_f32(w, KEY("ssm.dt_floor_prefill"), hp->ssm_dt_floor_prefill));
             if (isfinite(hp->ssm_dt_max)) AL_TRY(al_gguf_writer_set_f32(w, KEY("ssm.dt_max"), hp->ssm_dt_max));
         }
     }

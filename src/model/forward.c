@@ -219,6 +219,7 @@ static al_status mamba2(al_session *s, int il, const float *xn, int64_t n, float
         memcpy(xbc + t * conv_ch, zx + t * proj + di, (size_t)conv_ch * sizeof(float));
         for (int h = 0; h < H; h++) {
             float v = al_softplus(zx[t * proj + di + conv_ch + h] + w->dt_bias[h]);
+            if (n > 1) v = fmaxf(v, hp->ssm_dt_floor_prefill);
             dt[t * H + h] = fminf(fmaxf(v, hp->ssm_dt_min), hp->ssm_dt_max);
         }
     }

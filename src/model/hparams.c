@@ -128,6 +128,7 @@ al_status al_hparams_from_hf(al_hparams *hp, json_t *cfg) {
         /* HF Mamba2's gated norm spans all of d_inner; Nemotron-H's is grouped by n_groups */
         hp->ssm_norm_groups = nem ? hp->ssm_n_group : 1;
         hf_dt_limit(hp, cfg);
+        if (nem) hp->ssm_dt_floor_prefill = (float)jnum(cfg, "time_step_min", 0.0);
         if (!nem) {
             hp->n_head = hp->n_head_kv = hp->head_dim = 0;
             for (int i = 0; i < hp->n_layer; i++) hp->layer_mixer[i] = AL_MIXER_MAMBA2;
@@ -164,6 +165,7 @@ al_status al_hparams_from_hf(al_hparams *hp, json_t *cfg) {
         hp->ssm_chunk = jint(cfg, "chunk_size", 256);
         hp->ssm_norm_groups = hp->ssm_n_group;
         hf_dt_limit(hp, cfg);
+        hp->ssm_dt_floor_prefill = (float)jnum(cfg, "time_step_min", 0.0);
         hp->zamba_attn_dim = jint(cfg, "attention_hidden_size", 2 * hp->n_embd);
         hp->head_dim = jint(cfg, "attention_head_dim", hp->zamba_attn_dim / (hp->n_head ? hp->n_head : 1));
         hp->rope_dim = hp->head_dim;
@@ -302,6 +304,7 @@ al_status al_hparams_from_gguf(al_hparams *hp, const al_gguf *g) {
     hp->ssm_chunk = gint(g, arch, "ssm.chunk_size", 256);
     hp->ssm_dt_min = gflt(g, arch, "ssm.dt_min", 0.0f);
     hp->ssm_dt_max = gflt(g, arch, "ssm.dt_max", INFINITY);
+    hp->ssm_dt_floor_prefill = gflt(g, arch, "ssm.dt_floor_prefill", 0.0f);
     hp->tie_embeddings = al_gguf_find_tensor(g, "output.weight") < 0;
 
     switch (hp->arch) {

@@ -50,6 +50,7 @@ typedef struct al_hparams {
     int ssm_norm_groups;     /* groups of the gated RMSNorm (1 = over all of d_inner) */
     int ssm_chunk;           /* SSD chunk length for prefill */
     float ssm_dt_min, ssm_dt_max; /* clamp of dt after softplus (time_step_limit) */
+    float ssm_dt_floor_prefill;   /* HF nemotron_h/zamba2 clamp dt >= time_step_min in prefill only */
     /* Mamba-1 (jamba) */
     int ssm_dt_rank;
     bool ssm_dt_bc_norm;     /* jamba: RMSNorm on dt, B, C */
