@@ -1,0 +1,212 @@
+/*
+ * alloy/cuda.h — the CUDA backend: device context, device buffers, quantized weights on the GPU,
+ * GPU twins of every operator of alloy/ops.h plus the matrix products of alloy/cpu.h, and a GPU
+ * forward pass (al_cuda_model / al_cuda_session) with the interface of al_session.
+ *
+ * Built only when nvcc is found (ALLOY_HAVE_CUDA is then defined for liballoy and its users).
+ *
+ * Contract
+ *  - An al_cuda is one device, one stream and one cuBLAS handle. Every op below is enqueued on that
+ *    stream and returns at once (asynchronous); al_cuda_sync waits and reports a device fault.
+ *    One al_cuda is used by one host thread at a time.
+ *  - Pointers passed to ops are DEVICE pointers (al_cuda_alloc) unless a comment says "host".
+ *    Activations are float32, row-major, last index fastest, with explicit row strides (in
+ *    elements) where an op reads from or writes into a wider row.
+ *  - Ops may use the context's scratch buffer; it only grows, and growing it synchronizes the
+ *    device. al_cuda_scratch_gen tells graph owners when pointers captured earlier became stale.
+ *  - Shapes and semantics of every op equal its CPU twin in alloy/ops.h (tests compare them);
+ *    accumulation is in float32. al_cuda_matmul of quantized or F16/BF16 weights with m > 1 runs
+ *    through cuBLAS in half precision (F16 tiles dequantized on the fly, F32 accumulation);
+ *    with F32 weights it stays in float32 (no TF32).
+ *  - Errors: invalid shapes or unsupported types return AL_ERR_INVALID / AL_ERR_UNSUPPORTED before
+ *    anything is enqueued; CUDA failures return AL_ERR_IO with the CUDA error string.
+ */
+#ifndef ALLOY_CUDA_H
+#define ALLOY_CUDA_H
+
+#include "alloy/core.h"
+#include "alloy/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- device context ------------------------------------------------------------------------ */
+
+typedef struct al_cuda al_cuda;
+
+/* Number of usable CUDA devices; 0 when there is no device or no driver (never an error). */
+int al_cuda_device_count(void);
+al_status al_cuda_init(al_cuda **out, int device);
+void al_cuda_free(al_cuda *c);
+al_status al_cuda_sync(al_cuda *c);
+/* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
+void al_cuda_describe(const al_cuda *c, char *buf, size_t size);
+/* The cudaStream_t of the context (as void * so this header needs no CUDA headers). */
+void *al_cuda_stream(al_cuda *c);
+
+/* ---- buffers (device memory, zero-filled on allocation) ------------------------------------- */
+al_status al_cuda_alloc(al_cuda *c, void **out, size_t bytes);
+void al_cuda_release(al_cuda *c, void *p); /* NULL ok; synchronizes the device */
+/* Synchronous copies (host memory may be pageable). */
+al_status al_cuda_upload(al_cuda *c, void *dst, const void *host_src, size_t bytes);
+al_status al_cuda_download(al_cuda *c, void *host_dst, const void *src, size_t bytes);
+/* Enqueued copy on the stream (host memory should be pinned: al_cuda_host_alloc). */
+al_status al_cuda_copy_async(al_cuda *c, void *dst, const void *src, size_t bytes);
+al_status al_cuda_host_alloc(void **out, size_t bytes); /* pinned host memory */
+void al_cuda_host_free(void *p);
+al_status al_cuda_memset(al_cuda *c, void *p, int value, size_t bytes); /* enqueued */
+/* Scratch of at least `bytes` owned by the context (valid until the next call that grows it). */
+al_status al_cuda_scratch(al_cuda *c, size_t bytes, void **out);
+uint64_t al_cuda_scratch_gen(const al_cuda *c); /* bumped whenever the scratch moves */
+
+/* ---- graphs: capture the ops enqueued between begin and end, replay with launch ---------------- */
+typedef struct al_cuda_graph al_cuda_graph;
+al_status al_cuda_graph_begin(al_cuda *c);
+al_status al_cuda_graph_end(al_cuda *c, al_cuda_graph **out); /* also ends a failed capture */
+al_status al_cuda_graph_launch(al_cuda *c, al_cuda_graph *g);
+void al_cuda_graph_free(al_cuda_graph *g);
+
+/* ---- weights ----------------------------------------------------------------------------- */
+
+/* n_mat matrices of n_out rows of k elements in `type`, rows contiguous (row_bytes apart),
+ * matrices mat_bytes apart: the GPU image of al_tensor {k, n_out, n_mat}. */
+typedef struct al_cuda_weight {
+    al_type type;
+    int64_t k, n_out, n_mat;
+    size_t row_bytes, mat_bytes;
+    void *data;
+} al_cuda_weight;
+
+/* Types the matrix kernels read: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K,
+ * Q6_K, IQ4_XS. */
+bool al_cuda_type_supported(al_type t);
+/* Copies a (possibly strided, borrowed) tensor of up to 3 dims into device memory. */
+al_status al_cuda_weight_upload(al_cuda *c, const al_tensor *t, al_cuda_weight *out);
+/* Stacks n equally shaped 2-D tensors (e.g. per-expert views) into one weight with n_mat = n. */
+al_status al_cuda_weight_upload_stack(al_cuda *c, const al_tensor *ts, int n, al_cuda_weight *out);
+void al_cuda_weight_free(al_cuda *c, al_cuda_weight *w);
+
+/* Y[m][n_out] (row stride ldy) = X[m][k] (row stride ldx) · W[0]ᵀ. m == 1 reads the quantized
+ * blocks directly (decode); m > 1 runs a GEMM (prefill). */
+al_status al_cuda_matmul(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
+                         int64_t m);
+/* Matrix-vector with the matrix chosen on the device: Y[j] = W[ids[j]] · X[x_per_id ? j : 0]ᵀ for
+ * j < n_ids (ids: device int32, each in [0, n_mat)). For MoE decode without a host round trip. */
+al_status al_cuda_matmul_id(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, bool x_per_id, float *Y,
+                            int64_t ldy, const int32_t *ids, int n_ids);
+/* out[t][0..k) = row ids[t] of W[0], dequantized (embedding lookup). ids must be in range. */
+al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, int64_t n, float *out, int64_t ldo);
+
+/* ---- element-wise and normalisation ops ------------------------------------------------------ */
+
+typedef enum al_cuda_act_kind { AL_CUDA_ACT_SILU = 0, AL_CUDA_ACT_GELU_TANH, AL_CUDA_ACT_GELU_ERF, AL_CUDA_ACT_RELU2 } al_cuda_act_kind;
+
+/* al_op_rms_norm with row strides: y[r*ldy + i] = x[r*ldx + i] / rms(group) * w[i]; w may be NULL;
+ * y may alias x (same stride). */
+al_status al_cuda_rms_norm(al_cuda *c, const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows,
+                           int64_t n, int64_t group, float eps);
+/* Mamba-2 gated norm: y = rms_group(y * silu(z)) * w, in place on y[rows][ldy]; z[rows][ldz]. */
+al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, const float *z, int64_t ldz, const float *w,
+                                 int64_t rows, int64_t n, int64_t group, float eps);
+al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *x, float *y, int64_t n); /* y may alias x */
+/* y[i] = silu(gate[i]) * up[i] (al_op_swiglu) */
+al_status al_cuda_swiglu(al_cuda *c, const float *gate, const float *up, float *y, int64_t n);
+/* y[r][i] = act(g[r][i]) * u[r][i]; g, u rows of stride ld_in, y rows of stride ldy. u == NULL: act only. */
+al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, const float *u, int64_t ld_in, float *y, int64_t ldy,
+                      int64_t rows, int64_t n);
+al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n); /* y may alias a or b */
+/* y[r][i] += b[i] for rows of stride ldy */
+al_status al_cuda_add_bias(al_cuda *c, float *y, int64_t ldy, const float *b, int64_t rows, int64_t n);
+/* y[r][0..na) = a[r][..], y[r][na..na+nb) = b[r][..] (zamba2's [h, emb] concat) */
+al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows);
+
+/* ---- rotary embeddings: al_op_rope on x[n_tok][n_head][head_dim] in place -------------------
+ * mode 1 NORM, 2 NEOX; pos: device int32 [n_tok]; inv_freq: device float [n_dims/2]. */
+al_status al_cuda_rope(al_cuda *c, float *x, int64_t n_tok, int n_head, int head_dim, const int32_t *pos, int mode,
+                       int n_dims, const float *inv_freq);
+/* pos[t] = *base + t (device); base NULL: pos[t] = base_host + t. */
+al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, const int32_t *base, int32_t base_host);
+
+/* ---- attention ------------------------------------------------------------------------------
+ * The cache holds rows [n_ctx][n_head_kv * head_dim] in kv_type (AL_TYPE_F32 or AL_TYPE_F16).
+ * al_cuda_kv_store writes src[n_tok][ld_src] into rows [n_past, n_past + n_tok). al_cuda_attention
+ * is al_op_attention on that cache: n_tok > 1 runs a flash-attention kernel (online softmax over
+ * key tiles); n_tok == 1 a split-K decode kernel plus a combine pass. When d_n_past is non-NULL
+ * (device int32) it replaces n_past, so a captured graph can be replayed at any position. */
+typedef struct al_cuda_attn_args {
+    const float *q;           /* [n_tok][n_head][head_dim] */
+    const void *kc, *vc;      /* caches */
+    al_type kv_type;
+    float *out;               /* [n_tok][n_head][head_dim] */
+    int64_t n_tok, n_past;
+    const int32_t *d_n_past;  /* NULL or device */
+    int n_ctx;                /* cache capacity (rows) */
+    int n_head, n_head_kv, head_dim, window;
+    float scale;
+} al_cuda_attn_args;
+al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a);
+al_status al_cuda_kv_store(al_cuda *c, void *cache, al_type kv_type, int64_t row, const float *src, int64_t ld_src,
+                           int64_t n_tok, int64_t n_past, const int32_t *d_n_past);
+
+/* ---- state-space ops ---------------------------------------------------------------------- */
+/* al_op_conv1d_causal (conv + bias + SiLU fused) with row strides; state[k-1][ch] updated. */
+al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t ldx, int64_t n_tok, int ch, int k, const float *w,
+                                const float *b, float *state, float *y, int64_t ldy, bool apply_silu);
+/* Mamba-2 dt: dt[t][h] = clamp(max(softplus(raw[t][h] + bias[h]), floor), lo, hi). */
+al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H,
+                         float floor_, float lo, float hi);
+/* al_op_ssd: n_tok > 1 runs the chunked SSD scan (chunk-local states, a sequential pass over chunk
+ * states, then the intra-chunk matrix form plus the carried state); n_tok == 1 the fused one-step
+ * update. Shapes as al_ssd_args (chunk is chosen by the GPU code; the result is the same). */
+typedef struct al_cuda_ssd_args {
+    const float *x, *dt, *B, *C, *A, *D;
+    int64_t x_stride, dt_stride, bc_stride;
+    float *state, *y;
+    int64_t n_tok;
+    int H, P, N, G;
+} al_cuda_ssd_args;
+al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a);
+/* al_op_selective_scan (Mamba-1). */
+al_status al_cuda_selective_scan(al_cuda *c, const float *x, const float *dt, const float *A, const float *B,
+                                 const float *C, int64_t bc_stride, const float *Dskip, float *state, float *y,
+                                 int64_t n_tok, int Dn, int N);
+
+/* ---- MoE ------------------------------------------------------------------------------------
+ * Routing as the CPU forward: softmax over E logits[n_tok][E], the top-k experts by probability
+ * (ties: lowest index), weights = their probabilities (not renormalised). ids/weights [n_tok][k]. */
+al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights);
+/* y[i] += Σ_j w[j] * x[j][i] over j < k rows of stride ldx (w: device). */
+al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n);
+
+/* ---- the GPU forward pass ------------------------------------------------------------------
+ * al_cuda_model uploads every weight of a loaded al_model (in its stored type) to the device.
+ * al_cuda_session is the GPU twin of al_session: same eval semantics, logits returned to host
+ * memory. Prefill runs in micro-batches of up to 512 tokens; decode (n == 1) is captured once into
+ * a CUDA graph and replayed (position and token live in device memory). */
+typedef struct al_cuda_model al_cuda_model;
+typedef struct al_cuda_session al_cuda_session;
+
+typedef struct al_cuda_session_params {
+    int n_ctx;          /* <= 0: as al_session_init */
+    al_type kv_type;    /* AL_TYPE_F16 or AL_TYPE_F32 */
+    bool use_graph;     /* capture decode into a CUDA graph */
+} al_cuda_session_params;
+al_cuda_session_params al_cuda_session_default_params(void); /* n_ctx 0, F16 cache, graphs on */
+
+/* The model must outlive the al_cuda_model, which must outlive its sessions. */
+al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, const al_model *m);
+void al_cuda_model_free(al_cuda_model *cm);
+size_t al_cuda_model_bytes(const al_cuda_model *cm); /* device bytes of the weights */
+
+al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const al_cuda_session_params *p);
+void al_cuda_session_free(al_cuda_session *s);
+void al_cuda_session_reset(al_cuda_session *s);
+int al_cuda_session_pos(const al_cuda_session *s);
+/* As al_session_eval; logits is host memory ([n][n_vocab] or [n_vocab]) or NULL. */
+al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

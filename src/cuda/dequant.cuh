@@ -1,0 +1,203 @@
+/*
+ * dequant.cuh (internal) — device-side readers of the GGUF block layouts of format/quant_blocks.h.
+ *
+ * load8<T>(row, i8, v): elements [8 i8, 8 i8 + 8) of a row of type T as float (i8 < k / 8). Eight
+ * consecutive elements always lie in one sub-block, so one scale serves all eight. Block starts are
+ * only 2-byte aligned for the 18/22/34/210-byte blocks, hence the 16-bit loads there.
+ * Values match al_dequantize_row exactly up to float rounding of d * scale * q.
+ */
+#ifndef ALLOY_CUDA_DEQUANT_CUH
+#define ALLOY_CUDA_DEQUANT_CUH
+
+#include "cuda/cuda_impl.cuh"
+
+__device__ __forceinline__ float al_h2f(const uint8_t *p) { return __half2float(*(const __half *)p); }
+
+/* 8 bytes from a 2-byte aligned address */
+__device__ __forceinline__ uint64_t al_ld8_a2(const uint8_t *p) {
+    const uint16_t *q = (const uint16_t *)p;
+    return (uint64_t)q[0] | ((uint64_t)q[1] << 16) | ((uint64_t)q[2] << 32) | ((uint64_t)q[3] << 48);
+}
+__device__ __forceinline__ uint64_t al_ld8_a8(const uint8_t *p) { return *(const uint64_t *)p; }
+__device__ __forceinline__ uint32_t al_ld4_a2(const uint8_t *p) {
+    const uint16_t *q = (const uint16_t *)p;
+    return (uint32_t)q[0] | ((uint32_t)q[1] << 16);
+}
+__device__ __forceinline__ int al_byte(uint64_t v, int i) { return (int)((v >> (8 * i)) & 0xFF); }
+
+/* IQ4_NL codebook lookup without memory: the 16 int8 values packed in 4 words, picked by prmt. */
+__device__ __forceinline__ float al_iq4nl(int nib) {
+    const uint32_t t0 = 0xBFAD9881u, t1 = 0xF6EADDCFu, t2 = 0x26190D01u, t3 = 0x71594535u;
+    uint32_t w = nib < 8 ? __byte_perm(t0, t1, (uint32_t)nib) : __byte_perm(t2, t3, (uint32_t)(nib - 8));
+    return (float)(int8_t)(w & 0xFF);
+}
+
+template <int T> struct al_qt;
+
+template <> struct al_qt<AL_TYPE_Q4_0> {
+    static constexpr int bs = 32, bytes = 18;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 2) * bytes;
+        int s = (int)(i8 & 3);
+        float d = al_h2f(b);
+        uint64_t q = al_ld8_a2(b + 2 + (s & 1) * 8);
+        int sh = (s >> 1) * 4;
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = (float)(((al_byte(q, j) >> sh) & 0xF) - 8) * d;
+    }
+};
+template <> struct al_qt<AL_TYPE_Q4_1> {
+    static constexpr int bs = 32, bytes = 20;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 2) * bytes;
+        int s = (int)(i8 & 3);
+        float d = al_h2f(b), m = al_h2f(b + 2);
+        uint64_t q = al_ld8_a2(b + 4 + (s & 1) * 8);
+        int sh = (s >> 1) * 4;
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = (float)((al_byte(q, j) >> sh) & 0xF) * d + m;
+    }
+};
+template <> struct al_qt<AL_TYPE_Q5_0> {
+    static constexpr int bs = 32, bytes = 22;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 2) * bytes;
+        int s = (int)(i8 & 3);
+        float d = al_h2f(b);
+        uint32_t qh = al_ld4_a2(b + 2);
+        int j0 = (s & 1) * 8, hi = s >> 1;
+        uint64_t q = al_ld8_a2(b + 6 + j0);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int nib = (al_byte(q, j) >> (4 * hi)) & 0xF;
+            int h = (int)((qh >> (j0 + j + 16 * hi)) & 1u) << 4;
+            v[j] = (float)((nib | h) - 16) * d;
+        }
+    }
+};
+template <> struct al_qt<AL_TYPE_Q5_1> {
+    static constexpr int bs = 32, bytes = 24;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 2) * bytes;
+        int s = (int)(i8 & 3);
+        float d = al_h2f(b), m = al_h2f(b + 2);
+        uint32_t qh = al_ld4_a2(b + 4);
+        int j0 = (s & 1) * 8, hi = s >> 1;
+        uint64_t q = al_ld8_a2(b + 8 + j0);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int nib = (al_byte(q, j) >> (4 * hi)) & 0xF;
+            int h = (int)((qh >> (j0 + j + 16 * hi)) & 1u) << 4;
+            v[j] = (float)(nib | h) * d + m;
+        }
+    }
+};
+template <> struct al_qt<AL_TYPE_Q8_0> {
+    static constexpr int bs = 32, bytes = 34;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 2) * bytes;
+        float d = al_h2f(b);
+        uint64_t q = al_ld8_a2(b + 2 + (i8 & 3) * 8);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = (float)(int8_t)al_byte(q, j) * d;
+    }
+};
+template <> struct al_qt<AL_TYPE_IQ4_NL> {
+    static constexpr int bs = 32, bytes = 18;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 2) * bytes;
+        int s = (int)(i8 & 3);
+        float d = al_h2f(b);
+        uint64_t q = al_ld8_a2(b + 2 + (s & 1) * 8);
+        int sh = (s >> 1) * 4;
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = al_iq4nl((al_byte(q, j) >> sh) & 0xF) * d;
+    }
+};
+
+/* Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) */
+__device__ __forceinline__ void al_scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+template <> struct al_qt<AL_TYPE_Q4_K> {
+    static constexpr int bs = 256, bytes = 144;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 5) * bytes;
+        int e0 = (int)(i8 & 31) * 8, j = e0 >> 6, l = e0 & 63, hi = l >> 5;
+        int sc, mn;
+        al_scale_min_k4(2 * j + hi, b + 4, &sc, &mn);
+        float d = al_h2f(b) * (float)sc, m = al_h2f(b + 2) * (float)mn;
+        uint64_t q = al_ld8_a8(b + 16 + 32 * j + (l & 31));
+#pragma unroll
+        for (int t = 0; t < 8; t++) v[t] = d * (float)((al_byte(q, t) >> (4 * hi)) & 0xF) - m;
+    }
+};
+template <> struct al_qt<AL_TYPE_Q5_K> {
+    static constexpr int bs = 256, bytes = 176;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 5) * bytes;
+        int e0 = (int)(i8 & 31) * 8, j = e0 >> 6, l = e0 & 63, hi = l >> 5;
+        int sc, mn;
+        al_scale_min_k4(2 * j + hi, b + 4, &sc, &mn);
+        float d = al_h2f(b) * (float)sc, m = al_h2f(b + 2) * (float)mn;
+        uint64_t q = al_ld8_a8(b + 48 + 32 * j + (l & 31));
+        uint64_t h = al_ld8_a8(b + 16 + (l & 31));
+        int bit = 2 * j + hi;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            v[t] = d * (float)(((al_byte(q, t) >> (4 * hi)) & 0xF) | (((al_byte(h, t) >> bit) & 1) << 4)) - m;
+    }
+};
+template <> struct al_qt<AL_TYPE_Q6_K> {
+    static constexpr int bs = 256, bytes = 210;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 5) * bytes;
+        int e0 = (int)(i8 & 31) * 8, n = e0 >> 7, rr = e0 & 127, qq = rr >> 5, l = rr & 31;
+        uint64_t ql = al_ld8_a2(b + 64 * n + l + (qq & 1) * 32);
+        uint64_t qh = al_ld8_a2(b + 128 + 32 * n + l);
+        float d = al_h2f(b + 208) * (float)(int8_t)b[192 + 8 * n + l / 16 + 2 * qq];
+        int sh = (qq >> 1) * 4;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            v[t] = d * (float)((((al_byte(ql, t) >> sh) & 0xF) | (((al_byte(qh, t) >> (2 * qq)) & 3) << 4)) - 32);
+    }
+};
+template <> struct al_qt<AL_TYPE_IQ4_XS> {
+    static constexpr int bs = 256, bytes = 136;
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 5) * bytes;
+        int e0 = (int)(i8 & 31) * 8, ib = e0 >> 5, rr = e0 & 31;
+        uint32_t sh = *(const uint16_t *)(b + 2);
+        int ls = ((b[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (int)(((sh >> (2 * ib)) & 3u) << 4);
+        float dl = al_h2f(b) * (float)(ls - 32);
+        uint64_t q = al_ld8_a8(b + 8 + 16 * ib + (rr & 15));
+        int s = (rr >> 4) * 4;
+#pragma unroll
+        for (int t = 0; t < 8; t++) v[t] = dl * al_iq4nl((al_byte(q, t) >> s) & 0xF);
+    }
+};
+
+/* float types, element-wise */
+template <int T> __device__ __forceinline__ float al_load1(const uint8_t *row, int64_t i);
+template <> __device__ __forceinline__ float al_load1<AL_TYPE_F32>(const uint8_t *row, int64_t i) { return ((const float *)row)[i]; }
+template <> __device__ __forceinline__ float al_load1<AL_TYPE_F16>(const uint8_t *row, int64_t i) {
+    return __half2float(((const __half *)row)[i]);
+}
+template <> __device__ __forceinline__ float al_load1<AL_TYPE_BF16>(const uint8_t *row, int64_t i) {
+    return __bfloat162float(((const __nv_bfloat16 *)row)[i]);
+}
+
+/* Calls F.template operator()<T>() for the type t; returns false for unsupported types. */
+#define AL_CUDA_QUANT_TYPES(X)                                                                     \
+    X(AL_TYPE_Q4_0) X(AL_TYPE_Q4_1) X(AL_TYPE_Q5_0) X(AL_TYPE_Q5_1) X(AL_TYPE_Q8_0) X(AL_TYPE_IQ4_NL) \
+    X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K) X(AL_TYPE_IQ4_XS)
+#define AL_CUDA_FLOAT_TYPES(X) X(AL_TYPE_F32) X(AL_TYPE_F16) X(AL_TYPE_BF16)
+
+#endif

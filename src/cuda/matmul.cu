@@ -1,0 +1,238 @@
+/*
+ * matmul.cu — Y = X · Wᵀ for weights in their stored (quantized) type.
+ *  - m <= 4: matrix-vector kernels that read the blocks directly: one warp per output row, each lane
+ *    dequantizing 8 elements per step (one sub-block slice) against float activations (decode).
+ *  - m > 4: quantized W is dequantized to F16 in row chunks into scratch, X converted to F16, and
+ *    cuBLAS runs the GEMM with F32 accumulation; F16/BF16 weights go to cuBLAS as they are; F32
+ *    weights use SGEMM (float32, no TF32).
+ *  - the same readers serve embedding lookups (get_rows) and MoE matrix-vector with device ids.
+ */
+#include "cuda/dequant.cuh"
+
+#define MMV_ROWS 4 /* warps (= output rows) per block */
+
+template <int T>
+__global__ void k_mmv_q(const uint8_t *__restrict__ W, size_t row_bytes, size_t mat_bytes, const int32_t *__restrict__ ids,
+                        int64_t k, int64_t n_out, const float *__restrict__ X, int64_t ldx, int x_per_id, float *__restrict__ Y,
+                        int64_t ldy) {
+    const int j = blockIdx.y;
+    const int64_t row = (int64_t)blockIdx.x * MMV_ROWS + threadIdx.y;
+    if (row >= n_out) return;
+    const uint8_t *w = W + (ids ? (size_t)ids[j] * mat_bytes : 0) + (size_t)row * row_bytes;
+    const float *x = X + (x_per_id ? (int64_t)j * ldx : 0);
+    const bool al16 = ((uintptr_t)x & 15) == 0;
+    const int64_t n8 = k >> 3;
+    float acc = 0.0f;
+#pragma unroll 2
+    for (int64_t i = threadIdx.x; i < n8; i += 32) {
+        float v[8], xv[8];
+        al_qt<T>::load8(w, i, v);
+        if (al16) {
+            const float4 a = __ldg((const float4 *)x + 2 * i), b = __ldg((const float4 *)x + 2 * i + 1);
+            xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w, xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
+        } else {
+#pragma unroll
+            for (int t = 0; t < 8; t++) xv[t] = __ldg(x + 8 * i + t);
+        }
+#pragma unroll
+        for (int t = 0; t < 8; t++) acc = fmaf(v[t], xv[t], acc);
+    }
+    acc = al_warp_sum(acc);
+    if (threadIdx.x == 0) Y[(int64_t)j * ldy + row] = acc;
+}
+
+template <int T>
+__global__ void k_mmv_f(const uint8_t *__restrict__ W, size_t row_bytes, size_t mat_bytes, const int32_t *__restrict__ ids,
+                        int64_t k, int64_t n_out, const float *__restrict__ X, int64_t ldx, int x_per_id, float *__restrict__ Y,
+                        int64_t ldy) {
+    const int j = blockIdx.y;
+    const int64_t row = (int64_t)blockIdx.x * MMV_ROWS + threadIdx.y;
+    if (row >= n_out) return;
+    const uint8_t *w = W + (ids ? (size_t)ids[j] * mat_bytes : 0) + (size_t)row * row_bytes;
+    const float *x = X + (x_per_id ? (int64_t)j * ldx : 0);
+    float acc = 0.0f;
+    for (int64_t i = threadIdx.x; i < k; i += 32) acc = fmaf(al_load1<T>(w, i), __ldg(x + i), acc);
+    acc = al_warp_sum(acc);
+    if (threadIdx.x == 0) Y[(int64_t)j * ldy + row] = acc;
+}
+
+/* rows [r0, r0 + nr) of W -> half [nr][k] */
+template <int T>
+__global__ void k_dequant_f16(const uint8_t *__restrict__ W, size_t row_bytes, int64_t k, int64_t r0, int64_t nr,
+                              __half *__restrict__ out) {
+    const int64_t n8 = k >> 3, idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= nr * n8) return;
+    const int64_t r = idx / n8, i = idx - r * n8;
+    float v[8];
+    al_qt<T>::load8(W + (size_t)(r0 + r) * row_bytes, i, v);
+    __align__(16) __half h[8];
+#pragma unroll
+    for (int t = 0; t < 8; t++) h[t] = __float2half_rn(v[t]);
+    *(uint4 *)(out + r * k + 8 * i) = *(const uint4 *)h;
+}
+
+template <int T>
+__global__ void k_get_rows_q(const uint8_t *__restrict__ W, size_t row_bytes, int64_t k, const int32_t *__restrict__ ids,
+                             float *__restrict__ out, int64_t ldo) {
+    const int64_t t = blockIdx.y;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (k >> 3)) return;
+    float v[8];
+    al_qt<T>::load8(W + (size_t)ids[t] * row_bytes, i, v);
+#pragma unroll
+    for (int j = 0; j < 8; j++) out[t * ldo + 8 * i + j] = v[j];
+}
+
+template <int T>
+__global__ void k_get_rows_f(const uint8_t *__restrict__ W, size_t row_bytes, int64_t k, const int32_t *__restrict__ ids,
+                             float *__restrict__ out, int64_t ldo) {
+    const int64_t t = blockIdx.y;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= k) return;
+    out[t * ldo + i] = al_load1<T>(W + (size_t)ids[t] * row_bytes, i);
+}
+
+__global__ void k_to_f16(const float *__restrict__ x, int64_t ldx, int64_t m, int64_t k, __half *__restrict__ y) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= m * k) return;
+    const int64_t r = idx / k, i = idx - r * k;
+    y[idx] = __float2half_rn(x[r * ldx + i]);
+}
+__global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, int64_t k, __nv_bfloat16 *__restrict__ y) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= m * k) return;
+    const int64_t r = idx / k, i = idx - r * k;
+    y[idx] = __float2bfloat16_rn(x[r * ldx + i]);
+}
+
+/* ---- dispatch ---- */
+
+static al_status mmv_launch(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, const float *X, int64_t ldx,
+                            int x_per_id, float *Y, int64_t ldy, int ny) {
+    dim3 grid(al_cdiv(W->n_out, MMV_ROWS), (unsigned)ny), block(32, MMV_ROWS);
+    const uint8_t *w = (const uint8_t *)W->data;
+#define CASE_Q(T)                                                                                  \
+    case T:                                                                                        \
+        k_mmv_q<T><<<grid, block, 0, c->stream>>>(w, W->row_bytes, W->mat_bytes, ids, W->k, W->n_out, X, ldx, x_per_id, Y, ldy); \
+        break;
+#define CASE_F(T)                                                                                  \
+    case T:                                                                                        \
+        k_mmv_f<T><<<grid, block, 0, c->stream>>>(w, W->row_bytes, W->mat_bytes, ids, W->k, W->n_out, X, ldx, x_per_id, Y, ldy); \
+        break;
+    switch (W->type) {
+        AL_CUDA_QUANT_TYPES(CASE_Q)
+        AL_CUDA_FLOAT_TYPES(CASE_F)
+    default: return al_err(AL_ERR_UNSUPPORTED, "cuda matmul: type %s", al_type_name(W->type));
+    }
+#undef CASE_Q
+#undef CASE_F
+    AL_CUDA_LAUNCHED("mmv");
+}
+
+static al_status dequant_f16(al_cuda *c, const al_cuda_weight *W, int64_t r0, int64_t nr, __half *out) {
+    int64_t n = nr * (W->k >> 3);
+    const uint8_t *w = (const uint8_t *)W->data;
+#define CASE_Q(T)                                                                                  \
+    case T: k_dequant_f16<T><<<al_cdiv(n, 256), 256, 0, c->stream>>>(w, W->row_bytes, W->k, r0, nr, out); break;
+    switch (W->type) {
+        AL_CUDA_QUANT_TYPES(CASE_Q)
+    default: return al_err(AL_ERR_UNSUPPORTED, "cuda dequant: type %s", al_type_name(W->type));
+    }
+#undef CASE_Q
+    AL_CUDA_LAUNCHED("dequant_f16");
+}
+
+static al_status blas_status(cublasStatus_t s, const char *what) {
+    return s == CUBLAS_STATUS_SUCCESS ? al_ok() : al_err(AL_ERR_IO, "cuda: %s failed (cublas status %d)", what, (int)s);
+}
+
+static al_status check_mm(const al_cuda_weight *W, int64_t ldx, int64_t ldy, int64_t m) {
+    if (!W || !W->data) return al_err(AL_ERR_INVALID, "cuda matmul: no weight");
+    if (m < 0 || ldx < W->k || ldy < W->n_out) return al_err(AL_ERR_INVALID, "cuda matmul: bad strides");
+    if (!al_cuda_type_supported(W->type)) return al_err(AL_ERR_UNSUPPORTED, "cuda matmul: type %s", al_type_name(W->type));
+    return al_ok();
+}
+
+extern "C" al_status al_cuda_matmul(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
+                                    int64_t m) {
+    AL_TRY(check_mm(W, ldx, ldy, m));
+    if (m == 0) return al_ok();
+    if (m <= 4) return mmv_launch(c, W, NULL, X, ldx, 1, Y, ldy, (int)m);
+    const float one = 1.0f, zero = 0.0f;
+    const int K = (int)W->k, M = (int)m;
+    if (W->type == AL_TYPE_F32)
+        return blas_status(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)W->n_out, M, K, &one, (const float *)W->data, K,
+                                       X, (int)ldx, &zero, Y, (int)ldy),
+                           "sgemm");
+    if (W->type == AL_TYPE_BF16) {
+        void *s;
+        AL_TRY(al_cuda_scratch(c, sizeof(__nv_bfloat16) * (size_t)(m * W->k), &s));
+        k_to_bf16<<<al_cdiv(m * W->k, 256), 256, 0, c->stream>>>(X, ldx, m, W->k, (__nv_bfloat16 *)s);
+        AL_TRY(al_cuda_status(cudaGetLastError(), "to_bf16"));
+        return blas_status(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)W->n_out, M, K, &one, W->data, CUDA_R_16BF, K,
+                                        s, CUDA_R_16BF, K, &zero, Y, CUDA_R_32F, (int)ldy, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT),
+                           "gemm bf16");
+    }
+    /* F16 or quantized: X -> F16; quantized W dequantized in chunks of rows into scratch */
+    const size_t xh = (size_t)(m * W->k);
+    int64_t chunk = W->n_out;
+    if (W->type != AL_TYPE_F16) {
+        const size_t budget = (size_t)32 << 20; /* halves of dequantized weights per chunk */
+        chunk = (int64_t)(budget / (size_t)W->k);
+        if (chunk < 256) chunk = 256;
+        if (chunk > W->n_out) chunk = W->n_out;
+    }
+    const size_t wh = W->type == AL_TYPE_F16 ? 0 : (size_t)chunk * (size_t)W->k;
+    void *s;
+    AL_TRY(al_cuda_scratch(c, sizeof(__half) * (xh + wh) + 256, &s));
+    __half *x16 = (__half *)s;
+    __half *w16 = (__half *)s + ((xh + 127) & ~(size_t)127);
+    k_to_f16<<<al_cdiv(m * W->k, 256), 256, 0, c->stream>>>(X, ldx, m, W->k, x16);
+    AL_TRY(al_cuda_status(cudaGetLastError(), "to_f16"));
+    for (int64_t r0 = 0; r0 < W->n_out; r0 += chunk) {
+        const int64_t nr = W->n_out - r0 < chunk ? W->n_out - r0 : chunk;
+        const void *A;
+        if (W->type == AL_TYPE_F16) A = W->data;
+        else {
+            AL_TRY(dequant_f16(c, W, r0, nr, w16));
+            A = w16;
+        }
+        AL_TRY(blas_status(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, M, K, &one, A, CUDA_R_16F, K, x16,
+                                        CUDA_R_16F, K, &zero, Y + r0, CUDA_R_32F, (int)ldy, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT),
+                           "gemm f16"));
+    }
+    return al_ok();
+}
+
+extern "C" al_status al_cuda_matmul_id(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, bool x_per_id,
+                                       float *Y, int64_t ldy, const int32_t *ids, int n_ids) {
+    AL_TRY(check_mm(W, x_per_id ? ldx : W->k, ldy, n_ids));
+    if (!ids) return al_err(AL_ERR_INVALID, "cuda matmul_id: no ids");
+    if (n_ids == 0) return al_ok();
+    return mmv_launch(c, W, ids, X, ldx, x_per_id ? 1 : 0, Y, ldy, n_ids);
+}
+
+extern "C" al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, int64_t n, float *out,
+                                      int64_t ldo) {
+    if (!W || !W->data || ldo < W->k) return al_err(AL_ERR_INVALID, "cuda get_rows: bad arguments");
+    if (n == 0) return al_ok();
+    const uint8_t *w = (const uint8_t *)W->data;
+#define CASE_Q(T)                                                                                  \
+    case T:                                                                                        \
+        k_get_rows_q<T><<<dim3(al_cdiv(W->k >> 3, 128), (unsigned)n), 128, 0, c->stream>>>(w, W->row_bytes, W->k, ids, out, ldo); \
+        break;
+#define CASE_F(T)                                                                                  \
+    case T:                                                                                        \
+        k_get_rows_f<T><<<dim3(al_cdiv(W->k, 128), (unsigned)n), 128, 0, c->stream>>>(w, W->row_bytes, W->k, ids, out, ldo); \
+        break;
+    switch (W->type) {
+        AL_CUDA_QUANT_TYPES(CASE_Q)
+        AL_CUDA_FLOAT_TYPES(CASE_F)
+    default: return al_err(AL_ERR_UNSUPPORTED, "cuda get_rows: type %s", al_type_name(W->type));
+    }
+#undef CASE_Q
+#undef CASE_F
+    AL_CUDA_LAUNCHED("get_rows");
+}

@@ -1,0 +1,293 @@
+/* ops.cu — norms, activations, rotary embeddings, small glue ops, causal conv and MoE routing. */
+#include <float.h>
+
+#include "cuda/cuda_impl.cuh"
+
+/* block-wide sum over blockDim.x (multiple of 32, <= 1024); every thread gets the result */
+__device__ float block_sum(float v, float *sh) {
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = al_warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.0f;
+    return al_warp_sum(v);
+}
+
+/* one block per (row, group): y = x / rms * w; z != NULL: x is first multiplied by silu(z) */
+__global__ void k_rms_norm(const float *x, int64_t ldx, const float *z, int64_t ldz, const float *__restrict__ w, float *y,
+                           int64_t ldy, int64_t n, int64_t group, float eps) {
+    __shared__ float sh[32];
+    const int64_t r = blockIdx.x, g0 = (int64_t)blockIdx.y * group;
+    const float *xr = x + r * ldx + g0;
+    const float *zr = z ? z + r * ldz + g0 : NULL;
+    float *yr = y + r * ldy + g0;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+        float v = xr[i];
+        if (zr) v *= al_silu(zr[i]);
+        ss += v * v;
+    }
+    ss = block_sum(ss, sh);
+    const float inv = 1.0f / sqrtf(ss / (float)group + eps);
+    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+        float v = xr[i];
+        if (zr) v *= al_silu(zr[i]);
+        v *= inv;
+        yr[i] = w ? v * w[g0 + i] : v;
+    }
+}
+
+static al_status rms_launch(al_cuda *c, const float *x, int64_t ldx, const float *z, int64_t ldz, const float *w, float *y,
+                            int64_t ldy, int64_t rows, int64_t n, int64_t group, float eps) {
+    if (group <= 0 || group > n) group = n;
+    if (n % group) return al_err(AL_ERR_INVALID, "cuda rms_norm: n %lld not a multiple of group %lld", (long long)n, (long long)group);
+    if (rows == 0 || n == 0) return al_ok();
+    int threads = group >= 1024 ? 1024 : group >= 256 ? 256 : group >= 128 ? 128 : 64;
+    if (threads > 1024) threads = 1024;
+    dim3 grid((unsigned)rows, (unsigned)(n / group));
+    k_rms_norm<<<grid, threads, 0, c->stream>>>(x, ldx, z, ldz, w, y, ldy, n, group, eps);
+    AL_CUDA_LAUNCHED("rms_norm");
+}
+
+extern "C" al_status al_cuda_rms_norm(al_cuda *c, const float *x, int64_t ldx, const float *w, float *y, int64_t ldy,
+                                      int64_t rows, int64_t n, int64_t group, float eps) {
+    return rms_launch(c, x, ldx, NULL, 0, w, y, ldy, rows, n, group, eps);
+}
+
+extern "C" al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, const float *z, int64_t ldz, const float *w,
+                                            int64_t rows, int64_t n, int64_t group, float eps) {
+    return rms_launch(c, y, ldy, z, ldz, w, y, ldy, rows, n, group, eps);
+}
+
+__device__ __forceinline__ float act_f(int act, float v) {
+    switch (act) {
+    case AL_CUDA_ACT_SILU: return al_silu(v);
+    case AL_CUDA_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case AL_CUDA_ACT_GELU_ERF: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    default: {
+        float r = v > 0.0f ? v : 0.0f;
+        return r * r;
+    }
+    }
+}
+
+__global__ void k_glu(int act, const float *g, const float *u, int64_t ld_in, float *y, int64_t ldy, int64_t rows, int64_t n) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= rows * n) return;
+    const int64_t r = idx / n, i = idx - r * n;
+    float v = act_f(act, g[r * ld_in + i]);
+    if (u) v *= u[r * ld_in + i];
+    y[r * ldy + i] = v;
+}
+
+extern "C" al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, const float *u, int64_t ld_in, float *y,
+                                 int64_t ldy, int64_t rows, int64_t n) {
+    if (rows * n == 0) return al_ok();
+    k_glu<<<al_cdiv(rows * n, 256), 256, 0, c->stream>>>((int)act, g, u, ld_in, y, ldy, rows, n);
+    AL_CUDA_LAUNCHED("glu");
+}
+
+extern "C" al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *x, float *y, int64_t n) {
+    return al_cuda_glu(c, act, x, NULL, n, y, n, 1, n);
+}
+
+extern "C" al_status al_cuda_swiglu(al_cuda *c, const float *gate, const float *up, float *y, int64_t n) {
+    if (n == 0) return al_ok();
+    k_glu<<<al_cdiv(n, 256), 256, 0, c->stream>>>(AL_CUDA_ACT_SILU, gate, up, n, y, n, 1, n);
+    AL_CUDA_LAUNCHED("swiglu");
+}
+
+__global__ void k_add(const float *a, const float *b, float *y, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = a[i] + b[i];
+}
+extern "C" al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n) {
+    if (n == 0) return al_ok();
+    k_add<<<al_cdiv(n, 256), 256, 0, c->stream>>>(a, b, y, n);
+    AL_CUDA_LAUNCHED("add");
+}
+
+__global__ void k_add_bias(float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= rows * n) return;
+    const int64_t r = idx / n, i = idx - r * n;
+    y[r * ldy + i] += b[i];
+}
+extern "C" al_status al_cuda_add_bias(al_cuda *c, float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
+    if (rows * n == 0) return al_ok();
+    k_add_bias<<<al_cdiv(rows * n, 256), 256, 0, c->stream>>>(y, ldy, b, rows, n);
+    AL_CUDA_LAUNCHED("add_bias");
+}
+
+__global__ void k_concat(const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
+    const int64_t w = na + nb, idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= rows * w) return;
+    const int64_t r = idx / w, i = idx - r * w;
+    y[idx] = i < na ? a[r * na + i] : b[r * nb + i - na];
+}
+extern "C" al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
+    if (rows * (na + nb) == 0) return al_ok();
+    k_concat<<<al_cdiv(rows * (na + nb), 256), 256, 0, c->stream>>>(a, na, b, nb, y, rows);
+    AL_CUDA_LAUNCHED("concat");
+}
+
+/* ---- rope ---- */
+
+__global__ void k_rope(float *x, int64_t n_tok, int n_head, int head_dim, const int32_t *pos, int mode, int half,
+                       const float *inv_freq) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n_tok * n_head * half) return;
+    const int i = (int)(idx % half);
+    const int64_t th = idx / half, t = th / n_head;
+    /* fp32 angle as the CPU: (float)pos * inv_freq, then accurate sin/cos */
+    const float ang = (float)pos[t] * inv_freq[i];
+    float s, co;
+    sincosf(ang, &s, &co);
+    float *v = x + th * head_dim;
+    const int a = mode == 1 ? 2 * i : i, b = mode == 1 ? 2 * i + 1 : i + half;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * co - x1 * s;
+    v[b] = x1 * co + x0 * s;
+}
+
+extern "C" al_status al_cuda_rope(al_cuda *c, float *x, int64_t n_tok, int n_head, int head_dim, const int32_t *pos, int mode,
+                                  int n_dims, const float *inv_freq) {
+    if (n_dims > head_dim || n_dims % 2 || (mode != 1 && mode != 2)) return al_err(AL_ERR_INVALID, "cuda rope: bad config");
+    const int64_t n = n_tok * n_head * (n_dims / 2);
+    if (n == 0) return al_ok();
+    k_rope<<<al_cdiv(n, 256), 256, 0, c->stream>>>(x, n_tok, n_head, head_dim, pos, mode, n_dims / 2, inv_freq);
+    AL_CUDA_LAUNCHED("rope");
+}
+
+__global__ void k_positions(int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) pos[i] = (base ? *base : base_host) + (int32_t)i;
+}
+extern "C" al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
+    if (n == 0) return al_ok();
+    k_positions<<<al_cdiv(n, 256), 256, 0, c->stream>>>(pos, n, base, base_host);
+    AL_CUDA_LAUNCHED("positions");
+}
+
+/* ---- causal depthwise conv (+ bias + SiLU); state[k-1][ch] holds the previous k-1 inputs ---- */
+
+__global__ void k_conv1d(const float *__restrict__ x, int64_t ldx, int64_t n_tok, int ch, int k, const float *__restrict__ w,
+                         const float *__restrict__ b, const float *__restrict__ state, float *__restrict__ y, int64_t ldy,
+                         int silu) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n_tok * ch) return;
+    const int64_t t = idx / ch;
+    const int cc = (int)(idx - t * ch);
+    float acc = b ? b[cc] : 0.0f;
+    for (int j = 0; j < k; j++) {
+        const int64_t src = t - (k - 1) + j;
+        const float v = src >= 0 ? x[src * ldx + cc] : state[(k - 1 + src) * ch + cc];
+        acc = fmaf(w[(int64_t)cc * k + j], v, acc);
+    }
+    y[t * ldy + cc] = silu ? al_silu(acc) : acc;
+}
+
+/* one thread per channel: new state = last k-1 of [old state | x] */
+__global__ void k_conv_state(const float *__restrict__ x, int64_t ldx, int64_t n_tok, int ch, int km1, float *state) {
+    const int cc = blockIdx.x * blockDim.x + threadIdx.x;
+    if (cc >= ch) return;
+    float win[16];
+    for (int i = 0; i < km1; i++) {
+        const int64_t src = n_tok - km1 + i; /* index into [state | x] shifted by km1 */
+        win[i] = src >= 0 ? x[src * ldx + cc] : state[(km1 + src) * ch + cc];
+    }
+    for (int i = 0; i < km1; i++) state[(int64_t)i * ch + cc] = win[i];
+}
+
+extern "C" al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t ldx, int64_t n_tok, int ch, int k,
+                                           const float *w, const float *b, float *state, float *y, int64_t ldy,
+                                           bool apply_silu) {
+    if (k < 1 || k > 17 || ch <= 0) return al_err(AL_ERR_INVALID, "cuda conv1d: kernel %d / channels %d", k, ch);
+    if (n_tok == 0) return al_ok();
+    k_conv1d<<<al_cdiv(n_tok * ch, 256), 256, 0, c->stream>>>(x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0);
+    AL_TRY(al_cuda_status(cudaGetLastError(), "conv1d"));
+    if (k > 1) {
+        k_conv_state<<<al_cdiv(ch, 256), 256, 0, c->stream>>>(x, ldx, n_tok, ch, k - 1, state);
+        AL_CUDA_LAUNCHED("conv_state");
+    }
+    return al_ok();
+}
+
+/* ---- Mamba-2 dt ---- */
+
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H, float fl,
+                         float lo, float hi) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n_tok * H) return;
+    const int64_t t = idx / H;
+    const int h = (int)(idx - t * H);
+    float v = softplus_f(raw[t * ld_raw + h] + bias[h]);
+    v = fmaxf(v, fl);
+    dt[idx] = fminf(fmaxf(v, lo), hi);
+}
+extern "C" al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok,
+                                    int H, float floor_, float lo, float hi) {
+    if (n_tok * H == 0) return al_ok();
+    k_ssm_dt<<<al_cdiv(n_tok * H, 256), 256, 0, c->stream>>>(raw, ld_raw, bias, dt, n_tok, H, floor_, lo, hi);
+    AL_CUDA_LAUNCHED("ssm_dt");
+}
+
+/* ---- MoE ---- */
+
+/* one warp per token: softmax over E (<= 1024) logits, then k argmax passes */
+__global__ void k_moe_route(const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights) {
+    const int64_t t = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (t >= n_tok) return;
+    const float *lg = logits + t * E;
+    float mx = -FLT_MAX;
+    for (int e = lane; e < E; e += 32) mx = fmaxf(mx, lg[e]);
+    mx = al_warp_max(mx);
+    float sum = 0.0f;
+    for (int e = lane; e < E; e += 32) sum += expf(lg[e] - mx);
+    sum = al_warp_sum(sum);
+    uint32_t used[32] = {0}; /* E <= 1024 */
+    for (int j = 0; j < k; j++) {
+        float best = -FLT_MAX;
+        int bi = 0x7fffffff;
+        for (int e = lane; e < E; e += 32) {
+            if (used[e >> 5] & (1u << (e & 31))) continue;
+            const float v = lg[e];
+            if (v > best || (v == best && e < bi)) best = v, bi = e;
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ob > best || (ob == best && oi < bi)) best = ob, bi = oi;
+        }
+        used[bi >> 5] |= 1u << (bi & 31);
+        if (lane == 0) {
+            ids[t * k + j] = bi;
+            weights[t * k + j] = expf(best - mx) / sum;
+        }
+    }
+}
+
+extern "C" al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int E, int k, int32_t *ids,
+                                       float *weights) {
+    if (E <= 0 || E > 1024 || k <= 0 || k > E) return al_err(AL_ERR_INVALID, "cuda moe_route: E %d, k %d", E, k);
+    if (n_tok == 0) return al_ok();
+    k_moe_route<<<al_cdiv(n_tok, 4), 128, 0, c->stream>>>(logits, n_tok, E, k, ids, weights);
+    AL_CUDA_LAUNCHED("moe_route");
+}
+
+__global__ void k_weighted_sum(const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float acc = y[i];
+    for (int j = 0; j < k; j++) acc = fmaf(w[j], x[j * ldx + i], acc);
+    y[i] = acc;
+}
+extern "C" al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
+    if (n == 0) return al_ok();
+    k_weighted_sum<<<al_cdiv(n, 256), 256, 0, c->stream>>>(x, ldx, w, k, y, n);
+    AL_CUDA_LAUNCHED("weighted_sum");
+}
