@@ -1,0 +1,550 @@
+/*
+ * test_cuda_ops.c — every GPU op of alloy/cuda.h against its CPU reference (alloy/ops.h, the GGUF
+ * reference dequantizer, al_cpu_matmul) on random inputs at odd sizes.
+ *  - matmul: random block bytes (sane f16 scales) of every GPU type; m = 1 and 3 (block-reading
+ *    matrix-vector, fp32) within 1e-4 of max |ref| against a float64 product with the reference
+ *    dequantization; m = 19 (F16 GEMM) within 4e-3 (F32 weights: SGEMM, 1e-5); al_cpu_matmul agrees
+ *    within 3e-2 (it rounds activations to Q8); matmul_id and get_rows likewise.
+ *  - norms, activations, rope, conv, SSD (step and chunked, non-zero initial state, several chunks),
+ *    selective scan, attention (flash prefill with and without n_past/window, split-K decode with a
+ *    device position, F32 and F16 caches): outputs AND updated states within 1e-4 (fp32 arithmetic
+ *    in a different order; 2e-4 where long exp-sums accumulate).
+ * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#ifndef ALLOY_HAVE_CUDA
+int main(void) {
+    printf("built without CUDA: skipped\n");
+    return 77;
+}
+#else
+
+#include "alloy/cpu.h"
+#include "alloy/cuda.h"
+#include "alloy/ops.h"
+#include "alloy/quant.h"
+
+static al_cuda *g_cu; /* test-program state */
+static uint64_t g_rng = 0x1234567887654321ull;
+
+static uint64_t rnext(void) {
+    uint64_t x = g_rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return g_rng = x;
+}
+static float frand(void) { return (float)((rnext() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+static float *rand_vec(int64_t n, float scale) {
+    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+static void *dev(const void *host, size_t bytes) {
+    void *p = NULL;
+    al_status st = al_cuda_alloc(g_cu, &p, bytes);
+    if (al_failed(&st)) {
+        fprintf(stderr, "alloc: %s\n", st.msg);
+        exit(1);
+    }
+    if (host) st = al_cuda_upload(g_cu, p, host, bytes);
+    if (al_failed(&st)) {
+        fprintf(stderr, "upload: %s\n", st.msg);
+        exit(1);
+    }
+    return p;
+}
+static float *devf(const float *host, int64_t n) { return dev(host, sizeof(float) * (size_t)n); }
+static float *back(const void *d, int64_t n) {
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    al_status st = al_cuda_sync(g_cu);
+    if (!al_failed(&st)) st = al_cuda_download(g_cu, h, d, sizeof(float) * (size_t)n);
+    if (al_failed(&st)) {
+        fprintf(stderr, "download: %s\n", st.msg);
+        exit(1);
+    }
+    return h;
+}
+#define FREE_D(p) al_cuda_release(g_cu, p)
+
+static void check_close(const char *what, const float *got, const float *ref, int64_t n, double tol) {
+    double e = al_test_rel_err(got, ref, (size_t)n);
+    CHECKF(e <= tol, "%s: rel err %.3g > %.3g", what, e, tol);
+}
+
+/* ---- matmul ---- */
+
+static void random_weights(al_type t, void *dst, int64_t rows, int64_t k) {
+    const al_type_traits *tr = al_type_traits_get(t);
+    int64_t nel = rows * k;
+    if (t == AL_TYPE_F32) {
+        for (int64_t i = 0; i < nel; i++) ((float *)dst)[i] = frand();
+        return;
+    }
+    if (t == AL_TYPE_F16 || t == AL_TYPE_BF16) {
+        for (int64_t i = 0; i < nel; i++) ((uint16_t *)dst)[i] = t == AL_TYPE_F16 ? al_f32_to_f16(frand()) : al_f32_to_bf16(frand());
+        return;
+    }
+    size_t nb = (size_t)(nel / tr->block_size), bytes = nb * tr->type_size;
+    for (size_t i = 0; i < bytes; i++) ((uint8_t *)dst)[i] = (uint8_t)rnext();
+    size_t off[2] = {0, (size_t)-1};
+    if (t == AL_TYPE_Q4_1 || t == AL_TYPE_Q5_1 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K) off[1] = 2;
+    if (t == AL_TYPE_Q6_K) off[0] = 208;
+    for (size_t b = 0; b < nb; b++)
+        for (int j = 0; j < 2; j++) {
+            if (off[j] == (size_t)-1) continue;
+            uint16_t h = al_f32_to_f16(frand() * 0.02f + (j ? 0.0f : 0.03f));
+            memcpy((char *)dst + b * tr->type_size + off[j], &h, 2);
+        }
+}
+
+static const al_type k_gpu_types[] = {AL_TYPE_F32,  AL_TYPE_F16,  AL_TYPE_BF16, AL_TYPE_Q4_0, AL_TYPE_Q4_1,
+                                      AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q8_0, AL_TYPE_IQ4_NL, AL_TYPE_Q4_K,
+                                      AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
+
+static void ref_matmul(const float *W, int64_t n_out, int64_t k, const float *X, int64_t m, float *Y) {
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t o = 0; o < n_out; o++) {
+            double acc = 0;
+            for (int64_t i = 0; i < k; i++) acc += (double)W[o * k + i] * X[r * k + i];
+            Y[r * n_out + o] = (float)acc;
+        }
+}
+
+static void test_matmul(void) {
+    al_cpu *cpu;
+    REQUIRE_OK(al_cpu_init(&cpu, 1, AL_ISA_AUTO));
+    for (size_t ti = 0; ti < sizeof k_gpu_types / sizeof k_gpu_types[0]; ti++) {
+        al_type t = k_gpu_types[ti];
+        const al_type_traits *tr = al_type_traits_get(t);
+        int64_t k = tr->block_size == 256 ? 256 * 3 : tr->block_size == 32 ? 32 * 7 : 77, n_out = 37, n_mat = 3;
+        size_t row = al_type_row_size(t, k), mat = row * (size_t)n_out;
+        uint8_t *wq = malloc(mat * (size_t)n_mat);
+        random_weights(t, wq, n_out * n_mat, k);
+        float *wf = malloc(sizeof(float) * (size_t)(k * n_out * n_mat));
+        REQUIRE_OK(al_dequantize_rows(t, wq, wf, n_out * n_mat, k, NULL));
+        al_tensor tt;
+        int64_t ne[3] = {k, n_out, n_mat};
+        REQUIRE_OK(al_tensor_view(&tt, t, 3, ne, wq));
+        al_cuda_weight w;
+        REQUIRE_OK(al_cuda_weight_upload(g_cu, &tt, &w));
+        al_tensor t2;
+        REQUIRE_OK(al_tensor_view(&t2, t, 2, ne, wq)); /* matrix 0 */
+        const int64_t ms[3] = {1, 3, 19};
+        for (int mi = 0; mi < 3; mi++) {
+            int64_t m = ms[mi], ldx = k + 3, ldy = n_out + 5;
+            float *x = rand_vec(m * ldx, 1.0f), *xc = malloc(sizeof(float) * (size_t)(m * k));
+            /* m > 1: x rows start one float past a 16-byte boundary (the unaligned load path) */
+            const int64_t off = mi == 0 ? 0 : 1;
+            for (int64_t r = 0; r < m; r++) memcpy(xc + r * k, x + r * ldx + off, sizeof(float) * (size_t)k);
+            float *ref = malloc(sizeof(float) * (size_t)(m * n_out));
+            ref_matmul(wf, n_out, k, xc, m, ref);
+            float *dx = devf(x, m * ldx), *dy = devf(NULL, m * ldy);
+            CHECK_OK(al_cuda_matmul(g_cu, &w, dx + off, ldx, dy, ldy, m));
+            float *y = back(dy, m * ldy), *yc = malloc(sizeof(float) * (size_t)(m * n_out));
+            for (int64_t r = 0; r < m; r++) memcpy(yc + r * n_out, y + r * ldy, sizeof(float) * (size_t)n_out);
+            char what[96];
+            snprintf(what, sizeof what, "matmul %s m=%lld", al_type_name(t), (long long)m);
+            double tol = m <= 4 || t == AL_TYPE_F32 ? 1e-4 : t == AL_TYPE_BF16 ? 1e-2 : 4e-3;
+            check_close(what, yc, ref, m * n_out, tol);
+            /* the CPU backend's matmul computes the same function */
+            float *ycpu = malloc(sizeof(float) * (size_t)(m * n_out));
+            CHECK_OK(al_cpu_matmul(cpu, &t2, xc, k, ycpu, n_out, m));
+            snprintf(what, sizeof what, "matmul %s m=%lld vs al_cpu_matmul", al_type_name(t), (long long)m);
+            check_close(what, yc, ycpu, m * n_out, 3e-2);
+            free(ycpu);
+            free(x), free(xc), free(ref), free(y), free(yc);
+            FREE_D(dx), FREE_D(dy);
+        }
+        /* matmul_id: rows j use matrix ids[j] */
+        {
+            int32_t ids[2] = {2, 0};
+            float *x = rand_vec(2 * k, 1.0f), ref[2 * 37];
+            for (int j = 0; j < 2; j++) ref_matmul(wf + (int64_t)ids[j] * n_out * k, n_out, k, x + j * k, 1, ref + j * n_out);
+            float *dx = devf(x, 2 * k), *dy = devf(NULL, 2 * n_out);
+            int32_t *dids = dev(ids, sizeof ids);
+            CHECK_OK(al_cuda_matmul_id(g_cu, &w, dx, k, true, dy, n_out, dids, 2));
+            float *y = back(dy, 2 * n_out);
+            char what[64];
+            snprintf(what, sizeof what, "matmul_id %s", al_type_name(t));
+            check_close(what, y, ref, 2 * n_out, 1e-4);
+            free(x), free(y);
+            FREE_D(dx), FREE_D(dy), FREE_D(dids);
+        }
+        /* get_rows */
+        {
+            int32_t ids[3] = {5, 36, 0};
+            int32_t *dids = dev(ids, sizeof ids);
+            float *dy = devf(NULL, 3 * (k + 1));
+            CHECK_OK(al_cuda_get_rows(g_cu, &w, dids, 3, dy, k + 1));
+            float *y = back(dy, 3 * (k + 1));
+            for (int j = 0; j < 3; j++) {
+                char what[64];
+                snprintf(what, sizeof what, "get_rows %s", al_type_name(t));
+                check_close(what, y + j * (k + 1), wf + (int64_t)ids[j] * k, k, 1e-6);
+            }
+            free(y);
+            FREE_D(dids), FREE_D(dy);
+        }
+        al_cuda_weight_free(g_cu, &w);
+        free(wq), free(wf);
+    }
+    /* an unsupported type is refused at upload */
+    {
+        uint8_t buf[84 * 2] = {0};
+        al_tensor tt;
+        int64_t ne[2] = {256, 2};
+        al_tensor_view(&tt, AL_TYPE_Q2_K, 2, ne, buf);
+        al_cuda_weight w;
+        CHECK_ERR(al_cuda_weight_upload(g_cu, &tt, &w), AL_ERR_UNSUPPORTED);
+    }
+    al_cpu_free(cpu);
+}
+
+/* ---- element-wise, norms ---- */
+
+static void test_norms_acts(void) {
+    const int64_t rows = 5, n = 96, ld = 101;
+    float *x = rand_vec(rows * ld, 2.0f), *z = rand_vec(rows * ld, 3.0f), *w = rand_vec(n, 1.0f);
+    float *dx = devf(x, rows * ld), *dz = devf(z, rows * ld), *dw = devf(w, n), *dy = devf(NULL, rows * ld);
+    const int64_t groups[2] = {n, 32};
+    for (int gi = 0; gi < 2; gi++) {
+        float *ref = malloc(sizeof(float) * (size_t)(rows * n)), *xc = malloc(sizeof(float) * (size_t)(rows * n));
+        for (int64_t r = 0; r < rows; r++) memcpy(xc + r * n, x + r * ld, sizeof(float) * (size_t)n);
+        al_op_rms_norm(xc, w, ref, rows, n, groups[gi], 1e-5f);
+        CHECK_OK(al_cuda_rms_norm(g_cu, dx, ld, dw, dy, ld, rows, n, groups[gi], 1e-5f));
+        float *y = back(dy, rows * ld), *yc = malloc(sizeof(float) * (size_t)(rows * n));
+        for (int64_t r = 0; r < rows; r++) memcpy(yc + r * n, y + r * ld, sizeof(float) * (size_t)n);
+        check_close("rms_norm", yc, ref, rows * n, 1e-5);
+        /* gated: rms(y * silu(z)) * w, in place */
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < n; i++) xc[r * n + i] = x[r * ld + i] * (z[r * ld + i] / (1.0f + expf(-z[r * ld + i])));
+        al_op_rms_norm(xc, w, ref, rows, n, groups[gi], 1e-5f);
+        float *dg = devf(x, rows * ld);
+        CHECK_OK(al_cuda_gated_rms_norm(g_cu, dg, ld, dz, ld, dw, rows, n, groups[gi], 1e-5f));
+        float *g = back(dg, rows * ld);
+        for (int64_t r = 0; r < rows; r++) memcpy(yc + r * n, g + r * ld, sizeof(float) * (size_t)n);
+        check_close("gated rms_norm", yc, ref, rows * n, 1e-5);
+        free(ref), free(xc), free(y), free(yc), free(g);
+        FREE_D(dg);
+    }
+    /* activations */
+    const int64_t na = 1001;
+    float *a = rand_vec(na, 6.0f), *b = rand_vec(na, 2.0f), *ref = malloc(sizeof(float) * na);
+    float *da = devf(a, na), *db = devf(b, na), *dout = devf(NULL, na);
+    struct { al_cuda_act_kind k; void (*f)(const float *, float *, int64_t); const char *name; } acts[] = {
+        {AL_CUDA_ACT_SILU, al_op_silu, "silu"},
+        {AL_CUDA_ACT_RELU2, al_op_relu2, "relu2"},
+        {AL_CUDA_ACT_GELU_ERF, al_op_gelu_erf, "gelu_erf"},
+        {AL_CUDA_ACT_GELU_TANH, al_op_gelu_tanh, "gelu_tanh"},
+    };
+    for (int i = 0; i < 4; i++) {
+        acts[i].f(a, ref, na);
+        CHECK_OK(al_cuda_act(g_cu, acts[i].k, da, dout, na));
+        float *y = back(dout, na);
+        check_close(acts[i].name, y, ref, na, 1e-6);
+        free(y);
+    }
+    al_op_swiglu(a, b, ref, na);
+    CHECK_OK(al_cuda_swiglu(g_cu, da, db, dout, na));
+    float *y = back(dout, na);
+    check_close("swiglu", y, ref, na, 1e-6);
+    free(y);
+    al_op_add(a, b, ref, na);
+    CHECK_OK(al_cuda_add(g_cu, da, db, dout, na));
+    y = back(dout, na);
+    check_close("add", y, ref, na, 0);
+    free(y);
+    /* strided glu (gelu gate | up halves of one row), bias, concat, weighted sum */
+    {
+        const int64_t r = 3, nf = 50;
+        float *gu = rand_vec(r * 2 * nf, 2.0f), *refg = malloc(sizeof(float) * (size_t)(r * nf));
+        for (int64_t t = 0; t < r; t++) {
+            al_op_gelu_erf(gu + t * 2 * nf, refg + t * nf, nf);
+            for (int64_t i = 0; i < nf; i++) refg[t * nf + i] *= gu[t * 2 * nf + nf + i];
+        }
+        float *dgu = devf(gu, r * 2 * nf), *dd = devf(NULL, r * nf);
+        CHECK_OK(al_cuda_glu(g_cu, AL_CUDA_ACT_GELU_ERF, dgu, dgu + nf, 2 * nf, dd, nf, r, nf));
+        float *o = back(dd, r * nf);
+        check_close("glu strided", o, refg, r * nf, 1e-6);
+        float *bias = rand_vec(nf, 1.0f), *db2 = devf(bias, nf);
+        for (int64_t t = 0; t < r; t++)
+            for (int64_t i = 0; i < nf; i++) refg[t * nf + i] = o[t * nf + i] + bias[i];
+        CHECK_OK(al_cuda_add_bias(g_cu, dd, nf, db2, r, nf));
+        free(o);
+        o = back(dd, r * nf);
+        check_close("add_bias", o, refg, r * nf, 0);
+        float *cat = devf(NULL, r * (nf + 2 * nf));
+        CHECK_OK(al_cuda_concat(g_cu, dd, nf, dgu, 2 * nf, cat, r));
+        float *hc = back(cat, r * 3 * nf);
+        bool ok = true;
+        for (int64_t t = 0; t < r; t++)
+            ok = ok && !memcmp(hc + t * 3 * nf, o + t * nf, sizeof(float) * (size_t)nf) &&
+                 !memcmp(hc + t * 3 * nf + nf, gu + t * 2 * nf, sizeof(float) * (size_t)(2 * nf));
+        CHECKF(ok, "concat mismatch");
+        float wts[3] = {0.5f, -1.25f, 2.0f}, *dwts = devf(wts, 3), *acc = rand_vec(nf, 1.0f), *dacc = devf(acc, nf);
+        for (int64_t i = 0; i < nf; i++) acc[i] += 0.5f * o[i] - 1.25f * o[nf + i] + 2.0f * o[2 * nf + i];
+        CHECK_OK(al_cuda_weighted_sum(g_cu, dd, nf, dwts, 3, dacc, nf));
+        float *hs = back(dacc, nf);
+        check_close("weighted_sum", hs, acc, nf, 1e-6);
+        free(gu), free(refg), free(o), free(bias), free(hc), free(acc), free(hs);
+        FREE_D(dgu), FREE_D(dd), FREE_D(db2), FREE_D(cat), FREE_D(dwts), FREE_D(dacc);
+    }
+    free(x), free(z), free(w), free(a), free(b), free(ref);
+    FREE_D(dx), FREE_D(dz), FREE_D(dw), FREE_D(dy), FREE_D(da), FREE_D(db), FREE_D(dout);
+}
+
+static void test_rope(void) {
+    const int64_t n_tok = 7;
+    const int n_head = 3, hd = 64;
+    float ff[32];
+    for (int i = 0; i < 32; i++) ff[i] = 1.0f + (float)i * 0.25f;
+    for (int mode = 1; mode <= 2; mode++)
+        for (int nd = 32; nd <= 64; nd += 32) {
+            al_rope_cfg rc = {mode, nd, 10000.0f, nd == 64 ? ff : NULL};
+            float inv[32];
+            al_rope_inv_freq(&rc, inv);
+            int32_t pos[7];
+            for (int t = 0; t < 7; t++) pos[t] = (int32_t)(rnext() % 5000);
+            float *x = rand_vec(n_tok * n_head * hd, 1.0f), *ref = malloc(sizeof(float) * (size_t)(n_tok * n_head * hd));
+            memcpy(ref, x, sizeof(float) * (size_t)(n_tok * n_head * hd));
+            al_op_rope(ref, n_tok, n_head, hd, pos, &rc, inv);
+            float *dx = devf(x, n_tok * n_head * hd), *dinv = devf(inv, nd / 2);
+            int32_t *dpos = dev(pos, sizeof pos);
+            CHECK_OK(al_cuda_rope(g_cu, dx, n_tok, n_head, hd, dpos, mode, nd, dinv));
+            float *y = back(dx, n_tok * n_head * hd);
+            check_close(mode == 1 ? "rope NORM" : "rope NEOX", y, ref, n_tok * n_head * hd, 2e-5);
+            free(x), free(ref), free(y);
+            FREE_D(dx), FREE_D(dinv), FREE_D(dpos);
+        }
+    /* positions from a device base */
+    int32_t base = 41, *dbase = dev(&base, 4), *dp = dev(NULL, 4 * 5);
+    CHECK_OK(al_cuda_positions(g_cu, dp, 5, dbase, 0));
+    int32_t hp[5];
+    CHECK_OK(al_cuda_sync(g_cu));
+    CHECK_OK(al_cuda_download(g_cu, hp, dp, sizeof hp));
+    CHECK(hp[0] == 41 && hp[4] == 45);
+    FREE_D(dbase), FREE_D(dp);
+}
+
+/* ---- attention ---- */
+
+static void round_f16(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = al_f16_to_f32(al_f32_to_f16(x[i]));
+}
+
+static void attn_case(int n_head, int n_kv, int hd, int64_t n_past, int64_t n_tok, int window, al_type kvt, bool dev_pos) {
+    const int n_ctx = 300;
+    const int64_t row = (int64_t)n_kv * hd, total = n_past + n_tok;
+    float *kc = calloc((size_t)(n_ctx * row), sizeof(float)), *vc = calloc((size_t)(n_ctx * row), sizeof(float));
+    float *k = rand_vec(total * row, 1.5f), *v = rand_vec(total * row, 1.0f), *q = rand_vec(n_tok * n_head * hd, 1.5f);
+    if (kvt == AL_TYPE_F16) round_f16(k, total * row), round_f16(v, total * row);
+    memcpy(kc, k, sizeof(float) * (size_t)(total * row));
+    memcpy(vc, v, sizeof(float) * (size_t)(total * row));
+    float *ref = malloc(sizeof(float) * (size_t)(n_tok * n_head * hd)), *scr = malloc(sizeof(float) * (size_t)total);
+    float scale = 1.0f / sqrtf((float)hd);
+    al_attn_args aa = {q, kc, vc, ref, n_tok, n_past, n_head, n_kv, hd, window, scale, scr};
+    al_op_attention(NULL, &aa);
+    size_t es = kvt == AL_TYPE_F16 ? 2 : 4;
+    void *dk = dev(NULL, es * (size_t)(n_ctx * row)), *dv = dev(NULL, es * (size_t)(n_ctx * row));
+    float *dsrc_k = devf(k, total * row), *dsrc_v = devf(v, total * row);
+    /* the past through kv_store at host positions, the new rows at the (maybe device) position */
+    int32_t np = (int32_t)n_past, *dnp = dev(&np, 4);
+    if (n_past > 0) {
+        CHECK_OK(al_cuda_kv_store(g_cu, dk, kvt, row, dsrc_k, row, n_past, 0, NULL));
+        CHECK_OK(al_cuda_kv_store(g_cu, dv, kvt, row, dsrc_v, row, n_past, 0, NULL));
+    }
+    CHECK_OK(al_cuda_kv_store(g_cu, dk, kvt, row, dsrc_k + n_past * row, row, n_tok, n_past, dev_pos ? dnp : NULL));
+    CHECK_OK(al_cuda_kv_store(g_cu, dv, kvt, row, dsrc_v + n_past * row, row, n_tok, n_past, dev_pos ? dnp : NULL));
+    float *dq = devf(q, n_tok * n_head * hd), *dout = devf(NULL, n_tok * n_head * hd);
+    al_cuda_attn_args ga = {dq, dk, dv, kvt, dout, n_tok, dev_pos ? 0 : n_past, dev_pos ? dnp : NULL, n_ctx,
+                            n_head, n_kv, hd, window, scale};
+    CHECK_OK(al_cuda_attention(g_cu, &ga));
+    float *y = back(dout, n_tok * n_head * hd);
+    char what[128];
+    snprintf(what, sizeof what, "attention h%d/%d hd%d past %lld tok %lld win %d %s%s", n_head, n_kv, hd, (long long)n_past,
+             (long long)n_tok, window, al_type_name(kvt), dev_pos ? " devpos" : "");
+    check_close(what, y, ref, n_tok * n_head * hd, 2e-5);
+    free(kc), free(vc), free(k), free(v), free(q), free(ref), free(scr), free(y);
+    FREE_D(dk), FREE_D(dv), FREE_D(dsrc_k), FREE_D(dsrc_v), FREE_D(dnp), FREE_D(dq), FREE_D(dout);
+}
+
+static void test_attention(void) {
+    const al_type kvts[2] = {AL_TYPE_F32, AL_TYPE_F16};
+    for (int i = 0; i < 2; i++) {
+        attn_case(6, 2, 64, 0, 37, 0, kvts[i], false);
+        attn_case(6, 2, 16, 5, 37, 0, kvts[i], false);
+        attn_case(4, 4, 128, 40, 70, 9, kvts[i], false);
+        attn_case(2, 1, 256, 0, 20, 0, kvts[i], false);
+        attn_case(6, 3, 48, 0, 1, 0, kvts[i], false);
+        attn_case(6, 2, 64, 200, 1, 0, kvts[i], true);
+        attn_case(4, 2, 128, 250, 1, 17, kvts[i], true);
+        attn_case(2, 2, 256, 77, 1, 0, kvts[i], true);
+    }
+}
+
+/* ---- conv, SSD, selective scan ---- */
+
+static void test_conv1d(void) {
+    const int ch = 37, k = 4;
+    const int64_t ldx = 41;
+    float *w = rand_vec(ch * k, 1.0f), *b = rand_vec(ch, 0.5f), *state = rand_vec((k - 1) * ch, 1.0f);
+    float *dw = devf(w, ch * k), *db = devf(b, ch), *dstate = devf(state, (k - 1) * ch);
+    const int64_t toks[4] = {13, 1, 2, 1};
+    for (int r = 0; r < 4; r++) {
+        int64_t n = toks[r];
+        float *x = rand_vec(n * ldx, 2.0f), *xc = malloc(sizeof(float) * (size_t)(n * ch)), *ref = malloc(sizeof(float) * (size_t)(n * ch));
+        for (int64_t t = 0; t < n; t++) memcpy(xc + t * ch, x + t * ldx, sizeof(float) * ch);
+        al_op_conv1d_causal(xc, n, ch, k, w, b, state, ref, true);
+        float *dx = devf(x, n * ldx), *dy = devf(NULL, n * ch);
+        CHECK_OK(al_cuda_conv1d_causal(g_cu, dx, ldx, n, ch, k, dw, db, dstate, dy, ch, true));
+        float *y = back(dy, n * ch), *st = back(dstate, (k - 1) * ch);
+        check_close("conv1d y", y, ref, n * ch, 1e-6);
+        check_close("conv1d state", st, state, (k - 1) * ch, 0);
+        free(x), free(xc), free(ref), free(y), free(st);
+        FREE_D(dx), FREE_D(dy);
+    }
+    free(w), free(b), free(state);
+    FREE_D(dw), FREE_D(db), FREE_D(dstate);
+    /* dt: softplus + floor + clamp */
+    const int H = 5;
+    const int64_t n = 9, ld = 12;
+    float *raw = rand_vec(n * ld, 25.0f), *bias = rand_vec(H, 1.0f), ref[45];
+    for (int64_t t = 0; t < n; t++)
+        for (int h = 0; h < H; h++) ref[t * H + h] = fminf(fmaxf(fmaxf(al_softplus(raw[t * ld + h] + bias[h]), 0.01f), 0.0f), 7.0f);
+    float *draw = devf(raw, n * ld), *dbias = devf(bias, H), *ddt = devf(NULL, n * H);
+    CHECK_OK(al_cuda_ssm_dt(g_cu, draw, ld, dbias, ddt, n, H, 0.01f, 0.0f, 7.0f));
+    float *dt = back(ddt, n * H);
+    check_close("ssm_dt", dt, ref, n * H, 1e-6);
+    free(raw), free(bias), free(dt);
+    FREE_D(draw), FREE_D(dbias), FREE_D(ddt);
+}
+
+static void ssd_case(int H, int G, int P, int N, int64_t n_tok) {
+    const int64_t xs = (int64_t)H * P + 3, dts = H + 2, bcs = 2 * (int64_t)G * N + 5;
+    float *x = rand_vec(n_tok * xs, 1.0f), *B = rand_vec(n_tok * bcs, 1.0f), *dt = malloc(sizeof(float) * (size_t)(n_tok * dts));
+    for (int64_t i = 0; i < n_tok * dts; i++) dt[i] = 0.01f + 0.2f * (frand() + 1.0f);
+    float *A = malloc(sizeof(float) * (size_t)H), *D = rand_vec(H, 1.0f);
+    for (int h = 0; h < H; h++) A[h] = -(0.5f + 2.0f * (frand() + 1.0f));
+    float *state = rand_vec((int64_t)H * P * N, 0.5f), *sref = malloc(sizeof(float) * (size_t)H * P * N);
+    memcpy(sref, state, sizeof(float) * (size_t)H * P * N);
+    float *yref = malloc(sizeof(float) * (size_t)(n_tok * H * P));
+    const float *C = B + (int64_t)G * N;
+    al_ssd_args sa = {x, dt, B, C, A, D, xs, dts, bcs, sref, yref, n_tok, H, P, N, G, 0, NULL}; /* sequential reference */
+    al_op_ssd(NULL, &sa);
+    float *dx = devf(x, n_tok * xs), *dB = devf(B, n_tok * bcs), *ddt = devf(dt, n_tok * dts), *dA = devf(A, H), *dD = devf(D, H);
+    float *dstate = devf(state, (int64_t)H * P * N), *dy = devf(NULL, n_tok * H * P);
+    al_cuda_ssd_args ga = {dx, ddt, dB, dB + (int64_t)G * N, dA, dD, xs, dts, bcs, dstate, dy, n_tok, H, P, N, G};
+    CHECK_OK(al_cuda_ssd(g_cu, &ga));
+    float *y = back(dy, n_tok * H * P), *st = back(dstate, (int64_t)H * P * N);
+    char what[96];
+    snprintf(what, sizeof what, "ssd H%d G%d P%d N%d T%lld y", H, G, P, N, (long long)n_tok);
+    check_close(what, y, yref, n_tok * H * P, 1e-4);
+    snprintf(what, sizeof what, "ssd H%d G%d P%d N%d T%lld state", H, G, P, N, (long long)n_tok);
+    check_close(what, st, sref, (int64_t)H * P * N, 1e-4);
+    free(x), free(B), free(dt), free(A), free(D), free(state), free(sref), free(yref), free(y), free(st);
+    FREE_D(dx), FREE_D(dB), FREE_D(ddt), FREE_D(dA), FREE_D(dD), FREE_D(dstate), FREE_D(dy);
+}
+
+static void test_ssd(void) {
+    ssd_case(6, 2, 16, 24, 1);
+    ssd_case(6, 2, 16, 24, 37);
+    ssd_case(6, 3, 16, 40, 150);
+    ssd_case(4, 1, 64, 128, 1);
+    ssd_case(4, 1, 64, 128, 200);
+    ssd_case(2, 1, 128, 16, 65);
+}
+
+static void test_selective_scan(void) {
+    const int Dn = 37, N = 16;
+    const int64_t n_tok = 11, bcs = 2 * N + 3;
+    float *x = rand_vec(n_tok * Dn, 1.0f), *B = rand_vec(n_tok * bcs, 1.0f), *dt = malloc(sizeof(float) * (size_t)(n_tok * Dn));
+    for (int64_t i = 0; i < n_tok * Dn; i++) dt[i] = 0.05f + 0.3f * (frand() + 1.0f);
+    float *A = malloc(sizeof(float) * (size_t)(Dn * N)), *Ds = rand_vec(Dn, 1.0f);
+    for (int i = 0; i < Dn * N; i++) A[i] = -(0.2f + (frand() + 1.0f));
+    float *state = rand_vec(Dn * N, 0.5f), *sref = malloc(sizeof(float) * (size_t)(Dn * N)), *yref = malloc(sizeof(float) * (size_t)(n_tok * Dn));
+    memcpy(sref, state, sizeof(float) * (size_t)(Dn * N));
+    al_op_selective_scan(NULL, x, dt, A, B, B + N, bcs, Ds, sref, yref, n_tok, Dn, N);
+    float *dx = devf(x, n_tok * Dn), *dB = devf(B, n_tok * bcs), *ddt = devf(dt, n_tok * Dn), *dA = devf(A, Dn * N);
+    float *dDs = devf(Ds, Dn), *dst = devf(state, Dn * N), *dy = devf(NULL, n_tok * Dn);
+    CHECK_OK(al_cuda_selective_scan(g_cu, dx, ddt, dA, dB, dB + N, bcs, dDs, dst, dy, n_tok, Dn, N));
+    float *y = back(dy, n_tok * Dn), *st = back(dst, Dn * N);
+    check_close("selective_scan y", y, yref, n_tok * Dn, 1e-5);
+    check_close("selective_scan state", st, sref, Dn * N, 1e-5);
+    free(x), free(B), free(dt), free(A), free(Ds), free(state), free(sref), free(yref), free(y), free(st);
+    FREE_D(dx), FREE_D(dB), FREE_D(ddt), FREE_D(dA), FREE_D(dDs), FREE_D(dst), FREE_D(dy);
+}
+
+static void test_moe_route(void) {
+    const int64_t n = 9;
+    const int E = 8, K = 3;
+    float *lg = rand_vec(n * E, 3.0f);
+    float *dl = devf(lg, n * E), *dw = devf(NULL, n * K);
+    int32_t *di = dev(NULL, sizeof(int32_t) * (size_t)(n * K));
+    CHECK_OK(al_cuda_moe_route(g_cu, dl, n, E, K, di, dw));
+    float *w = back(dw, n * K);
+    int32_t ids[27];
+    CHECK_OK(al_cuda_download(g_cu, ids, di, sizeof ids));
+    for (int64_t t = 0; t < n; t++) {
+        /* CPU forward's routing: softmax, then k passes of argmax (first index wins ties) */
+        float p[8], mx = -1e30f, sum = 0;
+        for (int e = 0; e < E; e++) mx = fmaxf(mx, lg[t * E + e]);
+        for (int e = 0; e < E; e++) sum += (p[e] = expf(lg[t * E + e] - mx));
+        bool used[8] = {false};
+        for (int j = 0; j < K; j++) {
+            int best = -1;
+            for (int e = 0; e < E; e++)
+                if (!used[e] && (best < 0 || p[e] > p[best])) best = e;
+            used[best] = true;
+            CHECKF(ids[t * K + j] == best, "moe route token %lld slot %d: %d, want %d", (long long)t, j, ids[t * K + j], best);
+            CHECK_NEAR(w[t * K + j], p[best] / sum, 1e-6);
+        }
+    }
+    free(lg), free(w);
+    FREE_D(dl), FREE_D(dw), FREE_D(di);
+}
+
+static void test_errors(void) {
+    al_cuda_attn_args ga = {0};
+    ga.n_head = 3, ga.n_head_kv = 2, ga.head_dim = 64, ga.n_tok = 1;
+    CHECK_ERR(al_cuda_attention(g_cu, &ga), AL_ERR_INVALID);
+    al_cuda_ssd_args sa = {0};
+    sa.H = 4, sa.G = 3, sa.P = 8, sa.N = 8, sa.n_tok = 1;
+    CHECK_ERR(al_cuda_ssd(g_cu, &sa), AL_ERR_INVALID);
+    CHECK_ERR(al_cuda_rms_norm(g_cu, NULL, 10, NULL, NULL, 10, 1, 10, 3, 1e-5f), AL_ERR_INVALID);
+    CHECK_ERR(al_cuda_moe_route(g_cu, NULL, 1, 4, 5, NULL, NULL), AL_ERR_INVALID);
+}
+
+int main(void) {
+    if (al_cuda_device_count() == 0) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    al_status st = al_cuda_init(&g_cu, 0);
+    if (al_failed(&st)) {
+        fprintf(stderr, "al_cuda_init: %s\n", st.msg);
+        return 1;
+    }
+    char desc[256];
+    al_cuda_describe(g_cu, desc, sizeof desc);
+    printf("device: %s\n", desc);
+    AL_RUN(test_matmul);
+    AL_RUN(test_norms_acts);
+    AL_RUN(test_rope);
+    AL_RUN(test_attention);
+    AL_RUN(test_conv1d);
+    AL_RUN(test_ssd);
+    AL_RUN(test_selective_scan);
+    AL_RUN(test_moe_route);
+    AL_RUN(test_errors);
+    st = al_cuda_sync(g_cu);
+    CHECKF(!al_failed(&st), "final sync: %s", st.msg);
+    al_cuda_free(g_cu);
+    return al_test_finish();
+}
+#endif
