@@ -269,7 +269,7 @@ static void test_norms_acts(void) {
             for (int64_t i = 0; i < nf; i++) refg[t * nf + i] *= gu[t * 2 * nf + nf + i];
         }
         float *dgu = devf(gu, r * 2 * nf), *dd = devf(NULL, r * nf);
-        CHECK_OK(al_cuda_glu(g_cu, AL_CUDA_ACT_GELU_ERF, dgu, dgu + nf, 2 * nf, dd, nf, r, nf));
+        CHECK_OK(al_cuda_glu(g_cu, AL_CUDA_ACT_GELU_ERF, dgu, 2 * nf, dgu + nf, 2 * nf, dd, nf, r, nf));
         float *o = back(dd, r * nf);
         check_close("glu strided", o, refg, r * nf, 1e-6);
         float *bias = rand_vec(nf, 1.0f), *db2 = devf(bias, nf);

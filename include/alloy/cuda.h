@@ -112,9 +112,9 @@ al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, const float 
 al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *x, float *y, int64_t n); /* y may alias x */
 /* y[i] = silu(gate[i]) * up[i] (al_op_swiglu) */
 al_status al_cuda_swiglu(al_cuda *c, const float *gate, const float *up, float *y, int64_t n);
-/* y[r][i] = act(g[r][i]) * u[r][i]; g, u rows of stride ld_in, y rows of stride ldy. u == NULL: act only. */
-al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, const float *u, int64_t ld_in, float *y, int64_t ldy,
-                      int64_t rows, int64_t n);
+/* y[r][i] = act(g[r][i]) * u[r][i] with row strides ldg, ldu, ldy; u == NULL: act only. y may alias g or u. */
+al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, int64_t ldg, const float *u, int64_t ldu, float *y,
+                      int64_t ldy, int64_t rows, int64_t n);
 al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n); /* y may alias a or b */
 /* y[r][i] += b[i] for rows of stride ldy */
 al_status al_cuda_add_bias(al_cuda *c, float *y, int64_t ldy, const float *b, int64_t rows, int64_t n);
@@ -153,7 +153,7 @@ al_status al_cuda_kv_store(al_cuda *c, void *cache, al_type kv_type, int64_t row
 /* al_op_conv1d_causal (conv + bias + SiLU fused) with row strides; state[k-1][ch] updated. */
 al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t ldx, int64_t n_tok, int ch, int k, const float *w,
                                 const float *b, float *state, float *y, int64_t ldy, bool apply_silu);
-/* Mamba-2 dt: dt[t][h] = clamp(max(softplus(raw[t][h] + bias[h]), floor), lo, hi). */
+/* Mamba-2 dt: dt[t][h] = clamp(max(softplus(raw[t][h] + bias[h]), floor), lo, hi); bias may be NULL. */
 al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H,
                          float floor_, float lo, float hi);
 /* al_op_ssd: n_tok > 1 runs the chunked SSD scan (chunk-local states, a sequential pass over chunk
@@ -195,7 +195,7 @@ typedef struct al_cuda_session_params {
 al_cuda_session_params al_cuda_session_default_params(void); /* n_ctx 0, F16 cache, graphs on */
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */
-al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, const al_model *m);
+al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, al_model *m);
 void al_cuda_model_free(al_cuda_model *cm);
 size_t al_cuda_model_bytes(const al_cuda_model *cm); /* device bytes of the weights */
 

@@ -72,29 +72,30 @@ __device__ __forceinline__ float act_f(int act, float v) {
     }
 }
 
-__global__ void k_glu(int act, const float *g, const float *u, int64_t ld_in, float *y, int64_t ldy, int64_t rows, int64_t n) {
+__global__ void k_glu(int act, const float *g, int64_t ldg, const float *u, int64_t ldu, float *y, int64_t ldy, int64_t rows,
+                      int64_t n) {
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= rows * n) return;
     const int64_t r = idx / n, i = idx - r * n;
-    float v = act_f(act, g[r * ld_in + i]);
-    if (u) v *= u[r * ld_in + i];
+    float v = act_f(act, g[r * ldg + i]);
+    if (u) v *= u[r * ldu + i];
     y[r * ldy + i] = v;
 }
 
-extern "C" al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, const float *u, int64_t ld_in, float *y,
-                                 int64_t ldy, int64_t rows, int64_t n) {
+extern "C" al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, int64_t ldg, const float *u, int64_t ldu,
+                                 float *y, int64_t ldy, int64_t rows, int64_t n) {
     if (rows * n == 0) return al_ok();
-    k_glu<<<al_cdiv(rows * n, 256), 256, 0, c->stream>>>((int)act, g, u, ld_in, y, ldy, rows, n);
+    k_glu<<<al_cdiv(rows * n, 256), 256, 0, c->stream>>>((int)act, g, ldg, u, ldu, y, ldy, rows, n);
     AL_CUDA_LAUNCHED("glu");
 }
 
 extern "C" al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *x, float *y, int64_t n) {
-    return al_cuda_glu(c, act, x, NULL, n, y, n, 1, n);
+    return al_cuda_glu(c, act, x, n, NULL, 0, y, n, 1, n);
 }
 
 extern "C" al_status al_cuda_swiglu(al_cuda *c, const float *gate, const float *up, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    k_glu<<<al_cdiv(n, 256), 256, 0, c->stream>>>(AL_CUDA_ACT_SILU, gate, up, n, y, n, 1, n);
+    k_glu<<<al_cdiv(n, 256), 256, 0, c->stream>>>(AL_CUDA_ACT_SILU, gate, n, up, n, y, n, 1, n);
     AL_CUDA_LAUNCHED("swiglu");
 }
 
@@ -224,7 +225,7 @@ __global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, fl
     if (idx >= n_tok * H) return;
     const int64_t t = idx / H;
     const int h = (int)(idx - t * H);
-    float v = softplus_f(raw[t * ld_raw + h] + bias[h]);
+    float v = softplus_f(raw[t * ld_raw + h] + (bias ? bias[h] : 0.0f));
     v = fmaxf(v, fl);
     dt[idx] = fminf(fmaxf(v, lo), hi);
 }

@@ -1,0 +1,153 @@
+/*
+ * bench_cuda.c — GPU prompt processing and decode throughput, llama-bench style, with the decode
+ * bandwidth roofline.
+ *
+ *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
+ *              [--bw 3.0e12]
+ *
+ * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
+ * tg<N>: N single-token evals from an empty context (the decode graph replayed). One untimed warm-up
+ * repetition, then the median of -r repetitions. Roofline: bandwidth / weight bytes per token
+ * (al_model_weight_bytes: every matrix read once per token), default 3.0 TB/s (H100 SXM HBM3).
+ * Without CUDA (or without a device) it says so and exits 0.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/model.h"
+
+#ifndef ALLOY_HAVE_CUDA
+int main(void) {
+    printf("bench_cuda: built without CUDA\n");
+    return 0;
+}
+#else
+#include "alloy/cuda.h"
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, double bw) {
+    al_model *m;
+    al_model_params mp = al_model_default_params();
+    al_status st = al_model_load(&m, path, &mp);
+    if (al_failed(&st)) {
+        fprintf(stderr, "bench_cuda: %s\n", st.msg);
+        return 1;
+    }
+    double t0 = al_time_sec();
+    al_cuda_model *cm = NULL;
+    st = al_cuda_model_init(&cm, cu, m);
+    double t_up = al_time_sec() - t0;
+    al_cuda_session *s = NULL;
+    al_cuda_session_params sp = al_cuda_session_default_params();
+    sp.n_ctx = pp + tg + 8;
+    sp.kv_type = kvt;
+    sp.use_graph = graph;
+    if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
+    int V = al_model_n_vocab(m);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < (pp > tg ? pp : tg); i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        toks[i] = (int32_t)(x % (uint64_t)V);
+    }
+    double tpp[64], ttg[64];
+    if (reps > 63) reps = 63;
+    for (int r = 0; r <= reps && !al_failed(&st); r++) { /* r == 0: warm-up */
+        if (pp > 0) {
+            al_cuda_session_reset(s);
+            double a = al_time_sec();
+            st = al_cuda_session_eval(s, toks, pp, lg, false);
+            if (r) tpp[r - 1] = al_time_sec() - a;
+        }
+        if (tg > 0 && !al_failed(&st)) {
+            al_cuda_session_reset(s);
+            double a = al_time_sec();
+            for (int i = 0; i < tg && !al_failed(&st); i++) st = al_cuda_session_eval(s, &toks[i], 1, lg, false);
+            if (r) ttg[r - 1] = al_time_sec() - a;
+        }
+    }
+    if (!al_failed(&st)) {
+        char desc[256], dev[256];
+        al_model_describe(m, desc, sizeof desc);
+        al_cuda_describe(cu, dev, sizeof dev);
+        double bytes = (double)al_model_weight_bytes(m);
+        printf("model: %s (%s)\n", path, desc);
+        printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; decode graph %s\n", dev,
+               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), graph ? "on" : "off");
+        printf("| test | tokens/s | ms/token |\n|---|---|---|\n");
+        double pps = 0, tgs = 0;
+        if (pp > 0) {
+            double t = median(tpp, reps);
+            pps = pp / t;
+            printf("| pp%d | %.1f | %.4f |\n", pp, pps, 1e3 * t / pp);
+        }
+        if (tg > 0) {
+            double t = median(ttg, reps);
+            tgs = tg / t;
+            printf("| tg%d | %.1f | %.4f |\n", tg, tgs, 1e3 * t / tg);
+            double roof = bw / bytes;
+            printf("decode roofline at %.2f TB/s: %.1f tokens/s (%.2f MB/token); tg%d at %.1f%% of roofline\n\n", bw / 1e12,
+                   roof, bytes / 1e6, tg, 100.0 * tgs / roof);
+        }
+    } else {
+        fprintf(stderr, "bench_cuda: %s: %s\n", path, st.msg);
+    }
+    free(toks);
+    free(lg);
+    al_cuda_session_free(s);
+    al_cuda_model_free(cm);
+    al_model_free(m);
+    return al_failed(&st) ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    const char *models[16];
+    int n_models = 0, pp = 512, tg = 128, reps = 3;
+    al_type kvt = AL_TYPE_F16;
+    bool graph = true;
+    double bw = 3.0e12;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-m") && v && n_models < 16) models[n_models++] = argv[++i];
+        else if (!strcmp(a, "-p") && v) pp = atoi(argv[++i]);
+        else if (!strcmp(a, "-n") && v) tg = atoi(argv[++i]);
+        else if (!strcmp(a, "-r") && v) reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--kv") && v) kvt = !strcmp(argv[++i], "f32") ? AL_TYPE_F32 : AL_TYPE_F16;
+        else if (!strcmp(a, "--no-graph")) graph = false;
+        else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--bw B/s]\n");
+            return 2;
+        }
+    }
+    if (!n_models || reps < 1) {
+        fprintf(stderr, "bench_cuda: no model (-m) given\n");
+        return 2;
+    }
+    if (al_cuda_device_count() == 0) {
+        printf("bench_cuda: no CUDA device\n");
+        return 0;
+    }
+    al_cuda *cu;
+    al_status st = al_cuda_init(&cu, 0);
+    if (al_failed(&st)) {
+        fprintf(stderr, "bench_cuda: %s\n", st.msg);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, bw);
+    al_cuda_free(cu);
+    return rc;
+}
+#endif

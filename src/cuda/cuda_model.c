@@ -1,0 +1,688 @@
+/*
+ * cuda_model.c — the GPU forward pass: al_cuda_model (weights on the device) and al_cuda_session
+ * (KV / conv / SSM state and activations on the device). It mirrors model/forward.c layer by layer,
+ * calling the ops of alloy/cuda.h instead of the CPU ops; activations stay on the device from the
+ * embedding lookup to the logits, which are the only thing copied back.
+ *
+ * Design: a separate object pair rather than a switch inside al_session, so the CPU path is left
+ * exactly as it is and a program can run both on one model (the tests do). The interface is the
+ * same as al_session's (eval / reset / pos).
+ *
+ * Decode (n == 1): the token and its position are copied into device memory first, and every kernel
+ * of the step reads them from there (embedding row, RoPE positions, KV row, attention length), so
+ * the whole step — all layers and the LM head — is captured once into a CUDA graph and replayed.
+ * The first decode step of a session runs eagerly (sizing the context's scratch), the second
+ * captures; a graph is re-captured when the scratch has moved since (al_cuda_scratch_gen).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/cuda.h"
+#include "alloy/ops.h"
+#include "model/model_internal.h"
+
+#define UBATCH 512
+#define LOGIT_ROWS 64 /* rows of logits computed per LM-head product when all are requested */
+
+typedef struct g_attn {
+    al_cuda_weight wq, wk, wv, wo;
+    float *bq, *bk, *bv, *bo, *q_norm, *k_norm;
+} g_attn;
+typedef struct g_m2 {
+    al_cuda_weight in_proj, out_proj;
+    float *conv_w, *conv_b, *A, *D, *dt_bias, *norm;
+} g_m2;
+typedef struct g_m1 {
+    al_cuda_weight in_proj, x_proj, dt_proj, out_proj;
+    float *conv_w, *conv_b, *dt_bias, *A, *D, *dt_norm, *b_norm, *c_norm;
+} g_m1;
+typedef struct g_ffn {
+    al_cuda_weight gate, up, down, router, exp_gate, exp_up, exp_down;
+} g_ffn;
+typedef struct g_layer {
+    float *attn_norm, *ffn_norm;
+    g_attn attn;
+    g_m2 m2;
+    g_m1 m1;
+    g_ffn ffn;
+    al_cuda_weight z_linear, z_ad[4][2]; /* q, k, v, ff adapters: [0] down, [1] up */
+    int z_block;
+} g_layer;
+typedef struct g_zshared {
+    float *attn_norm, *ffn_norm;
+    g_attn attn;
+    al_cuda_weight gate_up, down;
+} g_zshared;
+
+struct al_cuda_model {
+    al_cuda *cu;
+    al_model *m;
+    al_cuda_weight tok_embd, output;
+    bool output_is_embd;
+    float *out_norm, *inv_freq;
+    g_layer *layers;
+    g_zshared *zs;
+    int n_zs;
+    size_t bytes;
+    void **vecs; /* device vectors, freed with the model */
+    int n_vecs, cap_vecs;
+};
+
+/* ---- model upload ---- */
+
+static al_status up_vec(al_cuda_model *cm, const float *host, int64_t n, float **out) {
+    *out = NULL;
+    if (!host) return al_ok();
+    if (cm->n_vecs == cm->cap_vecs) {
+        int cap = cm->cap_vecs ? 2 * cm->cap_vecs : 64;
+        void **nv = realloc(cm->vecs, sizeof(void *) * (size_t)cap);
+        if (!nv) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
+        cm->vecs = nv;
+        cm->cap_vecs = cap;
+    }
+    void *p;
+    AL_TRY(al_cuda_alloc(cm->cu, &p, sizeof(float) * (size_t)n));
+    cm->vecs[cm->n_vecs++] = p;
+    cm->bytes += sizeof(float) * (size_t)n;
+    *out = p;
+    return al_cuda_upload(cm->cu, p, host, sizeof(float) * (size_t)n);
+}
+
+static al_status up_mat(al_cuda_model *cm, const al_tensor *t, al_cuda_weight *w) {
+    memset(w, 0, sizeof *w);
+    if (!t->data) return al_ok();
+    AL_TRY(al_cuda_weight_upload(cm->cu, t, w));
+    cm->bytes += w->mat_bytes * (size_t)w->n_mat;
+    return al_ok();
+}
+
+static al_status up_attn(al_cuda_model *cm, const al_attn_w *a, g_attn *g) {
+    const al_hparams *hp = &cm->m->hp;
+    AL_TRY(up_mat(cm, &a->wq, &g->wq));
+    AL_TRY(up_mat(cm, &a->wk, &g->wk));
+    AL_TRY(up_mat(cm, &a->wv, &g->wv));
+    AL_TRY(up_mat(cm, &a->wo, &g->wo));
+    AL_TRY(up_vec(cm, a->bq, a->wq.ne[1], &g->bq));
+    AL_TRY(up_vec(cm, a->bk, a->wk.ne[1], &g->bk));
+    AL_TRY(up_vec(cm, a->bv, a->wv.ne[1], &g->bv));
+    AL_TRY(up_vec(cm, a->bo, a->wo.ne[1], &g->bo));
+    AL_TRY(up_vec(cm, a->q_norm, hp->head_dim, &g->q_norm));
+    AL_TRY(up_vec(cm, a->k_norm, hp->head_dim, &g->k_norm));
+    return al_ok();
+}
+
+static al_status up_layer(al_cuda_model *cm, int il) {
+    const al_hparams *hp = &cm->m->hp;
+    const al_layer_w *L = &cm->m->layers[il];
+    g_layer *g = &cm->layers[il];
+    int64_t d = hp->n_embd, di = hp->ssm_d_inner, N = hp->ssm_d_state, H = hp->ssm_n_head;
+    AL_TRY(up_vec(cm, L->attn_norm, d, &g->attn_norm));
+    AL_TRY(up_vec(cm, L->ffn_norm, d, &g->ffn_norm));
+    al_mixer mx = hp->layer_mixer[il];
+    if (mx == AL_MIXER_ATTN) AL_TRY(up_attn(cm, &L->attn, &g->attn));
+    if (mx == AL_MIXER_MAMBA2) {
+        int64_t ch = di + 2 * (int64_t)hp->ssm_n_group * N;
+        AL_TRY(up_mat(cm, &L->m2.in_proj, &g->m2.in_proj));
+        AL_TRY(up_mat(cm, &L->m2.out_proj, &g->m2.out_proj));
+        AL_TRY(up_vec(cm, L->m2.conv_w, ch * hp->ssm_d_conv, &g->m2.conv_w));
+        AL_TRY(up_vec(cm, L->m2.conv_b, ch, &g->m2.conv_b));
+        AL_TRY(up_vec(cm, L->m2.A, H, &g->m2.A));
+        AL_TRY(up_vec(cm, L->m2.D, H, &g->m2.D));
+        AL_TRY(up_vec(cm, L->m2.dt_bias, H, &g->m2.dt_bias));
+        AL_TRY(up_vec(cm, L->m2.norm, di, &g->m2.norm));
+    }
+    if (mx == AL_MIXER_MAMBA1) {
+        int64_t r = hp->ssm_dt_rank;
+        AL_TRY(up_mat(cm, &L->m1.in_proj, &g->m1.in_proj));
+        AL_TRY(up_mat(cm, &L->m1.x_proj, &g->m1.x_proj));
+        AL_TRY(up_mat(cm, &L->m1.dt_proj, &g->m1.dt_proj));
+        AL_TRY(up_mat(cm, &L->m1.out_proj, &g->m1.out_proj));
+        AL_TRY(up_vec(cm, L->m1.conv_w, di * hp->ssm_d_conv, &g->m1.conv_w));
+        AL_TRY(up_vec(cm, L->m1.conv_b, di, &g->m1.conv_b));
+        AL_TRY(up_vec(cm, L->m1.dt_bias, di, &g->m1.dt_bias));
+        AL_TRY(up_vec(cm, L->m1.A, di * N, &g->m1.A));
+        AL_TRY(up_vec(cm, L->m1.D, di, &g->m1.D));
+        AL_TRY(up_vec(cm, L->m1.dt_norm, r, &g->m1.dt_norm));
+        AL_TRY(up_vec(cm, L->m1.b_norm, N, &g->m1.b_norm));
+        AL_TRY(up_vec(cm, L->m1.c_norm, N, &g->m1.c_norm));
+    }
+    al_ffn ff = hp->layer_ffn[il];
+    if (ff == AL_FFN_SWIGLU || ff == AL_FFN_RELU2) {
+        AL_TRY(up_mat(cm, &L->ffn.gate, &g->ffn.gate));
+        AL_TRY(up_mat(cm, &L->ffn.up, &g->ffn.up));
+        AL_TRY(up_mat(cm, &L->ffn.down, &g->ffn.down));
+    } else if (ff == AL_FFN_MOE) {
+        AL_TRY(up_mat(cm, &L->ffn.router, &g->ffn.router));
+        AL_TRY(al_cuda_weight_upload_stack(cm->cu, L->ffn.exp_gate, hp->n_expert, &g->ffn.exp_gate));
+        AL_TRY(al_cuda_weight_upload_stack(cm->cu, L->ffn.exp_up, hp->n_expert, &g->ffn.exp_up));
+        AL_TRY(al_cuda_weight_upload_stack(cm->cu, L->ffn.exp_down, hp->n_expert, &g->ffn.exp_down));
+        cm->bytes += (g->ffn.exp_gate.mat_bytes + g->ffn.exp_up.mat_bytes + g->ffn.exp_down.mat_bytes) * (size_t)hp->n_expert;
+    }
+    if (hp->layer_shared[il]) {
+        g->z_block = L->z_block;
+        AL_TRY(up_mat(cm, &L->z_linear, &g->z_linear));
+        const al_tensor *ad[4] = {L->z_adapt_q, L->z_adapt_k, L->z_adapt_v, L->z_adapt_ff};
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 2; j++) AL_TRY(up_mat(cm, &ad[k][j], &g->z_ad[k][j]));
+    }
+    return al_ok();
+}
+
+static al_status model_upload(al_cuda_model *cm) {
+    al_model *m = cm->m;
+    const al_hparams *hp = &m->hp;
+    AL_TRY(up_mat(cm, &m->tok_embd, &cm->tok_embd));
+    cm->output_is_embd = m->output.data == m->tok_embd.data;
+    if (cm->output_is_embd) cm->output = cm->tok_embd;
+    else AL_TRY(up_mat(cm, &m->output, &cm->output));
+    AL_TRY(up_vec(cm, m->out_norm, hp->n_embd, &cm->out_norm));
+    cm->layers = calloc((size_t)hp->n_layer, sizeof *cm->layers);
+    if (!cm->layers) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
+    for (int il = 0; il < hp->n_layer; il++) AL_TRY(up_layer(cm, il));
+    if (hp->arch == AL_ARCH_ZAMBA2 && m->zshared) {
+        cm->n_zs = hp->zamba_n_mem_blocks > 0 ? hp->zamba_n_mem_blocks : 1;
+        cm->zs = calloc((size_t)cm->n_zs, sizeof *cm->zs);
+        if (!cm->zs) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
+        for (int b = 0; b < cm->n_zs; b++) {
+            const al_zshared_w *z = &m->zshared[b];
+            g_zshared *g = &cm->zs[b];
+            AL_TRY(up_vec(cm, z->attn_norm, 2 * (int64_t)hp->n_embd, &g->attn_norm));
+            AL_TRY(up_vec(cm, z->ffn_norm, hp->n_embd, &g->ffn_norm));
+            AL_TRY(up_attn(cm, &z->attn, &g->attn));
+            AL_TRY(up_mat(cm, &z->gate_up, &g->gate_up));
+            AL_TRY(up_mat(cm, &z->down, &g->down));
+        }
+    }
+    /* rotary inverse frequencies, exactly as al_session_init computes them */
+    if (hp->rope_mode != AL_ROPE_NONE) {
+        float *ff = NULL;
+        AL_TRY(al_model_get_f32(m, "rope_freqs.weight", false, hp->rope_dim / 2, &ff));
+        float *factors = ff, *own = NULL, *inv = malloc(sizeof(float) * (size_t)(hp->rope_dim / 2 + 1));
+        if (!inv) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
+        if (!factors && hp->rope_factor > 0 && hp->rope_orig_ctx > 0) {
+            factors = own = malloc(sizeof(float) * (size_t)(hp->rope_dim / 2 + 1));
+            if (!own) {
+                free(inv);
+                return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
+            }
+            al_hparams_rope_factors(hp, factors);
+        }
+        al_rope_cfg rc = {hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim, hp->rope_theta, factors};
+        al_rope_inv_freq(&rc, inv);
+        al_status st = up_vec(cm, inv, hp->rope_dim / 2, &cm->inv_freq);
+        free(inv);
+        free(own);
+        AL_TRY(st);
+    }
+    return al_ok();
+}
+
+al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, al_model *m) {
+    *out = NULL;
+    al_cuda_model *cm = calloc(1, sizeof *cm);
+    if (!cm) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
+    cm->cu = c;
+    cm->m = m;
+    al_status st = model_upload(cm);
+    if (al_failed(&st)) {
+        al_cuda_model_free(cm);
+        return al_err_wrap(st, "uploading %s", al_model_path(m));
+    }
+    *out = cm;
+    return al_ok();
+}
+
+static void free_attn(al_cuda *c, g_attn *a) {
+    al_cuda_weight_free(c, &a->wq);
+    al_cuda_weight_free(c, &a->wk);
+    al_cuda_weight_free(c, &a->wv);
+    al_cuda_weight_free(c, &a->wo);
+}
+
+void al_cuda_model_free(al_cuda_model *cm) {
+    if (!cm) return;
+    al_cuda *c = cm->cu;
+    if (cm->layers) {
+        for (int il = 0; il < cm->m->hp.n_layer; il++) {
+            g_layer *g = &cm->layers[il];
+            free_attn(c, &g->attn);
+            al_cuda_weight *ws[] = {&g->m2.in_proj, &g->m2.out_proj, &g->m1.in_proj, &g->m1.x_proj, &g->m1.dt_proj,
+                                    &g->m1.out_proj, &g->ffn.gate, &g->ffn.up, &g->ffn.down, &g->ffn.router,
+                                    &g->ffn.exp_gate, &g->ffn.exp_up, &g->ffn.exp_down, &g->z_linear};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) al_cuda_weight_free(c, ws[i]);
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 2; j++) al_cuda_weight_free(c, &g->z_ad[k][j]);
+        }
+        free(cm->layers);
+    }
+    for (int b = 0; b < cm->n_zs; b++) {
+        free_attn(c, &cm->zs[b].attn);
+        al_cuda_weight_free(c, &cm->zs[b].gate_up);
+        al_cuda_weight_free(c, &cm->zs[b].down);
+    }
+    free(cm->zs);
+    if (!cm->output_is_embd) al_cuda_weight_free(c, &cm->output);
+    al_cuda_weight_free(c, &cm->tok_embd);
+    for (int i = 0; i < cm->n_vecs; i++) al_cuda_release(c, cm->vecs[i]);
+    free(cm->vecs);
+    free(cm);
+}
+
+size_t al_cuda_model_bytes(const al_cuda_model *cm) { return cm->bytes; }
+
+/* ---- session ---- */
+
+typedef struct g_cache {
+    void *k, *v;
+    float *conv, *ssm;
+} g_cache;
+
+struct al_cuda_session {
+    al_cuda_model *cm;
+    al_cuda *cu;
+    const al_hparams *hp;
+    int n_ctx, pos, ubatch;
+    al_type kv_type;
+    bool use_graph, graph_failed;
+    g_cache *lc;
+    float *h, *emb0, *xin, *delta, *xn, *t0, *t1, *t2, *t3, *big, *logits;
+    size_t w_small, w_big;
+    int32_t *d_stage;  /* [1 + ubatch]: n_past, then token ids */
+    int32_t *h_stage;  /* pinned twin */
+    int32_t *d_pos;    /* [ubatch] positions */
+    int32_t *moe_ids;  /* [ubatch][n_expert_used] */
+    float *moe_w;
+    al_cuda_graph *graph;
+    uint64_t graph_gen;
+    int n_decode_eager;
+};
+
+al_cuda_session_params al_cuda_session_default_params(void) {
+    al_cuda_session_params p = {0, AL_TYPE_F16, true};
+    return p;
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+static al_status dalloc(al_cuda_session *s, void *pp, size_t bytes) {
+    return al_cuda_alloc(s->cu, (void **)pp, bytes);
+}
+
+al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const al_cuda_session_params *p) {
+    *out = NULL;
+    al_cuda_session_params def = al_cuda_session_default_params();
+    if (!p) p = &def;
+    const al_hparams *hp = &cm->m->hp;
+    int n_ctx = p->n_ctx;
+    if (n_ctx <= 0) n_ctx = hp->n_ctx_train < 8192 ? hp->n_ctx_train : 8192;
+    if (n_ctx > (1 << 22)) return al_err(AL_ERR_INVALID, "cuda session: n_ctx %d too large", n_ctx);
+    if (p->kv_type != AL_TYPE_F16 && p->kv_type != AL_TYPE_F32)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda session: KV cache type %s (F16 or F32)", al_type_name(p->kv_type));
+    al_cuda_session *s = calloc(1, sizeof *s);
+    if (!s) return al_err(AL_ERR_NOMEM, "cuda session: out of memory");
+    s->cm = cm;
+    s->cu = cm->cu;
+    s->hp = hp;
+    s->n_ctx = n_ctx;
+    s->ubatch = UBATCH;
+    s->kv_type = p->kv_type;
+    s->use_graph = p->use_graph;
+    al_status st = al_ok();
+#define A(ptr, bytes) do { if (!al_failed(&st)) st = dalloc(s, &(ptr), (bytes)); } while (0)
+    s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
+    if (!s->lc) st = al_err(AL_ERR_NOMEM, "cuda session: out of memory");
+    size_t kvb = (size_t)n_ctx * (size_t)hp->n_head_kv * (size_t)hp->head_dim * (p->kv_type == AL_TYPE_F16 ? 2 : 4);
+    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
+    for (int il = 0; il < hp->n_layer && !al_failed(&st); il++) {
+        g_cache *c = &s->lc[il];
+        if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
+            A(c->k, kvb);
+            A(c->v, kvb);
+        }
+        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2) A(c->conv, sizeof(float) * (size_t)(hp->ssm_d_conv - 1) * (size_t)conv_ch2);
+        if (hp->layer_mixer[il] == AL_MIXER_MAMBA1) A(c->conv, sizeof(float) * (size_t)(hp->ssm_d_conv - 1) * (size_t)hp->ssm_d_inner);
+        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2 || hp->layer_mixer[il] == AL_MIXER_MAMBA1)
+            A(c->ssm, sizeof(float) * (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
+    }
+    /* widths as the CPU session */
+    int qd = hp->n_head * hp->head_dim;
+    int w = imax(2 * hp->n_embd, imax(qd, hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state));
+    w = imax(w, hp->zamba_attn_dim);
+    w = imax(w, hp->ssm_dt_rank + 2 * hp->ssm_d_state + 2 * hp->ssm_d_inner);
+    w = imax(w, hp->n_expert);
+    s->w_small = (size_t)w;
+    int big = imax(2 * hp->n_ff, 2 * hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state + hp->ssm_n_head);
+    big = imax(big, 2 * hp->n_ff_expert * imax(1, hp->n_expert_used));
+    big = imax(big, w);
+    s->w_big = (size_t)big;
+    size_t ub = (size_t)s->ubatch, f = sizeof(float), d = (size_t)hp->n_embd;
+    A(s->h, ub * d * f);
+    A(s->emb0, ub * d * f);
+    A(s->xin, ub * d * f);
+    A(s->delta, ub * d * f);
+    A(s->xn, ub * s->w_small * f);
+    A(s->t0, ub * s->w_small * f);
+    A(s->t1, ub * s->w_small * f);
+    A(s->t2, ub * s->w_small * f);
+    A(s->t3, ub * s->w_big * f);
+    A(s->big, ub * s->w_big * f);
+    A(s->logits, (size_t)LOGIT_ROWS * (size_t)hp->n_vocab * f);
+    A(s->d_stage, (ub + 1) * sizeof(int32_t));
+    A(s->d_pos, ub * sizeof(int32_t));
+    A(s->moe_ids, ub * (size_t)imax(1, hp->n_expert_used) * sizeof(int32_t));
+    A(s->moe_w, ub * (size_t)imax(1, hp->n_expert_used) * f);
+#undef A
+    if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_stage, (ub + 1) * sizeof(int32_t));
+    if (al_failed(&st)) {
+        al_cuda_session_free(s);
+        return al_err_wrap(st, "cuda session (n_ctx %d)", n_ctx);
+    }
+    *out = s;
+    return al_ok();
+}
+
+void al_cuda_session_free(al_cuda_session *s) {
+    if (!s) return;
+    al_cuda *c = s->cu;
+    al_cuda_sync(c);
+    al_cuda_graph_free(s->graph);
+    if (s->lc) {
+        for (int il = 0; il < s->hp->n_layer; il++) {
+            al_cuda_release(c, s->lc[il].k);
+            al_cuda_release(c, s->lc[il].v);
+            al_cuda_release(c, s->lc[il].conv);
+            al_cuda_release(c, s->lc[il].ssm);
+        }
+        free(s->lc);
+    }
+    void *bufs[] = {s->h, s->emb0, s->xin, s->delta, s->xn, s->t0, s->t1, s->t2, s->t3, s->big, s->logits,
+                    s->d_stage, s->d_pos, s->moe_ids, s->moe_w};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_cuda_release(c, bufs[i]);
+    al_cuda_host_free(s->h_stage);
+    free(s);
+}
+
+void al_cuda_session_reset(al_cuda_session *s) {
+    const al_hparams *hp = s->hp;
+    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
+    for (int il = 0; il < hp->n_layer; il++) {
+        g_cache *c = &s->lc[il];
+        size_t cw = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
+        if (c->conv) al_cuda_memset(s->cu, c->conv, 0, (size_t)(hp->ssm_d_conv - 1) * cw * sizeof(float));
+        if (c->ssm) al_cuda_memset(s->cu, c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
+    }
+    s->pos = 0;
+}
+
+int al_cuda_session_pos(const al_cuda_session *s) { return s->pos; }
+
+/* ---- building blocks (device pointers throughout) ---- */
+
+static al_status mm(al_cuda_session *s, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t n,
+                    const float *bias) {
+    AL_TRY(al_cuda_matmul(s->cu, W, X, ldx, Y, W->n_out, n));
+    if (bias) AL_TRY(al_cuda_add_bias(s->cu, Y, W->n_out, bias, n, W->n_out));
+    return al_ok();
+}
+
+/* Y += (X·A0ᵀ)·A1ᵀ (zamba2 adapter) */
+static al_status mm_adapter(al_cuda_session *s, const al_cuda_weight *A, const float *X, int64_t ldx, float *Y, int64_t n) {
+    if (!A[0].data) return al_ok();
+    float *tmp = s->big, *tmp2 = s->big + n * A[0].n_out;
+    AL_TRY(mm(s, &A[0], X, ldx, tmp, n, NULL));
+    AL_TRY(mm(s, &A[1], tmp, A[0].n_out, tmp2, n, NULL));
+    return al_cuda_add(s->cu, Y, tmp2, Y, n * A[1].n_out);
+}
+
+static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_layer *L, int64_t n_in, const float *xn,
+                           int64_t n, float *out) {
+    const al_hparams *hp = s->hp;
+    g_cache *c = &s->lc[il];
+    const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    const float eps = hp->norm_eps;
+    float *q = s->t0, *k = s->t1, *v = s->t2;
+    AL_TRY(mm(s, &a->wq, xn, n_in, q, n, a->bq));
+    AL_TRY(mm(s, &a->wk, xn, n_in, k, n, a->bk));
+    AL_TRY(mm(s, &a->wv, xn, n_in, v, n, a->bv));
+    if (L) {
+        AL_TRY(mm_adapter(s, L->z_ad[0], xn, n_in, q, n));
+        AL_TRY(mm_adapter(s, L->z_ad[1], xn, n_in, k, n));
+        AL_TRY(mm_adapter(s, L->z_ad[2], xn, n_in, v, n));
+    }
+    if (a->q_norm) AL_TRY(al_cuda_rms_norm(s->cu, q, hp->head_dim, a->q_norm, q, hp->head_dim, n * hp->n_head, hp->head_dim, hp->head_dim, eps));
+    if (a->k_norm) AL_TRY(al_cuda_rms_norm(s->cu, k, hp->head_dim, a->k_norm, k, hp->head_dim, n * hp->n_head_kv, hp->head_dim, hp->head_dim, eps));
+    if (hp->rope_mode != AL_ROPE_NONE) {
+        int mode = hp->rope_mode == AL_ROPE_NORM ? 1 : 2;
+        AL_TRY(al_cuda_rope(s->cu, q, n, hp->n_head, hp->head_dim, s->d_pos, mode, hp->rope_dim, s->cm->inv_freq));
+        AL_TRY(al_cuda_rope(s->cu, k, n, hp->n_head_kv, hp->head_dim, s->d_pos, mode, hp->rope_dim, s->cm->inv_freq));
+    }
+    const int32_t *dnp = n == 1 ? s->d_stage : NULL; /* decode: position from device memory */
+    AL_TRY(al_cuda_kv_store(s->cu, c->k, s->kv_type, kvd, k, kvd, n, s->pos, dnp));
+    AL_TRY(al_cuda_kv_store(s->cu, c->v, s->kv_type, kvd, v, kvd, n, s->pos, dnp));
+    float *ao = s->t1;
+    al_cuda_attn_args aa = {q, c->k, c->v, s->kv_type, ao, n, s->pos, dnp, s->n_ctx, hp->n_head, hp->n_head_kv,
+                            hp->head_dim, hp->sliding_window,
+                            hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim)};
+    AL_TRY(al_cuda_attention(s->cu, &aa));
+    return mm(s, &a->wo, ao, qd, out, n, a->bo);
+}
+
+static al_status mamba2(al_cuda_session *s, int il, const float *xn, int64_t n, float *out) {
+    const al_hparams *hp = s->hp;
+    const g_m2 *w = &s->cm->layers[il].m2;
+    g_cache *c = &s->lc[il];
+    const int H = hp->ssm_n_head, P = hp->ssm_head_dim, N = hp->ssm_d_state, G = hp->ssm_n_group;
+    const int64_t di = hp->ssm_d_inner, gn = (int64_t)G * N, conv_ch = di + 2 * gn, proj = 2 * di + 2 * gn + H;
+    float *zx = s->big, *conv = s->t1, *dt = s->t2, *y = s->t3;
+    AL_TRY(mm(s, &w->in_proj, xn, hp->n_embd, zx, n, NULL));
+    AL_TRY(al_cuda_ssm_dt(s->cu, zx + di + conv_ch, proj, w->dt_bias, dt, n, H, n > 1 ? hp->ssm_dt_floor_prefill : -INFINITY,
+                          hp->ssm_dt_min, hp->ssm_dt_max));
+    AL_TRY(al_cuda_conv1d_causal(s->cu, zx + di, proj, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, conv,
+                                 conv_ch, true));
+    al_cuda_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G};
+    AL_TRY(al_cuda_ssd(s->cu, &sa));
+    AL_TRY(al_cuda_gated_rms_norm(s->cu, y, di, zx, proj, w->norm, n, di, di / hp->ssm_norm_groups, hp->norm_eps));
+    return mm(s, &w->out_proj, y, di, out, n, NULL);
+}
+
+static al_status mamba1(al_cuda_session *s, int il, const float *xn, int64_t n, float *out) {
+    const al_hparams *hp = s->hp;
+    const g_m1 *w = &s->cm->layers[il].m1;
+    g_cache *c = &s->lc[il];
+    const int64_t di = hp->ssm_d_inner, N = hp->ssm_d_state, r = hp->ssm_dt_rank, pw = r + 2 * N;
+    float *xz = s->big, *xc = s->t1, *dbc = s->t2, *dt = s->t3, *y = s->t0;
+    AL_TRY(mm(s, &w->in_proj, xn, hp->n_embd, xz, n, NULL));
+    AL_TRY(al_cuda_conv1d_causal(s->cu, xz, 2 * di, n, (int)di, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, xc, di, true));
+    AL_TRY(mm(s, &w->x_proj, xc, di, dbc, n, NULL));
+    if (w->dt_norm) {
+        AL_TRY(al_cuda_rms_norm(s->cu, dbc, pw, w->dt_norm, dbc, pw, n, r, r, hp->norm_eps));
+        AL_TRY(al_cuda_rms_norm(s->cu, dbc + r, pw, w->b_norm, dbc + r, pw, n, N, N, hp->norm_eps));
+        AL_TRY(al_cuda_rms_norm(s->cu, dbc + r + N, pw, w->c_norm, dbc + r + N, pw, n, N, N, hp->norm_eps));
+    }
+    AL_TRY(mm(s, &w->dt_proj, dbc, pw, dt, n, NULL));
+    AL_TRY(al_cuda_ssm_dt(s->cu, dt, di, w->dt_bias, dt, n, (int)di, -INFINITY, -INFINITY, INFINITY));
+    AL_TRY(al_cuda_selective_scan(s->cu, xc, dt, w->A, dbc + r, dbc + r + N, pw, w->D, c->ssm, y, n, (int)di, (int)N));
+    AL_TRY(al_cuda_glu(s->cu, AL_CUDA_ACT_SILU, xz + di, 2 * di, y, di, y, di, n, di)); /* y *= silu(z) */
+    return mm(s, &w->out_proj, y, di, out, n, NULL);
+}
+
+static al_cuda_act_kind act_of(al_act a) {
+    static const al_cuda_act_kind map[] = {[AL_ACT_SILU] = AL_CUDA_ACT_SILU, [AL_ACT_GELU_TANH] = AL_CUDA_ACT_GELU_TANH,
+                                           [AL_ACT_GELU_ERF] = AL_CUDA_ACT_GELU_ERF, [AL_ACT_RELU2] = AL_CUDA_ACT_RELU2};
+    return map[a];
+}
+
+static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const float *xn, int64_t n, float *out) {
+    const int64_t d = s->hp->n_embd, nf = f->up.n_out;
+    float *up = s->big, *gate = s->t3;
+    AL_TRY(mm(s, &f->up, xn, d, up, n, NULL));
+    if (f->gate.data) {
+        AL_TRY(mm(s, &f->gate, xn, d, gate, n, NULL));
+        AL_TRY(al_cuda_glu(s->cu, act_of(act), gate, nf, up, nf, up, nf, n, nf));
+    } else {
+        AL_TRY(al_cuda_glu(s->cu, act_of(act), up, nf, NULL, 0, up, nf, n, nf));
+    }
+    return mm(s, &f->down, up, nf, out, n, NULL);
+}
+
+/* MoE as the CPU: softmax router, top-k, unrenormalised weights; experts chosen on the device. */
+static al_status ffn_moe(al_cuda_session *s, const g_ffn *f, const float *xn, int64_t n, float *out) {
+    const al_hparams *hp = s->hp;
+    const int E = hp->n_expert, K = hp->n_expert_used;
+    const int64_t d = hp->n_embd, nf = hp->n_ff_expert;
+    float *logits = s->t0;
+    AL_TRY(mm(s, &f->router, xn, d, logits, n, NULL));
+    AL_TRY(al_cuda_moe_route(s->cu, logits, n, E, K, s->moe_ids, s->moe_w));
+    AL_TRY(al_cuda_memset(s->cu, out, 0, sizeof(float) * (size_t)(n * d)));
+    float *g = s->big, *u = s->big + (int64_t)K * nf, *o = s->t1;
+    for (int64_t t = 0; t < n; t++) {
+        const int32_t *ids = s->moe_ids + t * K;
+        AL_TRY(al_cuda_matmul_id(s->cu, &f->exp_gate, xn + t * d, d, false, g, nf, ids, K));
+        AL_TRY(al_cuda_matmul_id(s->cu, &f->exp_up, xn + t * d, d, false, u, nf, ids, K));
+        AL_TRY(al_cuda_glu(s->cu, AL_CUDA_ACT_SILU, g, nf, u, nf, g, nf, K, nf));
+        AL_TRY(al_cuda_matmul_id(s->cu, &f->exp_down, g, nf, true, o, d, ids, K));
+        AL_TRY(al_cuda_weighted_sum(s->cu, o, d, s->moe_w + t * K, K, out + t * d, d));
+    }
+    return al_ok();
+}
+
+static al_status zamba_shared(al_cuda_session *s, int il, int64_t n, float *out) {
+    const al_hparams *hp = s->hp;
+    const g_layer *L = &s->cm->layers[il];
+    const g_zshared *z = &s->cm->zs[L->z_block];
+    const int64_t d = hp->n_embd, d2 = 2 * d, nf = hp->n_ff;
+    float *cat = s->xn;
+    AL_TRY(al_cuda_concat(s->cu, s->h, d, s->emb0, d, cat, n));
+    AL_TRY(al_cuda_rms_norm(s->cu, cat, d2, z->attn_norm, cat, d2, n, d2, d2, hp->norm_eps));
+    AL_TRY(attention(s, il, &z->attn, L, d2, cat, n, out));
+    float *xn = s->xn;
+    AL_TRY(al_cuda_rms_norm(s->cu, out, d, z->ffn_norm, xn, d, n, d, d, hp->norm_eps));
+    float *gu = s->t3;
+    AL_TRY(mm(s, &z->gate_up, xn, d, gu, n, NULL));
+    AL_TRY(mm_adapter(s, L->z_ad[3], xn, d, gu, n));
+    float *act = s->t0;
+    AL_TRY(al_cuda_glu(s->cu, act_of(hp->ffn_act), gu, 2 * nf, gu + nf, 2 * nf, act, nf, n, nf));
+    float *ff = s->t1;
+    AL_TRY(mm(s, &z->down, act, nf, ff, n, NULL));
+    return mm(s, &L->z_linear, ff, d, out, n, NULL);
+}
+
+/* Everything of a micro-batch after the staging copy: embeddings to the final norm (and, for
+ * decode, the LM head). Enqueue-only, so it can be captured. */
+static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
+    al_cuda_model *cm = s->cm;
+    const al_hparams *hp = s->hp;
+    const int64_t d = hp->n_embd;
+    al_cuda *c = s->cu;
+    AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
+    if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
+    AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
+    for (int il = 0; il < hp->n_layer; il++) {
+        const g_layer *L = &cm->layers[il];
+        al_mixer mx = hp->layer_mixer[il];
+        al_ffn ff = hp->layer_ffn[il];
+        const float *xin = s->h;
+        if (hp->layer_shared[il]) {
+            AL_TRY(zamba_shared(s, il, n, s->delta));
+            AL_TRY(al_cuda_add(c, s->h, s->delta, s->xin, n * d));
+            xin = s->xin;
+        }
+        if (mx != AL_MIXER_NONE) {
+            AL_TRY(al_cuda_rms_norm(c, xin, d, L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
+            if (mx == AL_MIXER_ATTN) AL_TRY(attention(s, il, &L->attn, NULL, d, s->xn, n, s->delta));
+            else if (mx == AL_MIXER_MAMBA2) AL_TRY(mamba2(s, il, s->xn, n, s->delta));
+            else AL_TRY(mamba1(s, il, s->xn, n, s->delta));
+            AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
+        }
+        if (ff != AL_FFN_NONE) {
+            AL_TRY(al_cuda_rms_norm(c, s->h, d, L->ffn_norm ? L->ffn_norm : L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
+            if (ff == AL_FFN_MOE) AL_TRY(ffn_moe(s, &L->ffn, s->xn, n, s->delta));
+            else AL_TRY(ffn_dense(s, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, s->xn, n, s->delta));
+            AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
+        }
+    }
+    if (lm_head_1) {
+        AL_TRY(al_cuda_rms_norm(c, s->h + (n - 1) * d, d, cm->out_norm, s->xn, d, 1, d, d, hp->norm_eps));
+        AL_TRY(mm(s, &cm->output, s->xn, d, s->logits, 1, NULL));
+    }
+    return al_ok();
+}
+
+static al_status stage(al_cuda_session *s, const int32_t *tok, int64_t n) {
+    s->h_stage[0] = s->pos;
+    memcpy(s->h_stage + 1, tok, sizeof(int32_t) * (size_t)n);
+    return al_cuda_copy_async(s->cu, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1));
+}
+
+static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logits) {
+    al_cuda *c = s->cu;
+    AL_TRY(stage(s, tok, 1));
+    bool can_graph = s->use_graph && !s->graph_failed;
+    if (can_graph && s->graph && s->graph_gen == al_cuda_scratch_gen(c)) {
+        AL_TRY(al_cuda_graph_launch(c, s->graph));
+    } else {
+        AL_TRY(forward_body(s, 1, true));
+        if (can_graph) {
+            /* capture the step just run (enqueue only; nothing executes) for the next calls */
+            AL_TRY(al_cuda_sync(c));
+            al_cuda_graph_free(s->graph);
+            s->graph = NULL;
+            al_status st = al_cuda_graph_begin(c);
+            if (!al_failed(&st)) {
+                al_status sb = forward_body(s, 1, true);
+                st = al_cuda_graph_end(c, &s->graph);
+                if (al_failed(&sb)) st = sb;
+            }
+            if (al_failed(&st)) {
+                al_cuda_graph_free(s->graph);
+                s->graph = NULL;
+                s->graph_failed = true; /* keep running eagerly */
+                (void)al_cuda_sync(c); /* clears the capture error */
+            } else {
+                s->graph_gen = al_cuda_scratch_gen(c);
+            }
+        }
+    }
+    if (logits) AL_TRY(al_cuda_download(c, logits, s->logits, sizeof(float) * (size_t)s->hp->n_vocab));
+    else AL_TRY(al_cuda_sync(c));
+    s->pos += 1;
+    return al_ok();
+}
+
+static al_status forward_ubatch(al_cuda_session *s, const int32_t *tok, int64_t n, float *logits, bool all_logits) {
+    if (n == 1 && !all_logits) return decode_step(s, tok, logits);
+    al_cuda *c = s->cu;
+    const al_hparams *hp = s->hp;
+    const int64_t d = hp->n_embd, V = hp->n_vocab;
+    AL_TRY(stage(s, tok, n));
+    AL_TRY(forward_body(s, n, false));
+    if (logits) {
+        int64_t first = all_logits ? 0 : n - 1, cnt = all_logits ? n : 1;
+        AL_TRY(al_cuda_rms_norm(c, s->h + first * d, d, s->cm->out_norm, s->xn, d, cnt, d, d, hp->norm_eps));
+        for (int64_t r = 0; r < cnt; r += LOGIT_ROWS) {
+            int64_t nr = cnt - r < LOGIT_ROWS ? cnt - r : LOGIT_ROWS;
+            AL_TRY(mm(s, &s->cm->output, s->xn + r * d, d, s->logits, nr, NULL));
+            AL_TRY(al_cuda_download(c, logits + r * V, s->logits, sizeof(float) * (size_t)(nr * V)));
+        }
+    } else {
+        AL_TRY(al_cuda_sync(c));
+    }
+    s->pos += (int)n;
+    return al_ok();
+}
+
+al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    if (n <= 0) return al_err(AL_ERR_INVALID, "eval: no tokens");
+    if (s->pos + n > s->n_ctx) return al_err(AL_ERR_RANGE, "eval: context full (%d + %d > %d)", s->pos, n, s->n_ctx);
+    const int V = s->hp->n_vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", tokens[i], V);
+    for (int i = 0; i < n; i += s->ubatch) {
+        int cnt = n - i < s->ubatch ? n - i : s->ubatch;
+        bool last = i + cnt == n;
+        float *lg = all_logits ? logits + (size_t)i * (size_t)V : (last ? logits : NULL);
+        AL_TRY(forward_ubatch(s, tokens + i, cnt, lg, all_logits));
+    }
+    return al_ok();
+}
