@@ -56,7 +56,7 @@ AL_INLINE void dec_iq4_nl(const al_block_iq4_nl *b, int8x16_t *lo, int8x16_t *hi
         const int64_t nb = n / 32;                                                                 \
         const al_block_q8_0 *y[AL_DOT_NR];                                                         \
         float32x4_t acc[AL_DOT_NR];                                                                \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(al_block_q8_0, vy, by, r);                                                 \
             acc[r] = vdupq_n_f32(0.0f);                                                            \
         }                                                                                          \
@@ -64,13 +64,13 @@ AL_INLINE void dec_iq4_nl(const al_block_iq4_nl *b, int8x16_t *lo, int8x16_t *hi
             int8x16_t lo, hi;                                                                      \
             DEC(&x[i], &lo, &hi);                                                                  \
             const float dx = fp16(x[i].d);                                                         \
-            for (int r = 0; r < NR; r++) {                                                         \
+            AL_UNROLL for (int r = 0; r < NR; r++) {                                                         \
                 int32x4_t p = dot_s8(vdupq_n_s32(0), lo, vld1q_s8(y[r][i].qs));                    \
                 p = dot_s8(p, hi, vld1q_s8(y[r][i].qs + 16));                                      \
                 acc[r] = vmlaq_n_f32(acc[r], vcvtq_f32_s32(p), dx * fp16(y[r][i].d));              \
             }                                                                                      \
         }                                                                                          \
-        for (int r = 0; r < NR; r++) s[r * bs] = vaddvq_f32(acc[r]);                               \
+        AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = vaddvq_f32(acc[r]);                               \
     }
 
 LEGACY_KERNEL(k_q4_0, al_block_q4_0, dec_q4_0)
@@ -84,7 +84,7 @@ AL_INLINE void k_q4_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     float sum[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         sum[r] = 0.0f;
     }
@@ -96,27 +96,27 @@ AL_INLINE void k_q4_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(sc + 8)));
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         int32_t isum[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) {
+        AL_UNROLL for (int r = 0; r < NR; r++) {
             const int16x8_t pairs = vpaddq_s16(vld1q_s16(y[r][i].bsums), vld1q_s16(y[r][i].bsums + 8));
             const int32x4_t mp = vaddq_s32(vmull_s16(vget_low_s16(mins), vget_low_s16(pairs)),
                                            vmull_high_s16(mins, pairs));
             sum[r] -= dmin * y[r][i].d * (float)vaddvq_s32(mp);
             isum[r] = 0;
         }
-        for (int j = 0; j < 4; j++) {
+        AL_UNROLL for (int j = 0; j < 4; j++) {
             const uint8x16_t b0 = vld1q_u8(x[i].qs + 32 * j), b1 = vld1q_u8(x[i].qs + 32 * j + 16);
             const int8x16_t l0 = vreinterpretq_s8_u8(vandq_u8(b0, m4)), l1 = vreinterpretq_s8_u8(vandq_u8(b1, m4));
             const int8x16_t h0 = vreinterpretq_s8_u8(vshrq_n_u8(b0, 4)), h1 = vreinterpretq_s8_u8(vshrq_n_u8(b1, 4));
-            for (int r = 0; r < NR; r++) {
+            AL_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *q8 = y[r][i].qs + 64 * j;
                 const int32x4_t pl = dot_s8(dot_s8(vdupq_n_s32(0), l0, vld1q_s8(q8)), l1, vld1q_s8(q8 + 16));
                 const int32x4_t ph = dot_s8(dot_s8(vdupq_n_s32(0), h0, vld1q_s8(q8 + 32)), h1, vld1q_s8(q8 + 48));
                 isum[r] += sc[2 * j] * vaddvq_s32(pl) + sc[2 * j + 1] * vaddvq_s32(ph);
             }
         }
-        for (int r = 0; r < NR; r++) sum[r] += d * y[r][i].d * (float)isum[r];
+        AL_UNROLL for (int r = 0; r < NR; r++) sum[r] += d * y[r][i].d * (float)isum[r];
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = sum[r];
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = sum[r];
 }
 
 AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
@@ -124,7 +124,7 @@ AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     float sum[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         sum[r] = 0.0f;
     }
@@ -134,8 +134,8 @@ AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const int8_t *sc = x[i].scales;
         const float d = fp16(x[i].d);
         int32_t isum[AL_DOT_NR] = {0};
-        for (int h = 0; h < 2; h++) {
-            for (int half = 0; half < 2; half++) {
+        AL_UNROLL for (int h = 0; h < 2; h++) {
+            AL_UNROLL for (int half = 0; half < 2; half++) {
                 const uint8x16_t l0 = vld1q_u8(x[i].ql + 64 * h + 16 * half);
                 const uint8x16_t l1 = vld1q_u8(x[i].ql + 64 * h + 32 + 16 * half);
                 const uint8x16_t hb = vld1q_u8(x[i].qh + 32 * h + 16 * half);
@@ -144,17 +144,17 @@ AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
                 q[1] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(hb, mc), 2)));
                 q[2] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(hb, m30)));
                 q[3] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(vshrq_n_u8(hb, 2), m30)));
-                for (int k = 0; k < 4; k++) q[k] = vsubq_s8(q[k], k32);
-                for (int r = 0; r < NR; r++) {
+                AL_UNROLL for (int k = 0; k < 4; k++) q[k] = vsubq_s8(q[k], k32);
+                AL_UNROLL for (int r = 0; r < NR; r++) {
                     const int8_t *q8 = y[r][i].qs + 128 * h + 16 * half;
-                    for (int k = 0; k < 4; k++)
+                    AL_UNROLL for (int k = 0; k < 4; k++)
                         isum[r] += sc[8 * h + 2 * k + half] * vaddvq_s32(dot_s8(vdupq_n_s32(0), q[k], vld1q_s8(q8 + 32 * k)));
                 }
             }
         }
-        for (int r = 0; r < NR; r++) sum[r] += d * y[r][i].d * (float)isum[r];
+        AL_UNROLL for (int r = 0; r < NR; r++) sum[r] += d * y[r][i].d * (float)isum[r];
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = sum[r];
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = sum[r];
 }
 
 /* ---- float weights against F32 activations ----------------------------------------------------- */
@@ -170,19 +170,19 @@ AL_INLINE float id_f32(float v) { return v; }
         const XT *x = vx;                                                                          \
         const float *y[AL_DOT_NR];                                                                 \
         float32x4_t acc[AL_DOT_NR][2];                                                             \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(float, vy, by, r);                                                         \
             acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);                                             \
         }                                                                                          \
         int64_t i = 0;                                                                             \
         for (; i + 8 <= n; i += 8) {                                                               \
             const float32x4_t x0 = LD(x + i), x1 = LD(x + i + 4);                                  \
-            for (int r = 0; r < NR; r++) {                                                         \
+            AL_UNROLL for (int r = 0; r < NR; r++) {                                                         \
                 acc[r][0] = vfmaq_f32(acc[r][0], x0, vld1q_f32(y[r] + i));                         \
                 acc[r][1] = vfmaq_f32(acc[r][1], x1, vld1q_f32(y[r] + i + 4));                     \
             }                                                                                      \
         }                                                                                          \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             float t = vaddvq_f32(vaddq_f32(acc[r][0], acc[r][1]));                                 \
             for (int64_t j = i; j < n; j++) t += TOF(x[j]) * y[r][j];                              \
             s[r * bs] = t;                                                                         \
@@ -265,7 +265,7 @@ static void q8_K_neon(const float *x, al_block_q8_K *y, int64_t n) {
         const int32x4_t lim = vdupq_n_s32(127);
         for (int k = 0; k < AL_QK_K; k += 16) {
             int32x4_t v[4];
-            for (int j = 0; j < 4; j++) /* vcvtnq: nearest, ties to even, as the reference */
+            AL_UNROLL for (int j = 0; j < 4; j++) /* vcvtnq: nearest, ties to even, as the reference */
                 v[j] = vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + k + 4 * j), iscale)), lim);
             const int16x8_t a = vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1]));
             const int16x8_t b = vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3]));
