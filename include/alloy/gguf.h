@@ -7,15 +7,24 @@
  *  - Every count, length, dimension, type id and offset is validated before use: truncated data,
  *    offsets past the end, overlapping/misaligned tensor data, absurd counts, overflowing sizes
  *    and bad alignment values all yield AL_ERR_FORMAT with a message naming what was wrong. The
- *    parser never allocates more than a small multiple of the file size.
+ *    parser never allocates more than a small multiple of the file size (counts are checked against
+ *    the bytes left before any table is sized from them).
+ *  - Accepted: versions 2 and 3, little-endian; arrays nested up to 8 levels; general.alignment a
+ *    uint32 nonzero power of two (default 32); tensors with 1..4 dims > 0, a known al_type whose
+ *    block size divides ne[0], offsets that are multiples of the alignment, data inside the file
+ *    and not overlapping. Keys must be non-empty; keys and tensor names unique.
+ *  - The map is private and read-only; truncating the file while it is open is undefined (SIGBUS).
  *  - al_gguf_parse works on a caller-owned buffer (used by the fuzzer); the buffer must outlive
  *    the al_gguf.
  *  - Metadata values are exposed through typed getters; strings are NOT NUL-terminated in the
  *    file, so getters return (pointer, length) pairs (al_str). Arrays may nest (array of arrays).
  *
  * Writer contract
- *  - al_gguf_writer collects KV pairs and tensors (data is copied or borrowed, see below), then
- *    al_gguf_writer_write streams header, KV, tensor infos and aligned data to a path.
+ *  - al_gguf_writer collects KV pairs (values copied) and tensors (data borrowed, see below), then
+ *    al_gguf_writer_write streams a GGUF v3 file: header, KVs in insertion order, tensor infos,
+ *    zero padding to the alignment, then each tensor's data padded to the alignment. The
+ *    alignment is general.alignment when set (must be a uint32 power of two) else 32. Tensor
+ *    names must be shorter than 64 bytes (llama.cpp's limit) and unique.
  */
 #ifndef ALLOY_GGUF_H
 #define ALLOY_GGUF_H
@@ -77,6 +86,7 @@ void al_gguf_free(al_gguf *g);
 uint32_t al_gguf_version(const al_gguf *g);
 size_t al_gguf_alignment(const al_gguf *g);
 size_t al_gguf_data_offset(const al_gguf *g); /* file offset of the tensor data section */
+size_t al_gguf_file_size(const al_gguf *g);   /* bytes of the parsed buffer / mapped file */
 
 /* ---- metadata ---- */
 int64_t al_gguf_kv_count(const al_gguf *g);
@@ -127,6 +137,17 @@ al_status al_gguf_writer_set_arr_str(al_gguf_writer *w, const char *key, const c
                                      uint64_t count);
 /* Copies one KV (any type, nested arrays included) from a reader. */
 al_status al_gguf_writer_copy_kv(al_gguf_writer *w, const al_gguf *src, int64_t i);
+/* Any fixed-size scalar type (not STRING/ARRAY); v points to one value of that type. */
+al_status al_gguf_writer_set_scalar(al_gguf_writer *w, const char *key, al_gguf_vtype type, const void *v);
+/* Copies a reader value (e.g. an element of a nested array) under a new key. */
+al_status al_gguf_writer_set_value(al_gguf_writer *w, const char *key, const al_gguf_value *v);
+/* A value given as its serialized GGUF payload (the bytes after the u32 type: e.g. for ARRAY
+ * u32 elem_type, u64 count, elements). Validated like file input: AL_ERR_FORMAT if malformed or
+ * if it does not span exactly len bytes. Builds nested arrays. */
+al_status al_gguf_writer_set_raw(al_gguf_writer *w, const char *key, al_gguf_vtype type, const void *payload,
+                                 size_t len);
+/* Removes a key; AL_ERR_NOT_FOUND if absent. */
+al_status al_gguf_writer_remove(al_gguf_writer *w, const char *key);
 /* Adds a tensor; `data` (al_type_row_size * rows bytes) is borrowed and must live until write. */
 al_status al_gguf_writer_add_tensor(al_gguf_writer *w, const char *name, al_type type, int ndim,
                                     const int64_t *ne, const void *data);

@@ -8,7 +8,14 @@
  *    refused with AL_ERR_FORMAT otherwise. Supported dtypes: F32, F16, BF16 (others: refused
  *    only when their data is requested, listed with AL_TYPE_COUNT type).
  *  - Shapes are given in safetensors (row-major, outermost first) order in `shape`, and in ggml
- *    order (innermost first) in `ne`.
+ *    order (innermost first) in `ne`; unused entries of both are 1 (ndim 0 is a scalar).
+ *  - al_st_at / al_hf_tensor_at order: data-offset order within a file (shards by file name).
+ *  - `data` points into the map or buffer and is only as aligned as the file makes it: read it with
+ *    memcpy or al_st_to_f32 unless you checked. It lives as long as the al_st_file / al_hf.
+ *  - Limits: header <= 100 MB; dtypes of unknown size (e.g. future sub-byte types) are listed
+ *    with their byte range checked against the data section but not against the shape.
+ *  - Sharded folders: every weight_map entry must name a plain file in the folder (no '/', '\',
+ *    '..') that holds that tensor; a tensor present in two shards is refused.
  *  - al_hf_open opens a model folder: config.json (parsed with jansson, kept as json_t owned by
  *    the al_hf), and either model.safetensors or the shards listed in
  *    model.safetensors.index.json. Tensor lookups search every shard.

@@ -1,0 +1,104 @@
+/*
+ * alloy/engine.h — continuous-batching generation engine: many concurrent requests share the
+ * forward passes of one model.
+ *
+ * Contract
+ *  - The engine owns one worker thread and `n_parallel` slots (one al_session each, n_ctx tokens).
+ *    al_engine_submit queues a request and returns at once; the worker admits queued requests into
+ *    free slots, prefills them, and then advances every active slot by one token per step in a
+ *    single batched forward pass. A finished or cancelled request frees its slot at once.
+ *  - Events are delivered by calling `on_event` from the worker thread, in order, for one request:
+ *    zero or more AL_EV_TOKEN, then exactly one AL_EV_DONE (finish reason + usage). The callback must
+ *    be quick and must not call back into the engine except al_engine_cancel. Strings in the event
+ *    are valid only during the call.
+ *  - Returning false from on_event cancels the request (e.g. the client disconnected).
+ *  - Stop strings are matched on the detokenized text; text that could still become a stop string
+ *    is held back until it is decided, and the stop string itself is not emitted.
+ *  - `constraint` (optional) restricts which tokens may be sampled (JSON / JSON-schema output);
+ *    see al_engine_constraint below.
+ */
+#ifndef ALLOY_ENGINE_H
+#define ALLOY_ENGINE_H
+
+#include "alloy/model.h"
+#include "alloy/sampler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum al_finish {
+    AL_FINISH_NONE = 0,
+    AL_FINISH_STOP,      /* end-of-generation token or a stop string */
+    AL_FINISH_LENGTH,    /* max_tokens or the context is full */
+    AL_FINISH_CANCELLED, /* al_engine_cancel or on_event returned false */
+    AL_FINISH_ERROR
+} al_finish;
+
+typedef enum al_event_kind { AL_EV_TOKEN = 1, AL_EV_DONE = 2 } al_event_kind;
+
+#define AL_MAX_TOP_LOGPROBS 20
+
+typedef struct al_event {
+    al_event_kind kind;
+    uint64_t id;
+    /* AL_EV_TOKEN */
+    int32_t token;
+    const char *text; /* UTF-8 text completed by this token (may be empty), NUL-terminated */
+    size_t text_len;
+    float logprob;    /* log-probability of `token` under the model's (unfiltered) distribution */
+    int n_top;        /* top alternatives, when requested */
+    int32_t top_ids[AL_MAX_TOP_LOGPROBS];
+    float top_logprobs[AL_MAX_TOP_LOGPROBS];
+    /* AL_EV_DONE */
+    al_finish finish;
+    const char *stop_string; /* the stop string that ended it, or NULL */
+    const char *error;       /* AL_FINISH_ERROR: why */
+    int n_prompt, n_generated;
+    double t_queue, t_prompt, t_gen; /* seconds waiting, prefilling, generating */
+} al_event;
+
+typedef bool (*al_event_fn)(void *ud, const al_event *ev);
+
+/* Token filter: called before sampling with the text generated so far; sets allowed[id] = 0 for
+ * tokens that must not be chosen (the array arrives all 1). Returning false means "no constraint
+ * now". Used for JSON-mode and JSON-schema decoding. */
+typedef bool (*al_constraint_fn)(void *ud, const char *text_so_far, size_t len, uint8_t *allowed, int n_vocab);
+
+typedef struct al_gen_request {
+    const int32_t *prompt; /* copied at submit */
+    size_t n_prompt;
+    al_sampler_params sampling;
+    int max_tokens;        /* <= 0: until the context is full */
+    const char *const *stop; /* copied at submit */
+    int n_stop;
+    int top_logprobs;      /* 0..AL_MAX_TOP_LOGPROBS */
+    bool ignore_eos;
+    al_event_fn on_event;
+    void *ud;
+    al_constraint_fn constraint;
+    void *constraint_ud;
+} al_gen_request;
+
+typedef struct al_engine al_engine;
+
+typedef struct al_engine_stats {
+    int n_parallel, active, queued;
+    uint64_t requests_total, tokens_prompt, tokens_generated;
+} al_engine_stats;
+
+/* The model must outlive the engine. n_ctx per slot (<= 0: model default). */
+al_status al_engine_init(al_engine **out, al_model *m, int n_parallel, int n_ctx);
+/* Stops the worker (pending requests finish with AL_FINISH_CANCELLED) and frees everything. */
+void al_engine_free(al_engine *e);
+/* Queues a request; *id identifies it in events. AL_ERR_RANGE if the prompt exceeds n_ctx. */
+al_status al_engine_submit(al_engine *e, const al_gen_request *r, uint64_t *id);
+void al_engine_cancel(al_engine *e, uint64_t id);
+al_engine_stats al_engine_get_stats(al_engine *e);
+int al_engine_n_ctx(const al_engine *e);
+const al_model *al_engine_model(const al_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

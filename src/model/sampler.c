@@ -1,0 +1,158 @@
+/* sampler.c — penalties, top-k / top-p / min-p filtering, temperature and a seeded draw. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/sampler.h"
+
+typedef struct cand {
+    int32_t id;
+    float logit;
+} cand;
+
+struct al_sampler {
+    al_sampler_params p;
+    int n_vocab;
+    cand *c;          /* [n_vocab] */
+    int32_t *hist;    /* ring of the last penalty_last_n tokens */
+    int n_hist, hist_pos;
+    int *counts;      /* [n_vocab] occurrences within the window */
+    uint64_t rng[2];  /* xorshift128+ */
+};
+
+al_sampler_params al_sampler_default_params(void) {
+    al_sampler_params p = {0.8f, 40, 0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 64, 0};
+    return p;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double al_sampler_uniform(al_sampler *s) {
+    uint64_t a = s->rng[0], b = s->rng[1];
+    s->rng[0] = b;
+    a ^= a << 23;
+    s->rng[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+    return (double)((s->rng[1] + b) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+void al_sampler_reset(al_sampler *s, uint64_t seed) {
+    uint64_t x = seed;
+    s->rng[0] = splitmix(&x);
+    s->rng[1] = splitmix(&x);
+    s->n_hist = s->hist_pos = 0;
+    memset(s->counts, 0, sizeof(int) * (size_t)s->n_vocab);
+}
+
+al_status al_sampler_init(al_sampler **out, const al_sampler_params *p, int n_vocab) {
+    *out = NULL;
+    if (n_vocab <= 0) return al_err(AL_ERR_INVALID, "sampler: n_vocab %d", n_vocab);
+    if (!(p->temp >= 0) || !(p->top_p >= 0) || !(p->min_p >= 0) || !(p->repeat_penalty > 0) || p->penalty_last_n < 0)
+        return al_err(AL_ERR_INVALID, "sampler: parameter out of range");
+    al_sampler *s = calloc(1, sizeof *s);
+    if (!s) return al_err(AL_ERR_NOMEM, "sampler: out of memory");
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->c = malloc(sizeof(cand) * (size_t)n_vocab);
+    s->counts = calloc((size_t)n_vocab, sizeof(int));
+    s->hist = malloc(sizeof(int32_t) * (size_t)(p->penalty_last_n > 0 ? p->penalty_last_n : 1));
+    if (!s->c || !s->counts || !s->hist) {
+        al_sampler_free(s);
+        return al_err(AL_ERR_NOMEM, "sampler: out of memory");
+    }
+    al_sampler_reset(s, p->seed);
+    *out = s;
+    return al_ok();
+}
+
+void al_sampler_free(al_sampler *s) {
+    if (!s) return;
+    free(s->c);
+    free(s->counts);
+    free(s->hist);
+    free(s);
+}
+
+void al_sampler_accept(al_sampler *s, int32_t token) {
+    int w = s->p.penalty_last_n;
+    if (w <= 0 || token < 0 || token >= s->n_vocab) return;
+    if (s->n_hist == w) {
+        int32_t old = s->hist[s->hist_pos];
+        s->counts[old]--;
+    } else {
+        s->n_hist++;
+    }
+    s->hist[s->hist_pos] = token;
+    s->hist_pos = (s->hist_pos + 1) % w;
+    s->counts[token]++;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = ((const cand *)a)->logit, y = ((const cand *)b)->logit;
+    if (x != y) return x < y ? 1 : -1;
+    return ((const cand *)a)->id - ((const cand *)b)->id; /* stable tie order */
+}
+
+int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
+    const al_sampler_params *p = &s->p;
+    int n = s->n_vocab;
+    for (int i = 0; i < n; i++) {
+        float l = logits[i];
+        int cnt = s->counts[i];
+        if (cnt > 0) {
+            if (p->repeat_penalty != 1.0f) l = l > 0 ? l / p->repeat_penalty : l * p->repeat_penalty;
+            l -= (float)cnt * p->frequency_penalty + p->presence_penalty;
+        }
+        s->c[i].id = i;
+        s->c[i].logit = isnan(l) ? -INFINITY : l;
+    }
+    if (p->temp <= 0) {
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (s->c[i].logit > s->c[best].logit) best = i;
+        if (prob) *prob = 1.0f;
+        return s->c[best].id;
+    }
+    /* top-k: partial selection would do, a sort keeps it simple and exact */
+    int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    qsort(s->c, (size_t)n, sizeof(cand), cmp_desc);
+    n = k;
+    /* softmax at temperature 1 for top-p / min-p (llama.cpp applies them before temperature) */
+    double mx = s->c[0].logit, sum = 0;
+    for (int i = 0; i < n; i++) sum += exp(s->c[i].logit - mx);
+    if (p->top_p < 1.0f) {
+        double cum = 0;
+        for (int i = 0; i < n; i++) {
+            cum += exp(s->c[i].logit - mx) / sum;
+            if (cum >= p->top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0) {
+        /* keep tokens with prob >= min_p * max prob, i.e. logit >= max + log(min_p) */
+        double thr = mx + log(p->min_p);
+        int keepn = 1;
+        while (keepn < n && s->c[keepn].logit >= thr) keepn++;
+        n = keepn;
+    }
+    double mt = s->c[0].logit / p->temp, tot = 0;
+    for (int i = 0; i < n; i++) tot += exp(s->c[i].logit / p->temp - mt);
+    double r = al_sampler_uniform(s) * tot, acc = 0;
+    int pick = n - 1;
+    for (int i = 0; i < n; i++) {
+        acc += exp(s->c[i].logit / p->temp - mt);
+        if (r < acc) {
+            pick = i;
+            break;
+        }
+    }
+    if (prob) *prob = (float)(exp(s->c[pick].logit / p->temp - mt) / tot);
+    return s->c[pick].id;
+}

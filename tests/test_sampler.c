@@ -1,0 +1,133 @@
+/* test_sampler.c — greedy, seeds, filters and penalties against their definitions. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "alloy/sampler.h"
+#include "harness.h"
+
+static al_sampler_params plain(float temp) {
+    al_sampler_params p = al_sampler_default_params();
+    p.temp = temp;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    return p;
+}
+
+static void test_greedy(void) {
+    float lg[6] = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f, 2.0f};
+    al_sampler *s;
+    al_sampler_params p = plain(0);
+    REQUIRE_OK(al_sampler_init(&s, &p, 6));
+    CHECK(al_sampler_sample(s, lg, NULL) == 1); /* first of the tied maxima */
+    al_sampler_free(s);
+    p = plain(1.0f);
+    p.top_k = 1;
+    REQUIRE_OK(al_sampler_init(&s, &p, 6));
+    for (int i = 0; i < 20; i++) CHECK(al_sampler_sample(s, lg, NULL) == 1);
+    al_sampler_free(s);
+}
+
+static void test_seed_repeatable(void) {
+    float lg[32];
+    for (int i = 0; i < 32; i++) lg[i] = sinf((float)i);
+    al_sampler *a, *b, *c;
+    al_sampler_params p = al_sampler_default_params();
+    p.seed = 1234;
+    REQUIRE_OK(al_sampler_init(&a, &p, 32));
+    REQUIRE_OK(al_sampler_init(&b, &p, 32));
+    p.seed = 99;
+    REQUIRE_OK(al_sampler_init(&c, &p, 32));
+    int same = 0, diff = 0;
+    for (int i = 0; i < 200; i++) {
+        int x = al_sampler_sample(a, lg, NULL), y = al_sampler_sample(b, lg, NULL), z = al_sampler_sample(c, lg, NULL);
+        same += x == y;
+        diff += x != z;
+    }
+    CHECK(same == 200);
+    CHECK(diff > 0);
+    al_sampler_free(a);
+    al_sampler_free(b);
+    al_sampler_free(c);
+}
+
+/* Draw frequencies follow softmax(logits / T) within 5 sigma. */
+static void test_distribution(void) {
+    float lg[4] = {1.0f, 0.0f, -1.0f, 0.5f};
+    float T = 0.7f;
+    al_sampler *s;
+    al_sampler_params p = plain(T);
+    p.seed = 7;
+    REQUIRE_OK(al_sampler_init(&s, &p, 4));
+    int counts[4] = {0};
+    const int N = 40000;
+    for (int i = 0; i < N; i++) counts[al_sampler_sample(s, lg, NULL)]++;
+    double z = 0, e[4];
+    for (int i = 0; i < 4; i++) z += exp(lg[i] / T);
+    for (int i = 0; i < 4; i++) {
+        e[i] = exp(lg[i] / T) / z;
+        double sd = sqrt(N * e[i] * (1 - e[i]));
+        CHECKF(fabs(counts[i] - N * e[i]) < 5 * sd, "token %d: %d draws, expected %.0f", i, counts[i], N * e[i]);
+    }
+    float pr;
+    int t = al_sampler_sample(s, lg, &pr);
+    CHECK_NEAR(pr, e[t], 1e-5);
+    al_sampler_free(s);
+}
+
+static void test_top_p_min_p(void) {
+    /* probs at T=1: softmax of log(0.5, 0.3, 0.15, 0.05) */
+    float lg[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
+    al_sampler *s;
+    al_sampler_params p = plain(1.0f);
+    p.top_p = 0.75f; /* keeps 0.5 + 0.3 */
+    REQUIRE_OK(al_sampler_init(&s, &p, 4));
+    int seen[4] = {0};
+    for (int i = 0; i < 2000; i++) seen[al_sampler_sample(s, lg, NULL)]++;
+    CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] == 0 && seen[3] == 0);
+    al_sampler_free(s);
+    p = plain(1.0f);
+    p.min_p = 0.25f; /* keeps p >= 0.125: 0.5, 0.3, 0.15 */
+    REQUIRE_OK(al_sampler_init(&s, &p, 4));
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 4000; i++) seen[al_sampler_sample(s, lg, NULL)]++;
+    CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] > 0 && seen[3] == 0);
+    al_sampler_free(s);
+}
+
+static void test_penalties(void) {
+    al_sampler *s;
+    al_sampler_params p = plain(0);
+    p.repeat_penalty = 2.0f;
+    p.penalty_last_n = 2;
+    REQUIRE_OK(al_sampler_init(&s, &p, 3));
+    float lg[3] = {3.0f, 2.0f, -1.0f};
+    al_sampler_accept(s, 0);
+    CHECK(al_sampler_sample(s, lg, NULL) == 1); /* 3/2 = 1.5 < 2 */
+    al_sampler_accept(s, 1);
+    al_sampler_accept(s, 2); /* window of 2: token 0 falls out */
+    CHECK(al_sampler_sample(s, lg, NULL) == 0);
+    al_sampler_free(s);
+    p = plain(0);
+    p.frequency_penalty = 0.4f;
+    p.presence_penalty = 0.3f;
+    REQUIRE_OK(al_sampler_init(&s, &p, 3));
+    float lg2[3] = {1.0f, 0.5f, 0.0f};
+    al_sampler_accept(s, 0); /* 1 - 0.4 - 0.3 = 0.3 < 0.5 */
+    CHECK(al_sampler_sample(s, lg2, NULL) == 1);
+    al_sampler_accept(s, 1);
+    al_sampler_accept(s, 1); /* 0.5 - 0.8 - 0.3 = -0.6; token 0 at 0.3 wins */
+    CHECK(al_sampler_sample(s, lg2, NULL) == 0);
+    al_sampler_free(s);
+    al_sampler_params bad = plain(-1.0f);
+    CHECK_ERR(al_sampler_init(&s, &bad, 3), AL_ERR_INVALID);
+}
+
+int main(void) {
+    AL_RUN(test_greedy);
+    AL_RUN(test_seed_repeatable);
+    AL_RUN(test_distribution);
+    AL_RUN(test_top_p_min_p);
+    AL_RUN(test_penalties);
+    return al_test_finish();
+}

@@ -1,0 +1,130 @@
+/*
+ * cmd_bench.c — `alloy logits` (reference logits for tests) and `alloy bench` (llama-bench style
+ * pp/tg tokens per second, with the decode roofline: measured bandwidth / weight bytes per token).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/model.h"
+#include "cli.h"
+
+static int parse_tokens(const char *s, int32_t **out) {
+    int cap = 16, n = 0;
+    int32_t *v = malloc(sizeof(int32_t) * (size_t)cap);
+    while (v && *s) {
+        char *end;
+        long x = strtol(s, &end, 10);
+        if (end == s) break;
+        if (n == cap) {
+            cap *= 2;
+            int32_t *nv = realloc(v, sizeof(int32_t) * (size_t)cap);
+            if (!nv) break;
+            v = nv;
+        }
+        v[n++] = (int32_t)x;
+        s = *end == ',' ? end + 1 : end;
+    }
+    *out = v;
+    return n;
+}
+
+static al_status load(int argc, char **argv, al_model **m) {
+    al_model_params mp = al_model_default_params();
+    mp.n_threads = cli_int(argc, argv, "-t", "--threads", 0);
+    const char *path = cli_opt(argc, argv, "-m", "--model");
+    return al_model_load(m, path ? path : cli_default_model(), &mp);
+}
+
+int cmd_logits(int argc, char **argv) {
+    const char *toks = cli_opt(argc, argv, NULL, "--tokens"), *out = cli_opt(argc, argv, "-o", "--output");
+    if (!toks || !out) {
+        fprintf(stderr, "usage: alloy logits -m MODEL --tokens 1,2,3 -o OUT.f32\n");
+        return 2;
+    }
+    int32_t *ids;
+    int n = parse_tokens(toks, &ids);
+    if (n <= 0) {
+        free(ids);
+        return cli_fail(al_err(AL_ERR_INVALID, "--tokens: no token ids"));
+    }
+    al_model *m;
+    al_status st = load(argc, argv, &m);
+    if (al_failed(&st)) {
+        free(ids);
+        return cli_fail(st);
+    }
+    al_session *s = NULL;
+    size_t V = (size_t)al_model_n_vocab(m);
+    float *lg = malloc(sizeof(float) * V * (size_t)n);
+    st = lg ? al_session_init(&s, m, n) : al_err(AL_ERR_NOMEM, "out of memory");
+    if (!al_failed(&st)) st = al_session_eval(s, ids, n, lg, true);
+    if (!al_failed(&st)) {
+        FILE *f = fopen(out, "wb");
+        if (!f || fwrite(lg, sizeof(float), V * (size_t)n, f) != V * (size_t)n) st = al_err(AL_ERR_IO, "cannot write %s", out);
+        if (f) fclose(f);
+    }
+    free(lg);
+    free(ids);
+    al_session_free(s);
+    al_model_free(m);
+    return al_failed(&st) ? cli_fail(st) : 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    int pp = cli_int(argc, argv, "-p", "--prompt", 512), tg = cli_int(argc, argv, "-n", "--gen", 128);
+    int reps = cli_int(argc, argv, "-r", "--reps", 1);
+    al_model *m;
+    al_status st = load(argc, argv, &m);
+    if (al_failed(&st)) return cli_fail(st);
+    char desc[256];
+    al_model_describe(m, desc, sizeof desc);
+    int V = al_model_n_vocab(m);
+    al_session *s;
+    st = al_session_init(&s, m, pp + tg + 8);
+    if (al_failed(&st)) {
+        al_model_free(m);
+        return cli_fail(st);
+    }
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > 0 ? pp : 1));
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < pp; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        toks[i] = (int32_t)(x % (uint64_t)V);
+    }
+    double best_pp = 0, best_tg = 0;
+    for (int r = 0; r < reps && !al_failed(&st); r++) {
+        al_session_reset(s);
+        double t0 = al_time_sec();
+        if (pp > 0) st = al_session_eval(s, toks, pp, lg, false);
+        double t1 = al_time_sec();
+        if (pp > 0 && pp / (t1 - t0) > best_pp) best_pp = pp / (t1 - t0);
+        if (pp == 0) { int32_t t = 1; st = al_session_eval(s, &t, 1, lg, false); }
+        t0 = al_time_sec();
+        for (int i = 0; i < tg && !al_failed(&st); i++) {
+            int32_t t = toks[i % (pp > 0 ? pp : 1)];
+            st = al_session_eval(s, &t, 1, lg, false);
+        }
+        t1 = al_time_sec();
+        if (tg > 0 && tg / (t1 - t0) > best_tg) best_tg = tg / (t1 - t0);
+    }
+    if (!al_failed(&st)) {
+        int threads = al_cpu_threads(al_model_cpu(m));
+        double bw = al_measure_read_bandwidth(al_cpu_pool(al_model_cpu(m)), (size_t)1 << 30, 3);
+        double bytes = (double)al_model_weight_bytes(m);
+        double roof = bytes > 0 ? bw / bytes : 0;
+        printf("model: %s\n", desc);
+        printf("threads: %d, isa: %s, measured read bandwidth: %.1f GB/s\n", threads, al_isa_name(al_cpu_isa(al_model_cpu(m))), bw / 1e9);
+        printf("| test | tokens/s |\n|---|---|\n");
+        if (pp > 0) printf("| pp%d | %.2f |\n", pp, best_pp);
+        if (tg > 0) printf("| tg%d | %.2f |\n", tg, best_tg);
+        if (tg > 0)
+            printf("decode roofline: %.2f tokens/s (%.2f MB/token); tg at %.1f%% of roofline\n", roof, bytes / 1e6,
+                   roof > 0 ? 100.0 * best_tg / roof : 0);
+    }
+    free(toks);
+    free(lg);
+    al_session_free(s);
+    al_model_free(m);
+    return al_failed(&st) ? cli_fail(st) : 0;
+}
