@@ -79,9 +79,9 @@ static void weight_bound(al_type t, const void *row, int64_t k, float *out) {
     for (int64_t b = 0; b < k / tr->block_size; b++) {
         const char *blk = (const char *)row + b * tr->type_size;
         float v = 0.0f;
-        uint16_t h0, h1;
+        uint16_t h0, h1 = 0;
         memcpy(&h0, blk, 2);
-        memcpy(&h1, blk + 2, 2);
+        if (tr->type_size >= 4) memcpy(&h1, blk + 2, 2);
         float d0 = fabsf(al_f16_to_f32(h0)), d1 = fabsf(al_f16_to_f32(h1));
         switch (t) {
         case AL_TYPE_F32: v = fabsf(((const float *)row)[b]); break;
