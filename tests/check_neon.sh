@@ -7,6 +7,6 @@ out="${TMPDIR:-/tmp}/alloy_neon_test"
 aarch64-linux-gnu-gcc -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror -DALLOY_HAVE_ARM=1 \
   -I"$root/include" -I"$root/src" -I"$root/tests" -DALLOY_TEST_DATA="\"$root/tests/data\"" \
   -DALLOY_SOURCE_DIR="\"$root\"" -DALLOY_CLI='"none"' \
-  "$root"/src/core/*.c "$root"/src/format/*.c "$root"/src/cpu/*.c "$root"/src/cpu/arm/*.c \
+  "$root"/src/core/*.c "$root"/src/format/quant*.c "$root"/src/cpu/*.c "$root"/src/cpu/arm/*.c \
   "$root/tests/harness.c" "$root/tests/test_cpu_kernels.c" -static -lpthread -lm -o "$out"
 qemu-aarch64 "$out"
