@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "alloy/gguf.h"
 #include "alloy/model.h"
 #include "alloy/sampler.h"
 #include "alloy/template.h"
@@ -275,13 +277,26 @@ int cmd_tokenize(int argc, char **argv) {
     } else {
         len = strlen(text);
     }
-    al_model *m;
-    const al_tokenizer *tok;
-    al_status st = load_model(argc, argv, &m, &tok);
+    /* only the tokenizer is needed: vocab-only GGUF files and HF folders without weights work too */
+    const char *path = cli_opt(argc, argv, "-m", "--model");
+    if (!path) path = cli_default_model();
+    al_tokenizer *own = NULL;
+    struct stat sb;
+    al_status st = stat(path, &sb) != 0 ? al_err(AL_ERR_IO, "%s: no such file or folder", path) : al_ok();
+    if (!al_failed(&st) && S_ISDIR(sb.st_mode)) st = al_tokenizer_from_hf(&own, path);
+    else if (!al_failed(&st)) {
+        al_gguf *g;
+        st = al_gguf_open(&g, path);
+        if (!al_failed(&st)) {
+            st = al_tokenizer_from_gguf(&own, g);
+            al_gguf_free(g);
+        }
+    }
     if (al_failed(&st)) {
         free(buf);
         return cli_fail(st);
     }
+    const al_tokenizer *tok = own;
     int32_t *ids = NULL;
     size_t n = 0;
     bool bos = cli_flag(argc, argv, "--bos");
@@ -293,7 +308,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     free(ids);
     free(buf);
-    al_model_free(m);
+    al_tokenizer_free(own);
     return al_failed(&st) ? cli_fail(st) : 0;
 }
 
