@@ -135,10 +135,11 @@ static void compare(const char *name, const char *path, const ref_data *r, al_ty
     al_model_free(m);
 }
 
-static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba"};
+static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba", "qwen2", "llama3_rope"};
+#define N_ARCHS (int)(sizeof archs / sizeof archs[0])
 
 static void test_hf_f32_cache(void) {
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_ARCHS; i++) {
         ref_data r = {0};
         REQUIRE(load_ref(archs[i], &r));
         char p[256];
@@ -149,7 +150,7 @@ static void test_hf_f32_cache(void) {
 }
 
 static void test_hf_f16_cache(void) {
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_ARCHS; i++) {
         ref_data r = {0};
         REQUIRE(load_ref(archs[i], &r));
         char p[256];
