@@ -40,6 +40,19 @@ static bool ends_with(const char *s, const char *suf) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* A whole file, NUL-terminated (malloc'd), or NULL. */
+static char *read_text(const char *path, size_t *n) {
+    char *raw = al_test_read_file(path, n);
+    if (!raw) return NULL;
+    char *s = malloc(*n + 1);
+    if (s) {
+        memcpy(s, raw, *n);
+        s[*n] = '\0';
+    }
+    free(raw);
+    return s;
+}
+
 /* Sorted file names in tests/data/tokenizers ending with suf (malloc'd names). */
 static int list_files(const char *suf, char **names, int max) {
     DIR *d = opendir(al_test_path("tokenizers"));
@@ -68,7 +81,7 @@ static void load_texts(void) {
         char p[512];
         size_t size;
         snprintf(p, sizeof p, "tokenizers/%s", names[f]);
-        char *buf = al_test_read_file(al_test_path(p), &size);
+        char *buf = read_text(al_test_path(p), &size);
         free(names[f]);
         if (!buf) continue;
         g_texts.files[g_texts.n_files++] = buf;
@@ -198,9 +211,9 @@ static void check_reference(const char *name, const al_tokenizer *t) {
     char p[256];
     size_t ni, no;
     snprintf(p, sizeof p, "tokenizers/ggml-vocab-%s.gguf.inp", name);
-    char *inp = al_test_read_file(al_test_path(p), &ni);
+    char *inp = read_text(al_test_path(p), &ni);
     snprintf(p, sizeof p, "tokenizers/ggml-vocab-%s.gguf.out", name);
-    char *out = al_test_read_file(al_test_path(p), &no);
+    char *out = read_text(al_test_path(p), &no);
     if (!inp || !out) {
         free(inp), free(out);
         return;
@@ -405,7 +418,7 @@ static void convert_with(const char *fixture, bool metaspace_first) {
     REQUIRE(copy_file(al_test_path("hf/llama/model.safetensors"), (snprintf(p, sizeof p, "%s/model.safetensors", dir), p)));
     snprintf(src, sizeof src, "tokenizers/%s/tokenizer.json", fixture);
     size_t n;
-    char *tj = al_test_read_file(al_test_path(src), &n);
+    char *tj = read_text(al_test_path(src), &n);
     REQUIRE(tj);
     const char *anchor = "\"added_tokens\": [";
     char *at = strstr(tj, anchor);
@@ -415,6 +428,8 @@ static void convert_with(const char *fixture, bool metaspace_first) {
                         "\"rstrip\": false, \"normalized\": false, \"special\": true},";
     size_t head = (size_t)(at - tj) + strlen(anchor);
     char *padded = malloc(n + strlen(extra) + 1);
+    if (!padded) free(tj);
+    REQUIRE(padded);
     memcpy(padded, tj, head);
     memcpy(padded + head, extra, strlen(extra));
     memcpy(padded + head + strlen(extra), tj + head, n - head);
