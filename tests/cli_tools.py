@@ -86,6 +86,12 @@ check("run: same seed, same text", r1.returncode == 0 and r1.stdout == r2.stdout
 check("run: prints speed", b"tokens/s" in r1.stderr)
 r = run("run", "-m", m, "-p", "Hello", "-n", "4", "--chat", "-t", "1")
 check("run --chat", r.returncode == 0, r.stderr.decode())
+r = run("chat", "-m", m, "-n", "6", "--seed", "3", "-t", "1", input_bytes=b"Hello there\nHow are you?\n\n")
+turns = [l for l in r.stderr.decode().splitlines() if l.startswith("prompt:")]
+check("chat: two turns", r.returncode == 0 and len(turns) == 2, r.stderr.decode()[-300:])
+if len(turns) == 2:  # the second turn feeds only the new message, not the whole conversation
+    n1, n2 = int(turns[0].split()[1]), int(turns[1].split()[1])
+    check("chat: second turn reuses the session", 0 < n2 < n1 + 6, f"{n1} then {n2} prompt tokens")
 r = run("bench", "-m", m, "-p", "16", "-n", "4", "-t", "1")
 check("bench", r.returncode == 0 and b"pp16" in r.stdout and b"roofline" in r.stdout, r.stderr.decode())
 r = run("run", "-m", os.path.join(tmp, "missing.gguf"), "-p", "x")

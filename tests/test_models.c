@@ -192,20 +192,21 @@ static void check_batched(const char *arch) {
     free(r.logits);
 }
 
-static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba"};
+static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba", "qwen2", "llama3_rope"};
+enum { N_ARCHS = sizeof archs / sizeof archs[0] };
 
 static void test_batched(void) {
-    for (int i = 0; i < 6; i++) check_batched(archs[i]);
+    for (int i = 0; i < N_ARCHS; i++) check_batched(archs[i]);
 }
 
 static void test_gguf_f32(void) {
-    for (int i = 0; i < 6; i++) check_gguf(archs[i], "F32", 1e-6);
+    for (int i = 0; i < N_ARCHS; i++) check_gguf(archs[i], "F32", 1e-6);
 }
 static void test_gguf_q8_0(void) {
-    for (int i = 0; i < 6; i++) check_gguf(archs[i], "Q8_0", 0.01);
+    for (int i = 0; i < N_ARCHS; i++) check_gguf(archs[i], "Q8_0", 0.01);
 }
 static void test_gguf_q4_k(void) {
-    for (int i = 0; i < 6; i++) check_gguf(archs[i], "Q4_0", 0.5); /* 4-bit on amplified random weights: KL 0.004-0.3 */
+    for (int i = 0; i < N_ARCHS; i++) check_gguf(archs[i], "Q4_0", 0.5); /* 4-bit on amplified random weights: KL 0.004-0.3 */
     /* the recipe path: these tiny rows are not multiples of 256, so K-quant tensors fall back to Q8_0 */
     check_gguf("llama", "Q4_K_M", 0.05);
 }
@@ -218,6 +219,8 @@ HF_TEST(mamba2)
 HF_TEST(nemotron_h)
 HF_TEST(zamba2)
 HF_TEST(jamba)
+HF_TEST(qwen2)       /* made by scripts/make_hf_refs.py: q/k/v biases */
+HF_TEST(llama3_rope) /* made by scripts/make_hf_refs.py: Llama-3 RoPE scaling */
 
 int main(void) {
     AL_RUN(test_hf_llama);
@@ -226,6 +229,8 @@ int main(void) {
     AL_RUN(test_hf_nemotron_h);
     AL_RUN(test_hf_zamba2);
     AL_RUN(test_hf_jamba);
+    AL_RUN(test_hf_qwen2);
+    AL_RUN(test_hf_llama3_rope);
     AL_RUN(test_batched);
     AL_RUN(test_gguf_f32);
     AL_RUN(test_gguf_q8_0);
