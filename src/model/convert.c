@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "alloy/quant.h"
+#include "alloy/tokenizer.h"
 #include "model/model_internal.h"
 
 typedef struct conv_ctx {
@@ -218,6 +219,9 @@ static void zamba_adapter_name(const al_hparams *hp, const char *gguf, char *out
 static al_status convert_hf(conv_ctx *c, al_model *m) {
     const al_hparams *hp = &m->hp;
     AL_TRY(al_hparams_to_gguf(hp, c->w));
+    const al_tokenizer *tok;
+    al_status ts = al_model_tokenizer(m, &tok);
+    if (!al_failed(&ts)) AL_TRY(al_tokenizer_to_gguf(tok, c->w));
     for (int64_t i = 0; i < m->src.map_count; i++) {
         const al_hf_map *mp = &m->src.map[i];
         const al_st_tensor *st = mp->t;
