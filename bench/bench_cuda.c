@@ -83,8 +83,11 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         al_cuda_describe(cu, dev, sizeof dev);
         double bytes = (double)al_model_weight_bytes(m);
         printf("model: %s (%s)\n", path, desc);
-        printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; decode graph %s\n", dev,
-               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), graph ? "on" : "off");
+        al_status why;
+        bool active = al_cuda_session_graph_active(s, &why);
+        printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; decode graph %s%s%s\n", dev,
+               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), active ? "on" : "off",
+               graph && !active ? ": " : "", graph && !active ? why.msg : "");
         printf("| test | tokens/s | ms/token |\n|---|---|---|\n");
         double pps = 0, tgs = 0;
         if (pp > 0) {

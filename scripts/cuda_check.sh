@@ -31,3 +31,5 @@ t0=$(date +%s)
 echo "models created in $(( $(date +%s) - t0 )) s"
 timeout 300 "$B/bench_cuda" -p 512 -n 128 -r 3 -m "$M/qwen3-0.6b-Q4_K_M.gguf" -m "$M/llama-3.2-1b-Q4_K_M.gguf" \
   -m "$M/mamba2-1.3b-Q8_0.gguf" 2>&1 | tee "$OUT/bench_cuda.log"
+# the same decode without the CUDA graph (kernel launches from the host), for comparison
+timeout 100 "$B/bench_cuda" -p 0 -n 128 -r 3 --no-graph -m "$M/qwen3-0.6b-Q4_K_M.gguf" -m "$M/mamba2-1.3b-Q8_0.gguf" 2>&1 | tee -a "$OUT/bench_cuda.log"

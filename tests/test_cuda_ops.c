@@ -9,6 +9,8 @@
  *    selective scan, attention (flash prefill with and without n_past/window, split-K decode with a
  *    device position, F32 and F16 caches): outputs AND updated states within 1e-4 (fp32 arithmetic
  *    in a different order; 2e-4 where long exp-sums accumulate).
+ *  - fused ops (residual add + norm, per-head norm + RoPE + cache store, several matrices in one
+ *    launch) against the unfused ops.
  * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
  */
 #include <stdio.h>
@@ -509,6 +511,105 @@ static void test_moe_route(void) {
     FREE_D(dl), FREE_D(dw), FREE_D(di);
 }
 
+
+/* ---- fused ops vs their unfused CPU compositions ---- */
+
+static void test_fused(void) {
+    /* add + rms */
+    const int64_t rows = 3, n = 200;
+    float *h = rand_vec(rows * n, 1.0f), *d = rand_vec(rows * n, 1.0f), *w = rand_vec(n, 1.0f);
+    float *href = malloc(sizeof(float) * (size_t)(rows * n)), *yref = malloc(sizeof(float) * (size_t)(rows * n));
+    al_op_add(h, d, href, rows * n);
+    al_op_rms_norm(href, w, yref, rows, n, n, 1e-6f);
+    float *dh = devf(h, rows * n), *dd = devf(d, rows * n), *dw = devf(w, n), *dy = devf(NULL, rows * n);
+    CHECK_OK(al_cuda_add_rms_norm(g_cu, dh, dd, dw, dy, rows, n, 1e-6f));
+    float *gh = back(dh, rows * n), *gy = back(dy, rows * n);
+    check_close("add_rms h", gh, href, rows * n, 0);
+    check_close("add_rms y", gy, yref, rows * n, 1e-5);
+    free(h), free(d), free(w), free(href), free(yref), free(gh), free(gy);
+    FREE_D(dh), FREE_D(dd), FREE_D(dw), FREE_D(dy);
+    /* qkv_post: per-head norm + rope + cache rows, for F32 and F16 caches */
+    for (int kvi = 0; kvi < 2; kvi++) {
+        const int nh = 4, nkv = 2, hd = 64, nd = 64, n_ctx = 40;
+        const int64_t T = 5;
+        al_type kvt = kvi ? AL_TYPE_F16 : AL_TYPE_F32;
+        float *q = rand_vec(T * nh * hd, 2.0f), *k = rand_vec(T * nkv * hd, 2.0f), *v = rand_vec(T * nkv * hd, 1.0f);
+        float *qn = rand_vec(hd, 1.0f), *kn = rand_vec(hd, 1.0f), inv[32];
+        int32_t pos[5] = {7, 8, 9, 10, 11};
+        al_rope_cfg rc = {2, nd, 1e6f, NULL};
+        al_rope_inv_freq(&rc, inv);
+        float *qr = malloc(sizeof(float) * (size_t)(T * nh * hd)), *kr = malloc(sizeof(float) * (size_t)(T * nkv * hd));
+        al_op_rms_norm(q, qn, qr, T * nh, hd, hd, 1e-6f);
+        al_op_rms_norm(k, kn, kr, T * nkv, hd, hd, 1e-6f);
+        al_op_rope(qr, T, nh, hd, pos, &rc, inv);
+        al_op_rope(kr, T, nkv, hd, pos, &rc, inv);
+        float *dq = devf(q, T * nh * hd), *dk = devf(k, T * nkv * hd), *dv = devf(v, T * nkv * hd);
+        float *dqn = devf(qn, hd), *dkn = devf(kn, hd), *dinv = devf(inv, nd / 2);
+        int32_t *dpos = dev(pos, sizeof pos);
+        size_t es = kvi ? 2 : 4;
+        void *kc = dev(NULL, es * (size_t)(n_ctx * nkv * hd)), *vc = dev(NULL, es * (size_t)(n_ctx * nkv * hd));
+        al_cuda_qkv_args qa = {dq, dk, dv, dqn, dkn, 1e-6f, T, nh, nkv, hd, dpos, 2, nd, dinv, kc, vc, kvt};
+        CHECK_OK(al_cuda_qkv_post(g_cu, &qa));
+        float *gq = back(dq, T * nh * hd);
+        check_close("qkv_post q", gq, qr, T * nh * hd, 2e-5);
+        /* the cache rows 7..11, read back through an F32 copy of the store path */
+        float *ck = devf(NULL, n_ctx * nkv * hd), *cv = devf(NULL, n_ctx * nkv * hd);
+        void *kc2 = dev(NULL, es * (size_t)(n_ctx * nkv * hd)), *vc2 = dev(NULL, es * (size_t)(n_ctx * nkv * hd));
+        float *dkr = devf(kr, T * nkv * hd);
+        CHECK_OK(al_cuda_kv_store(g_cu, kc2, kvt, nkv * hd, dkr, nkv * hd, T, 7, NULL));
+        CHECK_OK(al_cuda_kv_store(g_cu, vc2, kvt, nkv * hd, dv, nkv * hd, T, 7, NULL));
+        uint8_t *a1 = malloc(es * (size_t)(n_ctx * nkv * hd)), *a2 = malloc(es * (size_t)(n_ctx * nkv * hd));
+        CHECK_OK(al_cuda_sync(g_cu));
+        CHECK_OK(al_cuda_download(g_cu, a1, vc, es * (size_t)(n_ctx * nkv * hd)));
+        CHECK_OK(al_cuda_download(g_cu, a2, vc2, es * (size_t)(n_ctx * nkv * hd)));
+        CHECKF(!memcmp(a1, a2, es * (size_t)(n_ctx * nkv * hd)), "qkv_post: v cache differs from kv_store");
+        CHECK_OK(al_cuda_download(g_cu, a1, kc, es * (size_t)(n_ctx * nkv * hd)));
+        CHECK_OK(al_cuda_download(g_cu, a2, kc2, es * (size_t)(n_ctx * nkv * hd)));
+        double worst = 0;
+        for (int64_t i = 0; i < n_ctx * nkv * hd; i++) {
+            float x1 = kvi ? al_f16_to_f32(((uint16_t *)a1)[i]) : ((float *)a1)[i];
+            float x2 = kvi ? al_f16_to_f32(((uint16_t *)a2)[i]) : ((float *)a2)[i];
+            if (fabs(x1 - x2) > worst) worst = fabs(x1 - x2);
+        }
+        CHECKF(worst < (kvi ? 4e-3 : 2e-5), "qkv_post: k cache differs by %g", worst);
+        free(q), free(k), free(v), free(qn), free(kn), free(qr), free(kr), free(gq), free(a1), free(a2);
+        FREE_D(dq), FREE_D(dk), FREE_D(dv), FREE_D(dqn), FREE_D(dkn), FREE_D(dinv), FREE_D(dpos), FREE_D(kc), FREE_D(vc);
+        FREE_D(ck), FREE_D(cv), FREE_D(kc2), FREE_D(vc2), FREE_D(dkr);
+    }
+    /* matmul_n: one launch for several matrices of one type == separate products (odd row counts) */
+    {
+        const int64_t k = 512, outs[3] = {37, 5, 64};
+        al_cuda_weight wm[3];
+        const al_cuda_weight *wp[3];
+        float *ys[3], *ysep[3];
+        uint8_t *bufs[3];
+        for (int i = 0; i < 3; i++) {
+            size_t bytes = al_type_row_size(AL_TYPE_Q4_K, k) * (size_t)outs[i];
+            bufs[i] = malloc(bytes);
+            random_weights(AL_TYPE_Q4_K, bufs[i], outs[i], k);
+            al_tensor t;
+            int64_t ne[2] = {k, outs[i]};
+            al_tensor_view(&t, AL_TYPE_Q4_K, 2, ne, bufs[i]);
+            CHECK_OK(al_cuda_weight_upload(g_cu, &t, &wm[i]));
+            wp[i] = &wm[i];
+            ys[i] = devf(NULL, outs[i]);
+            ysep[i] = devf(NULL, outs[i]);
+        }
+        float *x = rand_vec(k, 1.0f), *dx = devf(x, k);
+        CHECK_OK(al_cuda_matmul_n(g_cu, wp, 3, dx, k, ys, 1));
+        for (int i = 0; i < 3; i++) CHECK_OK(al_cuda_matmul(g_cu, &wm[i], dx, k, ysep[i], outs[i], 1));
+        for (int i = 0; i < 3; i++) {
+            float *a = back(ys[i], outs[i]), *b = back(ysep[i], outs[i]);
+            check_close("matmul_n", a, b, outs[i], 0);
+            free(a), free(b), free(bufs[i]);
+            FREE_D(ys[i]), FREE_D(ysep[i]);
+            al_cuda_weight_free(g_cu, &wm[i]);
+        }
+        free(x);
+        FREE_D(dx);
+    }
+}
+
 static void test_errors(void) {
     al_cuda_attn_args ga = {0};
     ga.n_head = 3, ga.n_head_kv = 2, ga.head_dim = 64, ga.n_tok = 1;
@@ -541,6 +642,7 @@ int main(void) {
     AL_RUN(test_ssd);
     AL_RUN(test_selective_scan);
     AL_RUN(test_moe_route);
+    AL_RUN(test_fused);
     AL_RUN(test_errors);
     st = al_cuda_sync(g_cu);
     CHECKF(!al_failed(&st), "final sync: %s", st.msg);

@@ -91,6 +91,10 @@ void al_cuda_weight_free(al_cuda *c, al_cuda_weight *w);
  * blocks directly (decode); m > 1 runs a GEMM (prefill). */
 al_status al_cuda_matmul(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                          int64_t m);
+/* Several products of one X (e.g. Q, K, V or gate, up): Y[i] = X · W[i]ᵀ, i < n (<= 4). With m == 1
+ * and one quantized type for all it is a single launch; otherwise one al_cuda_matmul each. */
+al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W, int n, const float *X, int64_t ldx,
+                           float *const *Y, int64_t m);
 /* Matrix-vector with the matrix chosen on the device: Y[j] = W[ids[j]] · X[x_per_id ? j : 0]ᵀ for
  * j < n_ids (ids: device int32, each in [0, n_mat)). For MoE decode without a host round trip. */
 al_status al_cuda_matmul_id(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, bool x_per_id, float *Y,
@@ -106,6 +110,9 @@ typedef enum al_cuda_act_kind { AL_CUDA_ACT_SILU = 0, AL_CUDA_ACT_GELU_TANH, AL_
  * y may alias x (same stride). */
 al_status al_cuda_rms_norm(al_cuda *c, const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows,
                            int64_t n, int64_t group, float eps);
+/* Residual add fused with the next norm: h += d (rows of n, contiguous), y = rms(h) * w. */
+al_status al_cuda_add_rms_norm(al_cuda *c, float *h, const float *d, const float *w, float *y, int64_t rows, int64_t n,
+                               float eps);
 /* Mamba-2 gated norm: y = rms_group(y * silu(z)) * w, in place on y[rows][ldy]; z[rows][ldz]. */
 al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, const float *z, int64_t ldz, const float *w,
                                  int64_t rows, int64_t n, int64_t group, float eps);
@@ -146,6 +153,24 @@ typedef struct al_cuda_attn_args {
     float scale;
 } al_cuda_attn_args;
 al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a);
+/* Decode/prefill glue of one attention layer in one launch, per token t (position pos[t], device):
+ * q[t] heads and k[t] heads get the per-head RMSNorm (q_norm / k_norm, NULL: none) then RoPE (mode 0:
+ * none, 1 NORM, 2 NEOX over n_dims with inv_freq), q in place; k and v[t] are stored into cache row
+ * pos[t]. Equals rms_norm + rope + kv_store. */
+typedef struct al_cuda_qkv_args {
+    float *q;
+    const float *k, *v;        /* [n_tok][n_head(_kv) * head_dim] */
+    const float *q_norm, *k_norm;
+    float eps;
+    int64_t n_tok;
+    int n_head, n_head_kv, head_dim;
+    const int32_t *pos;
+    int rope_mode, n_dims;
+    const float *inv_freq;
+    void *kc, *vc;
+    al_type kv_type;
+} al_cuda_qkv_args;
+al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a);
 al_status al_cuda_kv_store(al_cuda *c, void *cache, al_type kv_type, int64_t row, const float *src, int64_t ld_src,
                            int64_t n_tok, int64_t n_past, const int32_t *d_n_past);
 
@@ -203,6 +228,8 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
 void al_cuda_session_free(al_cuda_session *s);
 void al_cuda_session_reset(al_cuda_session *s);
 int al_cuda_session_pos(const al_cuda_session *s);
+/* Whether decode replays a CUDA graph; when capture failed, *why (may be NULL) says why. */
+bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why);
 /* As al_session_eval; logits is host memory ([n][n_vocab] or [n_vocab]) or NULL. */
 al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);
 

@@ -285,6 +285,8 @@ struct al_cuda_session {
     int n_ctx, pos, ubatch;
     al_type kv_type;
     bool use_graph, graph_failed;
+    al_status graph_why;
+    float *h_logits; /* pinned [n_vocab] */
     g_cache *lc;
     float *h, *emb0, *xin, *delta, *xn, *t0, *t1, *t2, *t3, *big, *logits;
     size_t w_small, w_big;
@@ -374,6 +376,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     A(s->moe_w, ub * (size_t)imax(1, hp->n_expert_used) * f);
 #undef A
     if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_stage, (ub + 1) * sizeof(int32_t));
+    if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_logits, sizeof(float) * (size_t)hp->n_vocab);
     if (al_failed(&st)) {
         al_cuda_session_free(s);
         return al_err_wrap(st, "cuda session (n_ctx %d)", n_ctx);
@@ -400,6 +403,7 @@ void al_cuda_session_free(al_cuda_session *s) {
                     s->d_stage, s->d_pos, s->moe_ids, s->moe_w};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_cuda_release(c, bufs[i]);
     al_cuda_host_free(s->h_stage);
+    al_cuda_host_free(s->h_logits);
     free(s);
 }
 
@@ -416,6 +420,11 @@ void al_cuda_session_reset(al_cuda_session *s) {
 }
 
 int al_cuda_session_pos(const al_cuda_session *s) { return s->pos; }
+
+bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why) {
+    if (why) *why = s->graph_failed ? s->graph_why : al_ok();
+    return s->graph != NULL && !s->graph_failed;
+}
 
 /* ---- building blocks (device pointers throughout) ---- */
 
@@ -442,24 +451,23 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
     const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     const float eps = hp->norm_eps;
     float *q = s->t0, *k = s->t1, *v = s->t2;
-    AL_TRY(mm(s, &a->wq, xn, n_in, q, n, a->bq));
-    AL_TRY(mm(s, &a->wk, xn, n_in, k, n, a->bk));
-    AL_TRY(mm(s, &a->wv, xn, n_in, v, n, a->bv));
+    const al_cuda_weight *W3[3] = {&a->wq, &a->wk, &a->wv};
+    float *Y3[3] = {q, k, v};
+    AL_TRY(al_cuda_matmul_n(s->cu, W3, 3, xn, n_in, Y3, n));
+    if (a->bq) AL_TRY(al_cuda_add_bias(s->cu, q, qd, a->bq, n, qd));
+    if (a->bk) AL_TRY(al_cuda_add_bias(s->cu, k, kvd, a->bk, n, kvd));
+    if (a->bv) AL_TRY(al_cuda_add_bias(s->cu, v, kvd, a->bv, n, kvd));
     if (L) {
         AL_TRY(mm_adapter(s, L->z_ad[0], xn, n_in, q, n));
         AL_TRY(mm_adapter(s, L->z_ad[1], xn, n_in, k, n));
         AL_TRY(mm_adapter(s, L->z_ad[2], xn, n_in, v, n));
     }
-    if (a->q_norm) AL_TRY(al_cuda_rms_norm(s->cu, q, hp->head_dim, a->q_norm, q, hp->head_dim, n * hp->n_head, hp->head_dim, hp->head_dim, eps));
-    if (a->k_norm) AL_TRY(al_cuda_rms_norm(s->cu, k, hp->head_dim, a->k_norm, k, hp->head_dim, n * hp->n_head_kv, hp->head_dim, hp->head_dim, eps));
-    if (hp->rope_mode != AL_ROPE_NONE) {
-        int mode = hp->rope_mode == AL_ROPE_NORM ? 1 : 2;
-        AL_TRY(al_cuda_rope(s->cu, q, n, hp->n_head, hp->head_dim, s->d_pos, mode, hp->rope_dim, s->cm->inv_freq));
-        AL_TRY(al_cuda_rope(s->cu, k, n, hp->n_head_kv, hp->head_dim, s->d_pos, mode, hp->rope_dim, s->cm->inv_freq));
-    }
+    /* per-head norms, RoPE, and K/V into the cache at positions d_pos (one launch) */
+    al_cuda_qkv_args qa = {q, k, v, a->q_norm, a->k_norm, eps, n, hp->n_head, hp->n_head_kv, hp->head_dim, s->d_pos,
+                           hp->rope_mode == AL_ROPE_NONE ? 0 : hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim,
+                           s->cm->inv_freq, c->k, c->v, s->kv_type};
+    AL_TRY(al_cuda_qkv_post(s->cu, &qa));
     const int32_t *dnp = n == 1 ? s->d_stage : NULL; /* decode: position from device memory */
-    AL_TRY(al_cuda_kv_store(s->cu, c->k, s->kv_type, kvd, k, kvd, n, s->pos, dnp));
-    AL_TRY(al_cuda_kv_store(s->cu, c->v, s->kv_type, kvd, v, kvd, n, s->pos, dnp));
     float *ao = s->t1;
     al_cuda_attn_args aa = {q, c->k, c->v, s->kv_type, ao, n, s->pos, dnp, s->n_ctx, hp->n_head, hp->n_head_kv,
                             hp->head_dim, hp->sliding_window,
@@ -516,11 +524,13 @@ static al_cuda_act_kind act_of(al_act a) {
 static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const float *xn, int64_t n, float *out) {
     const int64_t d = s->hp->n_embd, nf = f->up.n_out;
     float *up = s->big, *gate = s->t3;
-    AL_TRY(mm(s, &f->up, xn, d, up, n, NULL));
     if (f->gate.data) {
-        AL_TRY(mm(s, &f->gate, xn, d, gate, n, NULL));
+        const al_cuda_weight *W2[2] = {&f->up, &f->gate};
+        float *Y2[2] = {up, gate};
+        AL_TRY(al_cuda_matmul_n(s->cu, W2, 2, xn, d, Y2, n));
         AL_TRY(al_cuda_glu(s->cu, act_of(act), gate, nf, up, nf, up, nf, n, nf));
     } else {
+        AL_TRY(mm(s, &f->up, xn, d, up, n, NULL));
         AL_TRY(al_cuda_glu(s->cu, act_of(act), up, nf, NULL, 0, up, nf, n, nf));
     }
     return mm(s, &f->down, up, nf, out, n, NULL);
@@ -578,34 +588,43 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
     if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
     AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
+    /* h += delta is deferred into the next norm (al_cuda_add_rms_norm) where one follows */
+    bool pending = false;
     for (int il = 0; il < hp->n_layer; il++) {
         const g_layer *L = &cm->layers[il];
         al_mixer mx = hp->layer_mixer[il];
         al_ffn ff = hp->layer_ffn[il];
-        const float *xin = s->h;
         if (hp->layer_shared[il]) {
+            if (pending) AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
+            pending = false;
             AL_TRY(zamba_shared(s, il, n, s->delta));
             AL_TRY(al_cuda_add(c, s->h, s->delta, s->xin, n * d));
-            xin = s->xin;
         }
         if (mx != AL_MIXER_NONE) {
-            AL_TRY(al_cuda_rms_norm(c, xin, d, L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
+            if (hp->layer_shared[il]) AL_TRY(al_cuda_rms_norm(c, s->xin, d, L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
+            else if (pending) AL_TRY(al_cuda_add_rms_norm(c, s->h, s->delta, L->attn_norm, s->xn, n, d, hp->norm_eps));
+            else AL_TRY(al_cuda_rms_norm(c, s->h, d, L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
             if (mx == AL_MIXER_ATTN) AL_TRY(attention(s, il, &L->attn, NULL, d, s->xn, n, s->delta));
             else if (mx == AL_MIXER_MAMBA2) AL_TRY(mamba2(s, il, s->xn, n, s->delta));
             else AL_TRY(mamba1(s, il, s->xn, n, s->delta));
-            AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
+            pending = true;
         }
         if (ff != AL_FFN_NONE) {
-            AL_TRY(al_cuda_rms_norm(c, s->h, d, L->ffn_norm ? L->ffn_norm : L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
+            const float *nw = L->ffn_norm ? L->ffn_norm : L->attn_norm;
+            if (pending) AL_TRY(al_cuda_add_rms_norm(c, s->h, s->delta, nw, s->xn, n, d, hp->norm_eps));
+            else AL_TRY(al_cuda_rms_norm(c, s->h, d, nw, s->xn, d, n, d, d, hp->norm_eps));
             if (ff == AL_FFN_MOE) AL_TRY(ffn_moe(s, &L->ffn, s->xn, n, s->delta));
             else AL_TRY(ffn_dense(s, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, s->xn, n, s->delta));
-            AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
+            pending = true;
         }
     }
-    if (lm_head_1) {
-        AL_TRY(al_cuda_rms_norm(c, s->h + (n - 1) * d, d, cm->out_norm, s->xn, d, 1, d, d, hp->norm_eps));
-        AL_TRY(mm(s, &cm->output, s->xn, d, s->logits, 1, NULL));
+    if (lm_head_1 && n == 1 && pending) {
+        AL_TRY(al_cuda_add_rms_norm(c, s->h, s->delta, cm->out_norm, s->xn, 1, d, hp->norm_eps));
+    } else {
+        if (pending) AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
+        if (lm_head_1) AL_TRY(al_cuda_rms_norm(c, s->h + (n - 1) * d, d, cm->out_norm, s->xn, d, 1, d, d, hp->norm_eps));
     }
+    if (lm_head_1) AL_TRY(mm(s, &cm->output, s->xn, d, s->logits, 1, NULL));
     return al_ok();
 }
 
@@ -638,14 +657,16 @@ static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logi
                 al_cuda_graph_free(s->graph);
                 s->graph = NULL;
                 s->graph_failed = true; /* keep running eagerly */
+                s->graph_why = st;
                 (void)al_cuda_sync(c); /* clears the capture error */
             } else {
                 s->graph_gen = al_cuda_scratch_gen(c);
             }
         }
     }
-    if (logits) AL_TRY(al_cuda_download(c, logits, s->logits, sizeof(float) * (size_t)s->hp->n_vocab));
-    else AL_TRY(al_cuda_sync(c));
+    if (logits) AL_TRY(al_cuda_copy_async(c, s->h_logits, s->logits, sizeof(float) * (size_t)s->hp->n_vocab));
+    AL_TRY(al_cuda_sync(c));
+    if (logits) memcpy(logits, s->h_logits, sizeof(float) * (size_t)s->hp->n_vocab);
     s->pos += 1;
     return al_ok();
 }

@@ -7,26 +7,25 @@
  *    weights use SGEMM (float32, no TF32).
  *  - the same readers serve embedding lookups (get_rows) and MoE matrix-vector with device ids.
  */
+#include <string.h>
+
+#include "alloy/quant.h"
 #include "cuda/dequant.cuh"
 
 #define MMV_ROWS 4 /* warps (= output rows) per block */
 
+/* one warp per MMV_RPW rows: the x slice is loaded once for both, and twice the loads are in flight */
+#define MMV_RPW 2
 template <int T>
-__global__ void k_mmv_q(const uint8_t *__restrict__ W, size_t row_bytes, size_t mat_bytes, const int32_t *__restrict__ ids,
-                        int64_t k, int64_t n_out, const float *__restrict__ X, int64_t ldx, int x_per_id, float *__restrict__ Y,
-                        int64_t ldy) {
-    const int j = blockIdx.y;
-    const int64_t row = (int64_t)blockIdx.x * MMV_ROWS + threadIdx.y;
-    if (row >= n_out) return;
-    const uint8_t *w = W + (ids ? (size_t)ids[j] * mat_bytes : 0) + (size_t)row * row_bytes;
-    const float *x = X + (x_per_id ? (int64_t)j * ldx : 0);
+__device__ __forceinline__ void mmv_rows(const uint8_t *__restrict__ w, size_t row_bytes, int nr, int64_t k,
+                                         const float *__restrict__ x, float *__restrict__ y) {
     const bool al16 = ((uintptr_t)x & 15) == 0;
     const int64_t n8 = k >> 3;
-    float acc = 0.0f;
-#pragma unroll 2
+    float acc[MMV_RPW];
+#pragma unroll
+    for (int r = 0; r < MMV_RPW; r++) acc[r] = 0.0f;
     for (int64_t i = threadIdx.x; i < n8; i += 32) {
-        float v[8], xv[8];
-        al_qt<T>::load8(w, i, v);
+        float xv[8];
         if (al16) {
             const float4 a = __ldg((const float4 *)x + 2 * i), b = __ldg((const float4 *)x + 2 * i + 1);
             xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w, xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
@@ -34,11 +33,56 @@ __global__ void k_mmv_q(const uint8_t *__restrict__ W, size_t row_bytes, size_t 
 #pragma unroll
             for (int t = 0; t < 8; t++) xv[t] = __ldg(x + 8 * i + t);
         }
+        float v[MMV_RPW][8];
 #pragma unroll
-        for (int t = 0; t < 8; t++) acc = fmaf(v[t], xv[t], acc);
+        for (int r = 0; r < MMV_RPW; r++)
+            if (r < nr) al_qt<T>::load8(w + (size_t)r * row_bytes, i, v[r]);
+#pragma unroll
+        for (int r = 0; r < MMV_RPW; r++)
+            if (r < nr) {
+#pragma unroll
+                for (int t = 0; t < 8; t++) acc[r] = fmaf(v[r][t], xv[t], acc[r]);
+            }
     }
-    acc = al_warp_sum(acc);
-    if (threadIdx.x == 0) Y[(int64_t)j * ldy + row] = acc;
+#pragma unroll
+    for (int r = 0; r < MMV_RPW; r++) {
+        const float a = al_warp_sum(acc[r]);
+        if (threadIdx.x == 0 && r < nr) y[r] = a;
+    }
+}
+
+template <int T>
+__global__ void k_mmv_q(const uint8_t *__restrict__ W, size_t row_bytes, size_t mat_bytes, const int32_t *__restrict__ ids,
+                        int64_t k, int64_t n_out, const float *__restrict__ X, int64_t ldx, int x_per_id, float *__restrict__ Y,
+                        int64_t ldy) {
+    const int j = blockIdx.y;
+    const int64_t row = ((int64_t)blockIdx.x * MMV_ROWS + threadIdx.y) * MMV_RPW;
+    if (row >= n_out) return;
+    const int nr = n_out - row < MMV_RPW ? (int)(n_out - row) : MMV_RPW;
+    const uint8_t *w = W + (ids ? (size_t)ids[j] * mat_bytes : 0) + (size_t)row * row_bytes;
+    mmv_rows<T>(w, row_bytes, nr, k, X + (x_per_id ? (int64_t)j * ldx : 0), Y + (int64_t)j * ldy + row);
+}
+
+/* up to 4 matrices of one type and k sharing x: blocks cover their rows back to back */
+/* up to 4 matrices of one type and k sharing x. Rows are numbered back to back, each matrix starting
+ * at a multiple of MMV_RPW (beg[i]) so that no warp straddles two matrices. */
+typedef struct mmv_multi {
+    const uint8_t *w[4];
+    size_t row_bytes[4];
+    float *y[4];
+    int64_t beg[4], end[4];
+    int n;
+} mmv_multi;
+
+template <int T>
+__global__ void k_mmv_multi(mmv_multi mm, int64_t k, const float *__restrict__ x) {
+    const int64_t vrow = ((int64_t)blockIdx.x * MMV_ROWS + threadIdx.y) * MMV_RPW;
+    int i = 0;
+    while (i < mm.n - 1 && vrow >= mm.end[i]) i++;
+    if (vrow >= mm.end[i] || vrow < mm.beg[i]) return;
+    const int64_t row = vrow - mm.beg[i], rows = mm.end[i] - mm.beg[i];
+    const int nr = rows - row < MMV_RPW ? (int)(rows - row) : MMV_RPW;
+    mmv_rows<T>(mm.w[i] + (size_t)row * mm.row_bytes[i], mm.row_bytes[i], nr, k, x, mm.y[i] + row);
 }
 
 template <int T>
@@ -109,7 +153,8 @@ __global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, i
 
 static al_status mmv_launch(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, const float *X, int64_t ldx,
                             int x_per_id, float *Y, int64_t ldy, int ny) {
-    dim3 grid(al_cdiv(W->n_out, MMV_ROWS), (unsigned)ny), block(32, MMV_ROWS);
+    const bool q = al_type_traits_get(W->type)->is_quantized;
+    dim3 grid(al_cdiv(W->n_out, q ? MMV_ROWS * MMV_RPW : MMV_ROWS), (unsigned)ny), block(32, MMV_ROWS);
     const uint8_t *w = (const uint8_t *)W->data;
 #define CASE_Q(T)                                                                                  \
     case T:                                                                                        \
@@ -235,4 +280,38 @@ extern "C" al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const
 #undef CASE_Q
 #undef CASE_F
     AL_CUDA_LAUNCHED("get_rows");
+}
+
+extern "C" al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W, int n, const float *X, int64_t ldx,
+                                      float *const *Y, int64_t m) {
+    if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda matmul_n: %d weights", n);
+    bool fuse = m == 1 && al_type_traits_get(W[0]->type)->is_quantized;
+    for (int i = 0; i < n; i++) {
+        AL_TRY(check_mm(W[i], ldx, W[i]->n_out, m));
+        if (W[i]->type != W[0]->type || W[i]->k != W[0]->k) fuse = false;
+    }
+    if (!fuse) {
+        for (int i = 0; i < n; i++) AL_TRY(al_cuda_matmul(c, W[i], X, ldx, Y[i], W[i]->n_out, m));
+        return al_ok();
+    }
+    mmv_multi mm;
+    memset(&mm, 0, sizeof mm);
+    mm.n = n;
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        mm.w[i] = (const uint8_t *)W[i]->data;
+        mm.row_bytes[i] = W[i]->row_bytes;
+        mm.y[i] = Y[i];
+        mm.beg[i] = (v + MMV_RPW - 1) / MMV_RPW * MMV_RPW;
+        mm.end[i] = v = mm.beg[i] + W[i]->n_out;
+    }
+    const unsigned grid = al_cdiv(v, MMV_ROWS * MMV_RPW);
+    const dim3 block(32, MMV_ROWS);
+#define CASE_Q(T) case T: k_mmv_multi<T><<<grid, block, 0, c->stream>>>(mm, W[0]->k, X); break;
+    switch (W[0]->type) {
+        AL_CUDA_QUANT_TYPES(CASE_Q)
+    default: return al_err(AL_ERR_UNSUPPORTED, "cuda matmul_n: type %s", al_type_name(W[0]->type));
+    }
+#undef CASE_Q
+    AL_CUDA_LAUNCHED("mmv_multi");
 }

@@ -292,3 +292,87 @@ extern "C" al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ld
     k_weighted_sum<<<al_cdiv(n, 256), 256, 0, c->stream>>>(x, ldx, w, k, y, n);
     AL_CUDA_LAUNCHED("weighted_sum");
 }
+
+/* ---- fused residual add + RMSNorm: one block per row ---- */
+
+__global__ void k_add_rms(float *h, const float *d, const float *__restrict__ w, float *y, int64_t n, float eps) {
+    __shared__ float sh[32];
+    float *hr = h + (int64_t)blockIdx.x * n;
+    const float *dr = d + (int64_t)blockIdx.x * n;
+    float *yr = y + (int64_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = hr[i] + dr[i];
+        hr[i] = v;
+        ss += v * v;
+    }
+    ss = block_sum(ss, sh);
+    const float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = w ? hr[i] * inv * w[i] : hr[i] * inv;
+}
+
+extern "C" al_status al_cuda_add_rms_norm(al_cuda *c, float *h, const float *d, const float *w, float *y, int64_t rows,
+                                          int64_t n, float eps) {
+    if (rows * n == 0) return al_ok();
+    const int threads = n >= 1024 ? 1024 : n >= 256 ? 256 : 64;
+    k_add_rms<<<(unsigned)rows, threads, 0, c->stream>>>(h, d, w, y, n, eps);
+    AL_CUDA_LAUNCHED("add_rms_norm");
+}
+
+/* ---- attention glue: per-head norm + RoPE on q and k, k and v into the cache ----
+ * block (t, slot): slots [0, nh) are q heads, [nh, nh + nkv) k heads, [nh + nkv, nh + 2 nkv) v heads. */
+__global__ void k_qkv_post(al_cuda_qkv_args a) {
+    __shared__ float xs[256];
+    __shared__ float sh[32];
+    const int64_t t = blockIdx.x;
+    const int slot = blockIdx.y, hd = a.head_dim, nh = a.n_head, nkv = a.n_head_kv;
+    const int kind = slot < nh ? 0 : slot < nh + nkv ? 1 : 2;
+    const int head = kind == 0 ? slot : kind == 1 ? slot - nh : slot - nh - nkv;
+    const float *src = kind == 0 ? a.q + (t * nh + head) * hd : (kind == 1 ? a.k : a.v) + (t * nkv + head) * hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) xs[i] = src[i];
+    const float *nw = kind == 0 ? a.q_norm : kind == 1 ? a.k_norm : NULL;
+    __syncthreads();
+    if (nw) { /* uniform per block */
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) ss += xs[i] * xs[i];
+        ss = block_sum(ss, sh);
+        const float inv = 1.0f / sqrtf(ss / (float)hd + a.eps);
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) xs[i] = (xs[i] * inv) * nw[i];
+        __syncthreads();
+    }
+    const int32_t p = a.pos[t];
+    if (kind < 2 && a.rope_mode) {
+        const int half = a.n_dims / 2;
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            const float ang = (float)p * a.inv_freq[i];
+            float s, co;
+            sincosf(ang, &s, &co);
+            const int ia = a.rope_mode == 1 ? 2 * i : i, ib = a.rope_mode == 1 ? 2 * i + 1 : i + half;
+            const float x0 = xs[ia], x1 = xs[ib];
+            xs[ia] = x0 * co - x1 * s;
+            xs[ib] = x1 * co + x0 * s;
+        }
+        __syncthreads();
+    }
+    if (kind == 0) {
+        float *dst = a.q + (t * nh + head) * hd;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) dst[i] = xs[i];
+        return;
+    }
+    const int64_t off = (int64_t)p * nkv * hd + (int64_t)head * hd;
+    void *cache = kind == 1 ? a.kc : a.vc;
+    if (a.kv_type == AL_TYPE_F16)
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) ((__half *)cache)[off + i] = __float2half_rn(xs[i]);
+    else
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) ((float *)cache)[off + i] = xs[i];
+}
+
+extern "C" al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) {
+    if (a->head_dim <= 0 || a->head_dim > 256 || a->n_dims > a->head_dim || a->n_dims % 2 || a->rope_mode < 0 ||
+        a->rope_mode > 2 || (a->kv_type != AL_TYPE_F16 && a->kv_type != AL_TYPE_F32))
+        return al_err(AL_ERR_INVALID, "cuda qkv_post: head_dim %d, rope %d/%d", a->head_dim, a->rope_mode, a->n_dims);
+    if (a->n_tok == 0) return al_ok();
+    dim3 grid((unsigned)a->n_tok, (unsigned)(a->n_head + 2 * a->n_head_kv));
+    k_qkv_post<<<grid, a->head_dim > 64 ? 128 : 64, 0, c->stream>>>(*a);
+    AL_CUDA_LAUNCHED("qkv_post");
+}
