@@ -1,7 +1,8 @@
 /*
  * matmul.cu — Y = X · Wᵀ for weights in their stored (quantized) type.
- *  - m <= 4: matrix-vector kernels that read the blocks directly: one warp per output row, each lane
- *    dequantizing 8 elements per step (one sub-block slice) against float activations (decode).
+ *  - m <= 4: matrix-vector kernels that read the blocks directly: a block of 4 warps per 2 output rows,
+ *    split over k, each lane dequantizing 8 elements per step (one sub-block slice) against float
+ *    activations (decode).
  *  - m > 4: quantized W is dequantized to F16 in row chunks into scratch, X converted to F16, and
  *    cuBLAS runs the GEMM with F32 accumulation; F16/BF16 weights go to cuBLAS as they are; F32
  *    weights use SGEMM (float32, no TF32).
@@ -14,17 +15,21 @@
 
 #define MMV_ROWS 4 /* warps (= output rows) per block */
 
-/* one warp per MMV_RPW rows: the x slice is loaded once for both, and twice the loads are in flight */
+/* One block of MMV_ROWS warps per MMV_RPW rows, split over k: warp y takes the 8-element slices
+ * y*32 + lane, step 32*MMV_ROWS, so even long rows of few outputs keep many loads in flight; the x
+ * slice is loaded once for the block's rows; partial sums meet in shared memory. */
 #define MMV_RPW 2
 template <int T>
 __device__ __forceinline__ void mmv_rows(const uint8_t *__restrict__ w, size_t row_bytes, int nr, int64_t k,
                                          const float *__restrict__ x, float *__restrict__ y) {
+    __shared__ float red[MMV_ROWS][MMV_RPW];
     const bool al16 = ((uintptr_t)x & 15) == 0;
     const int64_t n8 = k >> 3;
     float acc[MMV_RPW];
 #pragma unroll
     for (int r = 0; r < MMV_RPW; r++) acc[r] = 0.0f;
-    for (int64_t i = threadIdx.x; i < n8; i += 32) {
+#pragma unroll 2
+    for (int64_t i = threadIdx.y * 32 + threadIdx.x; i < n8; i += 32 * MMV_ROWS) {
         float xv[8];
         if (al16) {
             const float4 a = __ldg((const float4 *)x + 2 * i), b = __ldg((const float4 *)x + 2 * i + 1);
@@ -47,7 +52,14 @@ __device__ __forceinline__ void mmv_rows(const uint8_t *__restrict__ w, size_t r
 #pragma unroll
     for (int r = 0; r < MMV_RPW; r++) {
         const float a = al_warp_sum(acc[r]);
-        if (threadIdx.x == 0 && r < nr) y[r] = a;
+        if (threadIdx.x == 0) red[threadIdx.y][r] = a;
+    }
+    __syncthreads();
+    if (threadIdx.y == 0 && threadIdx.x < nr) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < MMV_ROWS; j++) sum += red[j][threadIdx.x];
+        y[threadIdx.x] = sum;
     }
 }
 
@@ -56,16 +68,15 @@ __global__ void k_mmv_q(const uint8_t *__restrict__ W, size_t row_bytes, size_t 
                         int64_t k, int64_t n_out, const float *__restrict__ X, int64_t ldx, int x_per_id, float *__restrict__ Y,
                         int64_t ldy) {
     const int j = blockIdx.y;
-    const int64_t row = ((int64_t)blockIdx.x * MMV_ROWS + threadIdx.y) * MMV_RPW;
+    const int64_t row = (int64_t)blockIdx.x * MMV_RPW; /* uniform per block */
     if (row >= n_out) return;
     const int nr = n_out - row < MMV_RPW ? (int)(n_out - row) : MMV_RPW;
     const uint8_t *w = W + (ids ? (size_t)ids[j] * mat_bytes : 0) + (size_t)row * row_bytes;
     mmv_rows<T>(w, row_bytes, nr, k, X + (x_per_id ? (int64_t)j * ldx : 0), Y + (int64_t)j * ldy + row);
 }
 
-/* up to 4 matrices of one type and k sharing x: blocks cover their rows back to back */
 /* up to 4 matrices of one type and k sharing x. Rows are numbered back to back, each matrix starting
- * at a multiple of MMV_RPW (beg[i]) so that no warp straddles two matrices. */
+ * at a multiple of MMV_RPW (beg[i]) so that no block straddles two matrices. */
 typedef struct mmv_multi {
     const uint8_t *w[4];
     size_t row_bytes[4];
@@ -76,10 +87,10 @@ typedef struct mmv_multi {
 
 template <int T>
 __global__ void k_mmv_multi(mmv_multi mm, int64_t k, const float *__restrict__ x) {
-    const int64_t vrow = ((int64_t)blockIdx.x * MMV_ROWS + threadIdx.y) * MMV_RPW;
+    const int64_t vrow = (int64_t)blockIdx.x * MMV_RPW;
     int i = 0;
     while (i < mm.n - 1 && vrow >= mm.end[i]) i++;
-    if (vrow >= mm.end[i] || vrow < mm.beg[i]) return;
+    if (vrow >= mm.end[i] || vrow < mm.beg[i]) return; /* uniform per block */
     const int64_t row = vrow - mm.beg[i], rows = mm.end[i] - mm.beg[i];
     const int nr = rows - row < MMV_RPW ? (int)(rows - row) : MMV_RPW;
     mmv_rows<T>(mm.w[i] + (size_t)row * mm.row_bytes[i], mm.row_bytes[i], nr, k, x, mm.y[i] + row);
@@ -154,7 +165,7 @@ __global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, i
 static al_status mmv_launch(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, const float *X, int64_t ldx,
                             int x_per_id, float *Y, int64_t ldy, int ny) {
     const bool q = al_type_traits_get(W->type)->is_quantized;
-    dim3 grid(al_cdiv(W->n_out, q ? MMV_ROWS * MMV_RPW : MMV_ROWS), (unsigned)ny), block(32, MMV_ROWS);
+    dim3 grid(al_cdiv(W->n_out, q ? MMV_RPW : MMV_ROWS), (unsigned)ny), block(32, MMV_ROWS);
     const uint8_t *w = (const uint8_t *)W->data;
 #define CASE_Q(T)                                                                                  \
     case T:                                                                                        \
@@ -305,7 +316,7 @@ extern "C" al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W
         mm.beg[i] = (v + MMV_RPW - 1) / MMV_RPW * MMV_RPW;
         mm.end[i] = v = mm.beg[i] + W[i]->n_out;
     }
-    const unsigned grid = al_cdiv(v, MMV_ROWS * MMV_RPW);
+    const unsigned grid = al_cdiv(v, MMV_RPW);
     const dim3 block(32, MMV_ROWS);
 #define CASE_Q(T) case T: k_mmv_multi<T><<<grid, block, 0, c->stream>>>(mm, W[0]->k, X); break;
     switch (W[0]->type) {
