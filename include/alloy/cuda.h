@@ -15,9 +15,9 @@
  *  - Ops may use the context's scratch buffer; it only grows, and growing it synchronizes the
  *    device. al_cuda_scratch_gen tells graph owners when pointers captured earlier became stale.
  *  - Shapes and semantics of every op equal its CPU twin in alloy/ops.h (tests compare them);
- *    accumulation is in float32. al_cuda_matmul of quantized or F16/BF16 weights with m > 1 runs
+ *    accumulation is in float32. al_cuda_matmul of quantized or F16/BF16 weights with m > 4 runs
  *    through cuBLAS in half precision (F16 tiles dequantized on the fly, F32 accumulation);
- *    with F32 weights it stays in float32 (no TF32).
+ *    with F32 weights it stays in float32 (no TF32); m <= 4 is float32 throughout.
  *  - Errors: invalid shapes or unsupported types return AL_ERR_INVALID / AL_ERR_UNSUPPORTED before
  *    anything is enqueued; CUDA failures return AL_ERR_IO with the CUDA error string.
  */
@@ -87,8 +87,8 @@ al_status al_cuda_weight_upload(al_cuda *c, const al_tensor *t, al_cuda_weight *
 al_status al_cuda_weight_upload_stack(al_cuda *c, const al_tensor *ts, int n, al_cuda_weight *out);
 void al_cuda_weight_free(al_cuda *c, al_cuda_weight *w);
 
-/* Y[m][n_out] (row stride ldy) = X[m][k] (row stride ldx) · W[0]ᵀ. m == 1 reads the quantized
- * blocks directly (decode); m > 1 runs a GEMM (prefill). */
+/* Y[m][n_out] (row stride ldy) = X[m][k] (row stride ldx) · W[0]ᵀ. m <= 4 reads the quantized
+ * blocks directly (decode); m > 4 runs a GEMM (prefill). */
 al_status al_cuda_matmul(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                          int64_t m);
 /* Several products of one X (e.g. Q, K, V or gate, up): Y[i] = X · W[i]ᵀ, i < n (<= 4). With m == 1
