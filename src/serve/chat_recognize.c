@@ -6,6 +6,9 @@
 #define MAX_WS 24       /* longest whitespace run accepted */
 #define MAX_DEPTH 64    /* container nesting */
 #define MAX_NUM 64      /* characters of one number */
+#define MAX_INT_DIGITS 15
+#define MAX_FRAC_DIGITS 16
+#define MAX_EXP_DIGITS 2
 #define MAX_FORK 16     /* nested anyOf expansion at one value */
 
 enum rmode {
@@ -283,6 +286,7 @@ static void start_value(ctx *k, rstate s, unsigned char c, int fork) {
         else return;
         s.mode = R_NUM;
         s.pos = 1;
+        s.lo = s.sub == N_INT ? 1 : 0;
         add(k, &s);
         return;
     }
@@ -315,10 +319,12 @@ static void dispatch(ctx *k, rstate s, unsigned char c, int fork) {
         if (ws_step(&s, c, &fail)) { if (!fail) add(k, &s); return; }
         start_value(k, s, c, fork);
         return;
-    case R_LIT:
-        if (narrow(s.ls, &s.lo, &s.hi, s.pos, c)) { s.pos++; add(k, &s); return; }
+    case R_LIT: {
+        uint32_t lo = s.lo, hi = s.hi;
+        if (narrow(s.ls, &lo, &hi, s.pos, c)) { s.lo = lo; s.hi = hi; s.pos++; add(k, &s); return; }
         if (s.lo < s.hi && s.ls->len[s.lo] == s.pos) { value_done(&s); dispatch(k, s, c, fork); }
         return;
+    }
     case R_STR:
         str_byte(k, s, c);
         return;
@@ -352,6 +358,12 @@ static void dispatch(ctx *k, rstate s, unsigned char c, int fork) {
         case N_E: nx = (c == '+' || c == '-') ? N_ESIGN : digit ? N_EXP : 0; break;
         case N_ESIGN:
         case N_EXP: nx = digit ? N_EXP : 0; break;
+        }
+        if (nx) {
+            /* digits per part are capped so that every accepted number fits an int64 / double */
+            s.lo = nx == s.sub ? s.lo + 1 : (digit ? 1 : 0);
+            uint32_t cap = nx == N_INT ? MAX_INT_DIGITS : nx == N_FRAC ? MAX_FRAC_DIGITS : MAX_EXP_DIGITS;
+            if (s.lo > cap) nx = 0;
         }
         if (nx && s.pos < MAX_NUM) { s.sub = nx; s.pos++; add(k, &s); return; }
         if (num_terminal(s.sub)) { value_done(&s); dispatch(k, s, c, fork); }
