@@ -555,6 +555,17 @@ static void test_tool_call_walks(void) {
     }
     al_grammar *g;
     CHECK_ERR(al_grammar_tool_call(&g, AL_CHAT_FMT_HERMES, tools, "nope"), AL_ERR_INVALID);
+    al_tool_choice tc = {.kind = AL_TOOL_CHOICE_AUTO};
+    CHECK_OK(al_grammar_from_tool_choice(&tc, AL_CHAT_FMT_HERMES, tools, &g));
+    CHECK(g == NULL);
+    tc.kind = AL_TOOL_CHOICE_NAMED;
+    snprintf(tc.name, sizeof tc.name, "get_time");
+    CHECK_OK(al_grammar_from_tool_choice(&tc, AL_CHAT_FMT_HERMES, tools, &g));
+    const char *call = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"UTC\"}}\n</tool_call>";
+    bool complete;
+    CHECK(g && al_grammar_accepts(g, call, strlen(call), &complete) && complete);
+    CHECK(g && !al_grammar_accepts(g, "<tool_call>\n{\"name\": \"get_w", 27, NULL));
+    al_grammar_free(g);
     json_decref(tools);
     al_cvocab_free(cv);
     view_free(&v);

@@ -181,6 +181,9 @@ al_status al_grammar_json_object(al_grammar **out);
 al_status al_grammar_json_schema(al_grammar **out, const json_t *schema);
 /* One call of a tool from `tools` (HF/OpenAI list), in the wrapper of `fmt`; name NULL = any. */
 al_status al_grammar_tool_call(al_grammar **out, al_chat_format fmt, const json_t *tools, const char *name);
+/* The constraint a tool_choice asks for: REQUIRED / NAMED -> al_grammar_tool_call; AUTO / NONE ->
+ * *out = NULL (no constraint; for NONE the caller also leaves the tools out of the prompt). */
+al_status al_grammar_from_tool_choice(const al_tool_choice *choice, al_chat_format fmt, const json_t *tools, al_grammar **out);
 /* OpenAI response_format ({"type":"text"|"json_object"|"json_schema",..}) or Ollama format
  * ("json" or a schema object). *out = NULL when no constraint applies. */
 al_status al_grammar_from_response_format(const json_t *rf, al_grammar **out);

@@ -458,6 +458,15 @@ al_status al_grammar_tool_call(al_grammar **out, al_chat_format fmt, const json_
     return al_ok();
 }
 
+al_status al_grammar_from_tool_choice(const al_tool_choice *choice, al_chat_format fmt, const json_t *tools, al_grammar **out) {
+    if (!out) return al_err(AL_ERR_INVALID, "al_grammar_from_tool_choice: out is NULL");
+    *out = NULL;
+    if (!choice || choice->kind == AL_TOOL_CHOICE_AUTO || choice->kind == AL_TOOL_CHOICE_NONE) return al_ok();
+    if (choice->kind == AL_TOOL_CHOICE_REQUIRED) return al_grammar_tool_call(out, fmt, tools, NULL);
+    if (choice->kind == AL_TOOL_CHOICE_NAMED) return al_grammar_tool_call(out, fmt, tools, choice->name);
+    return al_err(AL_ERR_INVALID, "tool_choice: unknown kind %d", (int)choice->kind);
+}
+
 al_status al_grammar_from_response_format(const json_t *rf, al_grammar **out) {
     if (!out) return al_err(AL_ERR_INVALID, "al_grammar_from_response_format: out is NULL");
     *out = NULL;
