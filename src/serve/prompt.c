@@ -47,6 +47,31 @@ static bool render(const al_template *tpl, const al_tokenizer *tok, json_t *mess
     return true;
 }
 
+/* For templates that ignore `tools`: the tool signatures and the call format go into the system
+ * turn (Hermes style), so the model still sees them. Returns a new messages array. */
+static json_t *inject_tools(json_t *messages, json_t *tools) {
+    sbuf b = {0};
+    json_t *first = json_array_get(messages, 0);
+    bool has_sys = json_is_string(json_object_get(first, "role")) && !strcmp(json_string_value(json_object_get(first, "role")), "system");
+    if (has_sys) {
+        sbuf_adds(&b, json_string_value(json_object_get(first, "content")) ? json_string_value(json_object_get(first, "content")) : "");
+        sbuf_adds(&b, "\n\n");
+    }
+    sbuf_adds(&b, "# Tools\n\nYou may call one or more functions. Function signatures:\n<tools>");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        sbuf_adds(&b, "\n");
+        sbuf_add_json(&b, t);
+    }
+    sbuf_adds(&b, "\n</tools>\n\nFor each call, reply with <tool_call>{\"name\": <name>, \"arguments\": <object>}</tool_call>.");
+    json_t *res = json_array();
+    json_array_append_new(res, json_pack("{s:s,s:s}", "role", "system", "content", b.p ? b.p : ""));
+    sbuf_free(&b);
+    json_array_foreach(messages, i, t) if (i > 0 || !has_sys) json_array_append(res, t);
+    return res;
+}
+
 bool srv_build_prompt(const al_template *tpl, const al_tokenizer *tok, const srv_request *r, srv_prompt *p, srv_error *e) {
     memset(p, 0, sizeof *p);
     if (r->prompt_ids) {
@@ -66,7 +91,16 @@ bool srv_build_prompt(const al_template *tpl, const al_tokenizer *tok, const srv
     bool templated = false;
     if (r->messages) {
         json_t *tools = r->tool_choice == SRV_TOOLS_NONE ? NULL : r->tools;
-        if (!render(tpl, tok, r->messages, tools, r->think, &text, &len, e)) return false;
+        const char *src = al_tokenizer_chat_template(tok);
+        json_t *msgs = json_incref(r->messages);
+        if (tools && json_array_size(tools) && src && !strstr(src, "tools")) {
+            json_decref(msgs);
+            msgs = inject_tools(r->messages, tools);
+            tools = NULL;
+        }
+        bool ok = render(tpl, tok, msgs, tools, r->think, &text, &len, e);
+        json_decref(msgs);
+        if (!ok) return false;
         templated = true;
     } else if (r->api == SRV_OLLAMA_GENERATE && !r->raw) {
         json_t *msgs = json_array();
