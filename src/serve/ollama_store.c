@@ -68,7 +68,7 @@ al_status al_serve_resolve_model(const char *name, const char *ollama_dir, char 
     else if (getenv("OLLAMA_MODELS") && *getenv("OLLAMA_MODELS")) snprintf(dir, sizeof dir, "%s", getenv("OLLAMA_MODELS"));
     else if (getenv("HOME")) snprintf(dir, sizeof dir, "%s/.ollama/models", getenv("HOME"));
     else return al_err(AL_ERR_NOT_FOUND, "model '%s' not found (no Ollama store)", name);
-    char manifest[2048];
+    char manifest[4096];
     snprintf(manifest, sizeof manifest, "%s/manifests/%s/%s/%s/%s", dir, host, ns, model, tag);
     json_error_t je;
     json_t *m = json_load_file(manifest, 0, &je);
@@ -88,8 +88,8 @@ al_status al_serve_resolve_model(const char *name, const char *ollama_dir, char 
     if (!digest || strncmp(digest, "sha256:", 7) || !valid_part(digest + 7, strlen(digest + 7))) {
         res = al_err(AL_ERR_FORMAT, "Ollama manifest %s has no model layer", manifest);
     } else {
-        char blob[2048];
-        snprintf(blob, sizeof blob, "%s/blobs/sha256-%s", dir, digest + 7);
+        char blob[4096];
+        if (snprintf(blob, sizeof blob, "%s/blobs/sha256-%.128s", dir, digest + 7) >= (int)sizeof blob) blob[0] = 0;
         if (stat(blob, &st) != 0) res = al_err(AL_ERR_NOT_FOUND, "Ollama blob %s is missing", blob);
         else if (strlen(blob) + 1 > size) res = al_err(AL_ERR_RANGE, "model path too long");
         else {
