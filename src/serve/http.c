@@ -12,8 +12,6 @@
 #include "serve/prompt.h"
 #include "serve/serve_internal.h"
 
-extern const srv_api_ops srv_ops_anthropic_count;
-
 const srv_api_ops *const srv_api_table[SRV_API_COUNT] = {
     [SRV_OPENAI_CHAT] = &srv_ops_openai_chat,
     [SRV_OPENAI_COMPLETION] = &srv_ops_openai_completion,

@@ -201,7 +201,7 @@ typedef struct srv_api_ops {
 } srv_api_ops;
 
 extern const srv_api_ops srv_ops_openai_chat, srv_ops_openai_completion, srv_ops_anthropic,
-    srv_ops_ollama_chat, srv_ops_ollama_generate;
+    srv_ops_ollama_chat, srv_ops_ollama_generate, srv_ops_anthropic_count;
 /* Indexed by srv_api. */
 extern const srv_api_ops *const srv_api_table[SRV_API_COUNT];
 
