@@ -6,7 +6,7 @@
  * For every weight type and ISA:
  *  - dequant: al_dequantize_row (reference converter) throughput, GB/s of quantized input, 1 thread;
  *  - matvec: al_cpu_matmul with m = 1 over a weight matrix of k = 4096 and enough rows to hold at
- *    least N MiB (default 96, larger than the last-level cache), GB/s of weights read, with 1 thread
+ *    least N MiB (default 256, larger than the last-level cache), GB/s of weights read, with 1 thread
  *    and with all threads, and the latter as a fraction of the measured read bandwidth;
  *  - prefill: al_cpu_matmul with m = 64, n_out = 1024, k = 4096, all threads, GFLOP/s (SIMD ISAs).
  * Memory bandwidth: read-sum over 512 MiB (1 thread and all threads) and a 256 MiB memcpy.
@@ -141,7 +141,7 @@ static bool type_selected(const char *filter, al_type t) {
 
 int main(int argc, char **argv) {
     const char *filter = NULL;
-    size_t mib = 96;
+    size_t mib = 256;
     bool prefill = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mib") && i + 1 < argc) mib = (size_t)atoi(argv[++i]);
@@ -216,12 +216,12 @@ int main(int argc, char **argv) {
             al_cpu *c1 = NULL, *cn = NULL;
             if (al_cpu_init(&c1, 1, isas[ii]).code || al_cpu_init(&cn, nth, isas[ii]).code) return 1;
             const double wbytes = (double)rows * (double)row;
-            const double budget = isas[ii] == AL_ISA_SCALAR ? 0.15 : 0.3;
+            const double budget = isas[ii] == AL_ISA_SCALAR ? 0.1 : 0.2;
             const double t1 = time_matmul(c1, &W, X, Y, 1, budget);
             const double tn = time_matmul(cn, &W, X, Y, 1, budget);
             char pre[32] = "-";
             if (prefill && isas[ii] != AL_ISA_SCALAR) {
-                const double tp = time_matmul(cn, &Wp, X, Y, PM, 0.3);
+                const double tp = time_matmul(cn, &Wp, X, Y, PM, 0.2);
                 snprintf(pre, sizeof pre, "%.1f", 2.0 * PM * PN * K / tp / 1e9);
             }
             printf("| %s | %.2f | %s | %s | %.1f | %.1f | %.0f%% | %s |\n", ii == 0 ? al_type_name(t) : "", bpw,

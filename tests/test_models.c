@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "alloy/model.h"
+#include "model/session_internal.h"
 #include "harness.h"
 
 typedef struct ref_data {
@@ -133,16 +134,79 @@ static void check_gguf(const char *arch, const char *type, double max_kl) {
     remove(out);
 }
 
-static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba"};
+/* Several sequences advanced in one batched forward pass give the logits each gets alone. */
+static void check_batched(const char *arch) {
+    ref_data r = {0};
+    REQUIRE(load_ref(arch, &r));
+    char src[512];
+    snprintf(src, sizeof src, "hf/%s", arch);
+    al_model *m;
+    al_model_params mp = al_model_default_params();
+    mp.n_threads = 2;
+    REQUIRE_OK(al_model_load(&m, al_test_path(src), &mp));
+    int V = al_model_n_vocab(m);
+    enum { NS = 3 };
+    int lens[NS] = {5, 17, 30};
+    al_session *a[NS], *b[NS];
+    for (int i = 0; i < NS; i++) {
+        REQUIRE_OK(al_session_init(&a[i], m, 64));
+        REQUIRE_OK(al_session_init(&b[i], m, 64));
+    }
+    al_scratch sc;
+    REQUIRE_OK(al_scratch_init(&sc, m, 64, 64));
+    float *la = malloc(sizeof(float) * (size_t)V * NS * 40), *lb = malloc(sizeof(float) * (size_t)V * NS * 40);
+    /* prefill: batched (b) vs one by one (a), with all logits */
+    al_fwd_item items[NS];
+    for (int i = 0; i < NS; i++) {
+        CHECK_OK(al_session_eval(a[i], r.ids + i, lens[i], la + (size_t)i * 40 * V, true));
+        items[i] = (al_fwd_item){b[i], r.ids + i, lens[i], lb + (size_t)i * 40 * V, true};
+    }
+    CHECK_OK(al_forward_batch(m, &sc, items, NS));
+    double err = 0;
+    for (int i = 0; i < NS; i++) {
+        double e = al_test_rel_err(lb + (size_t)i * 40 * V, la + (size_t)i * 40 * V, (size_t)lens[i] * V);
+        if (e > err) err = e;
+    }
+    /* decode: 4 steps of one token each, batched vs alone */
+    for (int step = 0; step < 4; step++) {
+        int32_t tok[NS];
+        for (int i = 0; i < NS; i++) {
+            tok[i] = r.ids[(i * 7 + step) % r.n_ids];
+            CHECK_OK(al_session_eval(a[i], &tok[i], 1, la + (size_t)i * V, false));
+            items[i] = (al_fwd_item){b[i], &tok[i], 1, lb + (size_t)i * V, false};
+        }
+        CHECK_OK(al_forward_batch(m, &sc, items, NS));
+        double e = al_test_rel_err(lb, la, (size_t)NS * V);
+        if (e > err) err = e;
+    }
+    printf("  %s: batched vs single rel err %.3g\n", arch, err);
+    CHECKF(err < 1e-5, "%s: batched forward differs: %g", arch, err);
+    free(la);
+    free(lb);
+    al_scratch_free(&sc);
+    for (int i = 0; i < NS; i++) {
+        al_session_free(a[i]);
+        al_session_free(b[i]);
+    }
+    al_model_free(m);
+    free(r.logits);
+}
+
+static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "zamba2", "jamba", "qwen2", "llama3_rope"};
+enum { N_ARCHS = sizeof archs / sizeof archs[0] };
+
+static void test_batched(void) {
+    for (int i = 0; i < N_ARCHS; i++) check_batched(archs[i]);
+}
 
 static void test_gguf_f32(void) {
-    for (int i = 0; i < 6; i++) check_gguf(archs[i], "F32", 1e-6);
+    for (int i = 0; i < N_ARCHS; i++) check_gguf(archs[i], "F32", 1e-6);
 }
 static void test_gguf_q8_0(void) {
-    for (int i = 0; i < 6; i++) check_gguf(archs[i], "Q8_0", 0.01);
+    for (int i = 0; i < N_ARCHS; i++) check_gguf(archs[i], "Q8_0", 0.01);
 }
 static void test_gguf_q4_k(void) {
-    for (int i = 0; i < 6; i++) check_gguf(archs[i], "Q4_0", 0.5); /* 4-bit on amplified random weights: KL 0.004-0.3 */
+    for (int i = 0; i < N_ARCHS; i++) check_gguf(archs[i], "Q4_0", 0.5); /* 4-bit on amplified random weights: KL 0.004-0.3 */
     /* the recipe path: these tiny rows are not multiples of 256, so K-quant tensors fall back to Q8_0 */
     check_gguf("llama", "Q4_K_M", 0.05);
 }
@@ -155,6 +219,8 @@ HF_TEST(mamba2)
 HF_TEST(nemotron_h)
 HF_TEST(zamba2)
 HF_TEST(jamba)
+HF_TEST(qwen2)       /* made by scripts/make_hf_refs.py: q/k/v biases */
+HF_TEST(llama3_rope) /* made by scripts/make_hf_refs.py: Llama-3 RoPE scaling */
 
 int main(void) {
     AL_RUN(test_hf_llama);
@@ -163,6 +229,9 @@ int main(void) {
     AL_RUN(test_hf_nemotron_h);
     AL_RUN(test_hf_zamba2);
     AL_RUN(test_hf_jamba);
+    AL_RUN(test_hf_qwen2);
+    AL_RUN(test_hf_llama3_rope);
+    AL_RUN(test_batched);
     AL_RUN(test_gguf_f32);
     AL_RUN(test_gguf_q8_0);
     AL_RUN(test_gguf_q4_k);

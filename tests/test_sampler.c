@@ -95,6 +95,38 @@ static void test_top_p_min_p(void) {
     al_sampler_free(s);
 }
 
+/* top-k keeps exactly the k largest logits (heap selection over a large vocabulary). */
+static void test_top_k(void) {
+    enum { V = 5000, K = 7 };
+    float *lg = malloc(sizeof(float) * V);
+    for (int i = 0; i < V; i++) lg[i] = sinf((float)i * 12.9898f) * 3.0f;
+    int top[K];
+    for (int j = 0; j < K; j++) { /* reference: repeated argmax */
+        int b = -1;
+        for (int i = 0; i < V; i++) {
+            bool used = false;
+            for (int q = 0; q < j; q++) used |= top[q] == i;
+            if (!used && (b < 0 || lg[i] > lg[b])) b = i;
+        }
+        top[j] = b;
+    }
+    al_sampler *s;
+    al_sampler_params p = plain(2.0f);
+    p.top_k = K;
+    REQUIRE_OK(al_sampler_init(&s, &p, V));
+    int hits[K] = {0};
+    for (int d = 0; d < 3000; d++) {
+        int t = al_sampler_sample(s, lg, NULL), found = -1;
+        for (int j = 0; j < K; j++)
+            if (top[j] == t) found = j;
+        CHECKF(found >= 0, "token %d is not among the top %d", t, K);
+        if (found >= 0) hits[found]++;
+    }
+    for (int j = 0; j < K; j++) CHECKF(hits[j] > 0, "top token %d never drawn", top[j]);
+    al_sampler_free(s);
+    free(lg);
+}
+
 static void test_penalties(void) {
     al_sampler *s;
     al_sampler_params p = plain(0);
@@ -128,6 +160,7 @@ int main(void) {
     AL_RUN(test_seed_repeatable);
     AL_RUN(test_distribution);
     AL_RUN(test_top_p_min_p);
+    AL_RUN(test_top_k);
     AL_RUN(test_penalties);
     return al_test_finish();
 }

@@ -121,7 +121,8 @@ static void test_unit_cases(void) {
 
 /* Published outputs (llama.cpp tests/test-chat-template.cpp conversation: system "You are a helpful
  * assistant", user "Hello", assistant "Hi there", user "Who are you", assistant "   I am an
- * assistant   ", user "Another question", add_generation_prompt). */
+ * assistant   ", user "Another question", add_generation_prompt); the gemma string is the one
+ * published for google/gemma-7b-it (same template text as gemma-2), also mirrored in mistral.rs. */
 static json_t *llamacpp_conversation(bool with_system) {
     json_t *m = json_array();
     if (with_system) json_array_append_new(m, json_pack("{s:s,s:s}", "role", "system", "content", "You are a helpful assistant"));
@@ -159,8 +160,8 @@ static void test_published_outputs(void) {
                     "<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are you<|im_end|>\n"
                     "<|im_start|>assistant\n   I am an assistant   <|im_end|>\n<|im_start|>user\nAnother question<|im_end|>\n"
                     "<|im_start|>assistant\n");
-    check_published("gemma-2", false, "", "",
-                    "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\nHi there<end_of_turn>\n"
+    check_published("gemma-2", false, "<bos>", "",
+                    "<bos><start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\nHi there<end_of_turn>\n"
                     "<start_of_turn>user\nWho are you<end_of_turn>\n<start_of_turn>model\nI am an assistant<end_of_turn>\n"
                     "<start_of_turn>user\nAnother question<end_of_turn>\n<start_of_turn>model\n");
     check_published("phi-3.5", true, "", "<|endoftext|>",

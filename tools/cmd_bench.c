@@ -110,7 +110,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!al_failed(&st)) {
         int threads = al_cpu_threads(al_model_cpu(m));
-        double bw = al_measure_read_bandwidth(al_cpu_pool(al_model_cpu(m)), (size_t)1 << 30, 3);
+        /* --bandwidth GB/s skips the measurement (e.g. a figure measured once, or a device's) */
+        double bw = cli_num(argc, argv, NULL, "--bandwidth", 0) * 1e9;
+        if (bw <= 0) bw = al_measure_read_bandwidth(al_cpu_pool(al_model_cpu(m)), (size_t)1 << 30, 3);
         double bytes = (double)al_model_weight_bytes(m);
         double roof = bytes > 0 ? bw / bytes : 0;
         printf("model: %s\n", desc);

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "alloy/gguf.h"
 #include "alloy/model.h"
 #include "alloy/sampler.h"
 #include "alloy/template.h"
@@ -204,7 +206,10 @@ int cmd_chat(int argc, char **argv) {
     const char *sys = cli_opt(argc, argv, "-s", "--system");
     if (sys) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", sys));
     fprintf(stderr, "alloy chat — empty line or Ctrl-D to quit, Ctrl-C stops a reply\n");
-    char *prev = NULL; /* rendered conversation already in the cache */
+    /* Text the session holds: the rendered prompt plus the reply. Next turn, when the new rendering
+     * extends it (the usual case), only the difference is tokenized and fed, as llama.cpp's
+     * conversation mode does; otherwise the session restarts from the full rendering. */
+    char *cached = NULL;
     for (;;) {
         char *line = readline("> ");
         if (!line || !*line) {
@@ -217,35 +222,34 @@ int cmd_chat(int argc, char **argv) {
         char *full = NULL;
         st = render_chat(tok, msgs, &full);
         if (al_failed(&st)) break;
-        /* feed only the new suffix when the rendering extends what the cache holds */
-        size_t plen = prev ? strlen(prev) : 0;
+        size_t clen = cached ? strlen(cached) : 0;
         const char *delta = full;
-        if (prev && !strncmp(full, prev, plen)) delta = full + plen;
-        else {
+        bool fresh = !cached || strncmp(full, cached, clen) != 0;
+        if (fresh) {
             al_session_reset(s);
             al_sampler_reset(smp, o.sp.seed);
+        } else {
+            delta = full + clen;
         }
         gen_stats gs = {0};
         char *reply = NULL;
-        st = generate(s, tok, smp, delta, prev == NULL, o.n_predict, &reply, &gs);
+        st = generate(s, tok, smp, delta, fresh, o.n_predict, &reply, &gs);
         if (g_interrupted) fprintf(stderr, " [stopped]");
         print_stats(&gs);
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "assistant", "content", reply ? reply : ""));
+        free(cached);
+        size_t fl = strlen(full), rl = reply ? strlen(reply) : 0;
+        cached = malloc(fl + rl + 1);
+        if (cached) {
+            memcpy(cached, full, fl);
+            if (rl) memcpy(cached + fl, reply, rl);
+            cached[fl + rl] = '\0';
+        }
         free(reply);
         free(full);
-        /* the cache now holds the prompt and the reply, but not the template's closing tokens:
-         * re-render next turn and feed from the first difference */
-        free(prev);
-        prev = NULL;
-        char *r2 = NULL;
-        json_t *tmp = json_deep_copy(msgs);
-        if (!al_failed(&st) && (st = render_chat(tok, tmp, &r2)).code == AL_OK) prev = r2;
-        json_decref(tmp);
-        al_session_reset(s); /* conservative: exact-prefix reuse needs token-level bookkeeping */
-        free(prev);
-        prev = NULL;
         if (al_failed(&st)) break;
     }
+    free(cached);
     json_decref(msgs);
     al_sampler_free(smp);
     al_session_free(s);
@@ -275,13 +279,26 @@ int cmd_tokenize(int argc, char **argv) {
     } else {
         len = strlen(text);
     }
-    al_model *m;
-    const al_tokenizer *tok;
-    al_status st = load_model(argc, argv, &m, &tok);
+    /* only the tokenizer is needed: vocab-only GGUF files and HF folders without weights work too */
+    const char *path = cli_opt(argc, argv, "-m", "--model");
+    if (!path) path = cli_default_model();
+    al_tokenizer *own = NULL;
+    struct stat sb;
+    al_status st = stat(path, &sb) != 0 ? al_err(AL_ERR_IO, "%s: no such file or folder", path) : al_ok();
+    if (!al_failed(&st) && S_ISDIR(sb.st_mode)) st = al_tokenizer_from_hf(&own, path);
+    else if (!al_failed(&st)) {
+        al_gguf *g;
+        st = al_gguf_open(&g, path);
+        if (!al_failed(&st)) {
+            st = al_tokenizer_from_gguf(&own, g);
+            al_gguf_free(g);
+        }
+    }
     if (al_failed(&st)) {
         free(buf);
         return cli_fail(st);
     }
+    const al_tokenizer *tok = own;
     int32_t *ids = NULL;
     size_t n = 0;
     bool bos = cli_flag(argc, argv, "--bos");
@@ -293,6 +310,6 @@ int cmd_tokenize(int argc, char **argv) {
     }
     free(ids);
     free(buf);
-    al_model_free(m);
+    al_tokenizer_free(own);
     return al_failed(&st) ? cli_fail(st) : 0;
 }

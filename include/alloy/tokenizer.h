@@ -77,6 +77,17 @@ al_status al_tokenizer_from_hf_json(al_tokenizer **out, const char *tokenizer_js
                                     const char *config_json, size_t config_len);
 void al_tokenizer_free(al_tokenizer *t);
 
+/* ---- export ---- */
+typedef struct al_gguf_writer al_gguf_writer;
+/* Writes the tokenizer as llama.cpp GGUF metadata (tokenizer.ggml.model/pre/tokens/scores/
+ * token_type/merges, special token ids, add_bos/add_eos/add_space_prefix, tokenizer.chat_template),
+ * as convert_hf_to_gguf.py does; al_tokenizer_from_gguf loads it back. Byte-level BPE becomes
+ * "gpt2" (tokenizer.json regexes must be those of a llama.cpp pre-tokenizer family, else
+ * AL_ERR_UNSUPPORTED); SentencePiece and tokenizer.json "▁" BPE become "llama" (the latter with
+ * scores made from merge ranks). What GGUF cannot carry is dropped, as llama.cpp drops it:
+ * tokenizer.json normalizers, added-token lstrip/rstrip, Metaspace prepend_scheme "first". */
+al_status al_tokenizer_to_gguf(const al_tokenizer *t, al_gguf_writer *w);
+
 /* ---- encoding ---- */
 
 /* Tokenizes text[0, len). add_special: prepend BOS / append EOS where the model asks for it.

@@ -1,5 +1,7 @@
 /* status.c — al_status constructors and logging. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation" /* messages are truncated on purpose */
+#endif
 #include <stdio.h>
 #include <string.h>
 

@@ -78,6 +78,9 @@ static inline al_type al_dot_act_type(al_type t) { return al_type_traits_get(t)-
 #define AL_DOT_ENTRY(type, name) [type] = {name##_1, name##_n}
 
 #define AL_INLINE static inline __attribute__((always_inline))
+/* Full unrolling of the small fixed loops (rows, sub-blocks) so accumulators live in registers;
+ * GCC -O2 does not always do it by itself. */
+#define AL_UNROLL _Pragma("GCC unroll 8")
 
 /* Q4_K/Q5_K: unpack 12 scale bytes into 8 scales (bytes 0..7) and 8 mins (bytes 8..15). */
 static inline void al_unpack_k4_scales(const uint8_t *s12, uint32_t out[4]) {

@@ -50,6 +50,15 @@ const char *al_isa_name(al_isa isa) {
     return (unsigned)isa < AL_ISA_COUNT ? isa_names[isa] : "?";
 }
 
+#if defined(ALLOY_HAVE_X86)
+#include <cpuid.h>
+/* clang's __builtin_cpu_supports does not know "f16c": read CPUID leaf 1, ECX bit 29 */
+static bool has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 bool al_isa_supported(al_isa isa) {
     if ((unsigned)isa >= AL_ISA_COUNT || !isa_tables[isa]) return false;
     switch (isa) {
@@ -57,13 +66,13 @@ bool al_isa_supported(al_isa isa) {
 #if defined(ALLOY_HAVE_X86)
     case AL_ISA_AVX2:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case AL_ISA_AVX512:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+               __builtin_cpu_supports("fma") && has_f16c();
 #endif
 #if defined(ALLOY_HAVE_ARM)
     case AL_ISA_NEON: return true; /* baseline on AArch64 */

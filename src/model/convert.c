@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "alloy/quant.h"
+#include "alloy/tokenizer.h"
 #include "model/model_internal.h"
 
 typedef struct conv_ctx {
@@ -217,6 +219,9 @@ static void zamba_adapter_name(const al_hparams *hp, const char *gguf, char *out
 static al_status convert_hf(conv_ctx *c, al_model *m) {
     const al_hparams *hp = &m->hp;
     AL_TRY(al_hparams_to_gguf(hp, c->w));
+    const al_tokenizer *tok;
+    al_status ts = al_model_tokenizer(m, &tok);
+    if (!al_failed(&ts)) AL_TRY(al_tokenizer_to_gguf(tok, c->w));
     for (int64_t i = 0; i < m->src.map_count; i++) {
         const al_hf_map *mp = &m->src.map[i];
         const al_st_tensor *st = mp->t;
@@ -316,19 +321,25 @@ static int file_type_of(al_type base, bool m) {
     }
 }
 
-al_status al_model_convert(const char *in_path, const char *out_path, const char *type_name, int n_threads,
-                           size_t *bytes_in, size_t *bytes_out) {
-    conv_ctx c = {0};
+/* "Q4_K" / "Q4_K_M" / "Q5_K_S" ...: base type and whether the _M recipe applies. */
+static al_status parse_type(const char *type_name, conv_ctx *c) {
     char tn[32];
     snprintf(tn, sizeof tn, "%s", type_name);
     size_t L = strlen(tn);
     if (L > 2 && (!strcasecmp(tn + L - 2, "_M") || !strcasecmp(tn + L - 2, "_S"))) {
-        c.recipe_m = (tn[L - 1] == 'M' || tn[L - 1] == 'm');
+        c->recipe_m = (tn[L - 1] == 'M' || tn[L - 1] == 'm');
         tn[L - 2] = '\0';
     }
-    if (!al_type_from_name(tn, &c.base) || !al_type_traits_get(c.base)->from_float || c.base == AL_TYPE_Q8_K ||
-        c.base == AL_TYPE_Q8_1)
-        return al_err(AL_ERR_INVALID, "quantize: unknown or unsupported type '%s'", type_name);
+    if (!al_type_from_name(tn, &c->base) || !al_type_traits_get(c->base)->from_float || c->base == AL_TYPE_Q8_K ||
+        c->base == AL_TYPE_Q8_1)
+        return al_err(AL_ERR_INVALID, "unknown or unsupported weight type '%s'", type_name);
+    return al_ok();
+}
+
+al_status al_model_convert(const char *in_path, const char *out_path, const char *type_name, int n_threads,
+                           size_t *bytes_in, size_t *bytes_out) {
+    conv_ctx c = {0};
+    AL_TRY(parse_type(type_name, &c));
     al_model_params mp = al_model_default_params();
     mp.n_threads = n_threads;
     al_model *m;
@@ -383,9 +394,9 @@ static al_status add_random(conv_ctx *c, uint64_t *rng, const char *name, int nd
 al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_gguf, const char *out_path, const char *type,
                                  uint64_t seed) {
     conv_ctx c = {0};
-    if (!al_type_from_name(type, &c.base) || !al_type_traits_get(c.base)->from_float)
-        return al_err(AL_ERR_INVALID, "create: unknown type '%s'", type);
+    AL_TRY(parse_type(type, &c));
     AL_TRY(al_hparams_validate(hp));
+    AL_TRY(al_pool_init(&c.pool, 0));
     c.n_layer = hp->n_layer;
     uint64_t rng = seed * 0x9e3779b97f4a7c15ull + 1;
     al_gguf *tg = NULL;
@@ -442,10 +453,11 @@ al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_ggu
 #undef L
     }
 #undef R
-    if (!al_failed(&st)) st = al_gguf_writer_set_u32(c.w, "general.file_type", (uint32_t)file_type_of(c.base, false));
+    if (!al_failed(&st)) st = al_gguf_writer_set_u32(c.w, "general.file_type", (uint32_t)file_type_of(c.base, c.recipe_m));
     if (!al_failed(&st)) st = al_gguf_writer_write(c.w, out_path);
     al_gguf_writer_free(c.w);
     al_gguf_free(tg);
+    al_pool_free(c.pool);
     for (int i = 0; i < c.n_bufs; i++) al_free(NULL, c.bufs[i]);
     free(c.bufs);
     return st;

@@ -1,9 +1,10 @@
 /*
- * forward.c — the session (caches + scratch) and the forward pass shared by every architecture.
+ * forward.c — the forward pass shared by every architecture, batched over several sequences.
  *
  * A layer is: [zamba2 shared block] -> [mixer: attention | Mamba-2 | Mamba-1] -> [FFN: SwiGLU |
- * ReLU² | MoE], each sub-block pre-norm with a residual. Tokens are processed in micro-batches of
- * at most `ubatch`; activations are float32 rows [n_tok][width].
+ * ReLU² | GELU-GLU | MoE], each sub-block pre-norm with a residual. The rows of all items are
+ * concatenated ([R][width], item i owning rows [off_i, off_i + n_i)); matrix products, norms and
+ * FFNs run over all R rows at once, attention and the SSM scans per item with its own cache.
  */
 #include <float.h>
 #include <math.h>
@@ -11,262 +12,147 @@
 #include <string.h>
 
 #include "alloy/ops.h"
-#include "model/model_internal.h"
+#include "model/session_internal.h"
 
-typedef struct layer_cache {
-    float *k, *v;        /* [n_ctx][n_head_kv * head_dim] */
-    float *conv;         /* [d_conv - 1][conv_ch] */
-    float *ssm;          /* Mamba-2: [H][P][N]; Mamba-1: [d_inner][N] */
-} layer_cache;
-
-struct al_session {
+typedef struct fwd {
     al_model *m;
-    int n_ctx, pos, ubatch;
-    layer_cache *lc;
-    float *inv_freq;     /* [rope_dim/2] */
-    int32_t *positions;  /* [ubatch] */
-    /* scratch rows, each [ubatch][width] */
-    float *h, *xn, *t0, *t1, *t2, *t3, *emb0, *big;
-    float *xin, *delta; /* [ubatch][n_embd]: mixer input (zamba2 adds the shared block) and sub-block output */
-    float *attn_scratch, *ssd_scratch;
-    size_t w_small, w_big;
-};
+    const al_hparams *hp;
+    al_scratch *sc;
+    al_fwd_item *items;
+    int n_items;
+    int off[1024]; /* first row of each item */
+    int64_t R;     /* total rows */
+} fwd;
 
-static int imax(int a, int b) { return a > b ? a : b; }
-
-static float *zalloc(size_t n) { return al_calloc(NULL, n ? n : 1, sizeof(float)); }
-
-al_status al_session_init(al_session **out, al_model *m, int n_ctx) {
-    *out = NULL;
-    const al_hparams *hp = &m->hp;
-    if (n_ctx <= 0) n_ctx = hp->n_ctx_train < 8192 ? hp->n_ctx_train : 8192;
-    if (n_ctx > (1 << 22)) return al_err(AL_ERR_INVALID, "session: n_ctx %d too large", n_ctx);
-    al_session *s = calloc(1, sizeof *s);
-    if (!s) return al_err(AL_ERR_NOMEM, "session: out of memory");
-    s->m = m;
-    s->n_ctx = n_ctx;
-    s->ubatch = 256;
-    int nth = al_cpu_threads(m->cpu);
-    s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
-    if (!s->lc) goto nomem;
-    int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
-    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
-    for (int il = 0; il < hp->n_layer; il++) {
-        layer_cache *c = &s->lc[il];
-        if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
-            c->k = zalloc((size_t)n_ctx * (size_t)kv);
-            c->v = zalloc((size_t)n_ctx * (size_t)kv);
-            if (!c->k || !c->v) goto nomem;
-        }
-        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2) {
-            c->conv = zalloc((size_t)(hp->ssm_d_conv - 1) * (size_t)conv_ch2);
-            c->ssm = zalloc((size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
-            if (!c->conv || !c->ssm) goto nomem;
-        }
-        if (hp->layer_mixer[il] == AL_MIXER_MAMBA1) {
-            c->conv = zalloc((size_t)(hp->ssm_d_conv - 1) * (size_t)hp->ssm_d_inner);
-            c->ssm = zalloc((size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
-            if (!c->conv || !c->ssm) goto nomem;
-        }
-    }
-    /* widths: small rows hold any per-token vector except the biggest projections */
-    int qd = hp->n_head * hp->head_dim;
-    int w = imax(2 * hp->n_embd, imax(qd, hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state));
-    w = imax(w, hp->zamba_attn_dim);
-    w = imax(w, hp->ssm_dt_rank + 2 * hp->ssm_d_state + 2 * hp->ssm_d_inner);
-    s->w_small = (size_t)w;
-    int big = imax(2 * hp->n_ff, 2 * hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state + hp->ssm_n_head);
-    big = imax(big, 2 * hp->n_ff_expert);
-    big = imax(big, w);
-    s->w_big = (size_t)big;
-    size_t ub = (size_t)s->ubatch;
-    s->h = zalloc(ub * (size_t)hp->n_embd);
-    s->emb0 = zalloc(ub * (size_t)hp->n_embd);
-    s->xin = zalloc(ub * (size_t)hp->n_embd);
-    s->delta = zalloc(ub * (size_t)hp->n_embd);
-    s->xn = zalloc(ub * s->w_small);
-    s->t0 = zalloc(ub * s->w_small);
-    s->t1 = zalloc(ub * s->w_small);
-    s->t2 = zalloc(ub * s->w_small);
-    s->t3 = zalloc(ub * s->w_big);
-    s->big = zalloc(ub * s->w_big);
-    s->positions = al_calloc(NULL, ub, sizeof(int32_t));
-    s->attn_scratch = zalloc((size_t)nth * (size_t)n_ctx);
-    int L = hp->ssm_chunk > 0 ? hp->ssm_chunk : 1;
-    s->ssd_scratch = zalloc((size_t)nth * (size_t)(L * L + 2 * L));
-    s->inv_freq = zalloc((size_t)(hp->rope_dim > 0 ? hp->rope_dim : 2));
-    if (!s->h || !s->emb0 || !s->xin || !s->delta || !s->xn || !s->t0 || !s->t1 || !s->t2 || !s->t3 || !s->big || !s->positions ||
-        !s->attn_scratch || !s->ssd_scratch || !s->inv_freq)
-        goto nomem;
-    if (hp->rope_mode != AL_ROPE_NONE) {
-        float *ff = NULL;
-        al_status st = al_model_get_f32(m, "rope_freqs.weight", false, hp->rope_dim / 2, &ff);
-        if (al_failed(&st)) {
-            al_session_free(s);
-            return st;
-        }
-        float *factors = ff;
-        if (!factors && hp->rope_factor > 0 && hp->rope_orig_ctx > 0) {
-            factors = al_model_own(m, sizeof(float) * (size_t)(hp->rope_dim / 2));
-            if (!factors) goto nomem;
-            al_hparams_rope_factors(hp, factors);
-        }
-        al_rope_cfg rc = {hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim, hp->rope_theta, factors};
-        al_rope_inv_freq(&rc, s->inv_freq);
-    }
-    *out = s;
-    return al_ok();
-nomem:
-    al_session_free(s);
-    return al_err(AL_ERR_NOMEM, "session: out of memory for n_ctx %d", n_ctx);
-}
-
-void al_session_free(al_session *s) {
-    if (!s) return;
-    if (s->lc) {
-        for (int il = 0; il < s->m->hp.n_layer; il++) {
-            al_free(NULL, s->lc[il].k);
-            al_free(NULL, s->lc[il].v);
-            al_free(NULL, s->lc[il].conv);
-            al_free(NULL, s->lc[il].ssm);
-        }
-        free(s->lc);
-    }
-    float *bufs[] = {s->h, s->emb0, s->xin, s->delta, s->xn, s->t0, s->t1, s->t2, s->t3, s->big, s->attn_scratch, s->ssd_scratch, s->inv_freq};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_free(NULL, bufs[i]);
-    al_free(NULL, s->positions);
-    free(s);
-}
-
-void al_session_reset(al_session *s) {
-    const al_hparams *hp = &s->m->hp;
-    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
-    for (int il = 0; il < hp->n_layer; il++) {
-        layer_cache *c = &s->lc[il];
-        size_t cw = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
-        if (c->conv) memset(c->conv, 0, (size_t)(hp->ssm_d_conv - 1) * cw * sizeof(float));
-        if (c->ssm) memset(c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
-    }
-    s->pos = 0;
-}
-
-int al_session_pos(const al_session *s) { return s->pos; }
-int al_session_n_ctx(const al_session *s) { return s->n_ctx; }
-
-/* ---- building blocks ---- */
-
-/* Y[n][W.ne1] = X[n][W.ne0] · Wᵀ (+ bias). X rows have stride ldx. */
-static al_status mm(al_session *s, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t n, const float *bias) {
-    AL_TRY(al_cpu_matmul(s->m->cpu, W, X, ldx, Y, W->ne[1], n));
+/* Y[R][W.ne1] = X[R][W.ne0] · Wᵀ (+ bias). X rows have stride ldx. */
+static al_status mm(fwd *f, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t n, const float *bias) {
+    AL_TRY(al_cpu_matmul(f->m->cpu, W, X, ldx, Y, W->ne[1], n));
     if (bias)
         for (int64_t t = 0; t < n; t++) al_op_add(Y + t * W->ne[1], bias, Y + t * W->ne[1], W->ne[1]);
     return al_ok();
 }
 
 /* Y += (X·A0ᵀ)·A1ᵀ : zamba2's low-rank adapter. */
-static al_status mm_adapter(al_session *s, const al_tensor *A, const float *X, int64_t ldx, float *Y, int64_t n) {
+static al_status mm_adapter(fwd *f, const al_tensor *A, const float *X, int64_t ldx, float *Y, int64_t n) {
     if (!A[0].data) return al_ok();
-    float *tmp = s->big;
-    AL_TRY(mm(s, &A[0], X, ldx, tmp, n, NULL));
+    float *tmp = f->sc->big;
+    AL_TRY(mm(f, &A[0], X, ldx, tmp, n, NULL));
     int64_t r = A[0].ne[1], o = A[1].ne[1];
-    float *tmp2 = s->big + (size_t)n * (size_t)r;
-    AL_TRY(mm(s, &A[1], tmp, r, tmp2, n, NULL));
+    float *tmp2 = f->sc->big + (size_t)n * (size_t)r;
+    AL_TRY(mm(f, &A[1], tmp, r, tmp2, n, NULL));
     for (int64_t i = 0; i < n * o; i++) Y[i] += tmp2[i];
     return al_ok();
 }
 
-/* Attention over xn[n][n_in] (already normalized) -> out[n][n_out]. */
-static al_status attention(al_session *s, int il, const al_attn_w *a, const al_layer_w *L, int64_t n_in, const float *xn,
-                           int64_t n, float *out) {
-    const al_hparams *hp = &s->m->hp;
-    layer_cache *c = &s->lc[il];
-    int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    float *q = s->t0, *k = s->t1, *v = s->t2;
-    AL_TRY(mm(s, &a->wq, xn, n_in, q, n, a->bq));
-    AL_TRY(mm(s, &a->wk, xn, n_in, k, n, a->bk));
-    AL_TRY(mm(s, &a->wv, xn, n_in, v, n, a->bv));
-    if (L) { /* zamba2 per-layer adapters */
-        AL_TRY(mm_adapter(s, L->z_adapt_q, xn, n_in, q, n));
-        AL_TRY(mm_adapter(s, L->z_adapt_k, xn, n_in, k, n));
-        AL_TRY(mm_adapter(s, L->z_adapt_v, xn, n_in, v, n));
+/* Attention over xn[R][n_in] (normalized) -> out[R][n_out]; L: zamba2 layer with adapters or NULL. */
+static al_status attention(fwd *f, int il, const al_attn_w *a, const al_layer_w *L, int64_t n_in, const float *xn, float *out) {
+    const al_hparams *hp = f->hp;
+    al_scratch *sc = f->sc;
+    int64_t R = f->R, qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    float *q = sc->t0, *k = sc->t1, *v = sc->t2, *ao = sc->t3;
+    AL_TRY(mm(f, &a->wq, xn, n_in, q, R, a->bq));
+    AL_TRY(mm(f, &a->wk, xn, n_in, k, R, a->bk));
+    AL_TRY(mm(f, &a->wv, xn, n_in, v, R, a->bv));
+    if (L) {
+        AL_TRY(mm_adapter(f, L->z_adapt_q, xn, n_in, q, R));
+        AL_TRY(mm_adapter(f, L->z_adapt_k, xn, n_in, k, R));
+        AL_TRY(mm_adapter(f, L->z_adapt_v, xn, n_in, v, R));
     }
-    if (a->q_norm) al_op_rms_norm(q, a->q_norm, q, n * hp->n_head, hp->head_dim, hp->head_dim, hp->norm_eps);
-    if (a->k_norm) al_op_rms_norm(k, a->k_norm, k, n * hp->n_head_kv, hp->head_dim, hp->head_dim, hp->norm_eps);
-    if (hp->rope_mode != AL_ROPE_NONE) {
-        al_rope_cfg rc = {hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim, hp->rope_theta, NULL};
-        al_op_rope(q, n, hp->n_head, hp->head_dim, s->positions, &rc, s->inv_freq);
-        al_op_rope(k, n, hp->n_head_kv, hp->head_dim, s->positions, &rc, s->inv_freq);
+    if (a->q_norm) al_op_rms_norm(q, a->q_norm, q, R * hp->n_head, hp->head_dim, hp->head_dim, hp->norm_eps);
+    if (a->k_norm) al_op_rms_norm(k, a->k_norm, k, R * hp->n_head_kv, hp->head_dim, hp->head_dim, hp->norm_eps);
+    float scale = hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim);
+    for (int i = 0; i < f->n_items; i++) {
+        al_session *s = f->items[i].s;
+        int64_t o = f->off[i], n = f->items[i].n;
+        if (hp->rope_mode != AL_ROPE_NONE) {
+            al_rope_cfg rc = {hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim, hp->rope_theta, NULL};
+            al_op_rope(q + o * qd, n, hp->n_head, hp->head_dim, sc->positions + o, &rc, s->inv_freq);
+            al_op_rope(k + o * kvd, n, hp->n_head_kv, hp->head_dim, sc->positions + o, &rc, s->inv_freq);
+        }
+        layer_cache *c = &s->lc[il];
+        memcpy(c->k + (size_t)s->pos * (size_t)kvd, k + o * kvd, (size_t)(n * kvd) * sizeof(float));
+        memcpy(c->v + (size_t)s->pos * (size_t)kvd, v + o * kvd, (size_t)(n * kvd) * sizeof(float));
+        al_attn_args aa = {q + o * qd, c->k, c->v, ao + o * qd, n, s->pos, hp->n_head, hp->n_head_kv, hp->head_dim,
+                           hp->sliding_window, scale, sc->attn_scratch};
+        al_op_attention(al_cpu_pool(f->m->cpu), &aa);
     }
-    memcpy(c->k + (size_t)s->pos * (size_t)kvd, k, (size_t)(n * kvd) * sizeof(float));
-    memcpy(c->v + (size_t)s->pos * (size_t)kvd, v, (size_t)(n * kvd) * sizeof(float));
-    float *ao = s->t1; /* k no longer needed */
-    al_attn_args aa = {q, c->k, c->v, ao, n, s->pos, hp->n_head, hp->n_head_kv, hp->head_dim, hp->sliding_window,
-                       hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim), s->attn_scratch};
-    al_op_attention(al_cpu_pool(s->m->cpu), &aa);
-    return mm(s, &a->wo, ao, qd, out, n, a->bo);
+    return mm(f, &a->wo, ao, qd, out, R, a->bo);
 }
 
-static al_status mamba2(al_session *s, int il, const float *xn, int64_t n, float *out) {
-    const al_hparams *hp = &s->m->hp;
-    const al_mamba2_w *w = &s->m->layers[il].m2;
-    layer_cache *c = &s->lc[il];
+static al_status mamba2(fwd *f, int il, const float *xn, float *out) {
+    const al_hparams *hp = f->hp;
+    const al_mamba2_w *w = &f->m->layers[il].m2;
+    al_scratch *sc = f->sc;
     int H = hp->ssm_n_head, P = hp->ssm_head_dim, N = hp->ssm_d_state, G = hp->ssm_n_group;
-    int64_t di = hp->ssm_d_inner, gn = (int64_t)G * N, conv_ch = di + 2 * gn, proj = 2 * di + 2 * gn + H;
-    float *zx = s->big; /* [n][proj]: z | xBC | dt */
-    AL_TRY(mm(s, &w->in_proj, xn, hp->n_embd, zx, n, NULL));
-    float *xbc = s->t0, *conv = s->t1, *dt = s->t2, *y = s->t3;
-    for (int64_t t = 0; t < n; t++) {
-        memcpy(xbc + t * conv_ch, zx + t * proj + di, (size_t)conv_ch * sizeof(float));
-        for (int h = 0; h < H; h++) {
-            float v = al_softplus(zx[t * proj + di + conv_ch + h] + w->dt_bias[h]);
-            if (n > 1) v = fmaxf(v, hp->ssm_dt_floor_prefill);
-            dt[t * H + h] = fminf(fmaxf(v, hp->ssm_dt_min), hp->ssm_dt_max);
+    int64_t R = f->R, di = hp->ssm_d_inner, gn = (int64_t)G * N, conv_ch = di + 2 * gn, proj = 2 * di + 2 * gn + H;
+    float *zx = sc->big; /* [R][proj]: z | xBC | dt */
+    AL_TRY(mm(f, &w->in_proj, xn, hp->n_embd, zx, R, NULL));
+    float *xbc = sc->t0, *conv = sc->t1, *dt = sc->t2, *y = sc->t3;
+    for (int i = 0; i < f->n_items; i++) {
+        int64_t o = f->off[i], n = f->items[i].n;
+        for (int64_t t = o; t < o + n; t++) {
+            memcpy(xbc + t * conv_ch, zx + t * proj + di, (size_t)conv_ch * sizeof(float));
+            for (int h = 0; h < H; h++) {
+                float v = al_softplus(zx[t * proj + di + conv_ch + h] + w->dt_bias[h]);
+                if (n > 1) v = fmaxf(v, hp->ssm_dt_floor_prefill);
+                dt[t * H + h] = fminf(fmaxf(v, hp->ssm_dt_min), hp->ssm_dt_max);
+            }
         }
+        layer_cache *c = &f->items[i].s->lc[il];
+        al_op_conv1d_causal(xbc + o * conv_ch, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv,
+                            conv + o * conv_ch, true);
+        const float *cv = conv + o * conv_ch;
+        al_ssd_args sa = {cv, dt + o * H, cv + di, cv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y + o * di,
+                          n, H, P, N, G, hp->ssm_chunk, sc->ssd_scratch};
+        al_op_ssd(al_cpu_pool(f->m->cpu), &sa);
     }
-    al_op_conv1d_causal(xbc, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, conv, true);
-    al_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G,
-                      hp->ssm_chunk, s->ssd_scratch};
-    al_op_ssd(al_cpu_pool(s->m->cpu), &sa);
     /* gated norm: norm(y * silu(z)) over groups of d_inner / norm_groups */
-    for (int64_t t = 0; t < n; t++) {
+    for (int64_t t = 0; t < R; t++) {
         float *yt = y + t * di;
         const float *z = zx + t * proj;
         for (int64_t i = 0; i < di; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
     }
-    al_op_rms_norm(y, w->norm, y, n, di, di / hp->ssm_norm_groups, hp->norm_eps);
-    return mm(s, &w->out_proj, y, di, out, n, NULL);
+    al_op_rms_norm(y, w->norm, y, R, di, di / hp->ssm_norm_groups, hp->norm_eps);
+    return mm(f, &w->out_proj, y, di, out, R, NULL);
 }
 
-static al_status mamba1(al_session *s, int il, const float *xn, int64_t n, float *out) {
-    const al_hparams *hp = &s->m->hp;
-    const al_mamba1_w *w = &s->m->layers[il].m1;
-    layer_cache *c = &s->lc[il];
-    int64_t di = hp->ssm_d_inner, N = hp->ssm_d_state, r = hp->ssm_dt_rank;
-    float *xz = s->big; /* [n][2 di]: x | z */
-    AL_TRY(mm(s, &w->in_proj, xn, hp->n_embd, xz, n, NULL));
-    float *x = s->t0, *xc = s->t1, *dbc = s->t2, *dt = s->t3;
-    for (int64_t t = 0; t < n; t++) memcpy(x + t * di, xz + t * 2 * di, (size_t)di * sizeof(float));
-    al_op_conv1d_causal(x, n, (int)di, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, xc, true);
-    int64_t pw = r + 2 * N;
-    AL_TRY(mm(s, &w->x_proj, xc, di, dbc, n, NULL));
+static al_status mamba1(fwd *f, int il, const float *xn, float *out) {
+    const al_hparams *hp = f->hp;
+    const al_mamba1_w *w = &f->m->layers[il].m1;
+    al_scratch *sc = f->sc;
+    int64_t R = f->R, di = hp->ssm_d_inner, N = hp->ssm_d_state, r = hp->ssm_dt_rank, pw = r + 2 * N;
+    float *xz = sc->big; /* [R][2 di]: x | z */
+    AL_TRY(mm(f, &w->in_proj, xn, hp->n_embd, xz, R, NULL));
+    float *x = sc->t0, *xc = sc->t1, *dbc = sc->t2, *dt = sc->t3;
+    for (int64_t t = 0; t < R; t++) memcpy(x + t * di, xz + t * 2 * di, (size_t)di * sizeof(float));
+    for (int i = 0; i < f->n_items; i++) {
+        int64_t o = f->off[i];
+        al_op_conv1d_causal(x + o * di, f->items[i].n, (int)di, hp->ssm_d_conv, w->conv_w, w->conv_b,
+                            f->items[i].s->lc[il].conv, xc + o * di, true);
+    }
+    AL_TRY(mm(f, &w->x_proj, xc, di, dbc, R, NULL));
     if (w->dt_norm) {
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = 0; t < R; t++) {
             float *row = dbc + t * pw;
             al_op_rms_norm(row, w->dt_norm, row, 1, r, r, hp->norm_eps);
             al_op_rms_norm(row + r, w->b_norm, row + r, 1, N, N, hp->norm_eps);
             al_op_rms_norm(row + r + N, w->c_norm, row + r + N, 1, N, N, hp->norm_eps);
         }
     }
-    AL_TRY(mm(s, &w->dt_proj, dbc, pw, dt, n, w->dt_bias));
-    for (int64_t i = 0; i < n * di; i++) dt[i] = al_softplus(dt[i]);
-    float *y = x; /* x copy no longer needed */
-    al_op_selective_scan(al_cpu_pool(s->m->cpu), xc, dt, w->A, dbc + r, dbc + r + N, pw, w->D, c->ssm, y, n, (int)di, (int)N);
-    for (int64_t t = 0; t < n; t++) {
+    AL_TRY(mm(f, &w->dt_proj, dbc, pw, dt, R, w->dt_bias));
+    for (int64_t i = 0; i < R * di; i++) dt[i] = al_softplus(dt[i]);
+    float *y = x; /* the x copy is no longer needed */
+    for (int i = 0; i < f->n_items; i++) {
+        int64_t o = f->off[i];
+        al_op_selective_scan(al_cpu_pool(f->m->cpu), xc + o * di, dt + o * di, w->A, dbc + o * pw + r, dbc + o * pw + r + N,
+                             pw, w->D, f->items[i].s->lc[il].ssm, y + o * di, f->items[i].n, (int)di, (int)N);
+    }
+    for (int64_t t = 0; t < R; t++) {
         const float *z = xz + t * 2 * di + di;
         float *yt = y + t * di;
         for (int64_t i = 0; i < di; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
     }
-    return mm(s, &w->out_proj, y, di, out, n, NULL);
+    return mm(f, &w->out_proj, y, di, out, R, NULL);
 }
 
 static void activate(al_act act, float *x, int64_t n) {
@@ -278,146 +164,166 @@ static void activate(al_act act, float *x, int64_t n) {
     }
 }
 
-/* act(gate) * up from a fused row [gate | up] of 2 * nf, written to dst[n][nf]. */
-static void glu_rows(al_act act, const float *gu, float *dst, int64_t n, int64_t nf) {
-    for (int64_t t = 0; t < n; t++) {
-        const float *g = gu + t * 2 * nf, *u = g + nf;
-        float *d = dst + t * nf;
-        memcpy(d, g, (size_t)nf * sizeof(float));
-        activate(act, d, nf);
-        for (int64_t i = 0; i < nf; i++) d[i] *= u[i];
-    }
-}
-
-static al_status ffn_dense(al_session *s, const al_ffn_w *f, al_act act, const float *xn, int64_t n, float *out) {
-    const al_hparams *hp = &s->m->hp;
-    int64_t nf = f->up.ne[1];
-    float *up = s->big, *gate = s->t3;
-    AL_TRY(mm(s, &f->up, xn, hp->n_embd, up, n, NULL));
-    if (f->gate.data) {
-        AL_TRY(mm(s, &f->gate, xn, hp->n_embd, gate, n, NULL));
-        activate(act, gate, n * nf);
-        for (int64_t i = 0; i < n * nf; i++) up[i] *= gate[i];
+static al_status ffn_dense(fwd *f, const al_ffn_w *w, al_act act, const float *xn, float *out) {
+    int64_t R = f->R, nf = w->up.ne[1];
+    float *up = f->sc->big, *gate = f->sc->t3;
+    AL_TRY(mm(f, &w->up, xn, f->hp->n_embd, up, R, NULL));
+    if (w->gate.data) {
+        AL_TRY(mm(f, &w->gate, xn, f->hp->n_embd, gate, R, NULL));
+        activate(act, gate, R * nf);
+        for (int64_t i = 0; i < R * nf; i++) up[i] *= gate[i];
     } else {
-        activate(act, up, n * nf);
+        activate(act, up, R * nf);
     }
-    return mm(s, &f->down, up, nf, out, n, NULL);
+    return mm(f, &w->down, up, nf, out, R, NULL);
 }
 
-/* MoE: softmax router, top-k experts per token (weights not renormalised), sum of expert MLPs. */
-static al_status ffn_moe(al_session *s, const al_ffn_w *f, const float *xn, int64_t n, float *out) {
-    const al_hparams *hp = &s->m->hp;
+/* MoE (jamba): softmax router, top-k experts per row (weights not renormalised), weighted sum. */
+static al_status ffn_moe(fwd *f, const al_ffn_w *w, const float *xn, float *out) {
+    const al_hparams *hp = f->hp;
     int E = hp->n_expert, K = hp->n_expert_used;
-    int64_t d = hp->n_embd, nf = hp->n_ff_expert;
-    float *logits = s->t0; /* [n][E] */
-    AL_TRY(mm(s, &f->router, xn, d, logits, n, NULL));
-    memset(out, 0, (size_t)(n * d) * sizeof(float));
-    float *g = s->big, *u = s->big + nf, *o = s->t1;
-    for (int64_t t = 0; t < n; t++) {
+    int64_t R = f->R, d = hp->n_embd, nf = hp->n_ff_expert;
+    float *logits = f->sc->t0; /* [R][E] */
+    AL_TRY(mm(f, &w->router, xn, d, logits, R, NULL));
+    memset(out, 0, (size_t)(R * d) * sizeof(float));
+    float *g = f->sc->big, *u = f->sc->big + nf, *o = f->sc->t1;
+    for (int64_t t = 0; t < R; t++) {
         float *lg = logits + t * E, mx = -FLT_MAX, sum = 0;
         for (int e = 0; e < E; e++) mx = fmaxf(mx, lg[e]);
         for (int e = 0; e < E; e++) sum += (lg[e] = expf(lg[e] - mx));
         for (int e = 0; e < E; e++) lg[e] /= sum;
-        bool used[1024] = {false};
+        uint8_t used[1024] = {0};
         for (int k = 0; k < K; k++) {
             int best = -1;
             for (int e = 0; e < E; e++)
                 if (!used[e] && (best < 0 || lg[e] > lg[best])) best = e;
-            used[best] = true;
+            used[best] = 1;
             const float *x = xn + t * d;
-            AL_TRY(mm(s, &f->exp_gate[best], x, d, g, 1, NULL));
-            AL_TRY(mm(s, &f->exp_up[best], x, d, u, 1, NULL));
+            AL_TRY(mm(f, &w->exp_gate[best], x, d, g, 1, NULL));
+            AL_TRY(mm(f, &w->exp_up[best], x, d, u, 1, NULL));
             al_op_swiglu(g, u, g, nf);
-            AL_TRY(mm(s, &f->exp_down[best], g, nf, o, 1, NULL));
+            AL_TRY(mm(f, &w->exp_down[best], g, nf, o, 1, NULL));
             for (int64_t i = 0; i < d; i++) out[t * d + i] += lg[best] * o[i];
         }
     }
     return al_ok();
 }
 
-/* zamba2 shared transformer on concat(h, emb0): result (after the layer's linear) in out[n][d]. */
-static al_status zamba_shared(al_session *s, int il, int64_t n, float *out) {
-    const al_hparams *hp = &s->m->hp;
-    const al_layer_w *L = &s->m->layers[il];
-    const al_zshared_w *z = &s->m->zshared[L->z_block];
-    int64_t d = hp->n_embd, d2 = 2 * d, nf = hp->n_ff;
-    float *cat = s->xn;
-    for (int64_t t = 0; t < n; t++) {
-        memcpy(cat + t * d2, s->h + t * d, (size_t)d * sizeof(float));
-        memcpy(cat + t * d2 + d, s->emb0 + t * d, (size_t)d * sizeof(float));
+/* zamba2 shared transformer on concat(h, emb0), then the layer's linear: out[R][d]. No residuals
+ * inside; the caller adds `out` to the Mamba layer's input. */
+static al_status zamba_shared(fwd *f, int il, float *out) {
+    const al_hparams *hp = f->hp;
+    const al_layer_w *L = &f->m->layers[il];
+    const al_zshared_w *z = &f->m->zshared[L->z_block];
+    al_scratch *sc = f->sc;
+    int64_t R = f->R, d = hp->n_embd, d2 = 2 * d, nf = hp->n_ff;
+    float *cat = sc->xn;
+    for (int64_t t = 0; t < R; t++) {
+        memcpy(cat + t * d2, sc->h + t * d, (size_t)d * sizeof(float));
+        memcpy(cat + t * d2 + d, sc->emb0 + t * d, (size_t)d * sizeof(float));
     }
-    al_op_rms_norm(cat, z->attn_norm, cat, n, d2, d2, hp->norm_eps);
-    AL_TRY(attention(s, il, &z->attn, L, d2, cat, n, out));
-    float *xn = s->xn;
-    al_op_rms_norm(out, z->ffn_norm, xn, n, d, d, hp->norm_eps);
-    float *gu = s->t3;
-    AL_TRY(mm(s, &z->gate_up, xn, d, gu, n, NULL));
-    AL_TRY(mm_adapter(s, L->z_adapt_ff, xn, d, gu, n));
-    float *act = s->t0;
-    glu_rows(hp->ffn_act, gu, act, n, nf);
-    float *ff = s->t1;
-    AL_TRY(mm(s, &z->down, act, nf, ff, n, NULL));
-    return mm(s, &L->z_linear, ff, d, out, n, NULL);
+    al_op_rms_norm(cat, z->attn_norm, cat, R, d2, d2, hp->norm_eps);
+    AL_TRY(attention(f, il, &z->attn, L, d2, cat, out));
+    float *xn = sc->xn;
+    al_op_rms_norm(out, z->ffn_norm, xn, R, d, d, hp->norm_eps);
+    float *gu = sc->t3;
+    AL_TRY(mm(f, &z->gate_up, xn, d, gu, R, NULL));
+    AL_TRY(mm_adapter(f, L->z_adapt_ff, xn, d, gu, R));
+    float *act = sc->t0; /* act(gate) * up from rows [gate | up] */
+    for (int64_t t = 0; t < R; t++) {
+        memcpy(act + t * nf, gu + t * 2 * nf, (size_t)nf * sizeof(float));
+        activate(hp->ffn_act, act + t * nf, nf);
+        for (int64_t i = 0; i < nf; i++) act[t * nf + i] *= gu[t * 2 * nf + nf + i];
+    }
+    float *ff = sc->t1;
+    AL_TRY(mm(f, &z->down, act, nf, ff, R, NULL));
+    return mm(f, &L->z_linear, ff, d, out, R, NULL);
 }
 
-static al_status embed(al_session *s, const int32_t *tok, int64_t n) {
-    const al_model *m = s->m;
+static al_status embed(fwd *f) {
+    const al_model *m = f->m;
     int64_t d = m->hp.n_embd;
-    for (int64_t t = 0; t < n; t++) {
-        if (tok[t] < 0 || tok[t] >= m->hp.n_vocab) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", tok[t], m->hp.n_vocab);
-        const char *row = (const char *)m->tok_embd.data + m->tok_embd.nb[1] * (size_t)tok[t];
-        AL_TRY(al_dequantize_row(m->tok_embd.type, row, s->h + t * d, d));
+    for (int i = 0; i < f->n_items; i++) {
+        const al_fwd_item *it = &f->items[i];
+        for (int t = 0; t < it->n; t++) {
+            int32_t id = it->tok[t];
+            if (id < 0 || id >= m->hp.n_vocab) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", id, m->hp.n_vocab);
+            const char *row = (const char *)m->tok_embd.data + m->tok_embd.nb[1] * (size_t)id;
+            AL_TRY(al_dequantize_row(m->tok_embd.type, row, f->sc->h + (f->off[i] + t) * d, d));
+            f->sc->positions[f->off[i] + t] = it->s->pos + t;
+        }
     }
     return al_ok();
 }
 
-static al_status forward_ubatch(al_session *s, const int32_t *tok, int64_t n, float *logits, bool all_logits) {
-    al_model *m = s->m;
+al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items) {
+    fwd F = {m, &m->hp, sc, items, n_items, {0}, 0};
+    fwd *f = &F;
     const al_hparams *hp = &m->hp;
-    int64_t d = hp->n_embd;
-    AL_TRY(embed(s, tok, n));
-    if (hp->arch == AL_ARCH_ZAMBA2) memcpy(s->emb0, s->h, (size_t)(n * d) * sizeof(float));
-    for (int64_t t = 0; t < n; t++) s->positions[t] = (int32_t)(s->pos + t);
-    float *xin = s->xin, *delta = s->delta;
+    if (n_items <= 0 || n_items > 1024) return al_err(AL_ERR_INVALID, "forward: %d items", n_items);
+    for (int i = 0; i < n_items; i++) {
+        al_fwd_item *it = &items[i];
+        if (it->n <= 0) return al_err(AL_ERR_INVALID, "forward: item %d has no tokens", i);
+        if (it->s->pos + it->n > it->s->n_ctx || it->s->n_ctx > sc->n_ctx)
+            return al_err(AL_ERR_RANGE, "forward: context full (%d + %d > %d)", it->s->pos, it->n, it->s->n_ctx);
+        F.off[i] = (int)F.R;
+        F.R += it->n;
+    }
+    if (F.R > sc->rows) return al_err(AL_ERR_RANGE, "forward: %lld rows exceed scratch of %d", (long long)F.R, sc->rows);
+    int64_t R = F.R, d = hp->n_embd;
+    AL_TRY(embed(f));
+    if (hp->arch == AL_ARCH_ZAMBA2) memcpy(sc->emb0, sc->h, (size_t)(R * d) * sizeof(float));
+    float *xin = sc->xin, *delta = sc->delta;
     for (int il = 0; il < hp->n_layer; il++) {
         const al_layer_w *L = &m->layers[il];
         al_mixer mx = hp->layer_mixer[il];
         al_ffn ff = hp->layer_ffn[il];
-        memcpy(xin, s->h, (size_t)(n * d) * sizeof(float));
+        memcpy(xin, sc->h, (size_t)(R * d) * sizeof(float));
         if (hp->layer_shared[il]) {
-            AL_TRY(zamba_shared(s, il, n, delta));
-            al_op_add(xin, delta, xin, n * d);
+            AL_TRY(zamba_shared(f, il, delta));
+            al_op_add(xin, delta, xin, R * d);
         }
         if (mx != AL_MIXER_NONE) {
-            al_op_rms_norm(xin, L->attn_norm, s->xn, n, d, d, hp->norm_eps);
-            if (mx == AL_MIXER_ATTN) AL_TRY(attention(s, il, &L->attn, NULL, d, s->xn, n, delta));
-            else if (mx == AL_MIXER_MAMBA2) AL_TRY(mamba2(s, il, s->xn, n, delta));
-            else AL_TRY(mamba1(s, il, s->xn, n, delta));
-            al_op_add(s->h, delta, s->h, n * d);
+            al_op_rms_norm(xin, L->attn_norm, sc->xn, R, d, d, hp->norm_eps);
+            if (mx == AL_MIXER_ATTN) AL_TRY(attention(f, il, &L->attn, NULL, d, sc->xn, delta));
+            else if (mx == AL_MIXER_MAMBA2) AL_TRY(mamba2(f, il, sc->xn, delta));
+            else AL_TRY(mamba1(f, il, sc->xn, delta));
+            al_op_add(sc->h, delta, sc->h, R * d);
         }
         if (ff != AL_FFN_NONE) {
-            al_op_rms_norm(s->h, L->ffn_norm ? L->ffn_norm : L->attn_norm, s->xn, n, d, d, hp->norm_eps);
-            if (ff == AL_FFN_MOE) AL_TRY(ffn_moe(s, &L->ffn, s->xn, n, delta));
-            else AL_TRY(ffn_dense(s, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, s->xn, n, delta));
-            al_op_add(s->h, delta, s->h, n * d);
+            al_op_rms_norm(sc->h, L->ffn_norm ? L->ffn_norm : L->attn_norm, sc->xn, R, d, d, hp->norm_eps);
+            if (ff == AL_FFN_MOE) AL_TRY(ffn_moe(f, &L->ffn, sc->xn, delta));
+            else AL_TRY(ffn_dense(f, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, sc->xn, delta));
+            al_op_add(sc->h, delta, sc->h, R * d);
         }
     }
-    int64_t first = all_logits ? 0 : n - 1, cnt = all_logits ? n : 1;
-    al_op_rms_norm(s->h + first * d, m->out_norm, s->xn, cnt, d, d, hp->norm_eps);
-    if (logits) AL_TRY(mm(s, &m->output, s->xn, d, logits, cnt, NULL));
-    s->pos += (int)n;
-    return al_ok();
-}
-
-al_status al_session_eval(al_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {
-    if (n <= 0) return al_err(AL_ERR_INVALID, "eval: no tokens");
-    if (s->pos + n > s->n_ctx) return al_err(AL_ERR_RANGE, "eval: context full (%d + %d > %d)", s->pos, n, s->n_ctx);
-    int64_t V = s->m->hp.n_vocab;
-    for (int i = 0; i < n; i += s->ubatch) {
-        int cnt = n - i < s->ubatch ? n - i : s->ubatch;
-        bool last = i + cnt == n;
-        float *lg = all_logits ? logits + (size_t)i * (size_t)V : (last ? logits : NULL);
-        AL_TRY(forward_ubatch(s, tokens + i, cnt, lg, all_logits));
+    /* logits: gather the rows that need them, one product over all */
+    int64_t nl = 0;
+    for (int i = 0; i < n_items; i++) {
+        if (!items[i].logits) continue;
+        int64_t first = items[i].all_logits ? 0 : items[i].n - 1;
+        for (int64_t t = first; t < items[i].n; t++)
+            memcpy(sc->logit_rows + nl++ * d, sc->h + (F.off[i] + t) * d, (size_t)d * sizeof(float));
     }
+    if (nl > 0) {
+        al_op_rms_norm(sc->logit_rows, m->out_norm, sc->logit_rows, nl, d, d, hp->norm_eps);
+        int64_t V = hp->n_vocab;
+        bool direct = n_items == 1; /* write straight into the caller's array */
+        float *dst = direct ? items[0].logits : al_alloc(NULL, sizeof(float) * (size_t)(nl * V));
+        if (!dst) return al_err(AL_ERR_NOMEM, "forward: out of memory for logits");
+        al_status st = mm(f, &m->output, sc->logit_rows, d, dst, nl, NULL);
+        if (!direct) {
+            int64_t r = 0;
+            for (int i = 0; i < n_items && !al_failed(&st); i++) {
+                if (!items[i].logits) continue;
+                int64_t cnt = items[i].all_logits ? items[i].n : 1;
+                memcpy(items[i].logits, dst + r * V, sizeof(float) * (size_t)(cnt * V));
+                r += cnt;
+            }
+            al_free(NULL, dst);
+        }
+        AL_TRY(st);
+    }
+    for (int i = 0; i < n_items; i++) items[i].s->pos += items[i].n;
     return al_ok();
 }

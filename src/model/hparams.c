@@ -200,24 +200,6 @@ al_status al_hparams_from_hf(al_hparams *hp, json_t *cfg) {
         }
         break;
     }
-    case AL_ARCH_ALLOY: {
-        /* Alloy's own hybrid: layer_pattern "MAMA..." (M: Mamba-2, A: attention), each with a SwiGLU FFN */
-        json_t *pat = json_object_get(cfg, "layer_pattern");
-        if (!json_is_string(pat) || (int)strlen(json_string_value(pat)) != hp->n_layer)
-            return al_err(AL_ERR_FORMAT, "config.json: alloy needs layer_pattern of num_hidden_layers letters");
-        hp->ssm_d_conv = jint(cfg, "conv_kernel", 4);
-        hp->ssm_d_state = jint(cfg, "ssm_state_size", 64);
-        hp->ssm_n_group = jint(cfg, "n_groups", 1);
-        hp->ssm_n_head = jint(cfg, "mamba_num_heads", 0);
-        hp->ssm_head_dim = jint(cfg, "mamba_head_dim", 64);
-        hp->ssm_d_inner = hp->ssm_n_head * hp->ssm_head_dim;
-        hp->ssm_chunk = jint(cfg, "chunk_size", 64);
-        hp->ssm_norm_groups = hp->ssm_n_group;
-        hf_dt_limit(hp, cfg);
-        hp->sliding_window = jint(cfg, "sliding_window", 0);
-        AL_TRY(al_hparams_set_pattern(hp, json_string_value(pat)));
-        break;
-    }
     default:
         return al_err(AL_ERR_UNSUPPORTED, "config.json: %s from HF is not supported", type);
     }

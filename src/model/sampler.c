@@ -98,6 +98,20 @@ static int cmp_desc(const void *a, const void *b) {
     return ((const cand *)a)->id - ((const cand *)b)->id; /* stable tie order */
 }
 
+/* min-heap on the sampling order: the root is the worst kept candidate */
+static void sift_down(cand *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && cmp_desc(&h[l], &h[w]) > 0) w = l;
+        if (r < n && cmp_desc(&h[r], &h[w]) > 0) w = r;
+        if (w == i) return;
+        cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
 int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
     const al_sampler_params *p = &s->p;
     int n = s->n_vocab;
@@ -118,9 +132,19 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
         if (prob) *prob = 1.0f;
         return s->c[best].id;
     }
-    /* top-k: partial selection would do, a sort keeps it simple and exact */
+    /* top-k: a min-heap of the k best (O(n log k)), then sort those k; no top-k: sort all */
     int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    qsort(s->c, (size_t)n, sizeof(cand), cmp_desc);
+    if (k < n) {
+        cand *hp = s->c; /* heap in c[0..k), remaining candidates streamed through it */
+        for (int i = k / 2 - 1; i >= 0; i--) sift_down(hp, k, i);
+        for (int i = k; i < n; i++) {
+            if (cmp_desc(&s->c[i], &hp[0]) < 0) { /* better than the worst kept */
+                hp[0] = s->c[i];
+                sift_down(hp, k, 0);
+            }
+        }
+    }
+    qsort(s->c, (size_t)k, sizeof(cand), cmp_desc);
     n = k;
     /* softmax at temperature 1 for top-p / min-p (llama.cpp applies them before temperature) */
     double mx = s->c[0].logit, sum = 0;

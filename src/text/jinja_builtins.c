@@ -114,6 +114,19 @@ static jv change_case(jrt *rt, jv s, case_mode mode) {
     while (p < s.u.s.n) {
         int32_t c = dec(s.u.s.p, s.u.s.n, &p);
         int32_t o;
+        bool up = mode == CASE_UPPER || (mode == CASE_CAPITALIZE && first) || (mode == CASE_TITLE && !prev_cased);
+        if (c == 0xDF && up) { /* Python's full case mapping: sharp s -> SS (Ss when titled) */
+            jb_puts(rt, &b, mode == CASE_UPPER ? "SS" : "Ss");
+            prev_cased = true;
+            first = false;
+            continue;
+        }
+        if (c == 0x130 && !up) { /* capital I with dot -> i + combining dot */
+            jb_puts(rt, &b, "i\xcc\x87");
+            prev_cased = true;
+            first = false;
+            continue;
+        }
         switch (mode) {
         case CASE_UPPER: o = utf8proc_toupper(c); break;
         case CASE_LOWER: o = utf8proc_tolower(c); break;

@@ -48,12 +48,30 @@ static al_status partition(const al_tokenizer *t, const char *text, size_t len, 
                            fragvec *cur) {
     fragvec nxt = {0};
     al_status st = al_ok();
+    /* which byte pairs occur in the text: most special tokens can be ruled out without a scan */
+    uint8_t *pairs = NULL;
+    if (t->n_special > 8 && len > 64) {
+        pairs = calloc(65536 / 8, 1);
+        if (!pairs) return al_err(AL_ERR_NOMEM, "tokenizer: pair bitmap");
+        for (size_t i = 0; i + 1 < len; i++) {
+            unsigned v = (unsigned)(unsigned char)text[i] << 8 | (unsigned char)text[i + 1];
+            pairs[v >> 3] |= (uint8_t)(1u << (v & 7));
+        }
+    }
     for (size_t k = 0; k < t->n_special && !al_failed(&st); k++) {
         int32_t id = t->special[k];
         uint32_t a = t->attr[id];
         if (!parse_special && (a & (AL_TOK_ATTR_CONTROL | AL_TOK_ATTR_UNKNOWN))) continue;
         const char *s = t->text_arena + t->text_off[id];
         size_t sl = t->text_len[id];
+        if (pairs && sl >= 2) {
+            bool absent = false;
+            for (size_t i = 0; i + 1 < sl && !absent; i++) {
+                unsigned v = (unsigned)(unsigned char)s[i] << 8 | (unsigned char)s[i + 1];
+                absent = !(pairs[v >> 3] & (1u << (v & 7)));
+            }
+            if (absent) continue;
+        }
         if (!find_bytes(text, len, s, sl)) continue; /* cheap skip for absent tokens */
         nxt.n = 0;
         for (size_t f = 0; f < cur->n && !al_failed(&st); f++) {
@@ -88,6 +106,7 @@ static al_status partition(const al_tokenizer *t, const char *text, size_t len, 
         *cur = nxt;
         nxt = tmp;
     }
+    free(pairs);
     free(nxt.v);
     return st;
 }

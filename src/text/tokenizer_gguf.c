@@ -7,30 +7,14 @@
 
 static bool str_is(al_str s, const char *z) { return s.len == strlen(z) && memcmp(s.ptr, z, s.len) == 0; }
 
-static uint64_t rd_u64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v; /* GGUF is little-endian; Alloy targets little-endian hosts */
-}
-
-/* Element size of a scalar GGUF type, 0 for string/array. */
-static size_t vtype_size(al_gguf_vtype t) {
-    static const uint8_t sz[AL_GGUF_VTYPE_COUNT] = {
-        [AL_GGUF_UINT8] = 1, [AL_GGUF_INT8] = 1,    [AL_GGUF_UINT16] = 2, [AL_GGUF_INT16] = 2,
-        [AL_GGUF_UINT32] = 4, [AL_GGUF_INT32] = 4,  [AL_GGUF_FLOAT32] = 4, [AL_GGUF_BOOL] = 1,
-        [AL_GGUF_UINT64] = 8, [AL_GGUF_INT64] = 8,  [AL_GGUF_FLOAT64] = 8,
-    };
-    return (unsigned)t < AL_GGUF_VTYPE_COUNT ? sz[t] : 0;
-}
-
-/* Walks a string array (the reader validated its lengths): calls fn(i, ptr, len). */
+/* Calls fn(i, ptr, len) for each element of a string array (through the reader's API). */
 typedef al_status (*str_fn)(void *ud, uint64_t i, const char *p, size_t n);
 static al_status each_str(const al_gguf_value *arr, str_fn fn, void *ud) {
-    const uint8_t *p = arr->raw;
     for (uint64_t i = 0; i < arr->count; i++) {
-        uint64_t n = rd_u64(p);
-        AL_TRY(fn(ud, i, (const char *)p + 8, (size_t)n));
-        p += 8 + n;
+        al_gguf_value v = al_gguf_arr_at(arr, i);
+        if (v.type != AL_GGUF_STRING || !v.raw) return al_err(AL_ERR_FORMAT, "string array element %llu", (unsigned long long)i);
+        al_str s = al_gguf_value_str(&v);
+        AL_TRY(fn(ud, i, s.ptr, (size_t)s.len));
     }
     return al_ok();
 }
@@ -46,20 +30,18 @@ typedef struct load_ctx {
     const al_gguf_value *scores, *types;
 } load_ctx;
 
-static double num_at(const al_gguf_value *arr, uint64_t i) {
-    al_gguf_value v = {.type = arr->elem_type, .raw = arr->raw + i * vtype_size(arr->elem_type), .owner = arr->owner};
-    return al_gguf_value_f64(&v);
-}
-
-static int64_t int_at(const al_gguf_value *arr, uint64_t i) {
-    al_gguf_value v = {.type = arr->elem_type, .raw = arr->raw + i * vtype_size(arr->elem_type), .owner = arr->owner};
-    return al_gguf_value_i64(&v);
-}
-
 static al_status set_tok(void *ud, uint64_t i, const char *p, size_t n) {
     load_ctx *c = ud;
-    float score = c->scores ? (float)num_at(c->scores, i) : 0.0f;
-    uint32_t attr = c->types ? al_tok_attr_from_type(int_at(c->types, i)) : AL_TOK_ATTR_NORMAL;
+    float score = 0.0f;
+    uint32_t attr = AL_TOK_ATTR_NORMAL;
+    if (c->scores) {
+        al_gguf_value v = al_gguf_arr_at(c->scores, i);
+        score = (float)al_gguf_value_f64(&v);
+    }
+    if (c->types) {
+        al_gguf_value v = al_gguf_arr_at(c->types, i);
+        attr = al_tok_attr_from_type(al_gguf_value_i64(&v));
+    }
     return al_tok_set_token(c->t, (int32_t)i, p, n, score, attr);
 }
 
@@ -67,7 +49,9 @@ static al_status add_merge(void *ud, uint64_t i, const char *p, size_t n) {
     return al_tok_add_merge(ud, p, n, (int32_t)i);
 }
 
-static bool is_numeric(al_gguf_vtype t) { return vtype_size(t) != 0 && t != AL_GGUF_BOOL; }
+static bool is_numeric(al_gguf_vtype t) {
+    return t <= AL_GGUF_FLOAT32 || t == AL_GGUF_UINT64 || t == AL_GGUF_INT64 || t == AL_GGUF_FLOAT64;
+}
 
 static al_status load(al_tokenizer **out, const al_gguf *g) {
     al_str model, pre = {0}, s;

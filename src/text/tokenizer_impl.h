@@ -79,6 +79,7 @@ typedef enum al_tok_pre {
 
 typedef struct al_pretok {
     pcre2_code *re[AL_TOK_MAX_REGEX];
+    char *src[AL_TOK_MAX_REGEX]; /* the patterns as given (NUL-terminated), for export */
     int n_re;
 } al_pretok;
 

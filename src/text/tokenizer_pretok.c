@@ -238,13 +238,25 @@ al_status al_pretok_compile(al_pretok *p, const char *const *regex, int n) {
             return al_err(AL_ERR_FORMAT, "tokenizer: pre-tokenizer regex %d at %zu: %s", k, (size_t)at, msg);
         }
         pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: falls back to the interpreter */
+        size_t sl = strlen(regex[k]);
+        char *src = malloc(sl + 1);
+        if (!src) {
+            pcre2_code_free(re);
+            return al_err(AL_ERR_NOMEM, "tokenizer: pre-tokenizer regex %d", k);
+        }
+        memcpy(src, regex[k], sl + 1);
+        p->src[p->n_re] = src;
         p->re[p->n_re++] = re;
     }
     return al_ok();
 }
 
 void al_pretok_free(al_pretok *p) {
-    for (int k = 0; k < p->n_re; k++) pcre2_code_free(p->re[k]);
+    for (int k = 0; k < p->n_re; k++) {
+        pcre2_code_free(p->re[k]);
+        free(p->src[k]);
+        p->src[k] = NULL;
+    }
     p->n_re = 0;
 }
 

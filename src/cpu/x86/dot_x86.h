@@ -94,7 +94,7 @@ AL_INLINE __m256i dec_iq4_nl(const al_block_iq4_nl *b) {
 /* one 32-block against NR activation rows; acc[r] += dx * dy * dot */
 AL_INLINE void ls_step(__m256i q, float dx, const al_block_q8_0 *const *y, int64_t i, __m256 *acc, const int NR) {
     const __m256i aq = _mm256_sign_epi8(q, q);
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         const __m256i qy = _mm256_loadu_si256((const __m256i *)y[r][i].qs);
         const __m256i p = dot_us8(aq, _mm256_sign_epi8(qy, q));
         acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * FP16(y[r][i].d)), _mm256_cvtepi32_ps(p), acc[r]);
@@ -108,7 +108,7 @@ AL_INLINE void ls_step2(__m256i q0, __m256i q1, float d0, float d1, const al_blo
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
     const __m512i aq = _mm512_abs_epi8(q);
     const __mmask64 neg = _mm512_movepi8_mask(q);
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         __m512i qy = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[r][i].qs)),
                                         _mm256_loadu_si256((const __m256i *)y[r][i + 1].qs), 1);
         qy = _mm512_mask_sub_epi8(qy, neg, _mm512_setzero_si512(), qy);
@@ -127,7 +127,7 @@ AL_INLINE void ls_step2(__m256i q0, __m256i q1, float d0, float d1, const al_blo
         const al_block_q8_0 *y[AL_DOT_NR];                                                         \
         __m512 a0[AL_DOT_NR], a1[AL_DOT_NR];                                                       \
         __m256 t[AL_DOT_NR];                                                                       \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(al_block_q8_0, vy, by, r);                                                 \
             a0[r] = a1[r] = _mm512_setzero_ps();                                                   \
             t[r] = _mm256_setzero_ps();                                                            \
@@ -138,7 +138,7 @@ AL_INLINE void ls_step2(__m256i q0, __m256i q1, float d0, float d1, const al_blo
             ls_step2(DEC(&x[i + 2]), DEC(&x[i + 3]), FP16(x[i + 2].d), FP16(x[i + 3].d), y, i + 2, a1, NR); \
         }                                                                                          \
         for (; i < nb; i++) ls_step(DEC(&x[i]), FP16(x[i].d), y, i, t, NR);                        \
-        for (int r = 0; r < NR; r++)                                                               \
+        AL_UNROLL for (int r = 0; r < NR; r++)                                                               \
             s[r * bs] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r])) + hsum256(t[r]);         \
     }
 #else
@@ -149,7 +149,7 @@ AL_INLINE void ls_step2(__m256i q0, __m256i q1, float d0, float d1, const al_blo
         const int64_t nb = n / 32;                                                                 \
         const al_block_q8_0 *y[AL_DOT_NR];                                                         \
         __m256 a0[AL_DOT_NR], a1[AL_DOT_NR];                                                       \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(al_block_q8_0, vy, by, r);                                                 \
             a0[r] = a1[r] = _mm256_setzero_ps();                                                   \
         }                                                                                          \
@@ -159,7 +159,7 @@ AL_INLINE void ls_step2(__m256i q0, __m256i q1, float d0, float d1, const al_blo
             ls_step(DEC(&x[i + 1]), FP16(x[i + 1].d), y, i + 1, a1, NR);                           \
         }                                                                                          \
         if (i < nb) ls_step(DEC(&x[i]), FP16(x[i].d), y, i, a0, NR);                               \
-        for (int r = 0; r < NR; r++) s[r * bs] = hsum256(_mm256_add_ps(a0[r], a1[r]));            \
+        AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(_mm256_add_ps(a0[r], a1[r]));            \
     }
 #endif
 
@@ -185,7 +185,7 @@ AL_INLINE __m256i dec_q5_1(const al_block_q5_1 *b) {
         const al_block_q8_1 *y[AL_DOT_NR];                                                         \
         __m256 acc[AL_DOT_NR];                                                                     \
         float accm[AL_DOT_NR];                                                                     \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(al_block_q8_1, vy, by, r);                                                 \
             acc[r] = _mm256_setzero_ps();                                                          \
             accm[r] = 0.0f;                                                                        \
@@ -193,13 +193,13 @@ AL_INLINE __m256i dec_q5_1(const al_block_q5_1 *b) {
         for (int64_t i = 0; i < nb; i++) {                                                         \
             __m256i q = DEC(&x[i]);                                                                \
             const float d0 = FP16(x[i].d), m0 = FP16(x[i].m);                                      \
-            for (int r = 0; r < NR; r++) {                                                         \
+            AL_UNROLL for (int r = 0; r < NR; r++) {                                                         \
                 __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)y[r][i].qs));           \
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * FP16(y[r][i].d)), _mm256_cvtepi32_ps(p), acc[r]); \
                 accm[r] += m0 * FP16(y[r][i].s);                                                   \
             }                                                                                      \
         }                                                                                          \
-        for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) + accm[r];                       \
+        AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) + accm[r];                       \
     }
 
 LEGACY_U_KERNEL(k_q4_1, al_block_q4_1, dec_q4_1)
@@ -213,13 +213,13 @@ AL_INLINE __m128i k4_mins_dot(__m128i mins16, const int16_t *bsums) {
     return _mm_madd_epi16(mins16, _mm_hadd_epi16(b0, b1));
 }
 
-AL_INLINE void k_q4_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+AL_INLINE void k_q4_K_IMPL256(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
     const al_block_q4_K *x = vx;
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     __m256 acc[AL_DOT_NR];
     __m128 accm[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         acc[r] = _mm256_setzero_ps();
         accm[r] = _mm_setzero_ps();
@@ -232,36 +232,36 @@ AL_INLINE void k_q4_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
         const float d = FP16(x[i].d), dmin = FP16(x[i].dmin);
         __m256i sumi[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) {
+        AL_UNROLL for (int r = 0; r < NR; r++) {
             sumi[r] = _mm256_setzero_si256();
             __m128i mp = k4_mins_dot(mins16, y[r][i].bsums);
             accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[r][i].d), _mm_cvtepi32_ps(mp), accm[r]);
         }
-        for (int j = 0; j < 4; j++) {
+        AL_UNROLL for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m256i lo = _mm256_and_si256(bits, m4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             const __m256i s_lo = _mm256_set1_epi16(sc[2 * j]), s_hi = _mm256_set1_epi16(sc[2 * j + 1]);
-            for (int r = 0; r < NR; r++) {
+            AL_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *q8 = y[r][i].qs + 64 * j;
                 __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8)), s_lo);
                 __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))), s_hi);
                 sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
             }
         }
-        for (int r = 0; r < NR; r++)
+        AL_UNROLL for (int r = 0; r < NR; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[r][i].d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) - hsum128(accm[r]);
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) - hsum128(accm[r]);
 }
 
-AL_INLINE void k_q5_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+AL_INLINE void k_q5_K_IMPL256(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
     const al_block_q5_K *x = vx;
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     __m256 acc[AL_DOT_NR];
     __m128 accm[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         acc[r] = _mm256_setzero_ps();
         accm[r] = _mm_setzero_ps();
@@ -274,38 +274,38 @@ AL_INLINE void k_q5_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
         const float d = FP16(x[i].d), dmin = FP16(x[i].dmin);
         __m256i sumi[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) {
+        AL_UNROLL for (int r = 0; r < NR; r++) {
             sumi[r] = _mm256_setzero_si256();
             __m128i mp = k4_mins_dot(mins16, y[r][i].bsums);
             accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[r][i].d), _mm_cvtepi32_ps(mp), accm[r]);
         }
         __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        for (int j = 0; j < 4; j++) {
+        AL_UNROLL for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
             const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
                                                _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
             hb = _mm256_srli_epi16(hb, 2);
             const __m256i s_lo = _mm256_set1_epi16(sc[2 * j]), s_hi = _mm256_set1_epi16(sc[2 * j + 1]);
-            for (int r = 0; r < NR; r++) {
+            AL_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *q8 = y[r][i].qs + 64 * j;
                 __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8)), s_lo);
                 __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))), s_hi);
                 sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
             }
         }
-        for (int r = 0; r < NR; r++)
+        AL_UNROLL for (int r = 0; r < NR; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[r][i].d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) - hsum128(accm[r]);
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) - hsum128(accm[r]);
 }
 
-AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+AL_INLINE void k_q6_K_IMPL256(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
     const al_block_q6_K *x = vx;
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     __m256 acc[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         acc[r] = _mm256_setzero_ps();
     }
@@ -316,10 +316,10 @@ AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         const float d = FP16(x[i].d);
         __m256i sumi[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) /* values are q - 32: subtract 32 * sum(scale * bsum) */
+        AL_UNROLL for (int r = 0; r < NR; r++) /* values are q - 32: subtract 32 * sum(scale * bsum) */
             sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y[r][i].bsums)), 5));
-        for (int h = 0; h < 2; h++) {
+        AL_UNROLL for (int h = 0; h < 2; h++) {
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h + 32));
             const __m256i hb = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
@@ -329,18 +329,18 @@ AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
             q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-            for (int k = 0; k < 4; k++) {
+            AL_UNROLL for (int k = 0; k < 4; k++) {
                 const __m256i sv = scale_pair16(sc8, 4 * h + k);
-                for (int r = 0; r < NR; r++) {
+                AL_UNROLL for (int r = 0; r < NR; r++) {
                     const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[r][i].qs + 128 * h + 32 * k));
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], q8), sv));
                 }
             }
         }
-        for (int r = 0; r < NR; r++)
+        AL_UNROLL for (int r = 0; r < NR; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[r][i].d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
 }
 
 /* al_unpack_q3k_scales in registers (a round trip through memory stalls store forwarding) */
@@ -359,7 +359,7 @@ AL_INLINE void k_q3_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     __m256 acc[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         acc[r] = _mm256_setzero_ps();
     }
@@ -369,27 +369,27 @@ AL_INLINE void k_q3_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         const float d = FP16(x[i].d);
         __m256i sumi[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) /* values are u - 4 with u = q2 | h << 2 */
+        AL_UNROLL for (int r = 0; r < NR; r++) /* values are u - 4 with u = q2 | h << 2 */
             sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y[r][i].bsums)), 2));
         __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].hmask);
-        for (int h = 0; h < 2; h++) {
+        AL_UNROLL for (int h = 0; h < 2; h++) {
             __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
-            for (int j = 0; j < 4; j++) {
+            AL_UNROLL for (int j = 0; j < 4; j++) {
                 const __m256i u = _mm256_or_si256(_mm256_and_si256(bits, m3), _mm256_slli_epi16(_mm256_and_si256(hb, one), 2));
                 bits = _mm256_srli_epi16(bits, 2);
                 hb = _mm256_srli_epi16(hb, 1);
                 const __m256i sv = scale_pair16(sc8, 4 * h + j);
-                for (int r = 0; r < NR; r++) {
+                AL_UNROLL for (int r = 0; r < NR; r++) {
                     const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[r][i].qs + 128 * h + 32 * j));
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(_mm256_maddubs_epi16(u, q8), sv));
                 }
             }
         }
-        for (int r = 0; r < NR; r++)
+        AL_UNROLL for (int r = 0; r < NR; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[r][i].d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
 }
 
 AL_INLINE void k_q2_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
@@ -397,7 +397,7 @@ AL_INLINE void k_q2_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     __m256 acc[AL_DOT_NR], accm[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         acc[r] = accm[r] = _mm256_setzero_ps();
     }
@@ -408,35 +408,35 @@ AL_INLINE void k_q2_K_impl(int64_t n, float *s, size_t bs, const void *vx, const
         const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f)));
         const float d = FP16(x[i].d), dmin = FP16(x[i].dmin);
         __m256i sumi[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) {
+        AL_UNROLL for (int r = 0; r < NR; r++) {
             sumi[r] = _mm256_setzero_si256();
             __m256i mp = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)y[r][i].bsums));
             accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * y[r][i].d), _mm256_cvtepi32_ps(mp), accm[r]);
         }
-        for (int h = 0; h < 2; h++) {
+        AL_UNROLL for (int h = 0; h < 2; h++) {
             __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
-            for (int j = 0; j < 4; j++) {
+            AL_UNROLL for (int j = 0; j < 4; j++) {
                 const __m256i q = _mm256_and_si256(bits, m3);
                 bits = _mm256_srli_epi16(bits, 2);
                 const __m256i sv = scale_pair16(sc8, 4 * h + j);
-                for (int r = 0; r < NR; r++) {
+                AL_UNROLL for (int r = 0; r < NR; r++) {
                     const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[r][i].qs + 128 * h + 32 * j));
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q, q8), sv));
                 }
             }
         }
-        for (int r = 0; r < NR; r++)
+        AL_UNROLL for (int r = 0; r < NR; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[r][i].d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) - hsum256(accm[r]);
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]) - hsum256(accm[r]);
 }
 
-AL_INLINE void k_iq4_xs_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+AL_INLINE void k_iq4_xs_IMPL256(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
     const al_block_iq4_xs *x = vx;
     const int64_t nb = n / AL_QK_K;
     const al_block_q8_K *y[AL_DOT_NR];
     __m256 acc[AL_DOT_NR];
-    for (int r = 0; r < NR; r++) {
+    AL_UNROLL for (int r = 0; r < NR; r++) {
         y[r] = YROW(al_block_q8_K, vy, by, r);
         acc[r] = _mm256_setzero_ps();
     }
@@ -445,8 +445,8 @@ AL_INLINE void k_iq4_xs_impl(int64_t n, float *s, size_t bs, const void *vx, con
     for (int64_t i = 0; i < nb; i++) {
         const float d = FP16(x[i].d);
         __m256i sumi[AL_DOT_NR];
-        for (int r = 0; r < NR; r++) sumi[r] = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib += 2) {
+        AL_UNROLL for (int r = 0; r < NR; r++) sumi[r] = _mm256_setzero_si256();
+        AL_UNROLL for (int ib = 0; ib < 8; ib += 2) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 16 * ib));
             const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             const __m256i ka = _mm256_shuffle_epi8(tab, _mm256_permute2x128_si256(lo, hi, 0x20));
@@ -454,7 +454,7 @@ AL_INLINE void k_iq4_xs_impl(int64_t n, float *s, size_t bs, const void *vx, con
             const __m256i aa = _mm256_sign_epi8(ka, ka), ab = _mm256_sign_epi8(kb, kb);
             const __m256i sa = _mm256_set1_epi16((int16_t)(al_iq4xs_scale(&x[i], ib) - 32));
             const __m256i sb = _mm256_set1_epi16((int16_t)(al_iq4xs_scale(&x[i], ib + 1) - 32));
-            for (int r = 0; r < NR; r++) {
+            AL_UNROLL for (int r = 0; r < NR; r++) {
                 const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[r][i].qs + 32 * ib));
                 const __m256i yb = _mm256_loadu_si256((const __m256i *)(y[r][i].qs + 32 * ib + 32));
                 __m256i pa = _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(ya, ka)), sa);
@@ -462,11 +462,176 @@ AL_INLINE void k_iq4_xs_impl(int64_t n, float *s, size_t bs, const void *vx, con
                 sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pa, pb));
             }
         }
-        for (int r = 0; r < NR; r++)
+        AL_UNROLL for (int r = 0; r < NR; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[r][i].d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = hsum256(acc[r]);
 }
+
+#if AL_X86_512
+/* ---- 512-bit K-quants: one zmm covers 64 consecutive activation bytes (two 32-sub-blocks) ---- */
+
+/* words [2c x 16 | 2c+1 x 16] of a 32-word table: permutexvar index for sub-block pair c */
+AL_INLINE __m512i pair_idx(int c) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(2 * c))), _mm256_set1_epi16((short)(2 * c + 1)), 1);
+}
+
+AL_INLINE void k4_k5_512(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR,
+                         const bool five) {
+    const size_t xsz = five ? sizeof(al_block_q5_K) : sizeof(al_block_q4_K);
+    const int64_t nb = n / AL_QK_K;
+    const al_block_q8_K *y[AL_DOT_NR];
+    __m512 acc[AL_DOT_NR];
+    __m128 accm[AL_DOT_NR];
+    AL_UNROLL for (int r = 0; r < NR; r++) {
+        y[r] = YROW(al_block_q8_K, vy, by, r);
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = _mm_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const char *blk = (const char *)vx + (size_t)i * xsz;
+        const al_block_q4_K *x4 = (const void *)blk;
+        const al_block_q5_K *x5 = (const void *)blk;
+        const uint8_t *qs = five ? x5->qs : x4->qs;
+        uint32_t u[4];
+        al_unpack_k4_scales(x4->scales, u); /* same header layout in Q4_K and Q5_K */
+        const __m128i sc8 = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
+        const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sc8)); /* words 0..7 scales */
+        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sc8, 8));
+        const float d = FP16(x4->d), dmin = FP16(x4->dmin);
+        __m512i sumi[AL_DOT_NR];
+        AL_UNROLL for (int r = 0; r < NR; r++) {
+            sumi[r] = _mm512_setzero_si512();
+            __m128i mp = k4_mins_dot(mins16, y[r][i].bsums);
+            accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[r][i].d), _mm_cvtepi32_ps(mp), accm[r]);
+        }
+        __m512i hb = _mm512_setzero_si512();
+        if (five)
+            hb = _mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x5->qh)),
+                                   _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
+        AL_UNROLL for (int j = 0; j < 4; j++) {
+            const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * j)));
+            __m512i q = _mm512_and_si512(_mm512_srlv_epi16(b, _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1)), m4);
+            if (five) {
+                q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(hb, one), 4));
+                hb = _mm512_srli_epi16(hb, 2);
+            }
+            const __m512i sv = _mm512_permutexvar_epi16(pair_idx(j), sc16);
+            AL_UNROLL for (int r = 0; r < NR; r++) {
+                const __m512i q8 = _mm512_loadu_si512((const void *)(y[r][i].qs + 64 * j));
+                sumi[r] = _mm512_add_epi32(sumi[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q, q8), sv));
+            }
+        }
+        AL_UNROLL for (int r = 0; r < NR; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[r][i].d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = _mm512_reduce_add_ps(acc[r]) - hsum128(accm[r]);
+}
+
+AL_INLINE void k_q4_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+    k4_k5_512(n, s, bs, vx, vy, by, NR, false);
+}
+AL_INLINE void k_q5_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+    k4_k5_512(n, s, bs, vx, vy, by, NR, true);
+}
+
+AL_INLINE void k_q6_K_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+    const al_block_q6_K *x = vx;
+    const int64_t nb = n / AL_QK_K;
+    const al_block_q8_K *y[AL_DOT_NR];
+    __m512 acc[AL_DOT_NR];
+    AL_UNROLL for (int r = 0; r < NR; r++) {
+        y[r] = YROW(al_block_q8_K, vy, by, r);
+        acc[r] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sh_lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(2), 1);
+    const __m512i sh_hi = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    for (int64_t i = 0; i < nb; i++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i sc16y = _mm256_cvtepi8_epi16(sc8);
+        const __m512i sc16 = _mm512_castsi256_si512(sc16y);
+        const float d = FP16(x[i].d);
+        __m512i sumi[AL_DOT_NR];
+        AL_UNROLL for (int r = 0; r < NR; r++) /* values are q - 32 */
+            sumi[r] = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(),
+                _mm256_slli_epi32(_mm256_madd_epi16(sc16y, _mm256_loadu_si256((const __m256i *)y[r][i].bsums)), 5)));
+        AL_UNROLL for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
+            const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            const __m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi16(hb, sh_lo), m30));
+            const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                                _mm512_and_si512(_mm512_srlv_epi16(hb, sh_hi), m30));
+            /* q01 = chunks 0,1 (elements 128h + 0..63), q23 = chunks 2,3; scales 8h + 4 per zmm */
+            const __m512i sv01 = _mm512_permutexvar_epi16(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_setr_epi16(8 * h, 8 * h, 8 * h, 8 * h, 8 * h, 8 * h, 8 * h, 8 * h,
+                    8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1)),
+                    _mm256_setr_epi16(8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2,
+                    8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3), 1), sc16);
+            const __m512i sv23 = _mm512_permutexvar_epi16(_mm512_add_epi16(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_setr_epi16(8 * h, 8 * h, 8 * h, 8 * h, 8 * h, 8 * h, 8 * h, 8 * h,
+                    8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1)),
+                    _mm256_setr_epi16(8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2, 8 * h + 2,
+                    8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3), 1),
+                _mm512_set1_epi16(4)), sc16);
+            AL_UNROLL for (int r = 0; r < NR; r++) {
+                const __m512i y01 = _mm512_loadu_si512((const void *)(y[r][i].qs + 128 * h));
+                const __m512i y23 = _mm512_loadu_si512((const void *)(y[r][i].qs + 128 * h + 64));
+                sumi[r] = _mm512_add_epi32(sumi[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q01, y01), sv01));
+                sumi[r] = _mm512_add_epi32(sumi[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q23, y23), sv23));
+            }
+        }
+        AL_UNROLL for (int r = 0; r < NR; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[r][i].d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = _mm512_reduce_add_ps(acc[r]);
+}
+
+AL_INLINE void k_iq4_xs_impl(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by, const int NR) {
+    const al_block_iq4_xs *x = vx;
+    const int64_t nb = n / AL_QK_K;
+    const al_block_q8_K *y[AL_DOT_NR];
+    __m512 acc[AL_DOT_NR];
+    AL_UNROLL for (int r = 0; r < NR; r++) {
+        y[r] = YROW(al_block_q8_K, vy, by, r);
+        acc[r] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)al_kvalues_iq4nl));
+    /* 16 bytes of sub-block ib in both 128-bit halves of a 256-bit lane pair: lo nibbles | hi nibbles */
+    const __m512i sh = _mm512_set_epi64(4 * 0x0001000100010001LL, 4 * 0x0001000100010001LL, 0, 0,
+                                        4 * 0x0001000100010001LL, 4 * 0x0001000100010001LL, 0, 0);
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = FP16(x[i].d);
+        __m512i sumi[AL_DOT_NR];
+        AL_UNROLL for (int r = 0; r < NR; r++) sumi[r] = _mm512_setzero_si512();
+        AL_UNROLL for (int ib = 0; ib < 8; ib += 2) {
+            /* [qs(ib) | qs(ib) | qs(ib+1) | qs(ib+1)] -> nibbles [lo(ib) | hi(ib) | lo(ib+1) | hi(ib+1)] */
+            const __m256i b2 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 16 * ib));
+            const __m512i b = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(b2));
+            const __m512i k = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srlv_epi16(b, sh), m4));
+            const __m512i ak = _mm512_abs_epi8(k);
+            const __mmask64 neg = _mm512_movepi8_mask(k);
+            const __m512i sv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(al_iq4xs_scale(&x[i], ib) - 32))),
+                                                  _mm256_set1_epi16((short)(al_iq4xs_scale(&x[i], ib + 1) - 32)), 1);
+            AL_UNROLL for (int r = 0; r < NR; r++) {
+                __m512i q8 = _mm512_loadu_si512((const void *)(y[r][i].qs + 32 * ib));
+                q8 = _mm512_mask_sub_epi8(q8, neg, _mm512_setzero_si512(), q8);
+                sumi[r] = _mm512_add_epi32(sumi[r], _mm512_madd_epi16(_mm512_maddubs_epi16(ak, q8), sv));
+            }
+        }
+        AL_UNROLL for (int r = 0; r < NR; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[r][i].d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    AL_UNROLL for (int r = 0; r < NR; r++) s[r * bs] = _mm512_reduce_add_ps(acc[r]);
+}
+#else
+#define k_q4_K_impl k_q4_K_IMPL256
+#define k_q5_K_impl k_q5_K_IMPL256
+#define k_q6_K_impl k_q6_K_IMPL256
+#define k_iq4_xs_impl k_iq4_xs_IMPL256
+#endif
 
 /* ---- float weights against F32 activations --------------------------------------------------- */
 
@@ -500,19 +665,19 @@ AL_INLINE void k_iq4_xs_impl(int64_t n, float *s, size_t bs, const void *vx, con
         const XT *x = vx;                                                                          \
         const float *y[AL_DOT_NR];                                                                 \
         FV acc[AL_DOT_NR][2];                                                                      \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             y[r] = YROW(float, vy, by, r);                                                         \
             acc[r][0] = acc[r][1] = FV_ZERO;                                                       \
         }                                                                                          \
         int64_t i = 0;                                                                             \
         for (; i + 2 * FV_W <= n; i += 2 * FV_W) {                                                 \
             const FV x0 = LD(x + i), x1 = LD(x + i + FV_W);                                        \
-            for (int r = 0; r < NR; r++) {                                                         \
+            AL_UNROLL for (int r = 0; r < NR; r++) {                                                         \
                 acc[r][0] = FV_FMA(x0, FV_LOADY(y[r] + i), acc[r][0]);                             \
                 acc[r][1] = FV_FMA(x1, FV_LOADY(y[r] + i + FV_W), acc[r][1]);                      \
             }                                                                                      \
         }                                                                                          \
-        for (int r = 0; r < NR; r++) {                                                             \
+        AL_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             float t = FV_HSUM(acc[r][0]) + FV_HSUM(acc[r][1]);                                     \
             for (int64_t j = i; j < n; j++) t += TOF(x[j]) * y[r][j];                              \
             s[r * bs] = t;                                                                         \
@@ -584,7 +749,7 @@ AL_INLINE float absmax32(const float *x) {
 AL_INLINE int q8_block(const float *x, float id, int8_t *qs) {
     const __m256 vid = _mm256_set1_ps(id);
     __m256i v[4];
-    for (int k = 0; k < 4; k++) v[k] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid)));
+    AL_UNROLL for (int k = 0; k < 4; k++) v[k] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid)));
     _mm256_storeu_si256((__m256i *)qs, pack_i32x4(v[0], v[1], v[2], v[3]));
     __m256i t = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
     __m128i h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
@@ -636,7 +801,7 @@ static void q8_K_x86(const float *x, al_block_q8_K *y, int64_t n) {
         const __m256i lim = _mm256_set1_epi32(127);
         for (int k = 0; k < AL_QK_K; k += 32) {
             __m256i v[4];
-            for (int j = 0; j < 4; j++) {
+            AL_UNROLL for (int j = 0; j < 4; j++) {
                 __m256 p = _mm256_mul_ps(_mm256_loadu_ps(x + k + 8 * j), vs);
                 v[j] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), lim);
             }

@@ -191,6 +191,7 @@ UNIT = [
     ("loop_cycle", "{% for i in range(5) %}{{ loop.cycle('a', 'b') }}{% endfor %}", {}),
     ("with_block", "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}[{{ a }}]", {}),
     ("string_concat_plus_filter_prec", "{{ 'a' + ' B ' | trim + 'c' }} {{ [1,2,3]|length - 1 }} {{ -1|abs }} {{ 'x' ~ (2 + 3) }} {{ 'a' + 'b' ~ 'c' }}", {}),
+    ("unicode_special_case", "{{ 'ß'.upper() }} {{ 'straße'|upper }} {{ 'İ'.lower()|length }} {{ 'ßa'.capitalize() }}", {}),
     ("tuple_print", "{{ 1, 2 }} {{ (1, 'a') }}", {}),
     ("macro_scope", "{% set g = 'G' %}{% macro m(x) %}{{ x }}{{ g }}{% set g = 'inner' %}{{ g }}{% endmacro %}{{ m(1) }}{{ g }}", {}),
     # errors jinja2 raises: Alloy must fail too
@@ -207,6 +208,82 @@ UNIT = [
     ("err_range_too_big", "{% for i in range(1000000) %}{% endfor %}", {}),
     ("err_undefined_plus", "{{ nope + 1 }}", {}),
 ]
+
+# Differential snippets (whitespace control, scoping, numbers, errors); expected from jinja2.
+EXTRA = [
+ ("{{ '%s-%s'|format(1, 'a') }}", {}),
+ ("{% for a, b in [[1,2],[3,4]] %}{{ a }}{{ b }}{% endfor %}", {}),
+ ("abc {% if true %}x{% endif %}\n  {% if true %}y{% endif %} z", {}),
+ ("{%- if true %}\n  a\n{%- endif %}\n", {}),
+ ("a\n\n", {}),
+ ("{{ '{{' }}{{ '}}' }}", {}),
+ ("{% macro f(a, b=a) %}{{ a }}{{ b }}{% endmacro %}{{ f(1) }}{{ f(1, 2) }}", {}),
+ ("{{ 10 / 4 }} {{ 1e3 }} {{ 1.5e300 * 1e10 }} {{ -0.0 }} {{ 123456789.123456789 }} {{ 1/3 }}", {}),
+ ("{{ [1,2,3] | join('-') }} {{ none | string }} {{ 'a' in ['a'] }}", {}),
+ ("{{ (m | selectattr('role', 'eq', 'user') | list | last).content }}", {"m": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant"}]}),
+ ("x\n  {#- c #}\ny", {}),
+ ("{%- for x in y -%}{{ x }}{%- else -%}E{%- endfor -%}", {}),
+ ("{{ 3 is divisibleby(3) }} {{ '\\u1234' }} {{ x is sameas false }}", {"x": False}),
+ ("{% set d = {'a': {'b': [1, {'c': 'd'}]}} %}{{ d.a.b[1].c }}{{ d['a']['b'][0] }}", {}),
+ ("{{ messages[-1]['content'] }} {{ messages[0].content[:3] }}", {"messages": [{"content": "hello"}, {"content": "bye"}]}),
+ ("  {% for i in [1,2] %}\n    {{ i }}\n  {% endfor %}\n", {}),
+ ("{% if x %}\n{% endif %}   \n  {{ 'a' }}   {% if true %}  \n b{% endif %}", {}),
+ ("{{ 'Hello World'.split(' ')[1].upper() }} {{ ' a '.strip().title() }}", {}),
+ ("{{ x | tojson(indent=2) }}", {"x": {"a": [], "b": {}, "c": [{}], "d": "\u2028\u00e9\x7f"}}),
+ ("{{ x }} {{ x | tojson }}", {"x": 1e-7}),
+ ("{{ x }} {{ y }} {{ x + y }} {{ x * 1.0 }}", {"x": 9007199254740993, "y": 0.1}),
+ ("{% set x = 5 %}{% if true %}{% set x = 6 %}{% endif %}{{ x }}", {}),
+ ("{% for i in range(3) %}{% set x = i %}{% endfor %}[{{ x }}]", {}),
+ ("{{ 'abc'[5] }}|{{ [1][3] }}|{{ {'a':1}['b'] }}|{{ none['x'] }}", {}),
+ ("{{ 1 if none else 2 }} {{ (none or 'd') }} {{ '' if 0 }}", {}),
+ ("{{ ['b', 'a', 'C'] | sort(case_sensitive=true) }} {{ [{'n': 2}, {'n': 1}] | sort(attribute='n') }}", {}),
+ ("{{ 'x' ~ [1, 'a'] ~ {'k': none} }}", {}),
+ ("{{ '  multi\n  line  ' | trim }}|{{ '\t\nx\u3000' | trim }}", {}),
+ ("{% for k, v in {'a': 1, 'b': 2} | dictsort %}{{ k }}{{ v }}{% endfor %}", {}),
+ ("{{ range(3) | list | tojson }} {{ range(0) | list }} {{ [1,2,3][1:] | length }}", {}),
+ ("{% set a = [] %}{{ a | first }}|{{ a | last }}|{{ a | length }}|{{ a | join }}", {}),
+ ("{{ 'A' if 'b' in 'abc' and not false or 0 else 'B' }}", {}),
+ ("{% raw -%}   x {{ y }}   {%- endraw %}", {}),
+ ("{{ x.content is string }} {{ x['tool_calls'] is defined }}", {"x": {"content": None}}),
+ ("{%- set ns = namespace(a=[]) -%}{%- set ns.a = ns.a + [1] -%}{{ ns.a }}", {}),
+ ("{{ 2 ** 0.5 }} {{ 7 // 2.0 }} {{ -7 % 2.5 }} {{ 5 % -3 }}", {}),
+ ("{{ [0.1, 1e16, 1e15, 12345678901234567890.0, 5e-324, 1.7976931348623157e308] }}", {}),
+ ("{{ x }}\n  {% if true %}a{% endif %}", {"x": 1}),
+ ("{{ x }}  {% if true %}a{% endif %}", {"x": 1}),
+ ("{% if true -%}\n  {% if true %}  a{% endif %}{% endif %}", {}),
+ ("{% if true %}  \n  x{% endif %}", {}),
+ ("\n  {#- c -#}  \n{% if 1 %}\n\ty\n{% endif %}\n", {}),
+ ("a {%- if true %} b {% endif -%} c", {}),
+ ("{% for x in 'ab' %}\n\t{{ x }}\n{% endfor %}", {}),
+ ("  {{- 'x' }}", {}),
+ ("{%+ if true %}x{%+ endif +%}\ny", {}),
+ ("{% if true %}\r\nx\r\n{% endif %}\r\n", {}),
+ ("{{ x['a'] }}", {"x": None}),
+ ("{{ x.y.z }}", {"x": {}}),
+ ("{{ [] | first | default('d') }}", {}),
+ ("{{ y | length }}", {"y": 5}),
+ ("{{ 'a' < 1 }}", {}),
+ ("{% for x in 5 %}{% endfor %}", {}),
+ ("{{ undefined_fn() }}", {}),
+ ("{{ 'a'.nosuchmethod() }}", {}),
+ ("{% set x.y = 1 %}", {}),
+ ("{{ 'a' * 'b' }}", {}),
+ ("{% macro m() %}x{% endmacro %}{{ m(1) }}", {}),
+ ("{{ [1, 2] | sum(start=10) }} {{ ['a','b']|map('length')|list }}", {}),
+ ("{{ {'a': 1} | items | list }} {{ ({'a': 1}.items() | list)[0][1] }}", {}),
+ ("{% for a in [1] %}{% for b in [2] %}{{ loop.index }}{% endfor %}{{ loop.index }}{% endfor %}", {}),
+ ("{% set x = 1 %}{% macro f() %}{{ x }}{% endmacro %}{% set x = 2 %}{{ f() }}", {}),
+ ("{{ 'abc' | replace('', '-') }} {{ 'aaa' | replace('a', '', 1) }}", {}),
+ ("{{ 'a,b' .split(',') }}", {}),
+ ("{{ 1 in [1.0] }} {{ true in [1] }} {{ '1' == 1 }}", {}),
+ ("{{ -2 ** 2 }} {{ (-2) ** 2 }} {{ 2 ** -1 }} {{ not true == false }}", {}),
+ ("{{ 'x' if true else 'y' if false else 'z' }}", {}),
+ ("{{ [1,2,3][::-1][0] }} {{ 'abc'[-2:] }} {{ 'abc'[5:1:-1] }} {{ [1,2,3,4,5][4:0:-2] }}", {}),
+ ("{{ 'tool' in messages[0] }}", {"messages": [{"tool": 1}]}),
+ ("{{ x is iterable }} {{ x is sequence }} {{ x is mapping }}", {"x": None}),
+ ("{% for x in [1, 2] %}{{ x }}{% if loop.last %}.{% else %},{% endif %}{% endfor %}", {}),
+]
+UNIT += [("extra_%02d" % i, t, c) for i, (t, c) in enumerate(EXTRA)]
 
 
 def main():
@@ -239,7 +316,7 @@ def main():
             entry["expected"] = env.from_string(tmpl).render(**ctx)
             assert not name.startswith("err_"), name + " did not raise"
         except Exception as e:  # TemplateSyntaxError, UndefinedError, TypeError, ZeroDivisionError, ...
-            assert name.startswith("err_"), name + ": " + repr(e)
+            assert name.startswith(("err_", "extra_")), name + ": " + repr(e)
             entry["error"] = True
             entry["python_error"] = type(e).__name__ + ": " + str(e)
         units.append(entry)

@@ -1,0 +1,462 @@
+/*
+ * engine.c — continuous batching (see alloy/engine.h).
+ *
+ * Worker loop, one iteration:
+ *   1. admit queued requests into free slots (reset session, new sampler);
+ *   2. prefill: at most one chunk of `prefill_chunk` prompt tokens of one admitting slot, so that
+ *      a long prompt does not stall the other streams; the last chunk yields the first token;
+ *   3. decode: every slot with a token to feed goes into one batched forward pass; each then
+ *      samples its next token, runs stop checks and emits its event.
+ * Invariant: a slot in DECODE has exactly one sampled-but-unfed token in `next`.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/engine.h"
+#include "alloy/tokenizer.h"
+#include "model/session_internal.h"
+
+typedef enum slot_state { SLOT_FREE = 0, SLOT_PREFILL, SLOT_DECODE } slot_state;
+
+typedef struct req {
+    uint64_t id;
+    al_gen_request r;     /* prompt and stop point into the copies below */
+    int32_t *prompt;
+    char **stop;
+    double t_submit;
+    bool cancelled;
+    struct req *next;
+} req;
+
+typedef struct slot {
+    slot_state state;
+    req *rq;
+    al_session *s;
+    al_sampler *smp;
+    al_detok *dt;
+    float *logits;        /* [n_vocab] */
+    uint8_t *allowed;     /* [n_vocab] */
+    size_t prefilled;
+    int32_t next;         /* token sampled, to be fed */
+    int n_gen;
+    char *text;           /* generated text so far */
+    size_t text_len, text_cap, emitted;
+    double t_start, t_prompt_done;
+} slot;
+
+struct al_engine {
+    al_model *m;
+    const al_tokenizer *tok;
+    int n_parallel, n_ctx, n_vocab;
+    int prefill_chunk;
+    slot *slots;
+    al_scratch sc;        /* decode batch: n_parallel rows */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    req *queue_head, *queue_tail;
+    int queued;
+    bool stop;
+    uint64_t next_id;
+    al_engine_stats stats;
+};
+
+static void req_free(req *q) {
+    if (!q) return;
+    free(q->prompt);
+    for (int i = 0; i < q->r.n_stop; i++) free(q->stop[i]);
+    free(q->stop);
+    free(q);
+}
+
+static bool emit(slot *sl, al_event *ev) {
+    ev->id = sl->rq->id;
+    return sl->rq->r.on_event(sl->rq->r.ud, ev);
+}
+
+static void finish(al_engine *e, slot *sl, al_finish why, const char *stop_string, const char *error) {
+    al_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = AL_EV_DONE;
+    ev.finish = why;
+    ev.stop_string = stop_string;
+    ev.error = error;
+    ev.n_prompt = (int)sl->rq->r.n_prompt;
+    ev.n_generated = sl->n_gen;
+    double now = al_time_sec();
+    ev.t_queue = sl->t_start - sl->rq->t_submit;
+    ev.t_prompt = (sl->t_prompt_done > 0 ? sl->t_prompt_done : now) - sl->t_start;
+    ev.t_gen = sl->t_prompt_done > 0 ? now - sl->t_prompt_done : 0;
+    emit(sl, &ev);
+    pthread_mutex_lock(&e->mu);
+    e->stats.tokens_generated += (uint64_t)sl->n_gen;
+    e->stats.active--;
+    pthread_mutex_unlock(&e->mu);
+    al_sampler_free(sl->smp);
+    sl->smp = NULL;
+    req_free(sl->rq);
+    sl->rq = NULL;
+    sl->state = SLOT_FREE;
+}
+
+/* Longest suffix of text that is a proper prefix of some stop string: must be held back. */
+static size_t holdback(const slot *sl) {
+    size_t best = 0;
+    for (int i = 0; i < sl->rq->r.n_stop; i++) {
+        const char *st = sl->rq->stop[i];
+        size_t L = strlen(st);
+        for (size_t k = L > sl->text_len ? sl->text_len : L - 1; k > best; k--)
+            if (!memcmp(sl->text + sl->text_len - k, st, k)) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+/* log-softmax of the raw logits: logprob of tok and the top alternatives. */
+static void fill_logprobs(const float *lg, int V, int32_t tok, int n_top, al_event *ev) {
+    double mx = lg[0], sum = 0;
+    for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+    for (int i = 0; i < V; i++) sum += exp(lg[i] - mx);
+    double lse = mx + log(sum);
+    ev->logprob = (float)(lg[tok] - lse);
+    ev->n_top = 0;
+    for (int k = 0; k < n_top; k++) {
+        int best = -1;
+        for (int i = 0; i < V; i++) {
+            bool taken = false;
+            for (int j = 0; j < ev->n_top; j++) taken |= ev->top_ids[j] == i;
+            if (!taken && (best < 0 || lg[i] > lg[best])) best = i;
+        }
+        if (best < 0) break;
+        ev->top_ids[ev->n_top] = best;
+        ev->top_logprobs[ev->n_top++] = (float)(lg[best] - lse);
+    }
+}
+
+/* Samples from sl->logits, emits the token's text, decides whether the request is over.
+ * Returns true if the slot continues (sl->next set). */
+static bool sample_and_emit(al_engine *e, slot *sl) {
+    req *q = sl->rq;
+    const float *lg = sl->logits;
+    if (q->r.constraint) {
+        memset(sl->allowed, 1, (size_t)e->n_vocab);
+        if (q->r.constraint(q->r.constraint_ud, sl->text ? sl->text : "", sl->text_len, sl->allowed, e->n_vocab)) {
+            for (int i = 0; i < e->n_vocab; i++)
+                if (!sl->allowed[i]) sl->logits[i] = -INFINITY;
+        }
+    }
+    int32_t t = al_sampler_sample(sl->smp, lg, NULL);
+    if (!q->r.ignore_eos && al_tokenizer_is_eog(e->tok, t)) {
+        /* release held-back text: no stop string completed */
+        if (sl->emitted < sl->text_len) {
+            al_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.kind = AL_EV_TOKEN;
+            ev.token = -1;
+            ev.text = sl->text + sl->emitted;
+            ev.text_len = sl->text_len - sl->emitted;
+            if (!emit(sl, &ev)) return finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL), false;
+        }
+        finish(e, sl, AL_FINISH_STOP, NULL, NULL);
+        return false;
+    }
+    al_sampler_accept(sl->smp, t);
+    sl->n_gen++;
+    const char *piece;
+    size_t plen;
+    al_status st = al_detok_push(sl->dt, t, &piece, &plen);
+    if (al_failed(&st)) return finish(e, sl, AL_FINISH_ERROR, NULL, st.msg), false;
+    if (sl->text_len + plen + 1 > sl->text_cap) {
+        size_t cap = sl->text_cap ? sl->text_cap : 256;
+        while (sl->text_len + plen + 1 > cap) cap *= 2;
+        char *nt = realloc(sl->text, cap);
+        if (!nt) return finish(e, sl, AL_FINISH_ERROR, NULL, "out of memory"), false;
+        sl->text = nt;
+        sl->text_cap = cap;
+    }
+    memcpy(sl->text + sl->text_len, piece, plen);
+    sl->text_len += plen;
+    sl->text[sl->text_len] = '\0';
+    /* a completed stop string ends the request; its text is not emitted */
+    const char *hit = NULL;
+    size_t hit_pos = 0;
+    for (int i = 0; i < q->r.n_stop; i++) {
+        size_t L = strlen(q->stop[i]);
+        size_t from = sl->emitted > L ? sl->emitted - L : 0;
+        const char *p = L ? strstr(sl->text + from, q->stop[i]) : NULL;
+        if (p && (!hit || (size_t)(p - sl->text) < hit_pos)) {
+            hit = q->stop[i];
+            hit_pos = (size_t)(p - sl->text);
+        }
+    }
+    size_t upto = hit ? hit_pos : sl->text_len - holdback(sl);
+    al_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = AL_EV_TOKEN;
+    ev.token = t;
+    if (upto < sl->emitted) upto = sl->emitted;
+    char saved = sl->text[upto];
+    sl->text[upto] = '\0';
+    ev.text = sl->text + sl->emitted;
+    ev.text_len = upto - sl->emitted;
+    fill_logprobs(lg, e->n_vocab, t, q->r.top_logprobs, &ev);
+    bool keep = emit(sl, &ev);
+    sl->text[upto] = saved;
+    sl->emitted = upto;
+    if (!keep || q->cancelled) return finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL), false;
+    if (hit) return finish(e, sl, AL_FINISH_STOP, hit, NULL), false;
+    if ((q->r.max_tokens > 0 && sl->n_gen >= q->r.max_tokens) || al_session_pos(sl->s) + 1 >= e->n_ctx) {
+        if (sl->emitted < sl->text_len) { /* flush held-back text */
+            memset(&ev, 0, sizeof ev);
+            ev.kind = AL_EV_TOKEN;
+            ev.token = -1;
+            ev.text = sl->text + sl->emitted;
+            ev.text_len = sl->text_len - sl->emitted;
+            emit(sl, &ev);
+        }
+        finish(e, sl, AL_FINISH_LENGTH, NULL, NULL);
+        return false;
+    }
+    sl->next = t;
+    return true;
+}
+
+static void admit(al_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < e->n_parallel && e->queue_head; i++) {
+        slot *sl = &e->slots[i];
+        if (sl->state != SLOT_FREE) continue;
+        req *q = e->queue_head;
+        e->queue_head = q->next;
+        if (!e->queue_head) e->queue_tail = NULL;
+        e->queued--;
+        e->stats.active++;
+        sl->rq = q;
+        sl->state = SLOT_PREFILL;
+        sl->prefilled = 0;
+        sl->n_gen = 0;
+        sl->text_len = sl->emitted = 0;
+        sl->t_start = al_time_sec();
+        sl->t_prompt_done = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void prefill_step(al_engine *e) {
+    for (int i = 0; i < e->n_parallel; i++) {
+        slot *sl = &e->slots[i];
+        if (sl->state != SLOT_PREFILL) continue;
+        req *q = sl->rq;
+        if (sl->prefilled == 0) {
+            al_session_reset(sl->s);
+            al_detok_reset(sl->dt);
+            al_status st = al_sampler_init(&sl->smp, &q->r.sampling, e->n_vocab);
+            if (al_failed(&st)) {
+                finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
+                continue;
+            }
+            for (size_t k = 0; k < q->r.n_prompt; k++) al_sampler_accept(sl->smp, q->prompt[k]);
+        }
+        if (q->cancelled) {
+            finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
+            continue;
+        }
+        size_t left = q->r.n_prompt - sl->prefilled;
+        int n = left > (size_t)e->prefill_chunk ? e->prefill_chunk : (int)left;
+        bool last = (size_t)n == left;
+        al_status st = al_session_eval(sl->s, q->prompt + sl->prefilled, n, last ? sl->logits : NULL, false);
+        if (al_failed(&st)) {
+            finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
+            continue;
+        }
+        sl->prefilled += (size_t)n;
+        if (last) {
+            sl->t_prompt_done = al_time_sec();
+            pthread_mutex_lock(&e->mu);
+            e->stats.tokens_prompt += q->r.n_prompt;
+            pthread_mutex_unlock(&e->mu);
+            if (sample_and_emit(e, sl)) sl->state = SLOT_DECODE;
+        }
+        return; /* one chunk per iteration */
+    }
+}
+
+static void decode_step(al_engine *e) {
+    al_fwd_item items[1024];
+    int idx[1024], n = 0;
+    for (int i = 0; i < e->n_parallel; i++) {
+        slot *sl = &e->slots[i];
+        if (sl->state != SLOT_DECODE) continue;
+        if (sl->rq->cancelled) {
+            finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
+            continue;
+        }
+        items[n] = (al_fwd_item){sl->s, &sl->next, 1, sl->logits, false};
+        idx[n++] = i;
+    }
+    if (n == 0) return;
+    al_status st = al_forward_batch(e->m, &e->sc, items, n);
+    for (int k = 0; k < n; k++) {
+        slot *sl = &e->slots[idx[k]];
+        if (al_failed(&st)) finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
+        else if (!sample_and_emit(e, sl)) sl->state = SLOT_FREE;
+    }
+}
+
+static bool busy(al_engine *e) {
+    for (int i = 0; i < e->n_parallel; i++)
+        if (e->slots[i].state != SLOT_FREE) return true;
+    return false;
+}
+
+static void *worker(void *arg) {
+    al_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        while (!e->stop && !e->queue_head && !busy(e)) pthread_cond_wait(&e->cv, &e->mu);
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (stop) break;
+        admit(e);
+        prefill_step(e);
+        decode_step(e);
+    }
+    return NULL;
+}
+
+al_status al_engine_init(al_engine **out, al_model *m, int n_parallel, int n_ctx) {
+    *out = NULL;
+    if (n_parallel <= 0 || n_parallel > 1024) return al_err(AL_ERR_INVALID, "engine: n_parallel %d out of [1, 1024]", n_parallel);
+    const al_tokenizer *tok;
+    AL_TRY(al_model_tokenizer(m, &tok));
+    al_engine *e = calloc(1, sizeof *e);
+    if (!e) return al_err(AL_ERR_NOMEM, "engine: out of memory");
+    e->m = m;
+    e->tok = tok;
+    e->n_parallel = n_parallel;
+    e->n_vocab = al_model_n_vocab(m);
+    e->prefill_chunk = 256;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->slots = calloc((size_t)n_parallel, sizeof *e->slots);
+    al_status st = e->slots ? al_ok() : al_err(AL_ERR_NOMEM, "engine: out of memory");
+    for (int i = 0; i < n_parallel && !al_failed(&st); i++) {
+        slot *sl = &e->slots[i];
+        st = al_session_init(&sl->s, m, n_ctx);
+        if (!al_failed(&st)) st = al_detok_init(&sl->dt, tok, 0);
+        sl->logits = malloc(sizeof(float) * (size_t)e->n_vocab);
+        sl->allowed = malloc((size_t)e->n_vocab);
+        if (!al_failed(&st) && (!sl->logits || !sl->allowed)) st = al_err(AL_ERR_NOMEM, "engine: out of memory");
+    }
+    if (!al_failed(&st)) {
+        e->n_ctx = al_session_n_ctx(e->slots[0].s);
+        st = al_scratch_init(&e->sc, m, n_parallel, e->n_ctx);
+    }
+    if (!al_failed(&st) && pthread_create(&e->thread, NULL, worker, e) != 0) st = al_err(AL_ERR_IO, "engine: cannot start worker");
+    if (al_failed(&st)) {
+        e->thread = 0;
+        al_engine_free(e);
+        return st;
+    }
+    e->stats.n_parallel = n_parallel;
+    *out = e;
+    return al_ok();
+}
+
+void al_engine_free(al_engine *e) {
+    if (!e) return;
+    if (e->thread) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+    }
+    for (int i = 0; e->slots && i < e->n_parallel; i++) {
+        slot *sl = &e->slots[i];
+        if (sl->state != SLOT_FREE && sl->rq) finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
+        al_session_free(sl->s);
+        al_detok_free(sl->dt);
+        free(sl->logits);
+        free(sl->allowed);
+        free(sl->text);
+    }
+    for (req *q = e->queue_head; q;) {
+        req *nx = q->next;
+        al_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = AL_EV_DONE;
+        ev.id = q->id;
+        ev.finish = AL_FINISH_CANCELLED;
+        ev.n_prompt = (int)q->r.n_prompt;
+        q->r.on_event(q->r.ud, &ev);
+        req_free(q);
+        q = nx;
+    }
+    free(e->slots);
+    al_scratch_free(&e->sc);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+al_status al_engine_submit(al_engine *e, const al_gen_request *r, uint64_t *id) {
+    if (!r->on_event) return al_err(AL_ERR_INVALID, "engine: request without on_event");
+    if (r->n_prompt == 0) return al_err(AL_ERR_INVALID, "engine: empty prompt");
+    if (r->n_prompt + 1 > (size_t)e->n_ctx)
+        return al_err(AL_ERR_RANGE, "prompt of %zu tokens exceeds the context of %d", r->n_prompt, e->n_ctx);
+    if (r->top_logprobs < 0 || r->top_logprobs > AL_MAX_TOP_LOGPROBS || r->n_stop < 0 || r->n_stop > 64)
+        return al_err(AL_ERR_INVALID, "engine: top_logprobs or stop count out of range");
+    for (size_t i = 0; i < r->n_prompt; i++)
+        if (r->prompt[i] < 0 || r->prompt[i] >= e->n_vocab) return al_err(AL_ERR_RANGE, "engine: token id %d out of range", r->prompt[i]);
+    req *q = calloc(1, sizeof *q);
+    if (!q) return al_err(AL_ERR_NOMEM, "engine: out of memory");
+    q->r = *r;
+    q->prompt = malloc(sizeof(int32_t) * r->n_prompt);
+    q->stop = calloc((size_t)(r->n_stop ? r->n_stop : 1), sizeof(char *));
+    bool ok = q->prompt && q->stop;
+    if (ok) memcpy(q->prompt, r->prompt, sizeof(int32_t) * r->n_prompt);
+    for (int i = 0; ok && i < r->n_stop; i++) ok = (q->stop[i] = strdup(r->stop[i] ? r->stop[i] : "")) != NULL;
+    if (!ok) {
+        req_free(q);
+        return al_err(AL_ERR_NOMEM, "engine: out of memory");
+    }
+    q->r.prompt = q->prompt;
+    q->r.stop = (const char *const *)q->stop;
+    q->t_submit = al_time_sec();
+    pthread_mutex_lock(&e->mu);
+    q->id = ++e->next_id;
+    if (e->queue_tail) e->queue_tail->next = q;
+    else e->queue_head = q;
+    e->queue_tail = q;
+    e->queued++;
+    e->stats.requests_total++;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (id) *id = q->id;
+    return al_ok();
+}
+
+void al_engine_cancel(al_engine *e, uint64_t id) {
+    pthread_mutex_lock(&e->mu);
+    for (req *q = e->queue_head; q; q = q->next)
+        if (q->id == id) q->cancelled = true;
+    for (int i = 0; i < e->n_parallel; i++)
+        if (e->slots[i].rq && e->slots[i].rq->id == id) e->slots[i].rq->cancelled = true;
+    pthread_mutex_unlock(&e->mu);
+}
+
+al_engine_stats al_engine_get_stats(al_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    al_engine_stats s = e->stats;
+    s.queued = e->queued;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+int al_engine_n_ctx(const al_engine *e) { return e->n_ctx; }
+const al_model *al_engine_model(const al_engine *e) { return e->m; }

@@ -1,0 +1,162 @@
+/*
+ * session.c — a sequence's caches (KV for attention layers, conv + SSM state for Mamba layers)
+ * and the scratch activations of a forward pass.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/ops.h"
+#include "model/session_internal.h"
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+static float *zalloc(size_t n) { return al_calloc(NULL, n ? n : 1, sizeof(float)); }
+
+al_status al_scratch_init(al_scratch *sc, const al_model *m, int rows, int n_ctx) {
+    const al_hparams *hp = &m->hp;
+    memset(sc, 0, sizeof *sc);
+    sc->rows = rows;
+    sc->n_ctx = n_ctx;
+    sc->nth = al_cpu_threads(m->cpu);
+    int qd = hp->n_head * hp->head_dim;
+    int w = imax(2 * hp->n_embd, imax(qd, hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state));
+    w = imax(w, hp->zamba_attn_dim);
+    w = imax(w, hp->ssm_dt_rank + 2 * hp->ssm_d_state + 2 * hp->ssm_d_inner);
+    w = imax(w, hp->n_expert);
+    sc->w_small = (size_t)w;
+    int big = imax(2 * hp->n_ff, 2 * hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state + hp->ssm_n_head);
+    big = imax(big, 2 * hp->n_ff_expert);
+    big = imax(big, w);
+    sc->w_big = (size_t)big;
+    size_t r = (size_t)rows, d = (size_t)hp->n_embd;
+    sc->h = zalloc(r * d);
+    sc->emb0 = zalloc(r * d);
+    sc->xin = zalloc(r * d);
+    sc->delta = zalloc(r * d);
+    sc->logit_rows = zalloc(r * d);
+    sc->xn = zalloc(r * sc->w_small);
+    sc->t0 = zalloc(r * sc->w_small);
+    sc->t1 = zalloc(r * sc->w_small);
+    sc->t2 = zalloc(r * sc->w_small);
+    sc->t3 = zalloc(r * sc->w_big);
+    sc->big = zalloc(r * sc->w_big);
+    sc->positions = al_calloc(NULL, r, sizeof(int32_t));
+    sc->attn_scratch = zalloc((size_t)sc->nth * (size_t)n_ctx);
+    int L = hp->ssm_chunk > 0 ? hp->ssm_chunk : 1;
+    sc->ssd_scratch = zalloc((size_t)sc->nth * (size_t)(L * L + 2 * L));
+    if (!sc->h || !sc->emb0 || !sc->xin || !sc->delta || !sc->logit_rows || !sc->xn || !sc->t0 || !sc->t1 || !sc->t2 ||
+        !sc->t3 || !sc->big || !sc->positions || !sc->attn_scratch || !sc->ssd_scratch) {
+        al_scratch_free(sc);
+        return al_err(AL_ERR_NOMEM, "scratch: out of memory for %d rows", rows);
+    }
+    return al_ok();
+}
+
+void al_scratch_free(al_scratch *sc) {
+    float *bufs[] = {sc->h, sc->emb0, sc->xin, sc->delta, sc->logit_rows, sc->xn, sc->t0, sc->t1, sc->t2, sc->t3, sc->big,
+                     sc->attn_scratch, sc->ssd_scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_free(NULL, bufs[i]);
+    al_free(NULL, sc->positions);
+    memset(sc, 0, sizeof *sc);
+}
+
+al_status al_session_init(al_session **out, al_model *m, int n_ctx) {
+    *out = NULL;
+    const al_hparams *hp = &m->hp;
+    if (n_ctx <= 0) n_ctx = hp->n_ctx_train < 8192 ? hp->n_ctx_train : 8192;
+    if (n_ctx > (1 << 22)) return al_err(AL_ERR_INVALID, "session: n_ctx %d too large", n_ctx);
+    al_session *s = calloc(1, sizeof *s);
+    if (!s) return al_err(AL_ERR_NOMEM, "session: out of memory");
+    s->m = m;
+    s->n_ctx = n_ctx;
+    s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
+    if (!s->lc) goto nomem;
+    int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
+    for (int il = 0; il < hp->n_layer; il++) {
+        layer_cache *c = &s->lc[il];
+        if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
+            c->k = zalloc((size_t)n_ctx * (size_t)kv);
+            c->v = zalloc((size_t)n_ctx * (size_t)kv);
+            if (!c->k || !c->v) goto nomem;
+        }
+        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2 || hp->layer_mixer[il] == AL_MIXER_MAMBA1) {
+            size_t ch = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
+            c->conv = zalloc((size_t)(hp->ssm_d_conv - 1) * ch);
+            c->ssm = zalloc((size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
+            if (!c->conv || !c->ssm) goto nomem;
+        }
+    }
+    s->inv_freq = zalloc((size_t)(hp->rope_dim > 0 ? hp->rope_dim : 2));
+    if (!s->inv_freq) goto nomem;
+    al_status st = al_scratch_init(&s->sc, m, 256, n_ctx);
+    if (al_failed(&st)) {
+        al_session_free(s);
+        return st;
+    }
+    if (hp->rope_mode != AL_ROPE_NONE) {
+        float *factors = NULL;
+        st = al_model_get_f32(m, "rope_freqs.weight", false, hp->rope_dim / 2, &factors);
+        if (al_failed(&st)) {
+            al_session_free(s);
+            return st;
+        }
+        if (!factors && hp->rope_factor > 0 && hp->rope_orig_ctx > 0) {
+            factors = al_model_own(m, sizeof(float) * (size_t)(hp->rope_dim / 2));
+            if (!factors) goto nomem;
+            al_hparams_rope_factors(hp, factors);
+        }
+        al_rope_cfg rc = {hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim, hp->rope_theta, factors};
+        al_rope_inv_freq(&rc, s->inv_freq);
+    }
+    *out = s;
+    return al_ok();
+nomem:
+    al_session_free(s);
+    return al_err(AL_ERR_NOMEM, "session: out of memory for n_ctx %d", n_ctx);
+}
+
+void al_session_free(al_session *s) {
+    if (!s) return;
+    if (s->lc) {
+        for (int il = 0; il < s->m->hp.n_layer; il++) {
+            al_free(NULL, s->lc[il].k);
+            al_free(NULL, s->lc[il].v);
+            al_free(NULL, s->lc[il].conv);
+            al_free(NULL, s->lc[il].ssm);
+        }
+        free(s->lc);
+    }
+    al_free(NULL, s->inv_freq);
+    al_scratch_free(&s->sc);
+    free(s);
+}
+
+void al_session_reset(al_session *s) {
+    const al_hparams *hp = &s->m->hp;
+    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
+    for (int il = 0; il < hp->n_layer; il++) {
+        layer_cache *c = &s->lc[il];
+        size_t cw = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
+        if (c->conv) memset(c->conv, 0, (size_t)(hp->ssm_d_conv - 1) * cw * sizeof(float));
+        if (c->ssm) memset(c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
+    }
+    s->pos = 0;
+}
+
+int al_session_pos(const al_session *s) { return s->pos; }
+int al_session_n_ctx(const al_session *s) { return s->n_ctx; }
+
+al_status al_session_eval(al_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    if (n <= 0) return al_err(AL_ERR_INVALID, "eval: no tokens");
+    if (s->pos + n > s->n_ctx) return al_err(AL_ERR_RANGE, "eval: context full (%d + %d > %d)", s->pos, n, s->n_ctx);
+    int64_t V = s->m->hp.n_vocab;
+    for (int i = 0; i < n; i += s->sc.rows) {
+        int cnt = n - i < s->sc.rows ? n - i : s->sc.rows;
+        bool last = i + cnt == n;
+        al_fwd_item it = {s, tokens + i, cnt, all_logits ? logits + (size_t)i * (size_t)V : (last ? logits : NULL), all_logits};
+        AL_TRY(al_forward_batch(s->m, &s->sc, &it, 1));
+    }
+    return al_ok();
+}
