@@ -2,6 +2,7 @@
  * suspend/resume for generation), routing, body limits, auth, model names, capacity, and the
  * srv_job life cycle between HTTP connections and the engine. */
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -30,9 +31,9 @@ struct al_server {
     struct MHD_Daemon *d;
     int port;
     srv_metrics *metrics;
-    pthread_mutex_t mu; /* guards stopping, in_flight, and engine calls against al_server_free */
+    pthread_mutex_t mu; /* guards stopping and engine calls against al_server_free */
     bool stopping;
-    int in_flight;
+    atomic_int in_flight; /* generations accepted and not finished */
     int64_t started;
 };
 
@@ -151,6 +152,8 @@ static bool job_on_event(void *ud, const al_event *ev) {
         }
         if (j->req.stream && !j->conn_gone) j->ops->stream_close(j);
         j->done = true;
+        /* before the client can see the answer, so its next request finds the slot free */
+        atomic_fetch_sub(&j->srv->in_flight, 1);
         srv_metrics_tokens(j->srv->metrics, ev->n_prompt, ev->n_generated, ev->t_queue + ev->t_prompt,
                            ev->t_queue + ev->t_prompt + ev->t_gen);
     }
@@ -159,12 +162,7 @@ static bool job_on_event(void *ud, const al_event *ev) {
         MHD_resume_connection(j->conn);
     }
     pthread_mutex_unlock(&j->mu);
-    if (ev->kind == AL_EV_DONE) {
-        pthread_mutex_lock(&j->srv->mu);
-        j->srv->in_flight--;
-        pthread_mutex_unlock(&j->srv->mu);
-        job_unref(j);
-    }
+    if (ev->kind == AL_EV_DONE) job_unref(j);
     return keep;
 }
 
@@ -339,9 +337,7 @@ static enum MHD_Result handle_simple(al_server *s, const route *rt, conn_ctx *cx
     case R_METRICS: {
         sbuf b = {0};
         al_engine_stats st = al_engine_get_stats(s->eng);
-        pthread_mutex_lock(&s->mu);
-        int in_flight = s->in_flight;
-        pthread_mutex_unlock(&s->mu);
+        int in_flight = atomic_load(&s->in_flight);
         srv_metrics_render(s->metrics, &st, in_flight, &b);
         return reply(cx, c, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
     }
@@ -462,13 +458,18 @@ static enum MHD_Result handle_gen(al_server *s, const route *rt, conn_ctx *cx, s
     al_status st = al_ok();
     int limit = s->p.n_parallel + s->p.max_queue;
     if (s->stopping) st = al_err(AL_ERR_CANCELLED, "the server is shutting down");
-    else if (s->in_flight >= limit)
-        st = al_err(AL_ERR_NOMEM, "the server is busy (%d requests generating or queued); retry later", s->in_flight);
-    else {
+    else if (atomic_fetch_add(&s->in_flight, 1) >= limit) {
+        atomic_fetch_sub(&s->in_flight, 1);
+        st = al_err(AL_ERR_NOMEM, "the server is busy (%d requests generating or queued); retry later", limit);
+    } else {
         j->refs++; /* the engine's */
         st = al_engine_submit(s->eng, &g, &j->engine_id);
-        if (al_failed(&st)) j->refs--;
-        else s->in_flight++, j->submitted = true;
+        if (al_failed(&st)) {
+            j->refs--;
+            atomic_fetch_sub(&s->in_flight, 1);
+        } else {
+            j->submitted = true;
+        }
     }
     pthread_mutex_unlock(&s->mu);
     if (al_failed(&st)) {
