@@ -313,10 +313,3 @@ int cmd_tokenize(int argc, char **argv) {
     al_tokenizer_free(own);
     return al_failed(&st) ? cli_fail(st) : 0;
 }
-
-int cmd_serve(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "alloy serve: the server is not built yet\n");
-    return 1;
-}

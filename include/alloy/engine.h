@@ -74,6 +74,7 @@ typedef struct al_gen_request {
     int n_stop;
     int top_logprobs;      /* 0..AL_MAX_TOP_LOGPROBS */
     bool ignore_eos;
+    bool render_special;   /* control tokens (e.g. [TOOL_CALLS], <|python_tag|>) appear in the text */
     al_event_fn on_event;
     void *ud;
     al_constraint_fn constraint;

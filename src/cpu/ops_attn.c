@@ -2,14 +2,17 @@
 #include <float.h>
 #include <math.h>
 
+#include "alloy/cpu.h"
 #include "alloy/ops.h"
 
 typedef struct attn_job {
     const al_attn_args *a;
+    al_vec_dot_fn dot; /* float32 dot of the best ISA */
 } attn_job;
 
 static void attn_task(void *arg, int ith, int nth) {
     const al_attn_args *a = ((attn_job *)arg)->a;
+    al_vec_dot_fn dot = ((attn_job *)arg)->dot;
     int64_t total = a->n_tok * a->n_head, lo, hi;
     al_split(total, ith, nth, &lo, &hi);
     int hd = a->head_dim, group = a->n_head / a->n_head_kv;
@@ -24,8 +27,8 @@ static void attn_task(void *arg, int ith, int nth) {
         float mx = -FLT_MAX;
         for (int64_t j = j0; j <= p; j++) {
             const float *k = a->kc + j * kv_row + (int64_t)hk * hd;
-            float s = 0;
-            for (int d = 0; d < hd; d++) s += q[d] * k[d];
+            float s;
+            dot(hd, &s, q, k);
             s *= a->scale;
             sc[j] = s;
             if (s > mx) mx = s;
@@ -47,7 +50,7 @@ static void attn_task(void *arg, int ith, int nth) {
 }
 
 void al_op_attention(al_pool *pool, const al_attn_args *a) {
-    attn_job j = {a};
+    attn_job j = {a, al_vec_dot_get(AL_TYPE_F32, AL_ISA_AUTO)};
     int64_t total = a->n_tok * a->n_head;
     al_pool_run(pool, attn_task, &j, total < al_pool_size(pool) ? (int)total : 0);
 }

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "alloy/cpu.h"
 #include "alloy/ops.h"
 
 void al_op_conv1d_causal(const float *x, int64_t n_tok, int ch, int k, const float *w, const float *b, float *state,
@@ -40,9 +41,10 @@ void al_op_conv1d_causal(const float *x, int64_t n_tok, int ch, int k, const flo
 
 typedef struct ssd_job {
     const al_ssd_args *a;
+    al_vec_dot_fn dot; /* float32 dot of the best ISA */
 } ssd_job;
 
-static void ssd_step_head(const al_ssd_args *a, int h) {
+static void ssd_step_head(const al_ssd_args *a, int h, al_vec_dot_fn dot) {
     int P = a->P, N = a->N, g = h / (a->H / a->G);
     float *S = a->state + (int64_t)h * P * N;
     for (int64_t t = 0; t < a->n_tok; t++) {
@@ -55,17 +57,15 @@ static void ssd_step_head(const al_ssd_args *a, int h) {
         float dskip = a->D ? a->D[h] : 0.0f;
         for (int p = 0; p < P; p++) {
             float *s = S + (int64_t)p * N;
-            float xv = dt * x[p], acc = 0;
-            for (int n = 0; n < N; n++) {
-                s[n] = s[n] * dA + xv * B[n];
-                acc += s[n] * C[n];
-            }
+            float xv = dt * x[p], acc;
+            for (int n = 0; n < N; n++) s[n] = s[n] * dA + xv * B[n];
+            dot(N, &acc, s, C);
             y[p] = acc + dskip * x[p];
         }
     }
 }
 
-static void ssd_chunked_head(const al_ssd_args *a, int h, float *scratch) {
+static void ssd_chunked_head(const al_ssd_args *a, int h, float *scratch, al_vec_dot_fn dot) {
     int P = a->P, N = a->N, L = a->chunk, g = h / (a->H / a->G);
     float *S = a->state + (int64_t)h * P * N;
     float *lam = scratch;           /* [L] cumulative log decay */
@@ -85,8 +85,8 @@ static void ssd_chunked_head(const al_ssd_args *a, int h, float *scratch) {
             const float *C = a->C + (c0 + t) * a->bc_stride + (int64_t)g * N;
             for (int s = 0; s <= t; s++) {
                 const float *B = a->B + (c0 + s) * a->bc_stride + (int64_t)g * N;
-                float cb = 0;
-                for (int n = 0; n < N; n++) cb += C[n] * B[n];
+                float cb;
+                dot(N, &cb, C, B);
                 M[t * L + s] = cb * expf(lam[t] - lam[s]) * dts[s];
             }
         }
@@ -97,8 +97,8 @@ static void ssd_chunked_head(const al_ssd_args *a, int h, float *scratch) {
             float e = expf(lam[t]);
             for (int p = 0; p < P; p++) {
                 const float *s = S + (int64_t)p * N;
-                float inter = 0;
-                for (int n = 0; n < N; n++) inter += s[n] * C[n];
+                float inter;
+                dot(N, &inter, s, C);
                 float intra = 0;
                 for (int s2 = 0; s2 <= t; s2++) intra += M[t * L + s2] * a->x[(c0 + s2) * a->x_stride + (int64_t)h * P + p];
                 y[p] = e * inter + intra + dskip * xt[p];
@@ -125,17 +125,18 @@ static void ssd_chunked_head(const al_ssd_args *a, int h, float *scratch) {
 
 static void ssd_task(void *arg, int ith, int nth) {
     const al_ssd_args *a = ((ssd_job *)arg)->a;
+    al_vec_dot_fn dot = ((ssd_job *)arg)->dot;
     int64_t lo, hi;
     al_split(a->H, ith, nth, &lo, &hi);
     float *scratch = a->scratch + (size_t)ith * (size_t)(a->chunk * a->chunk + 2 * a->chunk);
     for (int64_t h = lo; h < hi; h++) {
-        if (a->n_tok > 1 && a->chunk > 1) ssd_chunked_head(a, (int)h, scratch);
-        else ssd_step_head(a, (int)h);
+        if (a->n_tok > 1 && a->chunk > 1) ssd_chunked_head(a, (int)h, scratch, dot);
+        else ssd_step_head(a, (int)h, dot);
     }
 }
 
 void al_op_ssd(al_pool *pool, const al_ssd_args *a) {
-    ssd_job j = {a};
+    ssd_job j = {a, al_vec_dot_get(AL_TYPE_F32, AL_ISA_AUTO)};
     al_pool_run(pool, ssd_task, &j, a->H < al_pool_size(pool) ? a->H : 0);
 }
 

@@ -253,7 +253,13 @@ static void prefill_step(al_engine *e) {
         req *q = sl->rq;
         if (sl->prefilled == 0) {
             al_session_reset(sl->s);
-            al_detok_reset(sl->dt);
+            al_detok_free(sl->dt);
+            sl->dt = NULL;
+            al_status dst = al_detok_init(&sl->dt, e->tok, q->r.render_special ? AL_DETOK_SPECIAL : 0);
+            if (al_failed(&dst)) {
+                finish(e, sl, AL_FINISH_ERROR, NULL, dst.msg);
+                continue;
+            }
             al_status st = al_sampler_init(&sl->smp, &q->r.sampling, e->n_vocab);
             if (al_failed(&st)) {
                 finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);

@@ -1,0 +1,79 @@
+/*
+ * cmd_serve.c — `alloy serve`: one HTTP server for OpenAI, Anthropic and Ollama clients over a
+ * model (a GGUF file, an HF folder or an Ollama store name). Stops cleanly on SIGINT/SIGTERM.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy/serve.h"
+#include "cli.h"
+
+int cmd_serve(int argc, char **argv) {
+    if (cli_flag(argc, argv, "-h") || cli_flag(argc, argv, "--help")) {
+        fprintf(stderr,
+                "usage: alloy serve [-m MODEL] [--host 127.0.0.1] [--port 11434] [--parallel N] [--api-key K]\n"
+                "                   [--ctx-size N] [--threads N] [--http-threads N] [--max-queue N] [--max-body BYTES]\n"
+                "                   [--timeout S] [--name NAME] [--alias NAME]\n"
+                "MODEL: a GGUF file, a Hugging Face folder, or an Ollama name (llama3.2:1b) from ~/.ollama/models.\n"
+                "Without -m the bundled default model is served.\n");
+        return 0;
+    }
+    const char *ref = cli_opt(argc, argv, "-m", "--model");
+    char path[4096];
+    al_status st = al_serve_resolve_model(ref ? ref : cli_default_model(), NULL, path, sizeof path);
+    if (al_failed(&st)) return cli_fail(st);
+
+    al_model_params mp = al_model_default_params();
+    mp.n_threads = cli_int(argc, argv, "-t", "--threads", 0);
+    al_model *m = NULL;
+    st = al_model_load(&m, path, &mp);
+    if (al_failed(&st)) return cli_fail(st);
+
+    al_logger lg = al_logger_stderr(cli_flag(argc, argv, "--quiet") ? AL_LOG_WARN : AL_LOG_INFO);
+    al_server_params p = al_server_default_params();
+    p.host = cli_opt(argc, argv, NULL, "--host") ? cli_opt(argc, argv, NULL, "--host") : p.host;
+    p.port = cli_int(argc, argv, NULL, "--port", p.port);
+    p.n_parallel = cli_int(argc, argv, "-np", "--parallel", p.n_parallel);
+    p.n_ctx = cli_int(argc, argv, "-c", "--ctx-size", 0);
+    p.n_http_threads = cli_int(argc, argv, NULL, "--http-threads", p.n_http_threads);
+    p.max_queue = cli_int(argc, argv, NULL, "--max-queue", p.max_queue);
+    p.timeout_s = cli_int(argc, argv, NULL, "--timeout", p.timeout_s);
+    const char *mb = cli_opt(argc, argv, NULL, "--max-body");
+    if (mb) p.max_body = strtoull(mb, NULL, 10);
+    p.api_key = cli_opt(argc, argv, NULL, "--api-key");
+    if (!p.api_key && getenv("ALLOY_API_KEY")) p.api_key = getenv("ALLOY_API_KEY");
+    /* an Ollama name is served under that name; a path under its basename */
+    p.model_name = cli_opt(argc, argv, NULL, "--name");
+    if (!p.model_name && ref && strcmp(ref, path)) p.model_name = ref;
+    const char *aliases[2] = {cli_opt(argc, argv, NULL, "--alias"), NULL};
+    p.aliases = aliases;
+    p.log = &lg;
+
+    /* block the stop signals here so every thread inherits the mask; wait for them below */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    al_server *srv = NULL;
+    st = al_server_start(&srv, m, &p);
+    if (al_failed(&st)) {
+        al_model_free(m);
+        return cli_fail(st);
+    }
+    char desc[256];
+    al_model_describe(m, desc, sizeof desc);
+    fprintf(stderr, "alloy serve: %s (%s) on http://%s:%d, %d parallel slots\n", al_server_model_name(srv), desc, p.host,
+            al_server_port(srv), p.n_parallel);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "alloy serve: stopping (signal %d)\n", sig);
+    al_server_free(srv);
+    al_model_free(m);
+    return 0;
+}
