@@ -199,7 +199,20 @@ static inline void al_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *h
 
 /* ---- float conversion --------------------------------------------------------------------- */
 
-float al_f16_to_f32(uint16_t h);
+/* Branch-free and exact for every input (inline so conversion loops vectorize): shift the half
+ * into float position and rescale by 2^-112 (normals, inf/nan through the exponent offset), or
+ * build subnormals as (0.5 + m * 2^-24) - 0.5. */
+static inline float al_f16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } n, d, r;
+    const uint32_t w = (uint32_t)h << 16;
+    const uint32_t two_w = w + w;
+    n.u = (two_w >> 4) + (0xE0u << 23);
+    n.f *= 0x1.0p-112f;
+    d.u = (two_w >> 17) | (126u << 23);
+    d.f -= 0.5f;
+    r.u = (w & 0x80000000u) | (two_w < (1u << 27) ? d.u : n.u);
+    return r.f;
+}
 uint16_t al_f32_to_f16(float f);     /* round to nearest even */
 static inline float al_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v;
