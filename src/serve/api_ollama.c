@@ -80,6 +80,8 @@ static bool parse_chat(const char *body, size_t len, srv_request *r, srv_error *
     if (ok && (!msgs || json_is_null(msgs))) r->messages = json_array();
     else ok = ok && srv_chat_ok(al_chat_messages_from_ollama(msgs, &r->messages), "messages", e);
     ok = ok && srv_chat_ok(al_chat_tools_from_openai(json_object_get(b, "tools"), &r->tools), "tools", e);
+    /* not in Ollama's API: OpenAI's tool_choice, accepted as an extension */
+    ok = ok && srv_chat_ok(al_tool_choice_from_openai(json_object_get(b, "tool_choice"), r->tools, &r->tool_choice), "tool_choice", e);
     json_decref(b);
     return ok;
 }

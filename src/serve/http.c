@@ -511,7 +511,7 @@ static enum MHD_Result handle_gen(al_server *s, const route *rt, conn_ctx *cx, s
     }
     if (!al_failed(&cst) && gram) {
         int budget = rq->max_tokens > 0 ? rq->max_tokens : al_engine_n_ctx(s->eng) - (int)j->n_prompt;
-        int reserve = budget / 4 < 12 ? 12 : budget / 4 > 64 ? 64 : budget / 4;
+        int reserve = budget / 4 < 16 ? 16 : budget / 4 > 64 ? 64 : budget / 4;
         cst = srv_constraint_new(&j->cons, gram, s->cvocab, s->ranks, rq->think == 1, j->popts.starts_in_think, budget - reserve);
     }
     if (al_failed(&cst)) {
@@ -606,11 +606,15 @@ static enum MHD_Result finish_job(al_server *s, conn_ctx *cx, struct MHD_Connect
     }
     pthread_mutex_unlock(&j->mu);
     (void)s;
-    if (j->client_left) {
-        cx->status = 499; /* nobody to answer */
-        return MHD_NO;
-    }
     dialect d = j->req.api == SRV_ANTHROPIC ? D_ANTHROPIC : j->req.api >= SRV_OLLAMA_CHAT ? D_OLLAMA : D_OPENAI;
+    if (j->client_left) {
+        /* nobody to read it; answered so that the connection closes quietly */
+        srv_error e;
+        srv_fail(&e, 503, "api_error", NULL, "the client closed the connection");
+        enum MHD_Result res = reply_error(cx, c, d, &e);
+        cx->status = 499;
+        return res;
+    }
     if (j->finish == AL_FINISH_ERROR || j->finish == AL_FINISH_CANCELLED) {
         srv_error e;
         srv_fail(&e, j->finish == AL_FINISH_ERROR ? 500 : 503, "api_error", NULL, "%s",
