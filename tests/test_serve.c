@@ -486,7 +486,7 @@ static void test_json_schema(void) {
     for (int seed = 1; seed <= 3; seed++) {
         char b[2048], sb[2100];
         snprintf(b, sizeof b,
-                 "{\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],\"max_tokens\":96,\"seed\":%d,"
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],\"max_tokens\":128,\"seed\":%d,"
                  "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"person\",\"strict\":true,\"schema\":%s}}}",
                  seed, person_schema);
         resp r = http("POST", "/v1/chat/completions", b);
@@ -514,7 +514,7 @@ static void test_json_schema(void) {
         /* Ollama: format is the schema itself, chat (plain and streamed) and generate */
         snprintf(b, sizeof b,
                  "{\"model\":\"tiny\",\"stream\":false,\"format\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],"
-                 "\"options\":{\"num_predict\":96,\"seed\":%d}}",
+                 "\"options\":{\"num_predict\":128,\"seed\":%d}}",
                  person_schema, seed);
         r = http("POST", "/api/chat", b);
         j = as_json(&r);
@@ -527,7 +527,7 @@ static void test_json_schema(void) {
         free(r.body);
         snprintf(b, sizeof b,
                  "{\"model\":\"tiny\",\"format\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],"
-                 "\"options\":{\"num_predict\":96,\"seed\":%d}}",
+                 "\"options\":{\"num_predict\":128,\"seed\":%d}}",
                  person_schema, seed);
         r = http("POST", "/api/chat", b);
         CHECK(r.status == 200);
@@ -537,7 +537,7 @@ static void test_json_schema(void) {
         free(want);
         free(r.body);
         snprintf(b, sizeof b,
-                 "{\"model\":\"tiny\",\"stream\":false,\"format\":%s,\"prompt\":\"a person\",\"options\":{\"num_predict\":96,\"seed\":%d}}",
+                 "{\"model\":\"tiny\",\"stream\":false,\"format\":%s,\"prompt\":\"a person\",\"options\":{\"num_predict\":128,\"seed\":%d}}",
                  person_schema, seed);
         r = http("POST", "/api/generate", b);
         j = as_json(&r);
@@ -609,7 +609,7 @@ static void test_tool_choice_openai(void) {
         for (int seed = 1; seed <= 2; seed++) {
             char b[4096], sb[4200];
             snprintf(b, sizeof b,
-                     "{\"messages\":[{\"role\":\"user\",\"content\":\"call a tool\"}],\"max_tokens\":96,\"seed\":%d,"
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"call a tool\"}],\"max_tokens\":128,\"seed\":%d,"
                      "\"tools\":%s,\"tool_choice\":%s}",
                      seed, tools2_json, cases[k].choice);
             resp r = http("POST", "/v1/chat/completions", b);
@@ -680,7 +680,7 @@ static void test_tool_choice_anthropic(void) {
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         char b[4096], sb[4200];
         snprintf(b, sizeof b,
-                 "{\"model\":\"claude-x\",\"max_tokens\":96,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":\"call\"}],"
+                 "{\"model\":\"claude-x\",\"max_tokens\":128,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":\"call\"}],"
                  "\"tools\":%s,\"tool_choice\":%s}",
                  tools, cases[k].choice);
         resp r = http("POST", "/v1/messages", b);
@@ -758,7 +758,7 @@ static void test_tool_choice_ollama(void) {
         char b[4096], sb[4200];
         snprintf(b, sizeof b,
                  "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"call\"}],\"tools\":%s,\"tool_choice\":%s,"
-                 "\"options\":{\"num_predict\":96,\"seed\":5}",
+                 "\"options\":{\"num_predict\":128,\"seed\":5}",
                  tools2_json, cases[k].choice);
         snprintf(sb, sizeof sb, "%s,\"stream\":false}", b);
         resp r = http("POST", "/api/chat", sb);

@@ -138,7 +138,7 @@ static void job_finish_output(srv_job *j) {
     }
     if (al_failed(&st) && j->finish != AL_FINISH_ERROR) {
         j->finish = AL_FINISH_ERROR;
-        snprintf(j->errmsg, sizeof j->errmsg, "parsing the output: %s", st.msg);
+        snprintf(j->errmsg, sizeof j->errmsg, "parsing the output: %.200s", st.msg);
     }
     if (!j->msg.content) {
         j->msg.content = calloc(1, 1);
@@ -511,7 +511,7 @@ static enum MHD_Result handle_gen(al_server *s, const route *rt, conn_ctx *cx, s
     }
     if (!al_failed(&cst) && gram) {
         int budget = rq->max_tokens > 0 ? rq->max_tokens : al_engine_n_ctx(s->eng) - (int)j->n_prompt;
-        int reserve = budget / 4 < 16 ? 16 : budget / 4 > 64 ? 64 : budget / 4;
+        int reserve = budget / 3 < 16 ? 16 : budget / 3 > 96 ? 96 : budget / 3;
         cst = srv_constraint_new(&j->cons, gram, s->cvocab, s->ranks, rq->think == 1, j->popts.starts_in_think, budget - reserve);
     }
     if (al_failed(&cst)) {
