@@ -1,19 +1,12 @@
 /* fuzz_requests.c — the request parsers of `alloy serve` (OpenAI chat/completions, Anthropic
- * messages/count_tokens, Ollama chat/generate: JSON body -> srv_request) on arbitrary bytes, plus
- * the tool-call extractor, the think splitter and the JSON prefix checker on the same bytes.
+ * messages/count_tokens, Ollama chat/generate: JSON body -> srv_request) on arbitrary bytes.
+ * (The output-side parsers are fuzzed by fuzz_chat.c.)
  * Input: first byte selects the parser, the rest is the body. Must never crash or leak; a parse
  * either succeeds or reports an HTTP 4xx/5xx status with a message. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "serve/serve_internal.h"
-
-static void emit(void *ud, srv_channel ch, const char *t, size_t n) {
-    size_t *total = ud;
-    (void)ch;
-    (void)t;
-    *total += n;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
@@ -41,18 +34,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         srv_error_ollama(&e, &b);
         sbuf_free(&b);
     }
-    /* output-side parsers over the same bytes */
-    srv_tool_call *calls = NULL;
-    char *rest = NULL;
-    int n = srv_parse_tool_calls(body, len, &calls, &rest);
-    srv_tool_calls_free(calls, n);
-    free(rest);
-    srv_think th;
-    memset(&th, 0, sizeof th);
-    size_t total = 0;
-    for (size_t i = 0; i < len; i += 3) srv_think_feed(&th, body + i, len - i < 3 ? len - i : 3, emit, &total);
-    srv_think_flush(&th, emit, &total);
-    if (total > len) __builtin_trap();
-    (void)srv_json_complete(body, len);
     return 0;
 }

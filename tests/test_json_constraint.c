@@ -10,86 +10,13 @@
 #include "alloy/gguf.h"
 #include "alloy/tokenizer.h"
 #include "harness.h"
+#include "schema_check.h"
 
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s << 13;
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
-}
-
-/* ---- an independent validator for the schema subset ---- */
-
-static const json_t *resolve(const json_t *root, const char *ref) {
-    static const char *const pre[] = {"#/$defs/", "#/definitions/"};
-    for (int i = 0; i < 2; i++) {
-        size_t n = strlen(pre[i]);
-        if (!strncmp(ref, pre[i], n)) return json_object_get(json_object_get(root, i ? "definitions" : "$defs"), ref + n);
-    }
-    return !strcmp(ref, "#") ? root : NULL;
-}
-
-static bool type_ok(const json_t *v, const char *t) {
-    if (!strcmp(t, "object")) return json_is_object(v);
-    if (!strcmp(t, "array")) return json_is_array(v);
-    if (!strcmp(t, "string")) return json_is_string(v);
-    if (!strcmp(t, "number")) return json_is_number(v);
-    if (!strcmp(t, "integer")) return json_is_integer(v);
-    if (!strcmp(t, "boolean")) return json_is_boolean(v);
-    if (!strcmp(t, "null")) return json_is_null(v);
-    return false;
-}
-
-static bool valid(const json_t *v, const json_t *s, const json_t *root) {
-    if (json_is_true(s)) return true;
-    const json_t *ref = json_object_get(s, "$ref");
-    if (ref) return valid(v, resolve(root, json_string_value(ref)), root);
-    const json_t *any = json_object_get(s, "anyOf");
-    if (any) {
-        size_t i;
-        json_t *b;
-        json_array_foreach(any, i, b) if (valid(v, b, root)) return true;
-        return false;
-    }
-    const json_t *c = json_object_get(s, "const");
-    if (c && !json_equal(c, (json_t *)v)) return false;
-    const json_t *en = json_object_get(s, "enum");
-    if (en) {
-        bool found = false;
-        size_t i;
-        json_t *e;
-        json_array_foreach(en, i, e) found = found || json_equal(e, (json_t *)v);
-        if (!found) return false;
-    }
-    const json_t *t = json_object_get(s, "type");
-    if (json_is_string(t) && !type_ok(v, json_string_value(t))) return false;
-    if (json_is_array(t)) {
-        bool ok = false;
-        size_t i;
-        json_t *x;
-        json_array_foreach(t, i, x) ok = ok || type_ok(v, json_string_value(x));
-        if (!ok) return false;
-    }
-    if (json_is_object(v)) {
-        const json_t *props = json_object_get(s, "properties"), *addl = json_object_get(s, "additionalProperties");
-        size_t i;
-        json_t *r;
-        json_array_foreach(json_object_get(s, "required"), i, r) if (!json_object_get(v, json_string_value(r))) return false;
-        const char *k;
-        json_t *x;
-        json_object_foreach((json_t *)v, k, x) {
-            const json_t *ps = json_object_get(props, k);
-            if (ps) { if (!valid(x, ps, root)) return false; }
-            else if (json_is_false(addl)) return false;
-            else if (json_is_object(addl) && !valid(x, addl, root)) return false;
-        }
-    }
-    if (json_is_array(v) && json_object_get(s, "items")) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x) if (!valid(x, json_object_get(s, "items"), root)) return false;
-    }
-    return true;
 }
 
 /* ---- recognizer vs jansson ---- */
@@ -182,7 +109,7 @@ static void test_schema_cases(void) {
         CHECKF(ok == t[i].ok, "%s: got %d", t[i].doc, ok);
         json_t *d = json_loads(t[i].doc, 0, NULL);
         /* the validator agrees (repeated keys collapse in jansson, so skip that one) */
-        if (d && i != 9) CHECKF(valid(d, schema, schema) == t[i].ok, "validator disagrees on %s", t[i].doc);
+        if (d && i != 9) CHECKF(al_test_schema_valid(d, schema) == t[i].ok, "validator disagrees on %s", t[i].doc);
         json_decref(d);
     }
     /* a prefix that can only go on with declared, unused keys */
@@ -369,7 +296,7 @@ static void walk_schema(const vocab_view *v, const al_cvocab *cv, const char *sc
         json_error_t e;
         json_t *doc = json_loads(text, 0, &e);
         CHECKF(doc != NULL, "walk produced invalid JSON (%s): %s", e.text, text);
-        if (doc && schema) CHECKF(valid(doc, schema, schema), "walk produced a document the schema rejects: %s", text);
+        if (doc && schema) CHECKF(al_test_schema_valid(doc, schema), "walk produced a document the schema rejects: %s", text);
         if (doc && !schema) CHECK(json_is_object(doc));
         json_decref(doc);
         free(text);
@@ -541,7 +468,7 @@ static void test_tool_call_walks(void) {
                         json_t *fn = json_object_get(tool, "function");
                         if (!strcmp(json_string_value(json_object_get(fn, "name")), m.calls[0].name)) {
                             json_t *ps = json_object_get(fn, "parameters");
-                            ok = valid(m.calls[0].arguments, ps, ps);
+                            ok = al_test_schema_valid(m.calls[0].arguments, ps);
                         }
                     }
                     CHECKF(ok, "%s: arguments invalid in %s", al_chat_format_name(f), text);

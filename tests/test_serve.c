@@ -3,7 +3,10 @@
  * sequences, logprobs, JSON mode, tools plumbing, auth, and hostile clients (malformed JSON,
  * wrong types, huge bodies, half-sent requests, abrupt disconnects, a full queue) while other
  * clients keep being served. Content is gibberish; structure, token counts and framing are
- * checked, and token counts against the tokenizer itself. */
+ * checked, and token counts against the tokenizer itself. Constrained output (json_schema,
+ * Ollama format schemas, tool_choice required / named) must validate against its schema, checked
+ * by an independent validator (schema_check.h), and streamed tool calls must reassemble to the
+ * non-streaming answer. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -17,6 +20,7 @@
 #include "alloy/serve.h"
 #include "alloy/tokenizer.h"
 #include "harness.h"
+#include "schema_check.h"
 
 static al_model *g_model;
 static al_server *g_srv;
@@ -411,6 +415,420 @@ static void test_tools(void) {
     free(r.body);
 }
 
+/* ---- constrained output: JSON schemas and tool_choice ---- */
+
+static const char person_schema[] =
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"blue\"]}},\"pet\":{\"anyOf\":[{\"type\":\"null\"},"
+    "{\"type\":\"boolean\"}]}},\"required\":[\"name\",\"age\"],\"additionalProperties\":false}";
+
+/* text must be JSON that validates against schema_text */
+static void check_schema_text(const char *what, const char *text, const char *schema_text) {
+    json_t *schema = json_loads(schema_text, 0, NULL);
+    json_error_t err;
+    memset(&err, 0, sizeof err);
+    json_t *v = text ? json_loads(text, 0, &err) : NULL;
+    CHECKF(v != NULL, "%s: not JSON (%s): '%s'", what, err.text, text ? text : "(null)");
+    if (v) CHECKF(al_test_schema_valid(v, schema), "%s: does not validate against the schema: %s", what, text);
+    json_decref(v);
+    json_decref(schema);
+}
+
+/* Concatenated delta.content of an OpenAI chat stream; *finish: the one finish_reason (strdup'd). */
+static char *openai_stream_text(const char *body, char **finish) {
+    json_t *ev[512];
+    bool done;
+    int n = sse_data(body, ev, 512, &done);
+    CHECK(done && n >= 2);
+    char *text = calloc(1, 1);
+    size_t len = 0;
+    *finish = NULL;
+    for (int i = 0; i < n; i++) {
+        const char *d = ev[i] ? jstr(ev[i], "choices.0.delta.content") : NULL;
+        if (d) {
+            text = realloc(text, len + strlen(d) + 1);
+            memcpy(text + len, d, strlen(d) + 1);
+            len += strlen(d);
+        }
+        const char *f = ev[i] ? jstr(ev[i], "choices.0.finish_reason") : NULL;
+        if (f) {
+            CHECK(*finish == NULL);
+            free(*finish);
+            *finish = strdup(f);
+        }
+    }
+    free_all(ev, n);
+    return text;
+}
+
+/* Concatenated message.content of an Ollama NDJSON stream (body is modified). */
+static char *ollama_stream_text(char *body, const char *field) {
+    char *text = calloc(1, 1);
+    size_t len = 0;
+    int done = 0;
+    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL);
+        CHECKF(j != NULL, "bad NDJSON line: %s", line);
+        const char *d = j ? jstr(j, field) : NULL;
+        if (d) {
+            text = realloc(text, len + strlen(d) + 1);
+            memcpy(text + len, d, strlen(d) + 1);
+            len += strlen(d);
+        }
+        if (j && json_is_true(jget(j, "done"))) done++;
+        json_decref(j);
+    }
+    CHECK(done == 1);
+    return text;
+}
+
+static void test_json_schema(void) {
+    for (int seed = 1; seed <= 3; seed++) {
+        char b[2048], sb[2100];
+        snprintf(b, sizeof b,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],\"max_tokens\":128,\"seed\":%d,"
+                 "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"person\",\"strict\":true,\"schema\":%s}}}",
+                 seed, person_schema);
+        resp r = http("POST", "/v1/chat/completions", b);
+        json_t *j = as_json(&r);
+        REQUIRE(r.status == 200 && j);
+        const char *content = jstr(j, "choices.0.message.content");
+        check_schema_text("openai json_schema", content, person_schema);
+        CHECKF(!strcmp(jstr(j, "choices.0.finish_reason"), "stop"), "finish %s", jstr(j, "choices.0.finish_reason"));
+        char *want = strdup(content ? content : "");
+        json_decref(j);
+        free(r.body);
+        /* the same seed streamed: the same text, deltas as they come */
+        snprintf(sb, sizeof sb, "%.*s,\"stream\":true}", (int)strlen(b) - 1, b);
+        r = http("POST", "/v1/chat/completions", sb);
+        CHECK(r.status == 200);
+        char *finish = NULL;
+        char *got = openai_stream_text(r.body, &finish);
+        CHECKF(!strcmp(got, want), "stream '%s' vs plain '%s'", got, want);
+        CHECK(finish && !strcmp(finish, "stop"));
+        free(finish);
+        free(got);
+        free(want);
+        free(r.body);
+
+        /* Ollama: format is the schema itself, chat (plain and streamed) and generate */
+        snprintf(b, sizeof b,
+                 "{\"model\":\"tiny\",\"stream\":false,\"format\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],"
+                 "\"options\":{\"num_predict\":128,\"seed\":%d}}",
+                 person_schema, seed);
+        r = http("POST", "/api/chat", b);
+        j = as_json(&r);
+        REQUIRE(r.status == 200 && j);
+        content = jstr(j, "message.content");
+        check_schema_text("ollama format schema", content, person_schema);
+        CHECK(!strcmp(jstr(j, "done_reason"), "stop"));
+        want = strdup(content ? content : "");
+        json_decref(j);
+        free(r.body);
+        snprintf(b, sizeof b,
+                 "{\"model\":\"tiny\",\"format\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"a person\"}],"
+                 "\"options\":{\"num_predict\":128,\"seed\":%d}}",
+                 person_schema, seed);
+        r = http("POST", "/api/chat", b);
+        CHECK(r.status == 200);
+        got = ollama_stream_text(r.body, "message.content");
+        CHECKF(!strcmp(got, want), "ollama stream '%s' vs plain '%s'", got, want);
+        free(got);
+        free(want);
+        free(r.body);
+        snprintf(b, sizeof b,
+                 "{\"model\":\"tiny\",\"stream\":false,\"format\":%s,\"prompt\":\"a person\",\"options\":{\"num_predict\":128,\"seed\":%d}}",
+                 person_schema, seed);
+        r = http("POST", "/api/generate", b);
+        j = as_json(&r);
+        CHECK(r.status == 200);
+        check_schema_text("ollama generate format schema", j ? jstr(j, "response") : NULL, person_schema);
+        json_decref(j);
+        free(r.body);
+    }
+    /* a schema outside the supported subset, or not a schema: 400 */
+    resp r = http("POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\","
+                  "\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"thing\"}}}}");
+    CHECKF(r.status == 400 && strstr(r.body, "response_format"), "bad schema: %ld %s", r.status, r.body);
+    free(r.body);
+    r = http("POST", "/api/chat", "{\"model\":\"tiny\",\"format\":\"yaml\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    CHECK(r.status == 400);
+    free(r.body);
+}
+
+static const char tools2_json[] =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\",\"parameters\":"
+    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"enum\":[\"Paris\",\"Oslo\",\"Rome\"]},"
+    "\"days\":{\"type\":\"integer\"}},\"required\":[\"city\"],\"additionalProperties\":false}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"description\":\"Local time\",\"parameters\":"
+    "{\"type\":\"object\",\"properties\":{\"tz\":{\"type\":\"string\"},\"utc\":{\"type\":\"boolean\"}},"
+    "\"required\":[\"tz\",\"utc\"],\"additionalProperties\":false}}}]";
+
+/* The parameters schema of tool `name` in tools2_json (new reference), NULL if no such tool. */
+static json_t *tool_params(const char *name) {
+    json_t *tools = json_loads(tools2_json, 0, NULL);
+    json_t *res = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) if (name && !strcmp(jstr(t, "function.name"), name)) res = json_incref(jget(t, "function.parameters"));
+    json_decref(tools);
+    return res;
+}
+
+/* One call of the right tool whose arguments validate. */
+static void check_call(const char *what, const char *name, json_t *args, const char *want) {
+    CHECKF(name && (want ? !strcmp(name, want) : (!strcmp(name, "get_weather") || !strcmp(name, "get_time"))),
+           "%s: tool '%s', want '%s'", what, name ? name : "(null)", want ? want : "any");
+    json_t *ps = tool_params(name);
+    CHECKF(ps && json_is_object(args) && al_test_schema_valid(args, ps), "%s: arguments do not validate", what);
+    json_decref(ps);
+}
+
+/* Anthropic's tools: {name, description, input_schema} */
+static char *anthropic_tools(void) {
+    json_t *tools = json_loads(tools2_json, 0, NULL), *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+        json_array_append_new(out, json_pack("{s:O,s:O,s:O}", "name", jget(t, "function.name"), "description",
+                                             jget(t, "function.description"), "input_schema", jget(t, "function.parameters")));
+    char *s = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    json_decref(tools);
+    return s;
+}
+
+static void test_tool_choice_openai(void) {
+    static const struct { const char *choice, *want; } cases[] = {
+        {"\"required\"", NULL},
+        {"{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}", "get_time"},
+        {"{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}", "get_weather"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        for (int seed = 1; seed <= 2; seed++) {
+            char b[4096], sb[4200];
+            snprintf(b, sizeof b,
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"call a tool\"}],\"max_tokens\":128,\"seed\":%d,"
+                     "\"tools\":%s,\"tool_choice\":%s}",
+                     seed, tools2_json, cases[k].choice);
+            resp r = http("POST", "/v1/chat/completions", b);
+            json_t *j = as_json(&r);
+            REQUIRE(r.status == 200 && j);
+            json_t *calls = jget(j, "choices.0.message.tool_calls");
+            CHECKF(json_array_size(calls) == 1, "openai %s: %zu calls: %s", cases[k].choice, json_array_size(calls), r.body);
+            CHECK(!strcmp(jstr(j, "choices.0.finish_reason"), "tool_calls"));
+            CHECK(json_is_null(jget(j, "choices.0.message.content")));
+            const char *name = jstr(calls, "0.function.name"), *args = jstr(calls, "0.function.arguments");
+            const char *id = jstr(calls, "0.id");
+            CHECK(id && !strncmp(id, "call_", 5) && !strcmp(jstr(calls, "0.type"), "function"));
+            json_t *av = args ? json_loads(args, 0, NULL) : NULL;
+            check_call("openai", name, av, cases[k].want);
+            json_decref(av);
+            char *want_name = strdup(name ? name : ""), *want_args = strdup(args ? args : "");
+            json_decref(j);
+            free(r.body);
+
+            /* streamed: one call at index 0, id and name first, then argument pieces that add up */
+            snprintf(sb, sizeof sb, "%.*s,\"stream\":true}", (int)strlen(b) - 1, b);
+            r = http("POST", "/v1/chat/completions", sb);
+            json_t *ev[512];
+            bool done;
+            int n = sse_data(r.body, ev, 512, &done);
+            CHECK(r.status == 200 && done);
+            char sargs[4096] = "", sname[128] = "";
+            int starts = 0, pieces = 0;
+            const char *finish = NULL;
+            for (int i = 0; i < n; i++) {
+                REQUIRE(ev[i]);
+                json_t *tcs = jget(ev[i], "choices.0.delta.tool_calls");
+                size_t q;
+                json_t *tc;
+                json_array_foreach(tcs, q, tc) {
+                    CHECK(jint(tc, "index") == 0);
+                    if (jstr(tc, "id")) {
+                        starts++;
+                        CHECK(!strcmp(jstr(tc, "type"), "function"));
+                        snprintf(sname, sizeof sname, "%s", jstr(tc, "function.name") ? jstr(tc, "function.name") : "");
+                    }
+                    const char *a = jstr(tc, "function.arguments");
+                    if (a && *a) pieces++;
+                    if (a) strncat(sargs, a, sizeof sargs - strlen(sargs) - 1);
+                }
+                const char *c = jstr(ev[i], "choices.0.delta.content");
+                CHECK(!c || !*c);
+                if (jstr(ev[i], "choices.0.finish_reason")) finish = jstr(ev[i], "choices.0.finish_reason");
+            }
+            CHECK(starts == 1 && pieces >= 1);
+            CHECK(finish && !strcmp(finish, "tool_calls"));
+            CHECKF(!strcmp(sname, want_name) && !strcmp(sargs, want_args), "openai stream %s(%s) vs plain %s(%s)", sname, sargs,
+                   want_name, want_args);
+            free_all(ev, n);
+            free(r.body);
+            free(want_name);
+            free(want_args);
+        }
+}
+
+static void test_tool_choice_anthropic(void) {
+    char *tools = anthropic_tools();
+    static const struct { const char *choice, *want; } cases[] = {
+        {"{\"type\":\"any\"}", NULL},
+        {"{\"type\":\"tool\",\"name\":\"get_time\"}", "get_time"},
+        {"{\"type\":\"tool\",\"name\":\"get_weather\",\"disable_parallel_tool_use\":true}", "get_weather"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char b[4096], sb[4200];
+        snprintf(b, sizeof b,
+                 "{\"model\":\"claude-x\",\"max_tokens\":128,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":\"call\"}],"
+                 "\"tools\":%s,\"tool_choice\":%s}",
+                 tools, cases[k].choice);
+        resp r = http("POST", "/v1/messages", b);
+        json_t *j = as_json(&r);
+        REQUIRE(r.status == 200 && j);
+        CHECK(!strcmp(jstr(j, "stop_reason"), "tool_use"));
+        json_t *content = jget(j, "content"), *use = NULL;
+        size_t i, n_use = 0;
+        json_t *blk;
+        json_array_foreach(content, i, blk) if (!strcmp(jstr(blk, "type"), "tool_use")) use = blk, n_use++;
+        CHECKF(n_use == 1, "anthropic %s: %zu tool_use blocks: %s", cases[k].choice, n_use, r.body);
+        if (!use) {
+            json_decref(j);
+            free(r.body);
+            continue;
+        }
+        check_call("anthropic", jstr(use, "name"), jget(use, "input"), cases[k].want);
+        CHECK(jstr(use, "id") && *jstr(use, "id"));
+        char *want_name = strdup(jstr(use, "name"));
+        json_t *want_input = json_incref(jget(use, "input"));
+        json_decref(j);
+        free(r.body);
+
+        /* streamed: a tool_use block start (id, name), input_json_delta pieces, its stop */
+        snprintf(sb, sizeof sb, "%.*s,\"stream\":true}", (int)strlen(b) - 1, b);
+        r = http("POST", "/v1/messages", sb);
+        CHECK(r.status == 200);
+        char partial[4096] = "", sname[128] = "";
+        int starts = 0, stops_after = 0;
+        long tool_index = -1;
+        const char *stop_reason = NULL;
+        json_t *md = NULL;
+        for (const char *p = r.body; (p = strstr(p, "\ndata: ")); p += 7) {
+            json_t *d = json_loadb(p + 7, strcspn(p + 7, "\n"), 0, NULL);
+            REQUIRE(d);
+            const char *type = jstr(d, "type");
+            if (!strcmp(type, "content_block_start") && !strcmp(jstr(d, "content_block.type"), "tool_use")) {
+                starts++;
+                tool_index = (long)jint(d, "index");
+                snprintf(sname, sizeof sname, "%s", jstr(d, "content_block.name"));
+                CHECK(jstr(d, "content_block.id") && json_is_object(jget(d, "content_block.input")));
+            } else if (!strcmp(type, "content_block_delta") && !strcmp(jstr(d, "delta.type"), "input_json_delta")) {
+                CHECK(jint(d, "index") == tool_index);
+                strncat(partial, jstr(d, "delta.partial_json"), sizeof partial - strlen(partial) - 1);
+            } else if (!strcmp(type, "content_block_stop") && jint(d, "index") == tool_index) {
+                stops_after++;
+            } else if (!strcmp(type, "message_delta")) {
+                json_decref(md);
+                md = json_incref(d);
+            }
+            json_decref(d);
+        }
+        stop_reason = md ? jstr(md, "delta.stop_reason") : NULL;
+        CHECK(starts == 1 && stops_after == 1);
+        CHECK(stop_reason && !strcmp(stop_reason, "tool_use"));
+        json_t *got = json_loads(partial, 0, NULL);
+        CHECKF(!strcmp(sname, want_name) && got && json_equal(got, want_input), "anthropic stream %s(%s) vs plain %s", sname,
+               partial, want_name);
+        json_decref(got);
+        json_decref(md);
+        json_decref(want_input);
+        free(want_name);
+        free(r.body);
+    }
+    free(tools);
+}
+
+static void test_tool_choice_ollama(void) {
+    /* Ollama has no tool_choice; alloy accepts OpenAI's as an extension */
+    static const struct { const char *choice, *want; } cases[] = {
+        {"\"required\"", NULL},
+        {"{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}", "get_weather"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char b[4096], sb[4200];
+        snprintf(b, sizeof b,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"call\"}],\"tools\":%s,\"tool_choice\":%s,"
+                 "\"options\":{\"num_predict\":128,\"seed\":5}",
+                 tools2_json, cases[k].choice);
+        snprintf(sb, sizeof sb, "%s,\"stream\":false}", b);
+        resp r = http("POST", "/api/chat", sb);
+        json_t *j = as_json(&r);
+        REQUIRE(r.status == 200 && j);
+        json_t *calls = jget(j, "message.tool_calls");
+        CHECKF(json_array_size(calls) == 1, "ollama %s: %s", cases[k].choice, r.body);
+        check_call("ollama", jstr(calls, "0.function.name"), jget(calls, "0.function.arguments"), cases[k].want);
+        char *want_name = strdup(jstr(calls, "0.function.name") ? jstr(calls, "0.function.name") : "");
+        json_t *want_args = json_incref(jget(calls, "0.function.arguments"));
+        json_decref(j);
+        free(r.body);
+
+        snprintf(sb, sizeof sb, "%s}", b);
+        r = http("POST", "/api/chat", sb);
+        CHECK(r.status == 200);
+        int n_calls = 0, done = 0;
+        for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+            json_t *l = json_loads(line, 0, NULL);
+            REQUIRE(l);
+            json_t *c = jget(l, "message.tool_calls");
+            size_t i;
+            json_t *tc;
+            json_array_foreach(c, i, tc) {
+                n_calls++;
+                CHECK(!strcmp(jstr(tc, "function.name"), want_name) && json_equal(jget(tc, "function.arguments"), want_args));
+            }
+            if (json_is_true(jget(l, "done"))) done++;
+            json_decref(l);
+        }
+        CHECK(n_calls == 1 && done == 1);
+        json_decref(want_args);
+        free(want_name);
+        free(r.body);
+    }
+}
+
+static void test_tool_choice_misc(void) {
+    /* "none": the tools are not offered (same prompt as without them) */
+    char b[4096];
+    snprintf(b, sizeof b, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":2,\"tools\":%s,\"tool_choice\":\"none\"}",
+             tools2_json);
+    resp r = http("POST", "/v1/chat/completions", b);
+    json_t *j = as_json(&r);
+    long long pt_none = jint(j, "usage.prompt_tokens");
+    CHECK(r.status == 200 && !jget(j, "choices.0.message.tool_calls"));
+    json_decref(j);
+    free(r.body);
+    r = http("POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":2}");
+    j = as_json(&r);
+    CHECK(jint(j, "usage.prompt_tokens") == pt_none);
+    json_decref(j);
+    free(r.body);
+    /* required without tools; a named tool that is not offered (Anthropic) */
+    r = http("POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}");
+    CHECK(r.status == 400 && strstr(r.body, "tool_choice"));
+    free(r.body);
+    char *tools = anthropic_tools();
+    snprintf(b, sizeof b,
+             "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":%s,"
+             "\"tool_choice\":{\"type\":\"tool\",\"name\":\"nope\"}}",
+             tools);
+    r = http("POST", "/v1/messages", b);
+    j = as_json(&r);
+    CHECK(r.status == 400 && !strcmp(jstr(j, "error.type"), "invalid_request_error"));
+    json_decref(j);
+    free(r.body);
+    free(tools);
+}
+
 static void test_anthropic(void) {
     const char *msgs = "\"system\":\"Be terse.\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"}]";
     char b[1024];
@@ -597,8 +1015,8 @@ static void raw_send(int fd, const char *s) {
     (void)n;
 }
 
-static long metric(const char *name) {
-    resp r = http("GET", "/metrics", NULL);
+static long metric_port(int port, const char *name) {
+    resp r = http_port(port, "GET", "/metrics", NULL, NULL);
     long v = -1;
     char key[128];
     snprintf(key, sizeof key, "\n%s ", name);
@@ -607,6 +1025,8 @@ static long metric(const char *name) {
     free(r.body);
     return v;
 }
+
+static long metric(const char *name) { return metric_port(g_port, name); }
 
 static void *busy_client(void *arg) {
     int *ok = arg;
@@ -624,6 +1044,7 @@ static void *busy_client(void *arg) {
 }
 
 static void test_hostile_clients(void) {
+    long gen0 = metric("alloy_generated_tokens_total");
     /* half-sent request: headers promise 100 bytes, 10 arrive; the server times it out (2 s) */
     int half = raw_connect(g_port);
     REQUIRE(half >= 0);
@@ -655,7 +1076,7 @@ static void test_hostile_clients(void) {
         if (active) usleep(50000);
     }
     CHECK(active == 0);
-    CHECK(metric("alloy_generated_tokens_total") < 4 * 3 * 8 + 3 * 400);
+    CHECK(metric("alloy_generated_tokens_total") - gen0 < 4 * 3 * 8 + 3 * 400);
     /* the half-sent request was closed by the server */
     char buf[256];
     double t0 = al_time_sec();
@@ -741,6 +1162,34 @@ static void test_auth_and_capacity(void) {
         if (!served) usleep(50000);
     }
     CHECK(served);
+    /* a non-streaming request whose client hangs up is cancelled: the slot frees long before its
+     * 1000 tokens (about 6 s on this model) are generated */
+    long gen0 = metric_port(port, "alloy_generated_tokens_total");
+    fd = raw_connect(port);
+    REQUIRE(fd >= 0);
+    const char *plain = "{\"messages\":[{\"role\":\"user\",\"content\":\"go\"}],\"max_tokens\":1000,\"seed\":1}";
+    char preq[512];
+    snprintf(preq, sizeof preq,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekret\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(plain), plain);
+    raw_send(fd, preq);
+    long active = 0;
+    for (int i = 0; i < 100 && active != 1; i++) {
+        active = metric_port(port, "alloy_active_slots");
+        if (active != 1) usleep(20000);
+    }
+    CHECK(active == 1);
+    close(fd);
+    double t0 = al_time_sec();
+    for (int i = 0; i < 200 && active != 0; i++) {
+        active = metric_port(port, "alloy_active_slots");
+        if (active) usleep(10000);
+    }
+    long gen = metric_port(port, "alloy_generated_tokens_total") - gen0;
+    CHECKF(active == 0 && gen < 1000, "hung-up request: active %ld after %.2f s, %ld tokens", active, al_time_sec() - t0, gen);
+    r = http_port(port, "POST", "/v1/chat/completions", chat, "Authorization: Bearer sekret");
+    CHECK(r.status == 200);
+    free(r.body);
     /* shutting down with a stream in flight answers it and frees everything */
     fd = raw_connect(port);
     raw_send(fd, req);
@@ -786,6 +1235,11 @@ int main(void) {
     AL_RUN(test_logprobs);
     AL_RUN(test_json_mode);
     AL_RUN(test_tools);
+    AL_RUN(test_json_schema);
+    AL_RUN(test_tool_choice_openai);
+    AL_RUN(test_tool_choice_anthropic);
+    AL_RUN(test_tool_choice_ollama);
+    AL_RUN(test_tool_choice_misc);
     AL_RUN(test_anthropic);
     AL_RUN(test_ollama);
     AL_RUN(test_bad_requests);

@@ -19,7 +19,18 @@
  *  - Limits: bodies over max_body get 413; more than n_parallel + max_queue generations in flight
  *    get 503 (OpenAI, Ollama) / 529 overloaded_error (Anthropic); a prompt that does not fit the
  *    slot context is 400; a connection idle for timeout_s (e.g. a half-sent request) is closed.
- *  - A streaming client that disconnects cancels its generation.
+ *  - Chat output goes through alloy/chat.h: the tool-call layout is detected from the chat template
+ *    (Hermes when the model has none, or its template ignores tools and they are described in the
+ *    system turn); tool calls are returned in each API's shape (OpenAI tool_calls, Anthropic
+ *    tool_use blocks, Ollama tool_calls with object arguments) and streamed as they are written;
+ *    <think> reasoning becomes reasoning_content / thinking blocks / thinking.
+ *  - Constraints: OpenAI response_format json_object / json_schema and Ollama format "json" / a
+ *    schema restrict decoding to the grammar; tool_choice "required" / a named tool (Anthropic
+ *    "any" / "tool"; accepted on Ollama's /api/chat as an extension) forces exactly one call of a
+ *    tool whose arguments match its parameters schema; "none" offers no tools. Near max_tokens a
+ *    constrained value is wrapped up so that it completes.
+ *  - A client that disconnects cancels its generation (streaming: on the next write; otherwise
+ *    its socket is checked for a hang-up at every generated token).
  *  - Strings in the params are copied; the params struct may be freed after the call.
  */
 #ifndef ALLOY_SERVE_H

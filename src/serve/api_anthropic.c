@@ -1,7 +1,8 @@
 /* api_anthropic.c — the Anthropic Messages dialect: /v1/messages (and count_tokens) request
- * parsing (text, tool_use / tool_result, thinking blocks, system, tool_choice), the message
- * response, the SSE event sequence (message_start, content_block_start/delta/stop, ping,
- * message_delta, message_stop) and errors ({"type": "error", "error": {type, message}}). */
+ * parsing (messages, tools and tool_choice through alloy/chat.h; thinking), the message
+ * response, the SSE event sequence (message_start, content_block_start/delta/stop with text,
+ * thinking and tool_use blocks, ping, message_delta, message_stop) and errors
+ * ({"type": "error", "error": {type, message}}). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,133 +10,33 @@
 
 #define BAD "invalid_request_error"
 
-/* Text of a tool_result content (string or text blocks). */
-static bool result_text(json_t *c, char **out, srv_error *e) { return srv_content_text(c, "tool_result.content", out, e); }
-
-static bool convert_message(json_t *m, size_t idx, json_t *res, srv_error *e) {
-    json_t *role = json_is_object(m) ? json_object_get(m, "role") : NULL;
-    if (!json_is_string(role) || (strcmp(json_string_value(role), "user") && strcmp(json_string_value(role), "assistant")))
-        return srv_fail(e, 400, BAD, "messages", "messages.%zu.role must be \"user\" or \"assistant\"", idx);
-    const char *r = json_string_value(role);
-    json_t *content = json_object_get(m, "content");
-    if (json_is_string(content)) {
-        json_array_append_new(res, json_pack("{s:s,s:O}", "role", r, "content", content));
-        return true;
-    }
-    if (!json_is_array(content))
-        return srv_fail(e, 400, BAD, "messages", "messages.%zu.content must be a string or an array of blocks", idx);
-    sbuf text = {0}, thinking = {0};
-    sbuf_adds(&text, "");
-    json_t *calls = json_array();
-    size_t i;
-    json_t *b;
-    bool ok = true;
-    json_array_foreach(content, i, b) {
-        json_t *type = json_is_object(b) ? json_object_get(b, "type") : NULL;
-        if (!json_is_string(type)) {
-            ok = srv_fail(e, 400, BAD, "messages", "messages.%zu.content.%zu: blocks need a string 'type'", idx, i);
-            break;
-        }
-        const char *t = json_string_value(type);
-        if (!strcmp(t, "text")) {
-            json_t *tx = json_object_get(b, "text");
-            if (!json_is_string(tx)) {
-                ok = srv_fail(e, 400, BAD, "messages", "messages.%zu.content.%zu.text must be a string", idx, i);
-                break;
-            }
-            sbuf_add(&text, json_string_value(tx), json_string_length(tx));
-        } else if (!strcmp(t, "thinking")) {
-            json_t *tx = json_object_get(b, "thinking");
-            if (json_is_string(tx)) sbuf_add(&thinking, json_string_value(tx), json_string_length(tx));
-        } else if (!strcmp(t, "tool_use")) {
-            json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name"), *input = json_object_get(b, "input");
-            if (!json_is_string(id) || !json_is_string(name) || (input && !json_is_object(input))) {
-                ok = srv_fail(e, 400, BAD, "messages", "messages.%zu.content.%zu: tool_use needs id, name and an object input", idx, i);
-                break;
-            }
-            json_array_append_new(calls, json_pack("{s:s,s:O,s:{s:O,s:o}}", "type", "function", "id", id, "function", "name",
-                                                   name, "arguments", input ? json_incref(input) : json_object()));
-        } else if (!strcmp(t, "tool_result")) {
-            json_t *id = json_object_get(b, "tool_use_id");
-            char *rt = NULL;
-            if (!json_is_string(id)) {
-                ok = srv_fail(e, 400, BAD, "messages", "messages.%zu.content.%zu: tool_result needs tool_use_id", idx, i);
-                break;
-            }
-            if (!result_text(json_object_get(b, "content"), &rt, e)) {
-                ok = false;
-                break;
-            }
-            /* text before the results stays a user turn of its own */
-            if (text.len) {
-                json_array_append_new(res, json_pack("{s:s,s:s}", "role", r, "content", text.p));
-                text.len = 0;
-                text.p[0] = 0;
-            }
-            json_array_append_new(res, json_pack("{s:s,s:O,s:s}", "role", "tool", "tool_call_id", id, "content", rt));
-            free(rt);
-        }
-        /* image, document, redacted_thinking...: not rendered */
-    }
-    if (ok && (text.len || json_array_size(calls) || thinking.len || json_array_size(content) == 0)) {
-        json_t *o = json_pack("{s:s,s:s}", "role", r, "content", text.p ? text.p : "");
-        if (json_array_size(calls)) json_object_set(o, "tool_calls", calls);
-        if (thinking.len) json_object_set_new(o, "reasoning_content", json_string(thinking.p));
-        json_array_append_new(res, o);
-    }
-    json_decref(calls);
-    sbuf_free(&text);
-    sbuf_free(&thinking);
-    return ok;
-}
-
-static bool convert_tools(json_t *tools, srv_request *r, srv_error *e) {
-    if (!tools || json_is_null(tools)) return true;
-    if (!json_is_array(tools)) return srv_fail(e, 400, BAD, "tools", "tools must be an array");
+/* Client tools: those with an input_schema (or of type "custom"). Server tools (web_search,
+ * bash, ...) carry a type and no input_schema; they are not offered to the model. */
+static json_t *client_tools(json_t *tools) {
+    if (!json_is_array(tools)) return json_incref(tools);
     json_t *res = json_array();
     size_t i;
     json_t *t;
     json_array_foreach(tools, i, t) {
-        json_t *name = json_is_object(t) ? json_object_get(t, "name") : NULL;
-        json_t *schema = json_is_object(t) ? json_object_get(t, "input_schema") : NULL;
-        if (!json_is_string(name)) {
-            json_decref(res);
-            return srv_fail(e, 400, BAD, "tools", "tools.%zu.name: Field required", i);
-        }
-        if (schema && !json_is_object(schema)) {
-            json_decref(res);
-            return srv_fail(e, 400, BAD, "tools", "tools.%zu.input_schema must be an object", i);
-        }
-        /* server tools (web_search, ...) carry a type and no input_schema; they are not offered */
-        if (!schema) continue;
-        json_t *f = json_pack("{s:O,s:O}", "name", name, "parameters", schema);
-        json_t *d = json_object_get(t, "description");
-        if (json_is_string(d)) json_object_set(f, "description", d);
-        json_array_append_new(res, json_pack("{s:s,s:o}", "type", "function", "function", f));
+        const char *type = json_string_value(json_object_get(t, "type"));
+        if (json_is_object(t) && !json_object_get(t, "input_schema") && type && strcmp(type, "custom")) continue;
+        json_array_append(res, t);
     }
-    r->tools = res;
-    return true;
+    return res;
 }
 
-static bool parse_tool_choice(json_t *tc, srv_request *r, srv_error *e) {
-    if (!tc || json_is_null(tc)) return true;
-    json_t *type = json_is_object(tc) ? json_object_get(tc, "type") : NULL;
-    if (!json_is_string(type)) return srv_fail(e, 400, BAD, "tool_choice", "tool_choice must be an object with a 'type'");
-    const char *t = json_string_value(type);
-    if (!strcmp(t, "auto")) r->tool_choice = SRV_TOOLS_AUTO;
-    else if (!strcmp(t, "any")) r->tool_choice = SRV_TOOLS_REQUIRED;
-    else if (!strcmp(t, "none")) r->tool_choice = SRV_TOOLS_NONE;
-    else if (!strcmp(t, "tool")) {
-        json_t *name = json_object_get(tc, "name");
-        if (!json_is_string(name)) return srv_fail(e, 400, BAD, "tool_choice", "tool_choice.name: Field required");
-        r->tool_choice = SRV_TOOLS_NAMED;
-        r->tool_name = strdup(json_string_value(name));
-    } else
-        return srv_fail(e, 400, BAD, "tool_choice", "tool_choice.type must be auto, any, tool or none");
-    bool dis = false;
-    if (!srv_get_bool(tc, "disable_parallel_tool_use", &dis, e)) return false;
-    r->parallel_tool_calls = !dis;
-    return true;
+static bool parse_tools(json_t *b, srv_request *r, srv_error *e) {
+    json_t *tools = client_tools(json_object_get(b, "tools"));
+    bool ok = srv_chat_ok(al_chat_tools_from_anthropic(tools, &r->tools), "tools", e);
+    json_decref(tools);
+    json_t *tc = json_object_get(b, "tool_choice");
+    ok = ok && srv_chat_ok(al_tool_choice_from_anthropic(tc, r->tools, &r->tool_choice), "tool_choice", e);
+    if (ok && json_is_object(tc)) {
+        bool dis = false;
+        ok = srv_get_bool(tc, "disable_parallel_tool_use", &dis, e);
+        r->parallel_tool_calls = !dis;
+    }
+    return ok;
 }
 
 static bool parse_messages(const char *body, size_t len, srv_request *r, srv_error *e, bool count_only) {
@@ -147,7 +48,7 @@ static bool parse_messages(const char *body, size_t len, srv_request *r, srv_err
               srv_get_int(b, "max_tokens", &r->max_tokens, 1, 1 << 30, e) &&
               srv_get_float(b, "temperature", &r->sp.temp, 0, 1, e) && srv_get_float(b, "top_p", &r->sp.top_p, 0, 1, e) &&
               srv_get_int(b, "top_k", &r->sp.top_k, 0, 1 << 20, e) && srv_get_stop(b, "stop_sequences", r, e) &&
-              convert_tools(json_object_get(b, "tools"), r, e) && parse_tool_choice(json_object_get(b, "tool_choice"), r, e);
+              parse_tools(b, r, e);
     if (ok && !count_only && !json_object_get(b, "max_tokens")) ok = srv_fail(e, 400, BAD, "max_tokens", "max_tokens: Field required");
     if (ok && !r->model) ok = srv_fail(e, 400, BAD, "model", "model: Field required");
     json_t *th = json_object_get(b, "thinking");
@@ -164,20 +65,8 @@ static bool parse_messages(const char *body, size_t len, srv_request *r, srv_err
     }
     json_t *msgs = json_object_get(b, "messages");
     if (ok && !json_is_array(msgs)) ok = srv_fail(e, 400, BAD, "messages", "messages: Field required (an array)");
-    if (ok) {
-        r->messages = json_array();
-        json_t *sys = json_object_get(b, "system");
-        if (sys && !json_is_null(sys)) {
-            char *s = NULL;
-            ok = srv_content_text(sys, "system", &s, e);
-            if (ok) json_array_append_new(r->messages, json_pack("{s:s,s:s}", "role", "system", "content", s));
-            free(s);
-        }
-        size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m) if (ok) ok = convert_message(m, i, r->messages, e);
-        if (ok && json_array_size(msgs) == 0) ok = srv_fail(e, 400, BAD, "messages", "messages: at least one message is required");
-    }
+    if (ok && json_array_size(msgs) == 0) ok = srv_fail(e, 400, BAD, "messages", "messages: at least one message is required");
+    if (ok) ok = srv_chat_ok(al_chat_messages_from_anthropic(json_object_get(b, "system"), msgs, &r->messages), "messages", e);
     json_decref(b);
     return ok;
 }
@@ -192,32 +81,23 @@ static bool parse_count(const char *body, size_t len, srv_request *r, srv_error 
 /* ---- responses ---- */
 
 static const char *stop_reason(srv_job *j) {
-    if (j->n_calls) return "tool_use";
+    if (j->msg.n_calls) return "tool_use";
     if (j->finish == AL_FINISH_LENGTH) return "max_tokens";
     if (j->stop_string) return "stop_sequence";
     return "end_turn";
 }
 
-static json_t *tool_input(const char *args) {
-    json_t *v = json_loads(args, 0, NULL);
-    if (!json_is_object(v)) {
-        json_decref(v);
-        v = json_object();
-    }
-    return v;
-}
-
 static void full(srv_job *j, sbuf *out) {
+    const al_chat_msg *m = &j->msg;
     json_t *content = json_array();
-    bool thinking = j->req.think == 1 && j->reasoning.len;
-    if (thinking)
-        json_array_append_new(content, json_pack("{s:s,s:s%,s:s}", "type", "thinking", "thinking", j->reasoning.p,
-                                                 j->reasoning.len, "signature", ""));
-    if (j->content.len || !j->n_calls)
-        json_array_append_new(content, json_pack("{s:s,s:s%}", "type", "text", "text", j->content.p ? j->content.p : "", j->content.len));
-    for (int i = 0; i < j->n_calls; i++)
-        json_array_append_new(content, json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", j->calls[i].id, "name",
-                                                 j->calls[i].name, "input", tool_input(j->calls[i].args)));
+    if (j->req.think == 1 && m->reasoning_len)
+        json_array_append_new(content, json_pack("{s:s,s:s%,s:s}", "type", "thinking", "thinking", m->reasoning,
+                                                 m->reasoning_len, "signature", ""));
+    if (m->content_len || !m->n_calls)
+        json_array_append_new(content, json_pack("{s:s,s:s%}", "type", "text", "text", m->content, m->content_len));
+    for (size_t i = 0; i < m->n_calls; i++)
+        json_array_append_new(content, json_pack("{s:s,s:s,s:s,s:O}", "type", "tool_use", "id", m->calls[i].id, "name",
+                                                 m->calls[i].name, "input", m->calls[i].arguments));
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:{s:i,s:i}}", "id", j->id, "type", "message", "role", "assistant",
                           "model", j->req.model ? j->req.model : srv_model_name(j->srv), "content", content, "stop_reason",
                           stop_reason(j), "stop_sequence", j->stop_string ? json_string(j->stop_string) : json_null(),
@@ -268,23 +148,31 @@ static void delta(srv_job *j, srv_channel ch, const char *t, size_t n) {
                     ch == SRV_CH_REASONING ? "thinking_delta" : "text_delta", ch == SRV_CH_REASONING ? "thinking" : "text", t, n));
 }
 
+/* tool_use blocks: start (id, name, empty input), input_json_delta pieces, stop. */
+static void tool(srv_job *j, const al_chat_event *ev) {
+    if (ev->kind == AL_CHAT_EV_TOOL_START) {
+        block_stop(j);
+        j->block++;
+        j->block_kind = SRV_CH_TOOL;
+        j->started = true;
+        event(j, "content_block_start",
+              json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:{}}}", "type", "content_block_start", "index", j->block, "content_block",
+                        "type", "tool_use", "id", ev->id, "name", ev->name, "input"));
+    } else if (ev->kind == AL_CHAT_EV_TOOL_ARGS && ev->len && j->started) {
+        event(j, "content_block_delta", json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index", j->block,
+                                                  "delta", "type", "input_json_delta", "partial_json", ev->text, ev->len));
+    } else if (ev->kind == AL_CHAT_EV_TOOL_END) {
+        block_stop(j);
+    }
+}
+
 static void close_stream(srv_job *j) {
     if (j->finish == AL_FINISH_ERROR) {
         event(j, "error", json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", "api_error", "message", j->errmsg));
         return;
     }
-    if (j->buffer_content && j->content.len) delta(j, SRV_CH_CONTENT, j->content.p, j->content.len);
-    if (!j->started && j->block < 0 && !j->n_calls) delta(j, SRV_CH_CONTENT, "", 0); /* always one text block */
+    if (j->block < 0) delta(j, SRV_CH_CONTENT, "", 0); /* always one block */
     block_stop(j);
-    for (int i = 0; i < j->n_calls; i++) {
-        j->block++;
-        event(j, "content_block_start",
-              json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:{}}}", "type", "content_block_start", "index", j->block, "content_block",
-                        "type", "tool_use", "id", j->calls[i].id, "name", j->calls[i].name, "input"));
-        event(j, "content_block_delta", json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", j->block,
-                                                  "delta", "type", "input_json_delta", "partial_json", j->calls[i].args));
-        event(j, "content_block_stop", json_pack("{s:s,s:i}", "type", "content_block_stop", "index", j->block));
-    }
     event(j, "message_delta",
           json_pack("{s:s,s:{s:s,s:o},s:{s:i,s:i}}", "type", "message_delta", "delta", "stop_reason", stop_reason(j),
                     "stop_sequence", j->stop_string ? json_string(j->stop_string) : json_null(), "usage", "input_tokens",
@@ -317,6 +205,7 @@ const srv_api_ops srv_ops_anthropic = {
     .stream_type = "text/event-stream",
     .stream_open = open_stream,
     .stream_delta = delta,
+    .stream_tool = tool,
     .stream_close = close_stream,
     .full = full,
 };

@@ -1,6 +1,7 @@
 /* api_ollama.c — the Ollama dialect: /api/chat and /api/generate request parsing (options,
- * format json / JSON schema, tools with object arguments, think, keep_alive), NDJSON streaming,
- * final statistics in nanoseconds, and errors ({"error": "message"}). */
+ * format json / JSON schema as a grammar, messages and tools through alloy/chat.h, think,
+ * keep_alive), NDJSON streaming (tool calls with object arguments in the chunk that completes
+ * them), final statistics in nanoseconds, and errors ({"error": "message"}). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,15 +43,11 @@ static bool parse_options(json_t *o, srv_request *r, srv_error *e) {
 
 static bool parse_format(json_t *f, srv_request *r, srv_error *e) {
     if (!f || json_is_null(f)) return true;
-    if (json_is_string(f)) {
-        if (!strcmp(json_string_value(f), "json")) r->format = SRV_FMT_JSON;
-        else if (json_string_length(f)) return srv_fail(e, 400, BAD, "format", "invalid format: \"%s\"", json_string_value(f));
-        return true;
-    }
-    if (!json_is_object(f)) return srv_fail(e, 400, BAD, "format", "format must be \"json\" or a JSON schema object");
-    r->format = SRV_FMT_SCHEMA;
-    r->schema = json_incref(f);
-    return true;
+    if (json_is_string(f) && json_string_length(f) && strcmp(json_string_value(f), "json"))
+        return srv_fail(e, 400, BAD, "format", "invalid format: \"%s\"", json_string_value(f));
+    if (!json_is_string(f) && !json_is_object(f))
+        return srv_fail(e, 400, BAD, "format", "format must be \"json\" or a JSON schema object");
+    return srv_chat_ok(al_grammar_from_response_format(f, &r->format), "format", e);
 }
 
 static bool parse_think(json_t *t, srv_request *r, srv_error *e) {
@@ -75,63 +72,16 @@ static bool parse_head(json_t *b, srv_request *r, srv_error *e) {
     return ok;
 }
 
-static bool convert_messages(json_t *msgs, json_t **out, srv_error *e) {
-    if (!msgs || json_is_null(msgs)) {
-        *out = json_array();
-        return true;
-    }
-    if (!json_is_array(msgs)) return srv_fail(e, 400, BAD, "messages", "messages must be an array");
-    json_t *res = json_array();
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-        json_t *role = json_is_object(m) ? json_object_get(m, "role") : NULL;
-        json_t *content = json_is_object(m) ? json_object_get(m, "content") : NULL;
-        if (!json_is_string(role) || (content && !json_is_string(content) && !json_is_null(content))) {
-            json_decref(res);
-            return srv_fail(e, 400, BAD, "messages", "messages[%zu] needs a string role and string content", i);
-        }
-        json_t *o = json_pack("{s:O,s:s}", "role", role, "content", json_is_string(content) ? json_string_value(content) : "");
-        json_t *th = json_object_get(m, "thinking");
-        if (json_is_string(th) && json_string_length(th)) json_object_set(o, "reasoning_content", th);
-        json_t *tn = json_object_get(m, "tool_name");
-        if (json_is_string(tn)) json_object_set(o, "name", tn);
-        json_t *tcs = json_object_get(m, "tool_calls");
-        if (tcs && !json_is_null(tcs)) {
-            if (!json_is_array(tcs)) {
-                json_decref(o);
-                json_decref(res);
-                return srv_fail(e, 400, BAD, "messages", "messages[%zu].tool_calls must be an array", i);
-            }
-            json_t *calls = json_array();
-            size_t k;
-            json_t *tc;
-            json_array_foreach(tcs, k, tc) {
-                json_t *fn = json_is_object(tc) ? json_object_get(tc, "function") : NULL;
-                json_t *name = json_is_object(fn) ? json_object_get(fn, "name") : NULL;
-                json_t *args = json_is_object(fn) ? json_object_get(fn, "arguments") : NULL;
-                if (!json_is_string(name) || (args && !json_is_object(args))) {
-                    json_decref(calls);
-                    json_decref(o);
-                    json_decref(res);
-                    return srv_fail(e, 400, BAD, "messages", "messages[%zu].tool_calls[%zu] needs function.name and object arguments", i, k);
-                }
-                json_array_append_new(calls, json_pack("{s:s,s:{s:O,s:o}}", "type", "function", "function", "name", name,
-                                                       "arguments", args ? json_incref(args) : json_object()));
-            }
-            json_object_set_new(o, "tool_calls", calls);
-        }
-        json_array_append_new(res, o);
-    }
-    *out = res;
-    return true;
-}
-
 static bool parse_chat(const char *body, size_t len, srv_request *r, srv_error *e) {
     json_t *b = srv_parse_body(body, len, e);
     if (!b) return false;
-    bool ok = parse_head(b, r, e) && convert_messages(json_object_get(b, "messages"), &r->messages, e) &&
-              srv_tools_openai(json_object_get(b, "tools"), &r->tools, e);
+    json_t *msgs = json_object_get(b, "messages");
+    bool ok = parse_head(b, r, e);
+    if (ok && (!msgs || json_is_null(msgs))) r->messages = json_array();
+    else ok = ok && srv_chat_ok(al_chat_messages_from_ollama(msgs, &r->messages), "messages", e);
+    ok = ok && srv_chat_ok(al_chat_tools_from_openai(json_object_get(b, "tools"), &r->tools), "tools", e);
+    /* not in Ollama's API: OpenAI's tool_choice, accepted as an extension */
+    ok = ok && srv_chat_ok(al_tool_choice_from_openai(json_object_get(b, "tool_choice"), r->tools, &r->tool_choice), "tool_choice", e);
     json_decref(b);
     return ok;
 }
@@ -154,16 +104,14 @@ static json_t *head(srv_job *j) {
     return json_pack("{s:s,s:s}", "model", j->req.model ? j->req.model : srv_model_name(j->srv), "created_at", t);
 }
 
+static json_t *tool_call(const char *name, json_t *args /* stolen */, size_t index) {
+    return json_pack("{s:{s:i,s:s,s:o}}", "function", "index", (int)index, "name", name, "arguments", args ? args : json_object());
+}
+
 static json_t *tool_calls(srv_job *j) {
     json_t *a = json_array();
-    for (int i = 0; i < j->n_calls; i++) {
-        json_t *args = json_loads(j->calls[i].args, 0, NULL);
-        if (!json_is_object(args)) {
-            json_decref(args);
-            args = json_object();
-        }
-        json_array_append_new(a, json_pack("{s:{s:i,s:s,s:o}}", "function", "index", i, "name", j->calls[i].name, "arguments", args));
-    }
+    for (size_t i = 0; i < j->msg.n_calls; i++)
+        json_array_append_new(a, tool_call(j->msg.calls[i].name, json_incref(j->msg.calls[i].arguments), i));
     return a;
 }
 
@@ -182,14 +130,14 @@ static void add_stats(srv_job *j, json_t *o) {
 static json_t *chat_message(srv_job *j, const char *content, size_t n, const char *thinking, size_t tn, bool calls) {
     json_t *m = json_pack("{s:s,s:s%}", "role", "assistant", "content", content, n);
     if (thinking && tn) json_object_set_new(m, "thinking", json_stringn(thinking, tn));
-    if (calls && j->n_calls) json_object_set_new(m, "tool_calls", tool_calls(j));
+    if (calls && j->msg.n_calls) json_object_set_new(m, "tool_calls", tool_calls(j));
     return m;
 }
 
 static void chat_full(srv_job *j, sbuf *out) {
     json_t *o = head(j);
-    json_object_set_new(o, "message", chat_message(j, j->content.p ? j->content.p : "", j->content.len,
-                                                   j->reasoning.p, j->reasoning.len, true));
+    json_object_set_new(o, "message", chat_message(j, j->msg.content, j->msg.content_len, j->msg.reasoning,
+                                                   j->msg.reasoning_len, true));
     add_stats(j, o);
     sbuf_add_json_steal(out, o);
 }
@@ -208,6 +156,18 @@ static void chat_delta(srv_job *j, srv_channel ch, const char *t, size_t n) {
     line(j, o);
 }
 
+/* A call is sent whole, in a chunk of its own, once its arguments are complete. */
+static void chat_tool(srv_job *j, const al_chat_event *ev) {
+    if (ev->kind != AL_CHAT_EV_TOOL_END || !j->tool_name) return;
+    json_t *args = json_loadb(ev->text, ev->len, 0, NULL);
+    json_t *o = head(j);
+    json_t *m = chat_message(j, "", 0, NULL, 0, false);
+    json_object_set_new(m, "tool_calls", json_pack("[o]", tool_call(j->tool_name, args, (size_t)ev->index)));
+    json_object_set_new(o, "message", m);
+    json_object_set_new(o, "done", json_false());
+    line(j, o);
+}
+
 static void stream_error(srv_job *j) { line(j, json_pack("{s:s}", "error", j->errmsg)); }
 
 static void chat_close(srv_job *j) {
@@ -216,8 +176,7 @@ static void chat_close(srv_job *j) {
         return;
     }
     json_t *o = head(j);
-    const char *c = j->buffer_content && j->content.p ? j->content.p : "";
-    json_object_set_new(o, "message", chat_message(j, c, j->buffer_content ? j->content.len : 0, NULL, 0, true));
+    json_object_set_new(o, "message", chat_message(j, "", 0, NULL, 0, false));
     add_stats(j, o);
     line(j, o);
 }
@@ -231,8 +190,8 @@ static json_t *context_ids(srv_job *j) {
 
 static void gen_full(srv_job *j, sbuf *out) {
     json_t *o = head(j);
-    json_object_set_new(o, "response", json_stringn(j->content.p ? j->content.p : "", j->content.len));
-    if (j->reasoning.len) json_object_set_new(o, "thinking", json_stringn(j->reasoning.p, j->reasoning.len));
+    json_object_set_new(o, "response", json_stringn(j->msg.content, j->msg.content_len));
+    if (j->msg.reasoning_len) json_object_set_new(o, "thinking", json_stringn(j->msg.reasoning, j->msg.reasoning_len));
     add_stats(j, o);
     json_object_set_new(o, "context", context_ids(j));
     sbuf_add_json_steal(out, o);
@@ -267,6 +226,7 @@ const srv_api_ops srv_ops_ollama_chat = {
     .stream_type = "application/x-ndjson",
     .stream_open = nop_open,
     .stream_delta = chat_delta,
+    .stream_tool = chat_tool,
     .stream_close = chat_close,
     .full = chat_full,
 };

@@ -1,6 +1,7 @@
-/* api_openai.c — the OpenAI dialect: /v1/chat/completions and /v1/completions request parsing,
- * JSON and SSE response framing (chat.completion / chat.completion.chunk / text_completion),
- * logprobs, tool calls and errors ({"error": {message, type, param, code}}). */
+/* api_openai.c — the OpenAI dialect: /v1/chat/completions and /v1/completions request parsing
+ * (messages, tools and tool_choice through alloy/chat.h, response_format as a grammar), JSON and
+ * SSE response framing (chat.completion / chat.completion.chunk / text_completion), logprobs,
+ * tool calls (streamed as tool_calls deltas) and errors ({"error": {message, type, param, code}}). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,76 +12,6 @@
 #define BAD "invalid_request_error"
 
 /* ---- parsing ---- */
-
-/* tool_calls of an assistant message -> HF form (arguments as an object when they parse). */
-static bool convert_tool_calls(json_t *tcs, json_t *out_msg, srv_error *e) {
-    if (!json_is_array(tcs)) return srv_fail(e, 400, BAD, "messages", "'tool_calls' must be an array");
-    json_t *res = json_array();
-    size_t i;
-    json_t *tc;
-    json_array_foreach(tcs, i, tc) {
-        json_t *fn = json_is_object(tc) ? json_object_get(tc, "function") : NULL;
-        json_t *name = json_is_object(fn) ? json_object_get(fn, "name") : NULL;
-        json_t *args = json_is_object(fn) ? json_object_get(fn, "arguments") : NULL;
-        if (!json_is_string(name) || (args && !json_is_string(args) && !json_is_object(args))) {
-            json_decref(res);
-            return srv_fail(e, 400, BAD, "messages", "tool_calls[%zu] must have function.name and string arguments", i);
-        }
-        json_t *a = NULL;
-        if (json_is_string(args)) a = json_loads(json_string_value(args), 0, NULL);
-        if (!a) a = json_is_object(args) ? json_incref(args) : (args ? json_incref(args) : json_object());
-        json_t *f = json_pack("{s:O,s:o}", "name", name, "arguments", a);
-        json_t *c = json_pack("{s:s,s:o}", "type", "function", "function", f);
-        json_t *id = json_object_get(tc, "id");
-        if (json_is_string(id)) json_object_set(c, "id", id);
-        json_array_append_new(res, c);
-    }
-    json_object_set_new(out_msg, "tool_calls", res);
-    return true;
-}
-
-static bool convert_messages(json_t *msgs, json_t **out, srv_error *e) {
-    if (!json_is_array(msgs)) return srv_fail(e, 400, BAD, "messages", "'messages' must be an array");
-    if (json_array_size(msgs) == 0) return srv_fail(e, 400, BAD, "messages", "'messages' must not be empty");
-    json_t *res = json_array();
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-        json_t *role = json_is_object(m) ? json_object_get(m, "role") : NULL;
-        if (!json_is_string(role)) {
-            json_decref(res);
-            return srv_fail(e, 400, BAD, "messages", "messages[%zu] must be an object with a string 'role'", i);
-        }
-        const char *r = json_string_value(role);
-        if (!strcmp(r, "developer")) r = "system";
-        if (!strcmp(r, "function")) r = "tool";
-        if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant") && strcmp(r, "tool")) {
-            json_decref(res);
-            return srv_fail(e, 400, BAD, "messages", "messages[%zu]: unknown role '%s'", i, r);
-        }
-        char *text = NULL;
-        if (!srv_content_text(json_object_get(m, "content"), "content", &text, e)) {
-            json_decref(res);
-            return false;
-        }
-        json_t *o = json_pack("{s:s,s:s}", "role", r, "content", text);
-        free(text);
-        json_t *tcs = json_object_get(m, "tool_calls");
-        if (tcs && !json_is_null(tcs) && !convert_tool_calls(tcs, o, e)) {
-            json_decref(o);
-            json_decref(res);
-            return false;
-        }
-        static const char *const copy_str[] = {"tool_call_id", "name", "reasoning_content"};
-        for (size_t k = 0; k < sizeof copy_str / sizeof *copy_str; k++) {
-            json_t *v = json_object_get(m, copy_str[k]);
-            if (json_is_string(v)) json_object_set(o, copy_str[k], v);
-        }
-        json_array_append_new(res, o);
-    }
-    *out = res;
-    return true;
-}
 
 /* Fields common to both endpoints. */
 static bool parse_common(json_t *b, srv_request *r, srv_error *e) {
@@ -114,62 +45,30 @@ static bool parse_response_format(json_t *b, srv_request *r, srv_error *e) {
     if (!json_is_string(type))
         return srv_fail(e, 400, BAD, "response_format", "'response_format' must be an object with a string 'type'");
     const char *t = json_string_value(type);
-    if (!strcmp(t, "text")) return true;
-    if (!strcmp(t, "json_object")) {
-        r->format = SRV_FMT_JSON;
-        return true;
-    }
+    if (strcmp(t, "text") && strcmp(t, "json_object") && strcmp(t, "json_schema"))
+        return srv_fail(e, 400, BAD, "response_format", "unsupported response_format type '%s'", t);
     if (!strcmp(t, "json_schema")) {
         json_t *js = json_object_get(rf, "json_schema");
         json_t *schema = json_is_object(js) ? json_object_get(js, "schema") : NULL;
         if (!json_is_object(js) || (schema && !json_is_object(schema) && !json_is_boolean(schema)))
             return srv_fail(e, 400, BAD, "response_format", "'response_format.json_schema' must be {name, schema}");
-        r->format = SRV_FMT_SCHEMA;
-        r->schema = schema ? json_incref(schema) : json_object();
-        return true;
     }
-    return srv_fail(e, 400, BAD, "response_format", "unsupported response_format type '%s'", t);
-}
-
-static bool parse_tool_choice(json_t *b, srv_request *r, srv_error *e) {
-    json_t *tc = json_object_get(b, "tool_choice");
-    if (!tc || json_is_null(tc)) return true;
-    if (json_is_string(tc)) {
-        const char *s = json_string_value(tc);
-        if (!strcmp(s, "auto")) r->tool_choice = SRV_TOOLS_AUTO;
-        else if (!strcmp(s, "none")) r->tool_choice = SRV_TOOLS_NONE;
-        else if (!strcmp(s, "required")) r->tool_choice = SRV_TOOLS_REQUIRED;
-        else return srv_fail(e, 400, BAD, "tool_choice", "'tool_choice' must be none, auto, required or a function");
-        return true;
-    }
-    json_t *fn = json_is_object(tc) ? json_object_get(tc, "function") : NULL;
-    json_t *name = json_is_object(fn) ? json_object_get(fn, "name") : NULL;
-    if (!json_is_string(name))
-        return srv_fail(e, 400, BAD, "tool_choice", "'tool_choice' must be a string or {type: function, function: {name}}");
-    r->tool_choice = SRV_TOOLS_NAMED;
-    r->tool_name = strdup(json_string_value(name));
-    return true;
+    return srv_chat_ok(al_grammar_from_response_format(rf, &r->format), "response_format", e);
 }
 
 static bool parse_chat(const char *body, size_t len, srv_request *r, srv_error *e) {
     json_t *b = srv_parse_body(body, len, e);
     if (!b) return false;
-    bool ok = parse_common(b, r, e) && convert_messages(json_object_get(b, "messages"), &r->messages, e) &&
-              srv_get_bool(b, "logprobs", &r->logprobs, e) &&
-              srv_get_int(b, "top_logprobs", &r->top_logprobs, 0, 20, e) && parse_response_format(b, r, e) &&
-              srv_tools_openai(json_object_get(b, "tools"), &r->tools, e) && parse_tool_choice(b, r, e) &&
-              srv_get_bool(b, "parallel_tool_calls", &r->parallel_tool_calls, e);
-    if (ok && !json_object_get(b, "messages")) ok = srv_fail(e, 400, BAD, "messages", "'messages' is required");
+    json_t *msgs = json_object_get(b, "messages");
+    bool ok = parse_common(b, r, e);
+    if (ok && !msgs) ok = srv_fail(e, 400, BAD, "messages", "'messages' is required");
+    if (ok && json_is_array(msgs) && json_array_size(msgs) == 0) ok = srv_fail(e, 400, BAD, "messages", "'messages' must not be empty");
+    ok = ok && srv_chat_ok(al_chat_messages_from_openai(msgs, &r->messages), "messages", e) &&
+         srv_get_bool(b, "logprobs", &r->logprobs, e) && srv_get_int(b, "top_logprobs", &r->top_logprobs, 0, 20, e) &&
+         parse_response_format(b, r, e) && srv_chat_ok(al_chat_tools_from_openai(json_object_get(b, "tools"), &r->tools), "tools", e) &&
+         srv_chat_ok(al_tool_choice_from_openai(json_object_get(b, "tool_choice"), r->tools, &r->tool_choice), "tool_choice", e) &&
+         srv_get_bool(b, "parallel_tool_calls", &r->parallel_tool_calls, e);
     if (ok && r->top_logprobs && !r->logprobs) ok = srv_fail(e, 400, BAD, "top_logprobs", "'top_logprobs' requires 'logprobs': true");
-    if (ok && r->tool_choice == SRV_TOOLS_NAMED) {
-        bool found = false;
-        size_t i;
-        json_t *t;
-        json_array_foreach(r->tools, i, t) found |= !strcmp(json_string_value(json_object_get(json_object_get(t, "function"), "name")), r->tool_name);
-        if (!found) ok = srv_fail(e, 400, BAD, "tool_choice", "tool_choice names '%s', which is not in 'tools'", r->tool_name);
-    }
-    if (ok && (r->tool_choice == SRV_TOOLS_REQUIRED) && !r->tools)
-        ok = srv_fail(e, 400, BAD, "tool_choice", "tool_choice 'required' needs 'tools'");
     if (ok) {
         json_t *ctk = json_object_get(b, "chat_template_kwargs");
         json_t *et = json_is_object(ctk) ? json_object_get(ctk, "enable_thinking") : NULL;
@@ -218,7 +117,7 @@ static bool parse_completion(const char *body, size_t len, srv_request *r, srv_e
 static const char *model_of(srv_job *j) { return j->req.model && *j->req.model ? j->req.model : srv_model_name(j->srv); }
 
 static const char *finish_reason(srv_job *j) {
-    if (j->n_calls) return "tool_calls";
+    if (j->msg.n_calls) return "tool_calls";
     return j->finish == AL_FINISH_LENGTH ? "length" : "stop";
 }
 
@@ -250,22 +149,24 @@ static json_t *usage_json(srv_job *j) {
                      "total_tokens", j->n_prompt_tokens + j->n_gen);
 }
 
-static json_t *tool_calls_json(srv_job *j, bool with_index) {
+static json_t *tool_calls_json(srv_job *j) {
     json_t *a = json_array();
-    for (int i = 0; i < j->n_calls; i++) {
-        json_t *c = json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", j->calls[i].id, "type", "function", "function", "name",
-                              j->calls[i].name ? j->calls[i].name : "", "arguments", j->calls[i].args);
-        if (with_index) json_object_set_new(c, "index", json_integer(i));
-        json_array_append_new(a, c);
+    for (size_t i = 0; i < j->msg.n_calls; i++) {
+        const al_tool_call *c = &j->msg.calls[i];
+        char *args = srv_call_args(c);
+        json_array_append_new(a, json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", c->id, "type", "function", "function", "name",
+                                           c->name, "arguments", args ? args : "{}"));
+        free(args);
     }
     return a;
 }
 
 static void chat_full(srv_job *j, sbuf *out) {
+    const al_chat_msg *m = &j->msg;
     json_t *msg = json_pack("{s:s,s:n}", "role", "assistant", "refusal");
-    json_object_set_new(msg, "content", j->content.len || !j->n_calls ? json_stringn(j->content.p ? j->content.p : "", j->content.len) : json_null());
-    if (j->reasoning.len) json_object_set_new(msg, "reasoning_content", json_stringn(j->reasoning.p, j->reasoning.len));
-    if (j->n_calls) json_object_set_new(msg, "tool_calls", tool_calls_json(j, false));
+    json_object_set_new(msg, "content", m->content_len || !m->n_calls ? json_stringn(m->content, m->content_len) : json_null());
+    if (m->reasoning_len) json_object_set_new(msg, "reasoning_content", json_stringn(m->reasoning, m->reasoning_len));
+    if (m->n_calls) json_object_set_new(msg, "tool_calls", tool_calls_json(j));
     json_t *choice = json_pack("{s:i,s:o,s:o,s:s}", "index", 0, "message", msg, "logprobs", chat_logprobs(j, 0, j->n_lp),
                                "finish_reason", finish_reason(j));
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", j->id, "object", "chat.completion", "created",
@@ -302,6 +203,19 @@ static void chat_delta(srv_job *j, srv_channel ch, const char *t, size_t n) {
     chat_delta_chunk(j, json_pack("{s:s%}", ch == SRV_CH_REASONING ? "reasoning_content" : "content", t, n), NULL);
 }
 
+/* A call opens with its index, id and name; its arguments follow as text pieces. */
+static void chat_tool(srv_job *j, const al_chat_event *ev) {
+    json_t *tc;
+    if (ev->kind == AL_CHAT_EV_TOOL_START)
+        tc = json_pack("{s:i,s:s,s:s,s:{s:s,s:s}}", "index", ev->index, "id", ev->id, "type", "function", "function", "name",
+                       ev->name, "arguments", "");
+    else if (ev->kind == AL_CHAT_EV_TOOL_ARGS && ev->len)
+        tc = json_pack("{s:i,s:{s:s%}}", "index", ev->index, "function", "arguments", ev->text, ev->len);
+    else
+        return;
+    chat_delta_chunk(j, json_pack("{s:[o]}", "tool_calls", tc), NULL);
+}
+
 static void chat_close(srv_job *j) {
     if (j->finish == AL_FINISH_ERROR) {
         srv_error e;
@@ -310,8 +224,6 @@ static void chat_close(srv_job *j) {
         srv_error_openai(&e, &j->out);
         sbuf_adds(&j->out, "\n\n");
     } else {
-        if (j->buffer_content && j->content.len) chat_delta(j, SRV_CH_CONTENT, j->content.p, j->content.len);
-        if (j->n_calls) chat_delta_chunk(j, json_pack("{s:o}", "tool_calls", tool_calls_json(j, true)), NULL);
         chat_delta_chunk(j, json_object(), finish_reason(j));
         if (j->req.include_usage) {
             json_t *o = chunk(j, json_array());
@@ -353,8 +265,7 @@ static json_t *completion_logprobs(srv_job *j, size_t from, size_t to, size_t of
 static void completion_full(srv_job *j, sbuf *out) {
     sbuf text = {0};
     if (j->req.echo && j->req.prompt) sbuf_adds(&text, j->req.prompt);
-    if (j->reasoning.len) sbuf_add(&text, j->reasoning.p, j->reasoning.len);
-    sbuf_add(&text, j->content.p ? j->content.p : "", j->content.len);
+    sbuf_add(&text, j->msg.content, j->msg.content_len);
     json_t *choice = json_pack("{s:s%,s:i,s:o,s:s}", "text", text.p ? text.p : "", text.len, "index", 0, "logprobs",
                                completion_logprobs(j, 0, j->n_lp, 0), "finish_reason",
                                j->finish == AL_FINISH_LENGTH ? "length" : "stop");
@@ -416,6 +327,7 @@ const srv_api_ops srv_ops_openai_chat = {
     .stream_type = "text/event-stream",
     .stream_open = chat_open,
     .stream_delta = chat_delta,
+    .stream_tool = chat_tool,
     .stream_close = chat_close,
     .full = chat_full,
 };

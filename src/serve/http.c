@@ -1,7 +1,9 @@
 /* http.c — the HTTP side of `alloy serve`: libmicrohttpd daemon (internal epoll thread pool,
  * suspend/resume for generation), routing, body limits, auth, model names, capacity, and the
- * srv_job life cycle between HTTP connections and the engine. */
+ * srv_job life cycle between HTTP connections and the engine: output parsing (alloy/chat.h,
+ * streaming or one-shot), constraints (response formats, tool_choice), hang-up detection. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -27,6 +29,9 @@ struct al_server {
     al_model *m;
     const al_tokenizer *tok;
     al_template *tpl;
+    al_chat_format fmt;  /* tool-call layout asked of the model (from its template) */
+    al_cvocab *cvocab;   /* the vocabulary for constraints */
+    uint8_t *ranks;      /* srv_finish_ranks */
     al_engine *eng;
     struct MHD_Daemon *d;
     int port;
@@ -89,21 +94,76 @@ static void job_unref(srv_job *j) {
     srv_request_free(&j->req);
     free(j->prompt);
     sbuf_free(&j->out);
-    sbuf_free(&j->content);
-    sbuf_free(&j->reasoning);
-    sbuf_free(&j->think.hold);
+    sbuf_free(&j->text);
+    al_chat_stream_free(j->cs);
+    al_chat_msg_free(&j->msg);
+    free(j->tool_name);
     free(j->lp);
-    srv_tool_calls_free(j->calls, j->n_calls);
     free(j->stop_string);
-    if (j->constraint_free) j->constraint_free(j->constraint_ud);
+    srv_constraint_free(j->cons);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
 
-static void job_emit(void *ud, srv_channel ch, const char *t, size_t n) {
+/* Streaming parser events -> the API's framing (job->mu held). */
+static void job_chat_event(void *ud, const al_chat_event *ev) {
     srv_job *j = ud;
-    sbuf_add(ch == SRV_CH_REASONING ? &j->reasoning : &j->content, t, n);
-    if (j->req.stream && !(j->buffer_content && ch == SRV_CH_CONTENT)) j->ops->stream_delta(j, ch, t, n);
+    if (ev->kind == AL_CHAT_EV_CONTENT || ev->kind == AL_CHAT_EV_REASONING) {
+        if (ev->len) j->ops->stream_delta(j, ev->kind == AL_CHAT_EV_CONTENT ? SRV_CH_CONTENT : SRV_CH_REASONING, ev->text, ev->len);
+        return;
+    }
+    if (!j->req.parallel_tool_calls && ev->index > 0) return; /* dropped from the final message too */
+    if (ev->kind == AL_CHAT_EV_TOOL_START) {
+        free(j->tool_name);
+        j->tool_name = strdup(ev->name);
+    }
+    if (j->ops->stream_tool) j->ops->stream_tool(j, ev);
+}
+
+/* The final message once the engine is done: parsed (streaming: what the stream gathered) or,
+ * without chat parsing, the text as content. */
+static void job_finish_output(srv_job *j) {
+    al_status st = al_ok();
+    if (j->cs) {
+        st = al_chat_stream_finish(j->cs, j->req.stream && !j->conn_gone ? job_chat_event : NULL, j, &j->msg);
+    } else if (j->parse) {
+        st = al_chat_parse(j->text.p ? j->text.p : "", j->text.len, &j->popts, &j->msg);
+    } else {
+        j->msg.content = malloc(j->text.len + 1);
+        if (j->msg.content) {
+            memcpy(j->msg.content, j->text.p ? j->text.p : "", j->text.len);
+            j->msg.content[j->text.len] = 0;
+            j->msg.content_len = j->text.len;
+        }
+    }
+    if (al_failed(&st) && j->finish != AL_FINISH_ERROR) {
+        j->finish = AL_FINISH_ERROR;
+        snprintf(j->errmsg, sizeof j->errmsg, "parsing the output: %.200s", st.msg);
+    }
+    if (!j->msg.content) {
+        j->msg.content = calloc(1, 1);
+        j->msg.content_len = 0;
+    }
+    if (!j->msg.reasoning) {
+        j->msg.reasoning = calloc(1, 1);
+        j->msg.reasoning_len = 0;
+    }
+    if (!j->req.parallel_tool_calls)
+        while (j->msg.n_calls > 1) {
+            al_tool_call *c = &j->msg.calls[--j->msg.n_calls];
+            free(c->id);
+            free(c->name);
+            free(c->arguments_text);
+            json_decref(c->arguments);
+        }
+}
+
+/* The client of a waiting non-streaming request hung up (EOF on its socket). */
+static bool client_gone(int fd) {
+    if (fd < 0) return false;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static bool job_on_event(void *ud, const al_event *ev) {
@@ -116,7 +176,7 @@ static bool job_on_event(void *ud, const al_event *ev) {
             srv_logprob *lp = realloc(j->lp, sizeof *lp * cap);
             if (lp) j->lp = lp, j->cap_lp = cap;
         }
-        if (j->n_lp < j->cap_lp) {
+        if (j->n_lp < j->cap_lp && ev->token >= 0) {
             srv_logprob *l = &j->lp[j->n_lp++];
             l->token = ev->token;
             l->logprob = ev->logprob;
@@ -124,9 +184,22 @@ static bool job_on_event(void *ud, const al_event *ev) {
             memcpy(l->top_ids, ev->top_ids, sizeof l->top_ids);
             memcpy(l->top_logprobs, ev->top_logprobs, sizeof l->top_logprobs);
         }
-        if (ev->text_len) srv_think_feed(&j->think, ev->text, ev->text_len, job_emit, j);
+        if (ev->text_len) {
+            sbuf_add(&j->text, ev->text, ev->text_len);
+            if (j->req.stream && !j->conn_gone) {
+                if (j->cs) {
+                    al_status st = al_chat_stream_feed(j->cs, ev->text, ev->text_len, job_chat_event, j);
+                    if (al_failed(&st)) keep = false;
+                } else {
+                    j->ops->stream_delta(j, SRV_CH_CONTENT, ev->text, ev->text_len);
+                }
+            }
+        }
+        if (keep && !j->req.stream && j->suspended && client_gone(j->sock)) {
+            j->client_left = true;
+            keep = false;
+        }
     } else {
-        srv_think_flush(&j->think, job_emit, j);
         j->finish = ev->finish;
         if (ev->stop_string) j->stop_string = strdup(ev->stop_string);
         if (ev->error) snprintf(j->errmsg, sizeof j->errmsg, "%s", ev->error);
@@ -135,21 +208,7 @@ static bool job_on_event(void *ud, const al_event *ev) {
         j->t_queue = ev->t_queue;
         j->t_prompt = ev->t_prompt;
         j->t_gen = ev->t_gen;
-        if (j->buffer_content) {
-            char *rest = NULL;
-            j->n_calls = srv_parse_tool_calls(j->content.p ? j->content.p : "", j->content.len, &j->calls, &rest);
-            if (j->n_calls && !j->req.parallel_tool_calls)
-                while (j->n_calls > 1) {
-                    j->n_calls--;
-                    free(j->calls[j->n_calls].name);
-                    free(j->calls[j->n_calls].args);
-                }
-            if (rest) {
-                sbuf_free(&j->content);
-                sbuf_adds(&j->content, rest);
-                free(rest);
-            }
-        }
+        job_finish_output(j);
         if (j->req.stream && !j->conn_gone) j->ops->stream_close(j);
         j->done = true;
         /* before the client can see the answer, so its next request finds the slot free */
@@ -157,7 +216,8 @@ static bool job_on_event(void *ud, const al_event *ev) {
         srv_metrics_tokens(j->srv->metrics, ev->n_prompt, ev->n_generated, ev->t_queue + ev->t_prompt,
                            ev->t_queue + ev->t_prompt + ev->t_gen);
     }
-    if (j->suspended && j->conn) {
+    /* streams resume for every piece; a waiting answer only once it is complete */
+    if (j->suspended && j->conn && (j->req.stream || ev->kind == AL_EV_DONE)) {
         j->suspended = false;
         MHD_resume_connection(j->conn);
     }
@@ -421,16 +481,43 @@ static enum MHD_Result handle_gen(al_server *s, const route *rt, conn_ctx *cx, s
     j->n_prompt = p.n;
     p.ids = NULL;
     j->n_prompt_tokens = (int)j->n_prompt;
-    j->think.state = p.starts_in_think ? SRV_CH_REASONING : SRV_CH_CONTENT;
-    srv_prompt_free(&p);
     j->created = (int64_t)time(NULL);
     j->t_begin = cx->t0;
     j->conn = c;
+    j->sock = -1;
     j->block = -1;
-    j->buffer_content = j->req.tools && j->req.tool_choice != SRV_TOOLS_NONE;
     srv_make_id(j->id, sizeof j->id,
                 rt->api == SRV_OPENAI_CHAT ? "chatcmpl-" : rt->api == SRV_OPENAI_COMPLETION ? "cmpl-" : rt->api == SRV_ANTHROPIC ? "msg_" : "");
     cx->job = j;
+
+    /* output parsing: chat endpoints always (reasoning, tool calls when offered); Ollama generate
+     * for reasoning only when asked for or opened by the prompt; completions never */
+    srv_request *rq = &j->req;
+    bool chat = rq->messages != NULL;
+    bool tools = chat && json_array_size(rq->tools) > 0 && rq->tool_choice.kind != AL_TOOL_CHOICE_NONE;
+    bool forced = tools && (rq->tool_choice.kind == AL_TOOL_CHOICE_REQUIRED || rq->tool_choice.kind == AL_TOOL_CHOICE_NAMED);
+    j->parse = chat || (rq->api == SRV_OLLAMA_GENERATE && (rq->think == 1 || p.starts_in_think));
+    j->popts = al_chat_parse_opts_default(s->fmt);
+    j->popts.parse_tools = tools && (forced || !rq->format);
+    j->popts.starts_in_think = p.starts_in_think;
+    srv_prompt_free(&p);
+    al_status cst = al_ok();
+    if (j->parse && rq->stream) cst = al_chat_stream_init(&j->cs, &j->popts);
+    /* the constraint: a forced tool call, else the response format */
+    al_grammar *gram = NULL;
+    if (!al_failed(&cst)) {
+        if (forced) cst = al_grammar_from_tool_choice(&rq->tool_choice, s->fmt, rq->tools, &gram);
+        else gram = rq->format, rq->format = NULL;
+    }
+    if (!al_failed(&cst) && gram) {
+        int budget = rq->max_tokens > 0 ? rq->max_tokens : al_engine_n_ctx(s->eng) - (int)j->n_prompt;
+        int reserve = budget / 3 < 16 ? 16 : budget / 3 > 96 ? 96 : budget / 3;
+        cst = srv_constraint_new(&j->cons, gram, s->cvocab, s->ranks, rq->think == 1, j->popts.starts_in_think, budget - reserve);
+    }
+    if (al_failed(&cst)) {
+        srv_chat_ok(cst, forced ? "tool_choice" : NULL, &e);
+        return reply_error(cx, c, rt->d, &e);
+    }
 
     al_gen_request g;
     memset(&g, 0, sizeof g);
@@ -441,16 +528,16 @@ static enum MHD_Result handle_gen(al_server *s, const route *rt, conn_ctx *cx, s
     g.stop = (const char *const *)j->req.stop;
     g.n_stop = j->req.n_stop;
     g.top_logprobs = j->req.logprobs ? j->req.top_logprobs : 0;
+    g.render_special = tools; /* tool-call markers may be control tokens */
     g.on_event = job_on_event;
     g.ud = j;
-    if (j->req.format != SRV_FMT_TEXT) {
-        int budget = j->req.max_tokens > 0 ? j->req.max_tokens / 2 : 64;
-        j->constraint_ud = srv_json_constraint_new(s->tok, true, budget < 64 ? budget : 64);
-        j->constraint_free = srv_json_constraint_free;
-        if (j->constraint_ud) {
-            g.constraint = srv_json_constraint;
-            g.constraint_ud = j->constraint_ud;
-        }
+    if (j->cons) {
+        g.constraint = srv_constraint_apply;
+        g.constraint_ud = j->cons;
+    }
+    if (!j->req.stream) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) j->sock = ci->connect_fd;
     }
     if (j->req.stream) j->ops->stream_open(j);
 
@@ -520,6 +607,14 @@ static enum MHD_Result finish_job(al_server *s, conn_ctx *cx, struct MHD_Connect
     pthread_mutex_unlock(&j->mu);
     (void)s;
     dialect d = j->req.api == SRV_ANTHROPIC ? D_ANTHROPIC : j->req.api >= SRV_OLLAMA_CHAT ? D_OLLAMA : D_OPENAI;
+    if (j->client_left) {
+        /* nobody to read it; answered so that the connection closes quietly */
+        srv_error e;
+        srv_fail(&e, 503, "api_error", NULL, "the client closed the connection");
+        enum MHD_Result res = reply_error(cx, c, d, &e);
+        cx->status = 499;
+        return res;
+    }
     if (j->finish == AL_FINISH_ERROR || j->finish == AL_FINISH_CANCELLED) {
         srv_error e;
         srv_fail(&e, j->finish == AL_FINISH_ERROR ? 500 : 503, "api_error", NULL, "%s",
@@ -675,6 +770,8 @@ void al_server_free(al_server *s) {
     al_engine_free(s->eng); /* answers everything in flight (cancelled) and resumes its connections */
     if (s->d) MHD_stop_daemon(s->d);
     al_template_free(s->tpl);
+    al_cvocab_free(s->cvocab);
+    free(s->ranks);
     srv_metrics_free(s->metrics);
     free(s->host);
     free(s->api_key);
@@ -718,7 +815,9 @@ al_status al_server_start(al_server **out, al_model *m, const al_server_params *
     s->p.model_name = s->name;
     s->p.aliases = NULL;
     if (!al_failed(&st)) st = al_model_tokenizer(m, &s->tok);
-    if (!al_failed(&st)) st = srv_template_load(s->tok, &s->tpl);
+    if (!al_failed(&st)) st = srv_template_load(s->tok, &s->tpl, &s->fmt);
+    if (!al_failed(&st)) st = al_cvocab_from_tokenizer(&s->cvocab, s->tok);
+    if (!al_failed(&st) && !(s->ranks = srv_finish_ranks(s->tok))) st = al_err(AL_ERR_NOMEM, "serve: out of memory");
     if (!al_failed(&st)) st = srv_metrics_init(&s->metrics);
     if (!al_failed(&st)) st = al_engine_init(&s->eng, m, s->p.n_parallel, s->p.n_ctx);
     struct addrinfo *ai = NULL;

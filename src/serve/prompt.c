@@ -19,12 +19,20 @@ static const char chatml_template[] =
     "{{ '<|im_end|>\\n' }}{%- endif %}{%- endif %}{%- endfor %}"
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}";
 
-al_status srv_template_load(const al_tokenizer *tok, al_template **out) {
+/* Whether srv_build_prompt passes tools to the model's template (else they go into the system
+ * turn in the Hermes layout, see inject_tools). */
+static bool template_takes_tools(const char *src) { return src && strstr(src, "tools"); }
+
+al_status srv_template_load(const al_tokenizer *tok, al_template **out, al_chat_format *fmt) {
     const char *src = al_tokenizer_chat_template(tok);
     if (src) {
         al_status st = al_template_init(out, src, strlen(src));
-        if (!al_failed(&st)) return st;
+        if (!al_failed(&st)) {
+            *fmt = template_takes_tools(src) ? al_chat_detect_format(src) : AL_CHAT_FMT_HERMES;
+            return st;
+        }
     }
+    *fmt = al_chat_detect_format(chatml_template);
     return al_template_init(out, chatml_template, strlen(chatml_template));
 }
 
@@ -90,10 +98,10 @@ bool srv_build_prompt(const al_template *tpl, const al_tokenizer *tok, const srv
     size_t len = 0;
     bool templated = false;
     if (r->messages) {
-        json_t *tools = r->tool_choice == SRV_TOOLS_NONE ? NULL : r->tools;
+        json_t *tools = r->tool_choice.kind == AL_TOOL_CHOICE_NONE ? NULL : r->tools;
         const char *src = al_tokenizer_chat_template(tok);
         json_t *msgs = json_incref(r->messages);
-        if (tools && json_array_size(tools) && src && !strstr(src, "tools")) {
+        if (tools && json_array_size(tools) && src && !template_takes_tools(src)) {
             json_decref(msgs);
             msgs = inject_tools(r->messages, tools);
             tools = NULL;
@@ -120,9 +128,7 @@ bool srv_build_prompt(const al_template *tpl, const al_tokenizer *tok, const srv
     const char *bos = tok_text(tok, al_tokenizer_bos(tok));
     if (templated && bos && *bos && !strncmp(text, bos, strlen(bos))) add_special = false;
     /* a generation prompt ending in <think> opens the reasoning channel */
-    size_t tl = len;
-    while (tl && (text[tl - 1] == '\n' || text[tl - 1] == ' ')) tl--;
-    p->starts_in_think = templated && tl >= 7 && !memcmp(text + tl - 7, "<think>", 7);
+    p->starts_in_think = templated && al_chat_prompt_opens_think(text, len);
     al_status st = al_tokenizer_encode(tok, text, len, add_special, templated, &p->ids, &p->n);
     p->text = text;
     if (al_failed(&st)) return srv_fail(e, 400, "invalid_request_error", NULL, "tokenizing the prompt: %s", st.msg);

@@ -11,8 +11,10 @@ typedef struct srv_prompt {
     bool starts_in_think;
 } srv_prompt;
 
-/* The model's chat template, or a ChatML template with tool support when it has none/unparsable. */
-al_status srv_template_load(const al_tokenizer *tok, al_template **out);
+/* The model's chat template, or a ChatML template with tool support when it has none/unparsable.
+ * *fmt: the tool-call layout the model is asked for (detected from the template; Hermes when the
+ * tools are described in the system turn or the ChatML fallback is used). */
+al_status srv_template_load(const al_tokenizer *tok, al_template **out, al_chat_format *fmt);
 bool srv_build_prompt(const al_template *tpl, const al_tokenizer *tok, const srv_request *r, srv_prompt *p, srv_error *e);
 void srv_prompt_free(srv_prompt *p);
 

@@ -2,10 +2,13 @@
  * serve_internal.h — pieces of `alloy serve` shared by the HTTP layer and the three API dialects.
  *
  * Flow of one generation request:
- *   body --srv_api_ops.parse--> srv_request (API-neutral: HF chat messages, sampling, limits)
- *        --srv_job_prepare--> prompt tokens (chat template) --al_engine_submit--> engine events
- *        --srv_job_on_event--> think/content split, per-API framing into job->out (streaming) or
- *        one JSON body at the end (srv_api_ops.full).
+ *   body --srv_api_ops.parse--> srv_request (API-neutral: HF chat messages and tools converted by
+ *        alloy/chat.h, tool_choice, an output grammar, sampling, limits)
+ *        --srv_build_prompt--> prompt tokens (chat template, tools in HF form)
+ *        --al_engine_submit--> engine events (token filter: srv_constraint over al_constraint)
+ *        --job_on_event--> streaming: al_chat_stream events (content / reasoning / tool calls)
+ *        framed per API into job->out; otherwise the text is parsed once at the end
+ *        (al_chat_parse) and answered as one JSON body (srv_api_ops.full).
  * A srv_job is shared by the engine (until AL_EV_DONE) and the HTTP connection (until the
  * request completes); it is reference counted and all its fields are guarded by job->mu.
  */
@@ -16,6 +19,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 
+#include "alloy/chat.h"
 #include "alloy/engine.h"
 #include "alloy/serve.h"
 #include "alloy/template.h"
@@ -49,8 +53,6 @@ typedef enum srv_api {
     SRV_API_COUNT
 } srv_api;
 
-typedef enum srv_format { SRV_FMT_TEXT = 0, SRV_FMT_JSON, SRV_FMT_SCHEMA } srv_format;
-typedef enum srv_tool_choice { SRV_TOOLS_AUTO = 0, SRV_TOOLS_NONE, SRV_TOOLS_REQUIRED, SRV_TOOLS_NAMED } srv_tool_choice;
 
 #define SRV_MAX_STOP 16
 
@@ -62,8 +64,7 @@ typedef struct srv_request {
      * [{type, function{name, arguments(object)}}], tool_call_id, name, reasoning_content}) */
     json_t *messages;
     json_t *tools;            /* [{type:"function", function:{name, description, parameters}}] or NULL */
-    srv_tool_choice tool_choice;
-    char *tool_name;          /* SRV_TOOLS_NAMED */
+    al_tool_choice tool_choice;
     bool parallel_tool_calls;
     /* completion APIs */
     char *prompt;
@@ -80,8 +81,7 @@ typedef struct srv_request {
     int n_stop;
     bool logprobs;
     int top_logprobs;
-    srv_format format;
-    json_t *schema;           /* SRV_FMT_SCHEMA */
+    al_grammar *format;       /* response_format / Ollama format: the output's grammar, or NULL */
     int think;                /* -1 unset, 0 off, 1 on */
     int think_budget;         /* Anthropic thinking.budget_tokens */
     bool count_only;          /* Anthropic count_tokens */
@@ -110,21 +110,12 @@ bool srv_get_float(json_t *o, const char *key, float *out, float lo, float hi, s
 bool srv_get_u64(json_t *o, const char *key, uint64_t *out, bool *set, srv_error *e);
 /* "stop": a string or an array of strings. */
 bool srv_get_stop(json_t *o, const char *key, srv_request *r, srv_error *e);
-/* Message content that is a string, or an array of {type:"text", text} parts (other part types are
- * skipped): returns a malloc'd string. */
-bool srv_content_text(json_t *content, const char *what, char **out, srv_error *e);
 /* Parses the body as a JSON object (400 when it is not). */
 json_t *srv_parse_body(const char *body, size_t len, srv_error *e);
-/* OpenAI-style tools array -> HF tools (validated). */
-bool srv_tools_openai(json_t *tools, json_t **out, srv_error *e);
+/* A failed al_status of the chat library -> 400 naming `param`; true when st is ok. */
+bool srv_chat_ok(al_status st, const char *param, srv_error *e);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
-
-typedef struct srv_tool_call {
-    char id[40];
-    char *name;
-    char *args; /* JSON object text */
-} srv_tool_call;
 
 typedef struct srv_logprob {
     int32_t token;
@@ -134,13 +125,9 @@ typedef struct srv_logprob {
     float top_logprobs[AL_MAX_TOP_LOGPROBS];
 } srv_logprob;
 
-typedef enum srv_channel { SRV_CH_CONTENT = 0, SRV_CH_REASONING } srv_channel;
+typedef enum srv_channel { SRV_CH_CONTENT = 0, SRV_CH_REASONING, SRV_CH_TOOL } srv_channel;
 
-typedef struct srv_think {
-    int state;     /* srv_channel being produced */
-    bool after_close; /* just left reasoning: drop leading newlines of content */
-    sbuf hold;     /* a possible partial tag */
-} srv_think;
+typedef struct srv_constraint srv_constraint;
 
 struct al_server;
 struct srv_api_ops;
@@ -158,22 +145,27 @@ typedef struct srv_job {
     /* prompt */
     int32_t *prompt;
     size_t n_prompt;
-    bool buffer_content; /* tools offered: hold content until the end to find tool calls */
     /* connection (NULL once it is gone) */
     struct MHD_Connection *conn;
     bool suspended, conn_gone;
+    int sock;            /* the client's socket, watched for a hang-up while a non-streaming answer waits; -1 */
+    bool client_left;    /* cancelled because the client hung up */
     uint64_t engine_id;
     bool submitted;
     /* streaming output not yet sent */
     sbuf out;
     size_t out_pos;
-    /* accumulated result */
-    sbuf content, reasoning;
-    srv_think think;
+    /* output: `text` is everything generated. Chat parsing (`parse`) splits it into content,
+     * reasoning and tool calls, incrementally (`cs`, streaming) or once at the end; without it
+     * the text is the content as is. `msg` is the result once done. */
+    sbuf text;
+    bool parse;
+    al_chat_parse_opts popts;
+    al_chat_stream *cs;
+    al_chat_msg msg;
+    char *tool_name;  /* streaming: the name of the open tool call */
     srv_logprob *lp;
     size_t n_lp, cap_lp, lp_sent;
-    srv_tool_call *calls;
-    int n_calls;
     bool done;
     al_finish finish;
     char *stop_string;
@@ -184,9 +176,7 @@ typedef struct srv_job {
     bool started;
     int block;      /* Anthropic: index of the open block, -1 none */
     int block_kind; /* Anthropic: srv_channel of the open block */
-    /* constraint */
-    void *constraint_ud;
-    void (*constraint_free)(void *);
+    srv_constraint *cons; /* the token filter, or NULL */
 } srv_job;
 
 typedef struct srv_api_ops {
@@ -196,6 +186,8 @@ typedef struct srv_api_ops {
     const char *stream_type;  /* Content-Type of streamed responses */
     void (*stream_open)(srv_job *j);
     void (*stream_delta)(srv_job *j, srv_channel ch, const char *text, size_t len);
+    /* TOOL_START / TOOL_ARGS / TOOL_END events of the streaming parser; NULL: no tools */
+    void (*stream_tool)(srv_job *j, const al_chat_event *ev);
     void (*stream_close)(srv_job *j);
     void (*full)(srv_job *j, sbuf *out);
 } srv_api_ops;
@@ -210,24 +202,22 @@ void srv_error_openai(const srv_error *e, sbuf *out);
 void srv_error_anthropic(const srv_error *e, sbuf *out);
 void srv_error_ollama(const srv_error *e, sbuf *out);
 
-/* Think/content splitting over streamed text; emit(ch, text, len) per segment. */
-typedef void (*srv_emit_fn)(void *ud, srv_channel ch, const char *text, size_t len);
-void srv_think_feed(srv_think *t, const char *text, size_t len, srv_emit_fn emit, void *ud);
-void srv_think_flush(srv_think *t, srv_emit_fn emit, void *ud);
+/* Arguments of a parsed call as JSON text: what the model wrote when that is a JSON object (so it
+ * equals the streamed argument deltas), else the object al_chat gives ({} at worst). malloc'd. */
+char *srv_call_args(const al_tool_call *c);
 
-/* Tool calls written by the model in `content` (Hermes/Qwen <tool_call>{...}</tool_call>, a bare
- * {"name", "arguments"|"parameters"} object or array of them, Mistral [TOOL_CALLS][...]).
- * Fills calls and leaves the remaining text in *rest (malloc'd). Returns the number of calls. */
-int srv_parse_tool_calls(const char *content, size_t len, srv_tool_call **calls, char **rest);
-void srv_tool_calls_free(srv_tool_call *calls, int n);
+/* ---- constrained decoding ----------------------------------------------------------------- */
 
-/* JSON-constrained decoding fallback: a prefix validator for one JSON value (object when
- * `object_only`). Returns a constraint and its state (free with srv_json_constraint_free). */
-void *srv_json_constraint_new(const al_tokenizer *tok, bool object_only, int budget);
-void srv_json_constraint_free(void *ud);
-bool srv_json_constraint(void *ud, const char *text, size_t len, uint8_t *allowed, int n_vocab);
-/* True when text[0,len) is a complete JSON value possibly followed by whitespace. */
-bool srv_json_complete(const char *text, size_t len);
+/* Per-token preference when the output must be wrapped up (see constrain.c); n_vocab bytes. */
+uint8_t *srv_finish_ranks(const al_tokenizer *tok);
+/* A token filter for one request: `g` (taken, freed with the constraint) over the vocabulary `v`.
+ * think: a leading <think> block is left free; think_open: the prompt already opened it.
+ * From step `finish_from` on, the allowed tokens are narrowed to those that close the value
+ * soonest (ranks), so the output completes before max_tokens. */
+al_status srv_constraint_new(srv_constraint **out, al_grammar *g, const al_cvocab *v, const uint8_t *ranks, bool think,
+                             bool think_open, int finish_from);
+void srv_constraint_free(srv_constraint *c);
+bool srv_constraint_apply(void *ud, const char *text, size_t len, uint8_t *allowed, int n_vocab);
 
 /* Random id "<prefix><24 hex>". */
 void srv_make_id(char *buf, size_t size, const char *prefix);

@@ -1,6 +1,8 @@
 // sdk_test.mjs — drives a running `alloy serve` (ALLOY_URL, ALLOY_MODEL) with the official OpenAI,
 // Anthropic and Ollama clients: chat, streaming, tool calls, JSON-schema output, errors.
-// The model has random weights: structure, counts and framing are checked, not content.
+// The model has random weights: structure, counts and framing are checked, not content; output
+// constrained by a JSON schema or a forced tool_choice must validate against its schema
+// (validate() below, written from the JSON-Schema spec for the subset alloy supports).
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
@@ -21,6 +23,63 @@ const tools = [{
     parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
   },
 }];
+
+// Tools whose arguments a random model can finish: enums, booleans, closed objects.
+const strictTools = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather', description: 'Weather in a city',
+      parameters: {
+        type: 'object', additionalProperties: false, required: ['city'],
+        properties: { city: { type: 'string', enum: ['Paris', 'Oslo', 'Rome'] }, days: { type: 'integer' } },
+      },
+    },
+  },
+  {
+    type: 'function',
+    function: {
+      name: 'get_time', description: 'Local time',
+      parameters: {
+        type: 'object', additionalProperties: false, required: ['tz', 'utc'],
+        properties: { tz: { type: 'string' }, utc: { type: 'boolean' } },
+      },
+    },
+  },
+];
+const paramsOf = (name) => strictTools.find((t) => t.function.name === name)?.function.parameters;
+
+const personSchema = {
+  type: 'object', additionalProperties: false, required: ['name', 'age'],
+  properties: {
+    name: { type: 'string' }, age: { type: 'integer' },
+    tags: { type: 'array', items: { enum: ['red', 'blue'] } }, pet: { anyOf: [{ type: 'null' }, { type: 'boolean' }] },
+  },
+};
+
+// JSON-Schema subset: type, properties, required, additionalProperties, items, enum, const, anyOf.
+function validate(v, s) {
+  if (s === true) return true;
+  if (s === false) return false;
+  if (s.anyOf) return s.anyOf.some((b) => validate(v, b));
+  if ('const' in s && JSON.stringify(s.const) !== JSON.stringify(v)) return false;
+  if (s.enum && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) return false;
+  const typeOk = (t) => ({
+    object: v !== null && typeof v === 'object' && !Array.isArray(v), array: Array.isArray(v), string: typeof v === 'string',
+    number: typeof v === 'number', integer: Number.isInteger(v), boolean: typeof v === 'boolean', null: v === null,
+  })[t];
+  if (s.type && !(Array.isArray(s.type) ? s.type.some(typeOk) : typeOk(s.type))) return false;
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    for (const r of s.required || []) if (!(r in v)) return false;
+    for (const [k, x] of Object.entries(v)) {
+      const ps = s.properties?.[k];
+      if (ps) { if (!validate(x, ps)) return false; } else if (s.additionalProperties === false) return false;
+      else if (typeof s.additionalProperties === 'object' && !validate(x, s.additionalProperties)) return false;
+    }
+  }
+  if (Array.isArray(v) && s.items) return v.every((x) => validate(x, s.items));
+  return true;
+}
 
 let failures = 0;
 async function test(name, fn) {
@@ -91,15 +150,53 @@ await test('openai tools request', async () => {
   if (m.tool_calls) for (const c of m.tool_calls) { assert.equal(c.type, 'function'); JSON.parse(c.function.arguments); }
 });
 
-await test('openai json_schema output is valid JSON', async () => {
+await test('openai json_schema output validates against the schema', async () => {
   for (let seed = 1; seed <= 3; seed++) {
-    const r = await openai.chat.completions.create({
-      model: MODEL, max_tokens: 48, seed,
+    const req = {
+      model: MODEL, max_tokens: 128, seed,
       messages: [{ role: 'user', content: 'A person as JSON' }],
-      response_format: { type: 'json_schema', json_schema: { name: 'person', schema: { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } } } } },
-    });
+      response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: personSchema } },
+    };
+    const r = await openai.chat.completions.create(req);
     const v = JSON.parse(r.choices[0].message.content);
-    assert.equal(typeof v, 'object');
+    assert.ok(validate(v, personSchema), r.choices[0].message.content);
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    let text = '';
+    for await (const c of await openai.chat.completions.create({ ...req, stream: true })) text += c.choices[0]?.delta?.content || '';
+    assert.equal(text, r.choices[0].message.content);
+  }
+});
+
+await test('openai tool_choice required / named: one valid call, streamed the same', async () => {
+  for (const [tool_choice, want] of [['required', null], [{ type: 'function', function: { name: 'get_time' } }, 'get_time']]) {
+    for (let seed = 1; seed <= 2; seed++) {
+      const req = { model: MODEL, max_tokens: 128, seed, tools: strictTools, tool_choice, messages: [{ role: 'user', content: 'Call a tool' }] };
+      const r = await openai.chat.completions.create(req);
+      const m = r.choices[0].message;
+      assert.equal(r.choices[0].finish_reason, 'tool_calls');
+      assert.equal(m.tool_calls.length, 1);
+      const call = m.tool_calls[0];
+      if (want) assert.equal(call.function.name, want);
+      assert.ok(paramsOf(call.function.name), call.function.name);
+      assert.ok(validate(JSON.parse(call.function.arguments), paramsOf(call.function.name)), call.function.arguments);
+      // streamed: the SDK's deltas reassemble into the same call
+      const calls = [];
+      let finish = null;
+      for await (const c of await openai.chat.completions.create({ ...req, stream: true })) {
+        for (const d of c.choices[0]?.delta?.tool_calls || []) {
+          calls[d.index] ??= { id: '', name: '', arguments: '' };
+          if (d.id) calls[d.index].id = d.id;
+          if (d.function?.name) calls[d.index].name += d.function.name;
+          if (d.function?.arguments) calls[d.index].arguments += d.function.arguments;
+        }
+        if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+      }
+      assert.equal(finish, 'tool_calls');
+      assert.equal(calls.length, 1);
+      assert.ok(calls[0].id.startsWith('call_'));
+      assert.equal(calls[0].name, call.function.name);
+      assert.equal(calls[0].arguments, call.function.arguments);
+    }
   }
 });
 
@@ -153,6 +250,29 @@ await test('anthropic tool_use history', async () => {
   for (const b of r.content) if (b.type === 'tool_use') assert.equal(typeof b.input, 'object');
 });
 
+await test('anthropic tool_choice tool: one valid tool_use, streamed the same', async () => {
+  const tools_ = strictTools.map((t) => ({ name: t.function.name, description: t.function.description, input_schema: t.function.parameters }));
+  for (const tool_choice of [{ type: 'tool', name: 'get_weather' }, { type: 'any' }]) {
+    const req = { model: 'claude-x', max_tokens: 128, temperature: 0, tools: tools_, tool_choice, messages: [{ role: 'user', content: 'Call' }] };
+    const r = await anthropic.messages.create(req);
+    assert.equal(r.stop_reason, 'tool_use');
+    const uses = r.content.filter((b) => b.type === 'tool_use');
+    assert.equal(uses.length, 1);
+    if (tool_choice.name) assert.equal(uses[0].name, tool_choice.name);
+    assert.ok(validate(uses[0].input, paramsOf(uses[0].name)), JSON.stringify(uses[0].input));
+    const stream = anthropic.messages.stream(req);
+    let partial = '';
+    for await (const ev of stream) if (ev.type === 'content_block_delta' && ev.delta.type === 'input_json_delta') partial += ev.delta.partial_json;
+    const final = await stream.finalMessage();
+    const su = final.content.filter((b) => b.type === 'tool_use');
+    assert.equal(su.length, 1);
+    assert.equal(su[0].name, uses[0].name);
+    assert.deepEqual(su[0].input, uses[0].input);
+    assert.deepEqual(JSON.parse(partial), uses[0].input);
+    assert.equal(final.stop_reason, 'tool_use');
+  }
+});
+
 await test('anthropic errors', async () => {
   await assert.rejects(anthropic.messages.create({ model: 'x', max_tokens: 5, messages: [{ role: 'robot', content: 'x' }] }),
     (e) => e instanceof Anthropic.BadRequestError && e.error?.error?.type === 'invalid_request_error');
@@ -177,11 +297,22 @@ await test('ollama chat, stream, generate', async () => {
 });
 
 await test('ollama format schema and tools', async () => {
-  const r = await ollama.chat({
-    model: MODEL, messages: [{ role: 'user', content: 'JSON please' }], options: { num_predict: 48 },
-    format: { type: 'object', properties: { a: { type: 'number' } } },
-  });
-  assert.equal(typeof JSON.parse(r.message.content), 'object');
+  for (let seed = 1; seed <= 3; seed++) {
+    const req = { model: MODEL, messages: [{ role: 'user', content: 'JSON please' }], options: { num_predict: 128, seed }, format: personSchema };
+    const r = await ollama.chat(req);
+    assert.ok(validate(JSON.parse(r.message.content), personSchema), r.message.content);
+    assert.equal(r.done_reason, 'stop');
+    let text = '';
+    for await (const p of await ollama.chat({ ...req, stream: true })) text += p.message.content;
+    assert.equal(text, r.message.content);
+  }
+  const g = await ollama.generate({ model: MODEL, prompt: 'JSON please', format: personSchema, options: { num_predict: 128, seed: 4 } });
+  assert.ok(validate(JSON.parse(g.response), personSchema), g.response);
+  // tool_choice is an alloy extension of the Ollama API (the client passes it through)
+  const tr = await ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'weather?' }], tools: strictTools, tool_choice: 'required', options: { num_predict: 128, seed: 2 } });
+  assert.equal(tr.message.tool_calls.length, 1);
+  const fc = tr.message.tool_calls[0].function;
+  assert.ok(validate(fc.arguments, paramsOf(fc.name)), JSON.stringify(fc));
   const t = await ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'weather?' }], tools, options: { num_predict: 6 } });
   if (t.message.tool_calls) for (const c of t.message.tool_calls) assert.equal(typeof c.function.arguments, 'object');
 });
