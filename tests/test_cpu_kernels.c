@@ -450,6 +450,50 @@ static void test_matmul_errors(void) {
     CHECK(bad == NULL);
 }
 
+/* al_cpu_matmul_n (fused Q/K/V-style products) equals separate al_cpu_matmul calls bit for bit,
+ * including a mix of weight types that cannot be fused. */
+static void test_matmul_n(void) {
+    const int64_t k = 512;
+    const al_type types[3] = {AL_TYPE_Q4_K, AL_TYPE_Q6_K, AL_TYPE_Q8_0};
+    const int64_t outs[3] = {37, 16, 21};
+    al_tensor W[3];
+    float *src = malloc(sizeof(float) * (size_t)(k * 64));
+    for (int64_t i = 0; i < k * 64; i++) src[i] = sinf((float)i * 0.37f) + 0.1f * cosf((float)i * 1.3f);
+    for (int i = 0; i < 3; i++) {
+        int64_t ne[2] = {k, outs[i]};
+        REQUIRE_OK(al_tensor_init(&W[i], NULL, types[i], 2, ne));
+        REQUIRE_OK(al_quantize_rows(types[i], src, W[i].data, outs[i], k, NULL, NULL));
+    }
+    al_cpu *c;
+    REQUIRE_OK(al_cpu_init(&c, 2, AL_ISA_AUTO));
+    for (int m = 1; m <= 5; m += 4) {
+        float *x = malloc(sizeof(float) * (size_t)(k * m)), *a[3], *b[3];
+        for (int64_t i = 0; i < k * m; i++) x[i] = cosf((float)i * 0.11f);
+        int64_t ldy[3];
+        for (int i = 0; i < 3; i++) {
+            a[i] = calloc((size_t)(outs[i] * m), sizeof(float));
+            b[i] = calloc((size_t)(outs[i] * m), sizeof(float));
+            ldy[i] = outs[i];
+            CHECK_OK(al_cpu_matmul(c, &W[i], x, k, a[i], outs[i], m));
+        }
+        const al_tensor *ws[3] = {&W[0], &W[1], &W[2]};
+        CHECK_OK(al_cpu_matmul_n(c, 2, ws, x, k, b, ldy, m));        /* Q4_K + Q6_K: fused (both Q8_K) */
+        CHECK_OK(al_cpu_matmul_n(c, 1, ws + 2, x, k, b + 2, ldy + 2, m)); /* Q8_0 alone */
+        for (int i = 0; i < 3; i++) CHECKF(!memcmp(a[i], b[i], sizeof(float) * (size_t)(outs[i] * m)), "part %d m %d", i, m);
+        for (int i = 0; i < 3; i++) memset(b[i], 0, sizeof(float) * (size_t)(outs[i] * m));
+        CHECK_OK(al_cpu_matmul_n(c, 3, ws, x, k, b, ldy, m));        /* mixed formats: falls back */
+        for (int i = 0; i < 3; i++) CHECKF(!memcmp(a[i], b[i], sizeof(float) * (size_t)(outs[i] * m)), "mixed part %d m %d", i, m);
+        for (int i = 0; i < 3; i++) {
+            free(a[i]);
+            free(b[i]);
+        }
+        free(x);
+    }
+    al_cpu_free(c);
+    for (int i = 0; i < 3; i++) al_tensor_free(&W[i]);
+    free(src);
+}
+
 int main(void) {
     AL_RUN(test_isa);
     AL_RUN(test_quant_act);
@@ -457,5 +501,6 @@ int main(void) {
     AL_RUN(test_simd_vs_scalar);
     AL_RUN(test_matmul);
     AL_RUN(test_matmul_errors);
+    AL_RUN(test_matmul_n);
     return al_test_finish();
 }

@@ -56,6 +56,12 @@ int al_cpu_threads(const al_cpu *c);
 al_status al_cpu_matmul(al_cpu *c, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                         int64_t m);
 
+/* Several products of the same X: Y[i] = X · W[i]ᵀ. Weights of equal k and activation format
+ * share one activation conversion and one parallel section (decode's Q/K/V and gate/up);
+ * otherwise this is n calls of al_cpu_matmul. */
+al_status al_cpu_matmul_n(al_cpu *c, int n, const al_tensor *const *W, const float *X, int64_t ldx, float *const *Y,
+                          const int64_t *ldy, int64_t m);
+
 /* Measured read bandwidth of main memory in bytes/s: all threads of `pool` summing a buffer of
  * `bytes` (use >> last-level cache, e.g. 1 GiB), best of `reps`. */
 double al_measure_read_bandwidth(al_pool *pool, size_t bytes, int reps);

@@ -88,27 +88,40 @@ static void act_task(void *arg, int ith, int nth) {
 
 /* ---- tiled dot section ---------------------------------------------------------------------- */
 
-typedef struct mm_job {
+/* One weight matrix of a (possibly fused) product; tiles of all parts share one counter. */
+typedef struct mm_part {
     al_dot_nr_fn dotn;
     const char *w;
     size_t w_stride;
+    float *Y;
+    int64_t ldy, n_out;
+    int64_t rb, n_rt, tile0; /* rows per tile, row tiles, index of the part's first tile */
+} mm_part;
+
+enum { MM_MAX_PARTS = 4 };
+
+typedef struct mm_job {
+    mm_part part[MM_MAX_PARTS];
+    int n_parts;
     const char *y;
     size_t y_stride;
-    float *Y;
-    int64_t ldy, k, n_out, m;
-    int64_t rb, cb, n_rt, n_tiles;
+    int64_t k, m, cb, n_ct, n_tiles;
     _Atomic int64_t next;
 } mm_job;
 
 static void mm_tile(const mm_job *j, int64_t t) {
-    const int64_t r0 = (t % j->n_rt) * j->rb, c0 = (t / j->n_rt) * j->cb;
-    const int64_t r1 = r0 + j->rb < j->n_out ? r0 + j->rb : j->n_out;
+    int p = 0;
+    while (p + 1 < j->n_parts && t >= j->part[p + 1].tile0) p++;
+    const mm_part *pt = &j->part[p];
+    t -= pt->tile0;
+    const int64_t r0 = (t % pt->n_rt) * pt->rb, c0 = (t / pt->n_rt) * j->cb;
+    const int64_t r1 = r0 + pt->rb < pt->n_out ? r0 + pt->rb : pt->n_out;
     const int64_t c1 = c0 + j->cb < j->m ? c0 + j->cb : j->m;
     for (int64_t r = r0; r < r1; r++) {
-        const char *wr = j->w + (size_t)r * j->w_stride;
+        const char *wr = pt->w + (size_t)r * pt->w_stride;
         for (int64_t c = c0; c < c1; c += AL_DOT_NR) {
             const int nr = c1 - c < AL_DOT_NR ? (int)(c1 - c) : AL_DOT_NR;
-            j->dotn(j->k, j->Y + c * j->ldy + r, (size_t)j->ldy, wr, j->y + (size_t)c * j->y_stride, j->y_stride, nr);
+            pt->dotn(j->k, pt->Y + c * pt->ldy + r, (size_t)pt->ldy, wr, j->y + (size_t)c * j->y_stride, j->y_stride, nr);
         }
     }
 }
@@ -164,9 +177,8 @@ static al_status matmul_blas(al_cpu *c, const al_tensor *W, const float *X, int6
 
 /* ---- entry -------------------------------------------------------------------------------------- */
 
-al_status al_cpu_matmul(al_cpu *c, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
-                        int64_t m) {
-    if (!c || !W || !X || !Y) return al_err(AL_ERR_INVALID, "matmul: NULL argument");
+static al_status check_weight(const al_cpu *c, const al_tensor *W, int64_t m, int64_t ldx, int64_t ldy) {
+    if (!W) return al_err(AL_ERR_INVALID, "matmul: NULL argument");
     if (W->ndim > 2 && (W->ne[2] != 1 || W->ne[3] != 1))
         return al_err(AL_ERR_INVALID, "matmul: weight must be 2-D, got [%lld,%lld,%lld,%lld]", (long long)W->ne[0],
                       (long long)W->ne[1], (long long)W->ne[2], (long long)W->ne[3]);
@@ -174,23 +186,24 @@ al_status al_cpu_matmul(al_cpu *c, const al_tensor *W, const float *X, int64_t l
     if (m < 0 || k <= 0 || n_out <= 0 || ldx < k || ldy < n_out)
         return al_err(AL_ERR_INVALID, "matmul: bad shape k=%lld n_out=%lld m=%lld ldx=%lld ldy=%lld", (long long)k,
                       (long long)n_out, (long long)m, (long long)ldx, (long long)ldy);
-    if (m == 0) return al_ok();
-    const al_dot_nr_fn dotn = al_dot_nr_get(W->type, c->isa);
-    if (!dotn) return al_err(AL_ERR_UNSUPPORTED, "matmul: no dot kernel for weight type %s", al_type_name(W->type));
+    if (!al_dot_nr_get(W->type, c->isa))
+        return al_err(AL_ERR_UNSUPPORTED, "matmul: no dot kernel for weight type %s", al_type_name(W->type));
     const size_t wrow = al_type_row_size(W->type, k);
     if (wrow == 0 || (n_out > 1 && W->nb[1] < wrow))
         return al_err(AL_ERR_INVALID, "matmul: %s row of %lld elements is not whole blocks or rows overlap",
                       al_type_name(W->type), (long long)k);
-    const al_type vt = al_dot_act_type(W->type);
+    if (al_type_row_size(al_dot_act_type(W->type), k) == 0)
+        return al_err(AL_ERR_INVALID, "matmul: k=%lld is not a multiple of the %s block", (long long)k,
+                      al_type_name(al_dot_act_type(W->type)));
+    return al_ok();
+}
+
+/* Products of one X with n weights of equal k and activation format, in one parallel section. */
+static al_status matmul_parts(al_cpu *c, int n, const al_tensor *const *W, const float *X, int64_t ldx, float *const *Y,
+                              const int64_t *ldy, int64_t m) {
+    const int64_t k = W[0]->ne[0];
+    const al_type vt = al_dot_act_type(W[0]->type);
     const size_t arow = al_type_row_size(vt, k);
-    if (arow == 0)
-        return al_err(AL_ERR_INVALID, "matmul: k=%lld is not a multiple of the %s block", (long long)k, al_type_name(vt));
-
-#if defined(ALLOY_HAVE_OPENBLAS)
-    if (m >= BLAS_MIN_M && (W->type == AL_TYPE_F32 || W->type == AL_TYPE_F16 || W->type == AL_TYPE_BF16))
-        return matmul_blas(c, W, X, ldx, Y, ldy, m);
-#endif
-
     const char *ybase;
     size_t ystride;
     if (vt == AL_TYPE_F32) {
@@ -208,23 +221,66 @@ al_status al_cpu_matmul(al_cpu *c, const al_tensor *W, const float *X, int64_t l
         ybase = c->scratch;
         ystride = arow;
     }
-
     const int nth = al_pool_size(c->pool);
-    mm_job j = {.dotn = dotn, .w = W->data, .w_stride = W->nb[1], .y = ybase, .y_stride = ystride,
-                .Y = Y, .ldy = ldy, .k = k, .n_out = n_out, .m = m};
-    if (m == 1) {
-        j.cb = 1;
-        j.rb = n_out / (nth * 8);
-        if (j.rb < 4) j.rb = 4;
-    } else {
-        j.cb = 16;
-        j.rb = 16;
-        /* keep every thread fed when the problem is small */
-        while (j.rb > 1 && ((n_out + j.rb - 1) / j.rb) * ((m + j.cb - 1) / j.cb) < 4 * nth) j.rb /= 2;
+    mm_job j = {.n_parts = n, .y = ybase, .y_stride = ystride, .k = k, .m = m};
+    int64_t total_out = 0;
+    for (int i = 0; i < n; i++) total_out += W[i]->ndim >= 2 ? W[i]->ne[1] : 1;
+    j.cb = m == 1 ? 1 : 16;
+    j.n_ct = (m + j.cb - 1) / j.cb;
+    for (int i = 0; i < n; i++) {
+        mm_part *pt = &j.part[i];
+        pt->dotn = al_dot_nr_get(W[i]->type, c->isa);
+        pt->w = W[i]->data;
+        pt->w_stride = W[i]->nb[1];
+        pt->Y = Y[i];
+        pt->ldy = ldy[i];
+        pt->n_out = W[i]->ndim >= 2 ? W[i]->ne[1] : 1;
+        if (m == 1) {
+            /* ~8 tiles per thread over all parts, each part's share proportional to its rows */
+            pt->rb = total_out / (nth * 8);
+            if (pt->rb < 4) pt->rb = 4;
+        } else {
+            pt->rb = 16;
+            /* keep every thread fed when the problem is small */
+            while (pt->rb > 1 && ((total_out + pt->rb - 1) / pt->rb) * j.n_ct < 4 * nth) pt->rb /= 2;
+        }
+        pt->n_rt = (pt->n_out + pt->rb - 1) / pt->rb;
+        pt->tile0 = j.n_tiles;
+        j.n_tiles += pt->n_rt * j.n_ct;
     }
-    j.n_rt = (n_out + j.rb - 1) / j.rb;
-    j.n_tiles = j.n_rt * ((m + j.cb - 1) / j.cb);
     atomic_init(&j.next, nth);
     al_pool_run(c->pool, mm_task, &j, 0);
+    return al_ok();
+}
+
+al_status al_cpu_matmul(al_cpu *c, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
+                        int64_t m) {
+    if (!c || !W || !X || !Y) return al_err(AL_ERR_INVALID, "matmul: NULL argument");
+    AL_TRY(check_weight(c, W, m, ldx, ldy));
+    if (m == 0) return al_ok();
+#if defined(ALLOY_HAVE_OPENBLAS)
+    if (m >= BLAS_MIN_M && (W->type == AL_TYPE_F32 || W->type == AL_TYPE_F16 || W->type == AL_TYPE_BF16))
+        return matmul_blas(c, W, X, ldx, Y, ldy, m);
+#endif
+    return matmul_parts(c, 1, &W, X, ldx, &Y, &ldy, m);
+}
+
+al_status al_cpu_matmul_n(al_cpu *c, int n, const al_tensor *const *W, const float *X, int64_t ldx, float *const *Y,
+                          const int64_t *ldy, int64_t m) {
+    if (!c || !W || !X || !Y || !ldy || n <= 0) return al_err(AL_ERR_INVALID, "matmul_n: bad argument");
+    for (int i = 0; i < n; i++) {
+        if (!Y[i]) return al_err(AL_ERR_INVALID, "matmul_n: NULL output");
+        AL_TRY(check_weight(c, W[i], m, ldx, ldy[i]));
+    }
+    if (m == 0) return al_ok();
+    bool fuse = n <= MM_MAX_PARTS;
+    for (int i = 1; i < n && fuse; i++)
+        fuse = W[i]->ne[0] == W[0]->ne[0] && al_dot_act_type(W[i]->type) == al_dot_act_type(W[0]->type);
+#if defined(ALLOY_HAVE_OPENBLAS)
+    for (int i = 0; i < n && fuse; i++)
+        fuse = !(m >= BLAS_MIN_M && (W[i]->type == AL_TYPE_F32 || W[i]->type == AL_TYPE_F16 || W[i]->type == AL_TYPE_BF16));
+#endif
+    if (fuse) return matmul_parts(c, n, W, X, ldx, Y, ldy, m);
+    for (int i = 0; i < n; i++) AL_TRY(al_cpu_matmul(c, W[i], X, ldx, Y[i], ldy[i], m));
     return al_ok();
 }

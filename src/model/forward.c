@@ -32,6 +32,18 @@ static al_status mm(fwd *f, const al_tensor *W, const float *X, int64_t ldx, flo
     return al_ok();
 }
 
+/* Y[i] = X · W[i]ᵀ for n weights sharing X (one activation conversion, one parallel section). */
+static al_status mm_n(fwd *f, int n, const al_tensor *const *W, const float *X, int64_t ldx, float *const *Y, int64_t rows) {
+    int64_t ldy[4];
+    for (int i = 0; i < n; i++) ldy[i] = W[i]->ne[1];
+    return al_cpu_matmul_n(f->m->cpu, n, W, X, ldx, Y, ldy, rows);
+}
+
+static void add_bias(float *Y, const float *bias, int64_t rows, int64_t n) {
+    if (!bias) return;
+    for (int64_t t = 0; t < rows; t++) al_op_add(Y + t * n, bias, Y + t * n, n);
+}
+
 /* Y += (X·A0ᵀ)·A1ᵀ : zamba2's low-rank adapter. */
 static al_status mm_adapter(fwd *f, const al_tensor *A, const float *X, int64_t ldx, float *Y, int64_t n) {
     if (!A[0].data) return al_ok();
@@ -50,9 +62,12 @@ static al_status attention(fwd *f, int il, const al_attn_w *a, const al_layer_w 
     al_scratch *sc = f->sc;
     int64_t R = f->R, qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     float *q = sc->t0, *k = sc->t1, *v = sc->t2, *ao = sc->t3;
-    AL_TRY(mm(f, &a->wq, xn, n_in, q, R, a->bq));
-    AL_TRY(mm(f, &a->wk, xn, n_in, k, R, a->bk));
-    AL_TRY(mm(f, &a->wv, xn, n_in, v, R, a->bv));
+    const al_tensor *wqkv[3] = {&a->wq, &a->wk, &a->wv};
+    float *const yqkv[3] = {q, k, v};
+    AL_TRY(mm_n(f, 3, wqkv, xn, n_in, yqkv, R));
+    add_bias(q, a->bq, R, qd);
+    add_bias(k, a->bk, R, kvd);
+    add_bias(v, a->bv, R, kvd);
     if (L) {
         AL_TRY(mm_adapter(f, L->z_adapt_q, xn, n_in, q, R));
         AL_TRY(mm_adapter(f, L->z_adapt_k, xn, n_in, k, R));
@@ -167,12 +182,14 @@ static void activate(al_act act, float *x, int64_t n) {
 static al_status ffn_dense(fwd *f, const al_ffn_w *w, al_act act, const float *xn, float *out) {
     int64_t R = f->R, nf = w->up.ne[1];
     float *up = f->sc->big, *gate = f->sc->t3;
-    AL_TRY(mm(f, &w->up, xn, f->hp->n_embd, up, R, NULL));
     if (w->gate.data) {
-        AL_TRY(mm(f, &w->gate, xn, f->hp->n_embd, gate, R, NULL));
+        const al_tensor *wgu[2] = {&w->gate, &w->up};
+        float *const ygu[2] = {gate, up};
+        AL_TRY(mm_n(f, 2, wgu, xn, f->hp->n_embd, ygu, R));
         activate(act, gate, R * nf);
         for (int64_t i = 0; i < R * nf; i++) up[i] *= gate[i];
     } else {
+        AL_TRY(mm(f, &w->up, xn, f->hp->n_embd, up, R, NULL));
         activate(act, up, R * nf);
     }
     return mm(f, &w->down, up, nf, out, R, NULL);
