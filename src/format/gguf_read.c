@@ -472,6 +472,8 @@ al_status al_gguf_open(al_gguf **out, const char *path) {
     int e = errno;
     close(fd);
     if (map == MAP_FAILED) return al_err(AL_ERR_IO, "gguf: cannot map %s: %s", path, strerror(e));
+    /* weights are streamed every token: start reading them in now (a hint; failure is harmless) */
+    (void)madvise(map, size, MADV_WILLNEED);
     al_gguf *g = NULL;
     al_status s = al_gguf_parse(&g, map, size);
     if (s.code) {
