@@ -94,6 +94,25 @@ if len(turns) == 2:  # the second turn feeds only the new message, not the whole
     check("chat: second turn reuses the session", 0 < n2 < n1 + 6, f"{n1} then {n2} prompt tokens")
 r = run("bench", "-m", m, "-p", "16", "-n", "4", "-t", "1")
 check("bench", r.returncode == 0 and b"pp16" in r.stdout and b"roofline" in r.stdout, r.stderr.decode())
+# --device cuda / -ngl: on a machine without a GPU (or a build without CUDA) a clear error, no crash;
+# where a GPU is present the same commands must run there
+def gpu_or_clear_error(name, r, ok_out):
+    err = r.stderr.decode()
+    if r.returncode == 0:
+        check(name + " (ran on the GPU)", ok_out(r.stdout), err[-300:])
+    else:
+        check(name + ": clear error", r.returncode > 0 and "cuda" in err.lower() and "alloy:" in err, f"rc {r.returncode} {err[-300:]}")
+gpu_or_clear_error("bench --device cuda", run("bench", "-m", m, "-p", "16", "-n", "4", "--device", "cuda"),
+                   lambda out: b"pp16" in out and b"device:" in out and b"roofline" in out)
+gpu_or_clear_error("run -ngl 99", run("run", "-m", m, "-p", "Hello", "-n", "4", "-ngl", "99"), lambda out: out.startswith(b"Hello"))
+gpu_or_clear_error("logits --device cuda", run("logits", "-m", m, "--tokens", "1,2,3", "-o", os.path.join(tmp, "g.f32"),
+                                               "--device", "cuda"), lambda out: True)
+r = run("serve", "-m", m, "--device", "cuda", "--port", "0")
+check("serve --device cuda: refused", r.returncode > 0 and b"cuda" in r.stderr, r.stderr.decode()[-300:])
+r = run("run", "-m", m, "-p", "Hello", "-n", "2", "--device", "tpu")
+check("run --device tpu: clear error", r.returncode > 0 and b"expected cpu or cuda" in r.stderr, r.stderr.decode()[-300:])
+r = run("run", "-m", m, "-p", "Hello", "-n", "8", "--seed", "5", "-t", "1", "-ngl", "0")
+check("run -ngl 0 stays on the CPU", r.returncode == 0 and r.stdout == r1.stdout, r.stderr.decode()[-300:])
 r = run("run", "-m", os.path.join(tmp, "missing.gguf"), "-p", "x")
 check("missing model: clear error", r.returncode != 0 and b"no such file" in r.stderr)
 r = run("frobnicate")

@@ -8,7 +8,7 @@
  *    first 8 greedy tokens equal HF's greedy_next8;
  *  - the same with an F16 KV cache within 1e-2 (half-precision keys/values);
  *  - a Q8_0 GGUF of every reference model on the GPU vs the CPU on the same weights dequantized to
- *    F32: prefill (F16 GEMM) within 1e-2, token-by-token decode (float32 block-reading matvec) 1e-4;
+ *    F32: prefill (F16 GEMM) within 1e-2, decode and token-by-token (int8 activations, dp4a) 5e-2;
  *  - the decode graph is active (capture succeeded) after the decode steps.
  * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
  */
@@ -65,10 +65,10 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
-/* GPU on model `path` vs CPU on `cpu_path` (the same weights, maybe dequantized); tol_ref > 0 adds
- * the HF checks; tol_step bounds the token-by-token pass (no GEMM: float32 throughout on the GPU). */
+/* GPU on model `path` vs CPU on `cpu_path` (the same weights, maybe dequantized); tol bounds the
+ * prefill, tol_dec the decode steps, tol_step the token-by-token pass; tol_ref > 0 adds the HF checks. */
 static void compare(const char *name, const char *path, const char *cpu_path, const ref_data *r, al_type kvt, double tol,
-                    double tol_step, double tol_ref) {
+                    double tol_dec, double tol_step, double tol_ref) {
     al_model *m, *mc = NULL;
     al_model_params mp = al_model_default_params();
     mp.n_threads = 2;
@@ -124,7 +124,7 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
     bool graph = al_cuda_session_graph_active(gs, &why);
     CHECKF(graph, "%s: decode graph not active: %s", name, why.msg);
     printf(", decode (graph %s) worst step %.3g", graph ? "on" : "off", worst);
-    CHECKF(worst < tol, "%s %s: decode GPU vs CPU rel err %g", name, al_type_name(kvt), worst);
+    CHECKF(worst < tol_dec, "%s %s: decode GPU vs CPU rel err %g", name, al_type_name(kvt), worst);
     if (tol_ref > 0) CHECKF(greedy_ok, "%s %s: GPU greedy tokens differ from HF greedy_next8", name, al_type_name(kvt));
     CHECK(al_cuda_session_pos(gs) == T + 12);
     /* reset, then token-by-token prefill equals the batched one at the last position */
@@ -156,7 +156,7 @@ static void test_hf_f32_cache(void) {
         REQUIRE(load_ref(archs[i], &r));
         char p[256];
         snprintf(p, sizeof p, "hf/%s", archs[i]);
-        compare(archs[i], al_test_path(p), al_test_path(p), &r, AL_TYPE_F32, 1e-4, 1e-4, 2e-4);
+        compare(archs[i], al_test_path(p), al_test_path(p), &r, AL_TYPE_F32, 1e-4, 1e-4, 1e-4, 2e-4);
         free(r.logits);
     }
 }
@@ -167,14 +167,18 @@ static void test_hf_f16_cache(void) {
         REQUIRE(load_ref(archs[i], &r));
         char p[256];
         snprintf(p, sizeof p, "hf/%s", archs[i]);
-        compare(archs[i], al_test_path(p), al_test_path(p), &r, AL_TYPE_F16, 1e-2, 1e-2, 0);
+        compare(archs[i], al_test_path(p), al_test_path(p), &r, AL_TYPE_F16, 1e-2, 1e-2, 1e-2, 0);
         free(r.logits);
     }
 }
 
 /* Q8_0 GGUF on the GPU vs the CPU on the same weights dequantized to F32 (so the CPU reference has no
- * activation rounding): prefill through the F16 GEMM within 1e-2, token-by-token (block-reading
- * matrix-vector, float32) within 1e-4. */
+ * activation rounding): prefill through the F16 GEMM within 1e-2; decode and the token-by-token pass
+ * round activations to int8 blocks of 32 (dp4a matrix-vector, llama.cpp's MMVQ scheme): 5e-2 of
+ * max |logit| over 12 steps of these tiny models (measured on an H100: ≤ 2.4 % for 6 of the 8, 3.4 %
+ * llama3_rope, 4.5 % zamba2; the exactness of the kernels is checked per matrix in test_cuda_ops).
+ * (The CPU on the Q8_0 file itself is no closer a reference: its own Q8 activations put it up to 17 %
+ * away from the GPU on jamba.) */
 static void test_gguf_q8_0(void) {
     for (int i = 0; i < N_ARCHS; i++) {
         ref_data r = {0};
@@ -190,7 +194,7 @@ static void test_gguf_q8_0(void) {
             free(r.logits);
             continue;
         }
-        compare(out, out, deq, &r, AL_TYPE_F32, 1e-2, 1e-4, 0);
+        compare(out, out, deq, &r, AL_TYPE_F32, 1e-2, 5e-2, 5e-2, 0);
         remove(out);
         remove(deq);
         free(r.logits);

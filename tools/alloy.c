@@ -11,12 +11,12 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"run", cmd_run, "run -m MODEL -p TEXT [-n N] [--temp T --top-p P --top-k K --min-p M --seed S] [--chat]"},
+    {"run", cmd_run, "run -m MODEL -p TEXT [-n N] [--temp T --top-p P --top-k K --min-p M --seed S] [--chat] [--device cpu|cuda] [-ngl N]"},
     {"chat", cmd_chat, "chat -m MODEL: interactive chat with the model's template"},
     {"serve", cmd_serve, "serve [-m MODEL] [--host H] [--port P] [--parallel N] [--api-key K]"},
-    {"logits", cmd_logits, "logits -m MODEL --tokens 1,2,3 -o OUT.f32: float32 logits [n_tokens][n_vocab]"},
+    {"logits", cmd_logits, "logits -m MODEL --tokens 1,2,3 -o OUT.f32 [--device cuda]: float32 logits [n_tokens][n_vocab]"},
     {"tokenize", cmd_tokenize, "tokenize -m MODEL (-p TEXT | -f FILE) [--bos]"},
-    {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [-t THREADS]"},
+    {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--device cpu|cuda] [-ngl N]"},
     {"inspect", cmd_inspect, "inspect FILE|DIR: metadata and tensor table"},
     {"tensor", cmd_tensor, "tensor FILE NAME -o OUT.f32: one tensor dequantized to float32"},
     {"create", cmd_create, "create --preset NAME -o OUT.gguf [--type T] [--vocab TOK.gguf]: random-weight model of a real shape"},

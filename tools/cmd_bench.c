@@ -53,11 +53,11 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return cli_fail(st);
     }
-    al_session *s = NULL;
+    cli_session *s = NULL;
     size_t V = (size_t)al_model_n_vocab(m);
     float *lg = malloc(sizeof(float) * V * (size_t)n);
-    st = lg ? al_session_init(&s, m, n) : al_err(AL_ERR_NOMEM, "out of memory");
-    if (!al_failed(&st)) st = al_session_eval(s, ids, n, lg, true);
+    st = lg ? cli_session_init(&s, m, n, argc, argv) : al_err(AL_ERR_NOMEM, "out of memory");
+    if (!al_failed(&st)) st = cli_session_eval(s, ids, n, lg, true);
     if (!al_failed(&st)) {
         FILE *f = fopen(out, "wb");
         if (!f || fwrite(lg, sizeof(float), V * (size_t)n, f) != V * (size_t)n) st = al_err(AL_ERR_IO, "cannot write %s", out);
@@ -65,7 +65,7 @@ int cmd_logits(int argc, char **argv) {
     }
     free(lg);
     free(ids);
-    al_session_free(s);
+    cli_session_free(s);
     al_model_free(m);
     return al_failed(&st) ? cli_fail(st) : 0;
 }
@@ -79,8 +79,8 @@ int cmd_bench(int argc, char **argv) {
     char desc[256];
     al_model_describe(m, desc, sizeof desc);
     int V = al_model_n_vocab(m);
-    al_session *s;
-    st = al_session_init(&s, m, pp + tg + 8);
+    cli_session *s;
+    st = cli_session_init(&s, m, pp + tg + 8, argc, argv);
     if (al_failed(&st)) {
         al_model_free(m);
         return cli_fail(st);
@@ -94,29 +94,36 @@ int cmd_bench(int argc, char **argv) {
     }
     double best_pp = 0, best_tg = 0;
     for (int r = 0; r < reps && !al_failed(&st); r++) {
-        al_session_reset(s);
+        cli_session_reset(s);
         double t0 = al_time_sec();
-        if (pp > 0) st = al_session_eval(s, toks, pp, lg, false);
+        if (pp > 0) st = cli_session_eval(s, toks, pp, lg, false);
         double t1 = al_time_sec();
         if (pp > 0 && pp / (t1 - t0) > best_pp) best_pp = pp / (t1 - t0);
-        if (pp == 0) { int32_t t = 1; st = al_session_eval(s, &t, 1, lg, false); }
+        if (pp == 0) { int32_t t = 1; st = cli_session_eval(s, &t, 1, lg, false); }
         t0 = al_time_sec();
         for (int i = 0; i < tg && !al_failed(&st); i++) {
             int32_t t = toks[i % (pp > 0 ? pp : 1)];
-            st = al_session_eval(s, &t, 1, lg, false);
+            st = cli_session_eval(s, &t, 1, lg, false);
         }
         t1 = al_time_sec();
         if (tg > 0 && tg / (t1 - t0) > best_tg) best_tg = tg / (t1 - t0);
     }
     if (!al_failed(&st)) {
         int threads = al_cpu_threads(al_model_cpu(m));
-        /* --bandwidth GB/s skips the measurement (e.g. a figure measured once, or a device's) */
+        const bool gpu = cli_session_is_gpu(s);
+        /* --bandwidth GB/s skips the measurement (e.g. a figure measured once, or a device's). On the GPU
+         * the default is 3000 GB/s, the device-to-device copy rate measured on an H100 SXM
+         * (docs/benchmarks-cuda.md) */
         double bw = cli_num(argc, argv, NULL, "--bandwidth", 0) * 1e9;
-        if (bw <= 0) bw = al_measure_read_bandwidth(al_cpu_pool(al_model_cpu(m)), (size_t)1 << 30, 3);
+        if (bw <= 0) bw = gpu ? 3000e9 : al_measure_read_bandwidth(al_cpu_pool(al_model_cpu(m)), (size_t)1 << 30, 3);
         double bytes = (double)al_model_weight_bytes(m);
         double roof = bytes > 0 ? bw / bytes : 0;
         printf("model: %s\n", desc);
-        printf("threads: %d, isa: %s, measured read bandwidth: %.1f GB/s\n", threads, al_isa_name(al_cpu_isa(al_model_cpu(m))), bw / 1e9);
+        if (gpu)
+            printf("device: %s, all layers offloaded, bandwidth for the roofline: %.1f GB/s%s\n", cli_session_device(s),
+                   bw / 1e9, cli_opt(argc, argv, NULL, "--bandwidth") ? "" : " (H100 SXM copy rate; --bandwidth to change)");
+        else
+            printf("threads: %d, isa: %s, measured read bandwidth: %.1f GB/s\n", threads, al_isa_name(al_cpu_isa(al_model_cpu(m))), bw / 1e9);
         printf("| test | tokens/s |\n|---|---|\n");
         if (pp > 0) printf("| pp%d | %.2f |\n", pp, best_pp);
         if (tg > 0) printf("| tg%d | %.2f |\n", tg, best_tg);
@@ -126,7 +133,7 @@ int cmd_bench(int argc, char **argv) {
     }
     free(toks);
     free(lg);
-    al_session_free(s);
+    cli_session_free(s);
     al_model_free(m);
     return al_failed(&st) ? cli_fail(st) : 0;
 }

@@ -85,7 +85,7 @@ typedef struct gen_stats {
 
 /* Feeds `text`, then samples up to n_predict tokens, streaming them to stdout; appends the reply to
  * *reply if non-NULL. Stops at end-of-generation, n_predict, a full context or Ctrl-C. */
-static al_status generate(al_session *s, const al_tokenizer *tok, al_sampler *smp, const char *text, bool add_special,
+static al_status generate(cli_session *s, const al_tokenizer *tok, al_sampler *smp, const char *text, bool add_special,
                           int n_predict, char **reply, gen_stats *gs) {
     int32_t *ids = NULL;
     size_t n = 0;
@@ -102,7 +102,7 @@ static al_status generate(al_session *s, const al_tokenizer *tok, al_sampler *sm
     al_status st = lg ? al_detok_init(&dt, tok, 0) : al_err(AL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && !al_failed(&st); i++) al_sampler_accept(smp, ids[i]);
     double t0 = al_time_sec();
-    if (!al_failed(&st)) st = al_session_eval(s, ids, (int)n, lg, false);
+    if (!al_failed(&st)) st = cli_session_eval(s, ids, (int)n, lg, false);
     gs->t_prompt += al_time_sec() - t0;
     gs->n_prompt += (int)n;
     size_t cap = 256, used = 0;
@@ -125,8 +125,8 @@ static al_status generate(al_session *s, const al_tokenizer *tok, al_sampler *sm
         }
         al_sampler_accept(smp, t);
         gs->n_gen++;
-        if (al_session_pos(s) >= al_session_n_ctx(s)) break;
-        st = al_session_eval(s, &t, 1, lg, false);
+        if (cli_session_pos(s) >= cli_session_n_ctx(s)) break;
+        st = cli_session_eval(s, &t, 1, lg, false);
     }
     const char *piece;
     size_t plen;
@@ -150,7 +150,7 @@ static void print_stats(const gen_stats *gs) {
 int cmd_run(int argc, char **argv) {
     const char *prompt = cli_opt(argc, argv, "-p", "--prompt");
     if (!prompt) {
-        fprintf(stderr, "usage: alloy run -m MODEL -p TEXT [-n N] [--temp T --top-p P --top-k K --min-p M --seed S] [--chat]\n");
+        fprintf(stderr, "usage: alloy run -m MODEL -p TEXT [-n N] [--temp T --top-p P --top-k K --min-p M --seed S] [--chat] [--device cpu|cuda] [-ngl N]\n");
         return 2;
     }
     run_opts o = parse_run_opts(argc, argv);
@@ -158,11 +158,11 @@ int cmd_run(int argc, char **argv) {
     const al_tokenizer *tok;
     al_status st = load_model(argc, argv, &m, &tok);
     if (al_failed(&st)) return cli_fail(st);
-    al_session *s = NULL;
+    cli_session *s = NULL;
     al_sampler *smp = NULL;
     char *text = NULL;
     bool chat = cli_flag(argc, argv, "--chat");
-    st = al_session_init(&s, m, cli_int(argc, argv, "-c", "--ctx-size", 0));
+    st = cli_session_init(&s, m, cli_int(argc, argv, "-c", "--ctx-size", 0), argc, argv);
     if (!al_failed(&st)) st = al_sampler_init(&smp, &o.sp, al_model_n_vocab(m));
     if (!al_failed(&st) && chat) {
         json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", prompt);
@@ -177,7 +177,7 @@ int cmd_run(int argc, char **argv) {
     }
     free(text);
     al_sampler_free(smp);
-    al_session_free(s);
+    cli_session_free(s);
     al_model_free(m);
     return al_failed(&st) ? cli_fail(st) : 0;
 }
@@ -189,12 +189,12 @@ int cmd_chat(int argc, char **argv) {
     const al_tokenizer *tok;
     al_status st = load_model(argc, argv, &m, &tok);
     if (al_failed(&st)) return cli_fail(st);
-    al_session *s = NULL;
+    cli_session *s = NULL;
     al_sampler *smp = NULL;
-    st = al_session_init(&s, m, cli_int(argc, argv, "-c", "--ctx-size", 0));
+    st = cli_session_init(&s, m, cli_int(argc, argv, "-c", "--ctx-size", 0), argc, argv);
     if (!al_failed(&st)) st = al_sampler_init(&smp, &o.sp, al_model_n_vocab(m));
     if (al_failed(&st)) {
-        al_session_free(s);
+        cli_session_free(s);
         al_model_free(m);
         return cli_fail(st);
     }
@@ -226,7 +226,7 @@ int cmd_chat(int argc, char **argv) {
         const char *delta = full;
         bool fresh = !cached || strncmp(full, cached, clen) != 0;
         if (fresh) {
-            al_session_reset(s);
+            cli_session_reset(s);
             al_sampler_reset(smp, o.sp.seed);
         } else {
             delta = full + clen;
@@ -252,7 +252,7 @@ int cmd_chat(int argc, char **argv) {
     free(cached);
     json_decref(msgs);
     al_sampler_free(smp);
-    al_session_free(s);
+    cli_session_free(s);
     al_model_free(m);
     return al_failed(&st) ? cli_fail(st) : 0;
 }

@@ -21,6 +21,12 @@ int cmd_serve(int argc, char **argv) {
                 "Without -m the bundled default model is served.\n");
         return 0;
     }
+    /* the engine batches its slots through al_session (CPU); the CUDA session has no multi-sequence
+     * batch yet, so a GPU request is refused rather than silently served on the CPU */
+    bool gpu = false;
+    al_status dst = cli_device_wanted(argc, argv, &gpu);
+    if (al_failed(&dst)) return cli_fail(dst);
+    if (gpu) return cli_fail(al_err(AL_ERR_UNSUPPORTED, "serve: --device cuda / -ngl is not supported yet (serve runs on the CPU)"));
     const char *ref = cli_opt(argc, argv, "-m", "--model");
     char path[4096];
     al_status st = al_serve_resolve_model(ref ? ref : cli_default_model(), NULL, path, sizeof path);

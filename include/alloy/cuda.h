@@ -228,6 +228,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
 void al_cuda_session_free(al_cuda_session *s);
 void al_cuda_session_reset(al_cuda_session *s);
 int al_cuda_session_pos(const al_cuda_session *s);
+int al_cuda_session_n_ctx(const al_cuda_session *s); /* capacity in tokens */
 /* Whether decode replays a CUDA graph; when capture failed, *why (may be NULL) says why. */
 bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why);
 /* As al_session_eval; logits is host memory ([n][n_vocab] or [n_vocab]) or NULL. */

@@ -46,6 +46,7 @@ extern "C" void al_cuda_free(al_cuda *c) {
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->scratch) cudaFree(c->scratch);
+    if (c->q8) cudaFree(c->q8);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);

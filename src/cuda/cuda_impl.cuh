@@ -20,7 +20,9 @@ struct al_cuda {
     cudaDeviceProp prop;
     void *scratch;
     size_t scratch_size;
-    uint64_t scratch_gen;
+    uint64_t scratch_gen; /* also bumped when q8 moves */
+    void *q8; /* int8 activations + block scales of the dp4a matrix-vector path */
+    size_t q8_size;
     bool capturing;
 };
 

@@ -420,6 +420,7 @@ void al_cuda_session_reset(al_cuda_session *s) {
 }
 
 int al_cuda_session_pos(const al_cuda_session *s) { return s->pos; }
+int al_cuda_session_n_ctx(const al_cuda_session *s) { return s->n_ctx; }
 
 bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why) {
     if (why) *why = s->graph_failed ? s->graph_why : al_ok();

@@ -1,8 +1,10 @@
 /*
  * matmul.cu — Y = X · Wᵀ for weights in their stored (quantized) type.
- *  - m <= 4: matrix-vector kernels that read the blocks directly: a block of 4 warps per 2 output rows,
- *    split over k, each lane dequantizing 8 elements per step (one sub-block slice) against float
- *    activations (decode).
+ *  - m <= 4, Q8_0 / Q4_K / Q5_K / Q6_K: each activation row is quantized to int8 blocks of 32 (mmq.cuh)
+ *    and a block of 4 warps computes 8, 4 or 2 rows (one, two or four warps per pair of rows, by k),
+ *    each lane taking 32- or 64-element chunks with 128-bit loads and __dp4a (decode).
+ *  - m <= 4, other types: a block of 4 warps per 2 output rows, split over k, each lane dequantizing
+ *    8 elements per step (one sub-block slice) against float activations.
  *  - m > 4: quantized W is dequantized to F16 in row chunks into scratch, X converted to F16, and
  *    cuBLAS runs the GEMM with F32 accumulation; F16/BF16 weights go to cuBLAS as they are; F32
  *    weights use SGEMM (float32, no TF32).
@@ -11,7 +13,7 @@
 #include <string.h>
 
 #include "alloy/quant.h"
-#include "cuda/dequant.cuh"
+#include "cuda/mmq.cuh"
 
 #define MMV_ROWS 4 /* warps (= output rows) per block */
 
@@ -160,10 +162,141 @@ __global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, i
     y[idx] = __float2bfloat16_rn(x[r * ldx + i]);
 }
 
+
+/* ---- integer path (mmq.cuh) ---- */
+
+/* x[ny][ldx] -> xq[ny][k] int8, xd[ny][k / 32]; one warp per block of 32 */
+__global__ void k_quant_q8(const float *__restrict__ X, int64_t ldx, int64_t k, int8_t *__restrict__ xq,
+                           float *__restrict__ xd) {
+    const int64_t nb = k >> 5, b = (int64_t)blockIdx.x * 4 + threadIdx.y, j = blockIdx.y;
+    if (b >= nb) return; /* uniform per warp */
+    const float v = X[j * ldx + 32 * b + threadIdx.x];
+    const float amax = al_warp_max(fabsf(v));
+    const int q = amax > 0.0f ? __float2int_rn(v * (127.0f / amax)) : 0;
+    xq[j * k + 32 * b + threadIdx.x] = (int8_t)q;
+    if (threadIdx.x == 0) xd[j * nb + b] = amax / 127.0f;
+}
+
+#define MMQ_R 2 /* rows per group of warps */
+typedef struct mmq_args {
+    const uint8_t *w[4];
+    size_t row_bytes[4];
+    float *y[4];
+    int64_t beg[4], end[4]; /* virtual row ranges, beg multiple of MMQ_R */
+    int n;
+    size_t mat_bytes;
+    const int32_t *ids; /* NULL or device: matrix of output row j (n == 1) */
+    int64_t ldy, k;
+    const int8_t *xq;
+    const float *xd;
+    int x_per_j;
+} mmq_args;
+
+/* Block of 4 warps = 4 / g groups of g warps, each group MMQ_R rows; blockIdx.y = activation row j. */
+template <int T>
+__global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g) {
+    __shared__ float red[4][MMQ_R];
+    const int warp = threadIdx.y, lane = threadIdx.x, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
+    const int j = blockIdx.y;
+    const int64_t vrow = ((int64_t)blockIdx.x * ngrp + grp) * MMQ_R;
+    int i = 0;
+    while (i < a.n - 1 && vrow >= a.end[i]) i++;
+    int nr = 0;
+    const uint8_t *w = NULL;
+    if (vrow >= a.beg[i] && vrow < a.end[i]) {
+        nr = a.end[i] - vrow < MMQ_R ? (int)(a.end[i] - vrow) : MMQ_R;
+        w = a.w[i] + (a.ids ? (size_t)a.ids[j] * a.mat_bytes : 0) + (size_t)(vrow - a.beg[i]) * a.row_bytes[i];
+    }
+    const size_t rb = a.row_bytes[i];
+    const int8_t *xq = a.xq + (a.x_per_j ? (int64_t)j * a.k : 0);
+    const float *xd = a.xd + (a.x_per_j ? (int64_t)j * (a.k >> 5) : 0);
+    float acc[MMQ_R];
+#pragma unroll
+    for (int r = 0; r < MMQ_R; r++) acc[r] = 0.0f;
+    const int64_t nch = a.k / al_mmq<T>::chunk;
+    if (nr > 0) {
+#pragma unroll 2
+        for (int64_t c = wig * 32 + lane; c < nch; c += 32 * g) al_mmq<T>::template dot<MMQ_R>(w, rb, nr, c, xq, xd, acc);
+    }
+#pragma unroll
+    for (int r = 0; r < MMQ_R; r++) {
+        const float s = al_warp_sum(acc[r]);
+        if (lane == 0) red[warp][r] = s;
+    }
+    __syncthreads();
+    if (wig == 0 && lane < nr) {
+        float s = 0.0f;
+        for (int q = 0; q < g; q++) s += red[grp * g + q][lane];
+        a.y[i][(int64_t)j * a.ldy + (vrow - a.beg[i]) + lane] = s;
+    }
+}
+
+/* the int8 activation buffer of the context (grows outside graph capture only; moving it counts as a
+ * scratch move so captured graphs are re-captured) */
+static al_status q8_buffer(al_cuda *c, size_t bytes, void **out) {
+    if (!c->q8 || bytes > c->q8_size) {
+        if (c->capturing) return al_err(AL_ERR_INVALID, "cuda: q8 buffer must not grow during graph capture");
+        size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes * 2;
+        if (c->q8) {
+            AL_CUDA_TRY(cudaStreamSynchronize(c->stream), "q8 sync");
+            cudaFree(c->q8);
+            c->q8 = NULL;
+            c->q8_size = 0;
+        }
+        AL_CUDA_TRY(cudaMalloc(&c->q8, want), "q8 cudaMalloc");
+        c->q8_size = want;
+        c->scratch_gen++;
+    }
+    *out = c->q8;
+    return al_ok();
+}
+
+/* a.k, a.w.., a.n, ids etc. set by the caller; quantizes nx rows of X and launches over ny rows */
+static al_status mmq_launch(al_cuda *c, al_type t, mmq_args *a, const float *X, int64_t ldx, int nx, int ny) {
+    const int64_t k = a->k, nb = k >> 5;
+    const size_t qbytes = ((size_t)(nx * k) + 255) & ~(size_t)255;
+    void *buf = NULL;
+    AL_TRY(q8_buffer(c, qbytes + sizeof(float) * (size_t)(nx * nb), &buf));
+    a->xq = (const int8_t *)buf;
+    a->xd = (const float *)((uint8_t *)buf + qbytes);
+    k_quant_q8<<<dim3(al_cdiv(nb, 4), (unsigned)nx), dim3(32, 4), 0, c->stream>>>(X, ldx, k, (int8_t *)buf,
+                                                                                   (float *)((uint8_t *)buf + qbytes));
+    AL_TRY(al_cuda_status(cudaGetLastError(), "quant_q8"));
+    const int64_t nch = k / (t == AL_TYPE_Q6_K ? 64 : 32);
+    const int g = nch >= 256 ? 4 : nch >= 128 ? 2 : 1;
+    const dim3 grid(al_cdiv(a->end[a->n - 1], (4 / g) * MMQ_R), (unsigned)ny), block(32, 4);
+#define CASE_Q(T) case T: k_mmq<T><<<grid, block, 0, c->stream>>>(*a, g); break;
+    switch (t) {
+        AL_CUDA_MMQ_TYPES(CASE_Q)
+    default: return al_err(AL_ERR_UNSUPPORTED, "cuda mmq: type %s", al_type_name(t));
+    }
+#undef CASE_Q
+    AL_CUDA_LAUNCHED("mmq");
+}
+
+static bool mmq_ok(const al_cuda_weight *W) {
+    return (al_cuda_mmq_type(W->type) && W->k % 256 == 0) || (W->type == AL_TYPE_Q8_0 && W->k % 32 == 0);
+}
+
 /* ---- dispatch ---- */
 
 static al_status mmv_launch(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, const float *X, int64_t ldx,
                             int x_per_id, float *Y, int64_t ldy, int ny) {
+    if (mmq_ok(W)) {
+        mmq_args a;
+        memset(&a, 0, sizeof a);
+        a.w[0] = (const uint8_t *)W->data;
+        a.row_bytes[0] = W->row_bytes;
+        a.y[0] = Y;
+        a.end[0] = W->n_out;
+        a.n = 1;
+        a.mat_bytes = W->mat_bytes;
+        a.ids = ids;
+        a.ldy = ldy;
+        a.k = W->k;
+        a.x_per_j = x_per_id;
+        return mmq_launch(c, W->type, &a, X, ldx, x_per_id ? ny : 1, ny);
+    }
     const bool q = al_type_traits_get(W->type)->is_quantized;
     dim3 grid(al_cdiv(W->n_out, q ? MMV_RPW : MMV_ROWS), (unsigned)ny), block(32, MMV_ROWS);
     const uint8_t *w = (const uint8_t *)W->data;
@@ -304,6 +437,23 @@ extern "C" al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W
     if (!fuse) {
         for (int i = 0; i < n; i++) AL_TRY(al_cuda_matmul(c, W[i], X, ldx, Y[i], W[i]->n_out, m));
         return al_ok();
+    }
+    if (mmq_ok(W[0])) {
+        mmq_args a;
+        memset(&a, 0, sizeof a);
+        a.n = n;
+        int64_t v = 0;
+        for (int i = 0; i < n; i++) {
+            a.w[i] = (const uint8_t *)W[i]->data;
+            a.row_bytes[i] = W[i]->row_bytes;
+            a.y[i] = Y[i];
+            a.beg[i] = (v + MMQ_R - 1) / MMQ_R * MMQ_R;
+            a.end[i] = v = a.beg[i] + W[i]->n_out;
+        }
+        a.ldy = 0;
+        a.k = W[0]->k;
+        a.x_per_j = 0;
+        return mmq_launch(c, W[0]->type, &a, X, ldx, 1, 1);
     }
     mmv_multi mm;
     memset(&mm, 0, sizeof mm);
