@@ -354,7 +354,7 @@ static void attn_case(int n_head, int n_kv, int hd, int64_t n_past, int64_t n_to
     memcpy(vc, v, sizeof(float) * (size_t)(total * row));
     float *ref = malloc(sizeof(float) * (size_t)(n_tok * n_head * hd)), *scr = malloc(sizeof(float) * (size_t)total);
     float scale = 1.0f / sqrtf((float)hd);
-    al_attn_args aa = {q, kc, vc, ref, n_tok, n_past, n_head, n_kv, hd, window, scale, scr};
+    al_attn_args aa = {q, kc, vc, ref, n_tok, n_past, n_head, n_kv, hd, window, scale, scr, AL_ISA_SCALAR};
     al_op_attention(NULL, &aa);
     size_t es = kvt == AL_TYPE_F16 ? 2 : 4;
     void *dk = dev(NULL, es * (size_t)(n_ctx * row)), *dv = dev(NULL, es * (size_t)(n_ctx * row));
@@ -441,7 +441,7 @@ static void ssd_case(int H, int G, int P, int N, int64_t n_tok) {
     memcpy(sref, state, sizeof(float) * (size_t)H * P * N);
     float *yref = malloc(sizeof(float) * (size_t)(n_tok * H * P));
     const float *C = B + (int64_t)G * N;
-    al_ssd_args sa = {x, dt, B, C, A, D, xs, dts, bcs, sref, yref, n_tok, H, P, N, G, 0, NULL}; /* sequential reference */
+    al_ssd_args sa = {x, dt, B, C, A, D, xs, dts, bcs, sref, yref, n_tok, H, P, N, G, 0, NULL, AL_ISA_SCALAR}; /* sequential reference */
     al_op_ssd(NULL, &sa);
     float *dx = devf(x, n_tok * xs), *dB = devf(B, n_tok * bcs), *ddt = devf(dt, n_tok * dts), *dA = devf(A, H), *dD = devf(D, H);
     float *dstate = devf(state, (int64_t)H * P * N), *dy = devf(NULL, n_tok * H * P);

@@ -13,6 +13,7 @@
 #define ALLOY_OPS_H
 
 #include "alloy/core.h"
+#include "alloy/cpu.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +57,7 @@ typedef struct al_attn_args {
     int n_head, n_head_kv, head_dim, window;
     float scale;
     float *scratch;
+    al_isa isa;          /* kernels for the dot products (al_cpu_isa of the caller's al_cpu) */
 } al_attn_args;
 void al_op_attention(al_pool *pool, const al_attn_args *a);
 
@@ -78,6 +80,7 @@ typedef struct al_ssd_args {
     int64_t n_tok;
     int H, P, N, G, chunk;
     float *scratch;
+    al_isa isa;          /* kernels for the dot products */
 } al_ssd_args;
 void al_op_ssd(al_pool *pool, const al_ssd_args *a);
 

@@ -50,7 +50,7 @@ static void attn_task(void *arg, int ith, int nth) {
 }
 
 void al_op_attention(al_pool *pool, const al_attn_args *a) {
-    attn_job j = {a, al_vec_dot_get(AL_TYPE_F32, AL_ISA_AUTO)};
+    attn_job j = {a, al_vec_dot_get(AL_TYPE_F32, a->isa)};
     int64_t total = a->n_tok * a->n_head;
     al_pool_run(pool, attn_task, &j, total < al_pool_size(pool) ? (int)total : 0);
 }

@@ -136,7 +136,7 @@ static void ssd_task(void *arg, int ith, int nth) {
 }
 
 void al_op_ssd(al_pool *pool, const al_ssd_args *a) {
-    ssd_job j = {a, al_vec_dot_get(AL_TYPE_F32, AL_ISA_AUTO)};
+    ssd_job j = {a, al_vec_dot_get(AL_TYPE_F32, a->isa)};
     al_pool_run(pool, ssd_task, &j, a->H < al_pool_size(pool) ? a->H : 0);
 }
 

@@ -88,7 +88,7 @@ static al_status attention(fwd *f, int il, const al_attn_w *a, const al_layer_w 
         memcpy(c->k + (size_t)s->pos * (size_t)kvd, k + o * kvd, (size_t)(n * kvd) * sizeof(float));
         memcpy(c->v + (size_t)s->pos * (size_t)kvd, v + o * kvd, (size_t)(n * kvd) * sizeof(float));
         al_attn_args aa = {q + o * qd, c->k, c->v, ao + o * qd, n, s->pos, hp->n_head, hp->n_head_kv, hp->head_dim,
-                           hp->sliding_window, scale, sc->attn_scratch};
+                           hp->sliding_window, scale, sc->attn_scratch, al_cpu_isa(f->m->cpu)};
         al_op_attention(al_cpu_pool(f->m->cpu), &aa);
     }
     return mm(f, &a->wo, ao, qd, out, R, a->bo);
@@ -118,7 +118,7 @@ static al_status mamba2(fwd *f, int il, const float *xn, float *out) {
                             conv + o * conv_ch, true);
         const float *cv = conv + o * conv_ch;
         al_ssd_args sa = {cv, dt + o * H, cv + di, cv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y + o * di,
-                          n, H, P, N, G, hp->ssm_chunk, sc->ssd_scratch};
+                          n, H, P, N, G, hp->ssm_chunk, sc->ssd_scratch, al_cpu_isa(f->m->cpu)};
         al_op_ssd(al_cpu_pool(f->m->cpu), &sa);
     }
     /* gated norm: norm(y * silu(z)) over groups of d_inner / norm_groups */
