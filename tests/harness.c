@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <stdarg.h>
+#include <jansson.h>
 #include <stdlib.h>
 
 int al_test_failures_current;
@@ -67,4 +68,31 @@ double al_test_rel_err(const float *a, const float *b, size_t n) {
         if (fabs(b[i]) > mb) mb = fabs(b[i]);
     }
     return mb > 0 ? md / mb : md;
+}
+
+bool al_test_load_ref(const char *name, al_test_ref *r) {
+    char path[512];
+    memset(r, 0, sizeof *r);
+    snprintf(path, sizeof path, "%s/hf/%s/ref.json", ALLOY_TEST_DATA, name);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) return false;
+    json_t *ids = json_object_get(j, "input_ids"), *g = json_object_get(j, "greedy_next8");
+    r->n_ids = (int)json_array_size(ids);
+    if (r->n_ids > 64) r->n_ids = 64;
+    for (int i = 0; i < r->n_ids; i++) r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
+    for (int i = 0; i < 8; i++) r->greedy[i] = (int32_t)json_integer_value(json_array_get(g, (size_t)i));
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/hf/%s/logits.f32", ALLOY_TEST_DATA, name);
+    size_t size = 0;
+    r->logits = al_test_read_file(path, &size);
+    r->n_logits = size / sizeof(float);
+    return r->logits != NULL;
+}
+
+int al_test_argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
 }

@@ -25,6 +25,18 @@ int al_test_finish(void);
 const char *al_test_path(const char *rel);
 /* Reads a whole file; returns malloc'd buffer (caller frees) or NULL. */
 void *al_test_read_file(const char *path, size_t *size);
+/* A reference model of tests/data/hf/<name>: the 37 input ids, HF's 8 greedy continuation tokens and
+ * HF's logits [n_ids][vocab] (malloc'd; free with free()). */
+typedef struct al_test_ref {
+    int32_t ids[64];
+    int n_ids;
+    int32_t greedy[8];
+    float *logits;
+    size_t n_logits;
+} al_test_ref;
+bool al_test_load_ref(const char *name, al_test_ref *r);
+int al_test_argmax(const float *x, int n);
+
 /* max |a-b| / max |b| */
 double al_test_rel_err(const float *a, const float *b, size_t n);
 

@@ -32,42 +32,10 @@ int main(void) {
 
 static al_cuda *g_cu; /* test-program state */
 
-typedef struct ref_data {
-    int32_t ids[64];
-    int n_ids;
-    int32_t greedy[8];
-    float *logits;
-    size_t n_logits;
-} ref_data;
-
-static bool load_ref(const char *arch, ref_data *r) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/hf/%s/ref.json", ALLOY_TEST_DATA, arch);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) return false;
-    json_t *ids = json_object_get(j, "input_ids"), *g = json_object_get(j, "greedy_next8");
-    r->n_ids = (int)json_array_size(ids);
-    for (int i = 0; i < r->n_ids && i < 64; i++) r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
-    for (int i = 0; i < 8; i++) r->greedy[i] = (int32_t)json_integer_value(json_array_get(g, (size_t)i));
-    json_decref(j);
-    snprintf(path, sizeof path, "%s/hf/%s/logits.f32", ALLOY_TEST_DATA, arch);
-    size_t size;
-    r->logits = al_test_read_file(path, &size);
-    r->n_logits = size / sizeof(float);
-    return r->logits != NULL;
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
 
 /* GPU on model `path` vs CPU on `cpu_path` (the same weights, maybe dequantized); tol bounds the
  * prefill, tol_dec the decode steps, tol_step the token-by-token pass; tol_ref > 0 adds the HF checks. */
-static void compare(const char *name, const char *path, const char *cpu_path, const ref_data *r, al_type kvt, double tol,
+static void compare(const char *name, const char *path, const char *cpu_path, const al_test_ref *r, al_type kvt, double tol,
                     double tol_dec, double tol_step, double tol_ref) {
     al_model *m, *mc = NULL;
     al_model_params mp = al_model_default_params();
@@ -109,7 +77,7 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
         CHECKF(eh < tol_ref, "%s: prefill GPU vs HF rel err %g", name, eh);
     }
     /* decode: greedy on the GPU; the CPU fed the same tokens */
-    int32_t tok = (int32_t)argmax(lg + (size_t)(T - 1) * (size_t)V, V);
+    int32_t tok = (int32_t)al_test_argmax(lg + (size_t)(T - 1) * (size_t)V, V);
     double worst = 0;
     bool greedy_ok = true;
     for (int i = 0; i < 12; i++) {
@@ -118,7 +86,7 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
         CHECK_OK(al_cuda_session_eval(gs, &tok, 1, lg, false));
         double ed = al_test_rel_err(lg, lc, (size_t)V);
         if (ed > worst) worst = ed;
-        tok = (int32_t)argmax(lg, V);
+        tok = (int32_t)al_test_argmax(lg, V);
     }
     al_status why;
     bool graph = al_cuda_session_graph_active(gs, &why);
@@ -152,8 +120,8 @@ static const char *const archs[] = {"llama", "qwen3", "mamba2", "nemotron_h", "z
 
 static void test_hf_f32_cache(void) {
     for (int i = 0; i < N_ARCHS; i++) {
-        ref_data r = {0};
-        REQUIRE(load_ref(archs[i], &r));
+        al_test_ref r = {0};
+        REQUIRE(al_test_load_ref(archs[i], &r));
         char p[256];
         snprintf(p, sizeof p, "hf/%s", archs[i]);
         compare(archs[i], al_test_path(p), al_test_path(p), &r, AL_TYPE_F32, 1e-4, 1e-4, 1e-4, 2e-4);
@@ -163,8 +131,8 @@ static void test_hf_f32_cache(void) {
 
 static void test_hf_f16_cache(void) {
     for (int i = 0; i < N_ARCHS; i++) {
-        ref_data r = {0};
-        REQUIRE(load_ref(archs[i], &r));
+        al_test_ref r = {0};
+        REQUIRE(al_test_load_ref(archs[i], &r));
         char p[256];
         snprintf(p, sizeof p, "hf/%s", archs[i]);
         compare(archs[i], al_test_path(p), al_test_path(p), &r, AL_TYPE_F16, 1e-2, 1e-2, 1e-2, 0);
@@ -181,8 +149,8 @@ static void test_hf_f16_cache(void) {
  * away from the GPU on jamba.) */
 static void test_gguf_q8_0(void) {
     for (int i = 0; i < N_ARCHS; i++) {
-        ref_data r = {0};
-        REQUIRE(load_ref(archs[i], &r));
+        al_test_ref r = {0};
+        REQUIRE(al_test_load_ref(archs[i], &r));
         char src[256], out[256], deq[256];
         snprintf(src, sizeof src, "hf/%s", archs[i]);
         snprintf(out, sizeof out, "test_cuda_%s_q8_0.gguf", archs[i]);

@@ -10,42 +10,10 @@
 #include "model/session_internal.h"
 #include "harness.h"
 
-typedef struct ref_data {
-    int32_t ids[64];
-    int n_ids;
-    int32_t greedy[8];
-    float *logits; /* [n_ids][vocab] */
-    size_t n_logits;
-} ref_data;
-
-static bool load_ref(const char *arch, ref_data *r) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/hf/%s/ref.json", ALLOY_TEST_DATA, arch);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) return false;
-    json_t *ids = json_object_get(j, "input_ids"), *g = json_object_get(j, "greedy_next8");
-    r->n_ids = (int)json_array_size(ids);
-    for (int i = 0; i < r->n_ids && i < 64; i++) r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
-    for (int i = 0; i < 8; i++) r->greedy[i] = (int32_t)json_integer_value(json_array_get(g, (size_t)i));
-    json_decref(j);
-    snprintf(path, sizeof path, "%s/hf/%s/logits.f32", ALLOY_TEST_DATA, arch);
-    size_t size;
-    r->logits = al_test_read_file(path, &size);
-    r->n_logits = size / sizeof(float);
-    return r->logits != NULL;
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
 
 static void check_model(const char *arch, const char *path) {
-    ref_data r = {0};
-    REQUIRE(load_ref(arch, &r));
+    al_test_ref r = {0};
+    REQUIRE(al_test_load_ref(arch, &r));
     al_model *m;
     al_model_params mp = al_model_default_params();
     mp.n_threads = 2;
@@ -65,7 +33,7 @@ static void check_model(const char *arch, const char *path) {
     CHECK_OK(al_session_eval(s, r.ids, r.n_ids, lg, false));
     int32_t got[8];
     for (int i = 0; i < 8; i++) {
-        got[i] = argmax(lg, V);
+        got[i] = al_test_argmax(lg, V);
         CHECK_OK(al_session_eval(s, &got[i], 1, lg, false));
     }
     for (int i = 0; i < 8; i++) CHECKF(got[i] == r.greedy[i], "%s: greedy[%d] = %d, want %d", arch, i, got[i], r.greedy[i]);
@@ -103,8 +71,8 @@ static double mean_kl(const float *ref, const float *got, int n, int V) {
 
 /* HF folder -> GGUF (F32 must reproduce the HF logits; quantized types stay close). */
 static void check_gguf(const char *arch, const char *type, double max_kl) {
-    ref_data r = {0};
-    REQUIRE(load_ref(arch, &r));
+    al_test_ref r = {0};
+    REQUIRE(al_test_load_ref(arch, &r));
     char out[512];
     snprintf(out, sizeof out, "test_%s_%s.gguf", arch, type);
     al_status st;
@@ -136,8 +104,8 @@ static void check_gguf(const char *arch, const char *type, double max_kl) {
 
 /* Several sequences advanced in one batched forward pass give the logits each gets alone. */
 static void check_batched(const char *arch) {
-    ref_data r = {0};
-    REQUIRE(load_ref(arch, &r));
+    al_test_ref r = {0};
+    REQUIRE(al_test_load_ref(arch, &r));
     char src[512];
     snprintf(src, sizeof src, "hf/%s", arch);
     al_model *m;
