@@ -31,7 +31,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 echo "== configuring $BUILD (clang, ALLOY_FUZZ=ON)"
-CC=${CC_FUZZ:-clang} cmake -S . -B "$BUILD" -DALLOY_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER="${CC_FUZZ:-clang}" >/dev/null \
+CC=${CC_FUZZ:-clang} cmake -S . -B "$BUILD" -DALLOY_FUZZ=ON -DALLOY_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER="${CC_FUZZ:-clang}" >/dev/null \
   || { echo "fuzz.sh: cmake configure failed" >&2; exit 1; }
 echo "== building ${targets[*]}"
 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" >"$BUILD/fuzz-build.log" 2>&1 \
