@@ -163,6 +163,9 @@ static void test_info_endpoints(void) {
     r = http("GET", "/api/tags", NULL);
     j = as_json(&r);
     CHECK(r.status == 200 && jstr(j, "models.0.name") && jstr(j, "models.0.details.family"));
+    /* alloy-tiny: 32000 x 128 embeddings + 4 layers = 5.00M weights, written as F32 by this test */
+    CHECK(jstr(j, "models.0.details.parameter_size") && !strcmp(jstr(j, "models.0.details.parameter_size"), "5.00M"));
+    CHECK(jstr(j, "models.0.details.quantization_level") && !strcmp(jstr(j, "models.0.details.quantization_level"), "F32"));
     json_decref(j);
     free(r.body);
     r = http("GET", "/api/ps", NULL);

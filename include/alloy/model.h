@@ -59,6 +59,11 @@ int al_model_n_layer(const al_model *m);
 int al_model_n_ctx_train(const al_model *m);
 /* Bytes of weights read per decoded token (every matrix once): the decode roofline's numerator. */
 size_t al_model_weight_bytes(const al_model *m);
+/* Number of weights stored in the file (all tensors, every expert). */
+int64_t al_model_n_params(const al_model *m);
+/* llama.cpp-style name of the weight format: "Q4_K_M", "Q8_0", "F16", ... (from general.file_type
+ * for GGUF, else the type of the first matrix). */
+const char *al_model_ftype_name(const al_model *m);
 /* One-line description: "qwen3 2L d64 vocab 512 F32, 0.43 MB". */
 void al_model_describe(const al_model *m, char *buf, size_t size);
 al_cpu *al_model_cpu(al_model *m);

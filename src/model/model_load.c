@@ -399,3 +399,40 @@ void al_model_describe(const al_model *m, char *buf, size_t size) {
     snprintf(buf, size, "%s %dL d%d vocab %d %s, %.2f MB weights/token", al_arch_name(hp->arch), hp->n_layer, hp->n_embd,
              hp->n_vocab, al_type_name(m->output.type), (double)al_model_weight_bytes(m) / 1e6);
 }
+
+int64_t al_model_n_params(const al_model *m) {
+    int64_t n = 0;
+    if (m->src.gguf) {
+        for (int64_t i = 0; i < al_gguf_tensor_count(m->src.gguf); i++) {
+            const al_gguf_tensor_info *t = al_gguf_tensor_info_at(m->src.gguf, i);
+            int64_t e = 1;
+            for (int d = 0; d < t->ndim; d++) e *= t->ne[d];
+            n += e;
+        }
+    } else {
+        for (int64_t i = 0; i < m->src.map_count; i++) {
+            const al_st_tensor *t = m->src.map[i].t;
+            int64_t e = 1;
+            for (int d = 0; d < t->ndim; d++) e *= t->shape[d];
+            n += e;
+        }
+    }
+    return n;
+}
+
+/* llama.cpp's general.file_type values */
+static const char *const ftype_names[] = {
+    [0] = "F32",     [1] = "F16",     [2] = "Q4_0",    [3] = "Q4_1",    [7] = "Q8_0",    [8] = "Q5_0",
+    [9] = "Q5_1",    [10] = "Q2_K",   [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L", [14] = "Q4_K_S",
+    [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K",   [25] = "IQ4_NL", [30] = "IQ4_XS",
+    [32] = "BF16",
+};
+
+const char *al_model_ftype_name(const al_model *m) {
+    uint32_t ft;
+    if (m->src.gguf && al_gguf_get_u32(m->src.gguf, "general.file_type", &ft) &&
+        ft < sizeof ftype_names / sizeof ftype_names[0] && ftype_names[ft])
+        return ftype_names[ft];
+    return al_type_name(m->layers && m->hp.n_layer > 0 && m->layers[0].ffn.down.data ? m->layers[0].ffn.down.type
+                                                                                        : m->output.type);
+}

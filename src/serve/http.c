@@ -319,11 +319,14 @@ static dialect dialect_of_url(const char *url) {
 }
 
 static json_t *details_json(const al_server *s) {
-    char desc[256];
-    al_model_describe(s->m, desc, sizeof desc);
+    /* Ollama writes parameter_size as e.g. "596.05M" or "1.2B" */
+    char size[32];
+    double n = (double)al_model_n_params(s->m);
+    if (n >= 1e9) snprintf(size, sizeof size, "%.1fB", n / 1e9);
+    else snprintf(size, sizeof size, "%.2fM", n / 1e6);
     const char *arch = al_arch_name(al_model_arch(s->m));
     return json_pack("{s:s,s:s,s:s,s:[s],s:s,s:s}", "parent_model", "", "format", "gguf", "family", arch, "families", arch,
-                     "parameter_size", desc, "quantization_level", "");
+                     "parameter_size", size, "quantization_level", al_model_ftype_name(s->m));
 }
 
 static json_t *tag_json(const al_server *s, bool ps) {
