@@ -94,8 +94,6 @@ static al_status generate(cli_session *s, const al_tokenizer *tok, al_sampler *s
         free(ids);
         return al_err(AL_ERR_INVALID, "empty prompt");
     }
-    al_model *m = NULL;
-    (void)m;
     int V = al_tokenizer_vocab_size(tok);
     float *lg = malloc(sizeof(float) * (size_t)(V > 0 ? V : 1));
     al_detok *dt = NULL;
@@ -119,7 +117,15 @@ static al_status generate(cli_session *s, const al_tokenizer *tok, al_sampler *s
         fwrite(piece, 1, plen, stdout);
         fflush(stdout);
         if (acc) {
-            while (used + plen + 1 > cap) acc = realloc(acc, cap *= 2);
+            size_t ncap = cap;
+            while (used + plen + 1 > ncap) ncap *= 2;
+            char *na = ncap != cap ? realloc(acc, ncap) : acc;
+            if (!na) {
+                st = al_err(AL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            acc = na;
+            cap = ncap;
             memcpy(acc + used, piece, plen);
             used += plen;
         }

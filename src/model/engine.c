@@ -137,6 +137,20 @@ static void fill_logprobs(const float *lg, int V, int32_t tok, int n_top, al_eve
     }
 }
 
+/* The request ends without completing a stop string: text held back as a possible stop-string
+ * prefix is released (as an event with token -1). Returns on_event's verdict. */
+static bool flush_held(slot *sl) {
+    if (sl->emitted >= sl->text_len) return true;
+    al_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = AL_EV_TOKEN;
+    ev.token = -1;
+    ev.text = sl->text + sl->emitted;
+    ev.text_len = sl->text_len - sl->emitted;
+    sl->emitted = sl->text_len;
+    return emit(sl, &ev);
+}
+
 /* Samples from sl->logits, emits the token's text, decides whether the request is over.
  * Returns true if the slot continues (sl->next set). */
 static bool sample_and_emit(al_engine *e, slot *sl) {
@@ -151,16 +165,7 @@ static bool sample_and_emit(al_engine *e, slot *sl) {
     }
     int32_t t = al_sampler_sample(sl->smp, lg, NULL);
     if (!q->r.ignore_eos && al_tokenizer_is_eog(e->tok, t)) {
-        /* release held-back text: no stop string completed */
-        if (sl->emitted < sl->text_len) {
-            al_event ev;
-            memset(&ev, 0, sizeof ev);
-            ev.kind = AL_EV_TOKEN;
-            ev.token = -1;
-            ev.text = sl->text + sl->emitted;
-            ev.text_len = sl->text_len - sl->emitted;
-            if (!emit(sl, &ev)) return finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL), false;
-        }
+        if (!flush_held(sl)) return finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL), false;
         finish(e, sl, AL_FINISH_STOP, NULL, NULL);
         return false;
     }
@@ -210,15 +215,7 @@ static bool sample_and_emit(al_engine *e, slot *sl) {
     if (!keep || q->cancelled) return finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL), false;
     if (hit) return finish(e, sl, AL_FINISH_STOP, hit, NULL), false;
     if ((q->r.max_tokens > 0 && sl->n_gen >= q->r.max_tokens) || al_session_pos(sl->s) + 1 >= e->n_ctx) {
-        if (sl->emitted < sl->text_len) { /* flush held-back text */
-            memset(&ev, 0, sizeof ev);
-            ev.kind = AL_EV_TOKEN;
-            ev.token = -1;
-            ev.text = sl->text + sl->emitted;
-            ev.text_len = sl->text_len - sl->emitted;
-            emit(sl, &ev);
-        }
-        finish(e, sl, AL_FINISH_LENGTH, NULL, NULL);
+        finish(e, sl, flush_held(sl) ? AL_FINISH_LENGTH : AL_FINISH_CANCELLED, NULL, NULL);
         return false;
     }
     sl->next = t;

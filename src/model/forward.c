@@ -24,11 +24,16 @@ typedef struct fwd {
     int64_t R;     /* total rows */
 } fwd;
 
+/* Y[rows][n] += bias[n] (bias may be NULL) */
+static void add_bias(float *Y, const float *bias, int64_t rows, int64_t n) {
+    if (!bias) return;
+    for (int64_t t = 0; t < rows; t++) al_op_add(Y + t * n, bias, Y + t * n, n);
+}
+
 /* Y[R][W.ne1] = X[R][W.ne0] · Wᵀ (+ bias). X rows have stride ldx. */
 static al_status mm(fwd *f, const al_tensor *W, const float *X, int64_t ldx, float *Y, int64_t n, const float *bias) {
     AL_TRY(al_cpu_matmul(f->m->cpu, W, X, ldx, Y, W->ne[1], n));
-    if (bias)
-        for (int64_t t = 0; t < n; t++) al_op_add(Y + t * W->ne[1], bias, Y + t * W->ne[1], W->ne[1]);
+    add_bias(Y, bias, n, W->ne[1]);
     return al_ok();
 }
 
@@ -37,11 +42,6 @@ static al_status mm_n(fwd *f, int n, const al_tensor *const *W, const float *X, 
     int64_t ldy[4];
     for (int i = 0; i < n; i++) ldy[i] = W[i]->ne[1];
     return al_cpu_matmul_n(f->m->cpu, n, W, X, ldx, Y, ldy, rows);
-}
-
-static void add_bias(float *Y, const float *bias, int64_t rows, int64_t n) {
-    if (!bias) return;
-    for (int64_t t = 0; t < rows; t++) al_op_add(Y + t * n, bias, Y + t * n, n);
 }
 
 /* Y += (X·A0ᵀ)·A1ᵀ : zamba2's low-rank adapter. */

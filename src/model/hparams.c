@@ -118,7 +118,7 @@ al_status al_hparams_from_hf(al_hparams *hp, json_t *cfg) {
     case AL_ARCH_MAMBA2:
     case AL_ARCH_NEMOTRON_H: {
         bool nem = hp->arch == AL_ARCH_NEMOTRON_H;
-        hp->ssm_d_conv = jint(cfg, nem ? "conv_kernel" : "conv_kernel", 4);
+        hp->ssm_d_conv = jint(cfg, "conv_kernel", 4);
         hp->ssm_d_state = jint(cfg, nem ? "ssm_state_size" : "state_size", 128);
         hp->ssm_n_group = jint(cfg, "n_groups", 1);
         hp->ssm_n_head = jint(cfg, nem ? "mamba_num_heads" : "num_heads", 0);
