@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--bw 3.0e12]
+ *              [--no-pdl] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N single-token evals from an empty context (the decode graph replayed). One untimed warm-up
@@ -85,8 +85,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         printf("model: %s (%s)\n", path, desc);
         al_status why;
         bool active = al_cuda_session_graph_active(s, &why);
-        printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; decode graph %s%s%s\n", dev,
-               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), active ? "on" : "off",
+        printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; PDL %s; decode graph %s%s%s\n", dev,
+               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), al_cuda_pdl(cu) ? "on" : "off", active ? "on" : "off",
                graph && !active ? ": " : "", graph && !active ? why.msg : "");
         printf("| test | tokens/s | ms/token |\n|---|---|---|\n");
         double pps = 0, tgs = 0;
@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
     const char *models[16];
     int n_models = 0, pp = 512, tg = 128, reps = 3;
     al_type kvt = AL_TYPE_F16;
-    bool graph = true;
+    bool graph = true, pdl = true;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -128,9 +128,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-r") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--kv") && v) kvt = !strcmp(argv[++i], "f32") ? AL_TYPE_F32 : AL_TYPE_F16;
         else if (!strcmp(a, "--no-graph")) graph = false;
+        else if (!strcmp(a, "--no-pdl")) pdl = false;
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--bw B/s]\n");
             return 2;
         }
     }
@@ -148,6 +149,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_cuda: %s\n", st.msg);
         return 1;
     }
+    al_cuda_set_pdl(cu, pdl);
     int rc = 0;
     for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, bw);
     al_cuda_free(cu);

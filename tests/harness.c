@@ -38,9 +38,15 @@ int al_test_finish(void) {
     return g_failed ? 1 : 0;
 }
 
+/* the data folder: $ALLOY_TEST_DATA when set (binaries run on another machine), else the build's */
+static const char *data_dir(void) {
+    const char *e = getenv("ALLOY_TEST_DATA");
+    return e && *e ? e : ALLOY_TEST_DATA;
+}
+
 const char *al_test_path(const char *rel) {
     static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", ALLOY_TEST_DATA, rel);
+    snprintf(buf, sizeof buf, "%s/%s", data_dir(), rel);
     return buf;
 }
 
@@ -73,7 +79,7 @@ double al_test_rel_err(const float *a, const float *b, size_t n) {
 bool al_test_load_ref(const char *name, al_test_ref *r) {
     char path[512];
     memset(r, 0, sizeof *r);
-    snprintf(path, sizeof path, "%s/hf/%s/ref.json", ALLOY_TEST_DATA, name);
+    snprintf(path, sizeof path, "%s/hf/%s/ref.json", data_dir(), name);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j) return false;
@@ -83,7 +89,7 @@ bool al_test_load_ref(const char *name, al_test_ref *r) {
     for (int i = 0; i < r->n_ids; i++) r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
     for (int i = 0; i < 8; i++) r->greedy[i] = (int32_t)json_integer_value(json_array_get(g, (size_t)i));
     json_decref(j);
-    snprintf(path, sizeof path, "%s/hf/%s/logits.f32", ALLOY_TEST_DATA, name);
+    snprintf(path, sizeof path, "%s/hf/%s/logits.f32", data_dir(), name);
     size_t size = 0;
     r->logits = al_test_read_file(path, &size);
     r->n_logits = size / sizeof(float);

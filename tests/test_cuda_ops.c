@@ -212,6 +212,119 @@ static void test_matmul(void) {
     al_cpu_free(cpu);
 }
 
+/* a random quantized matrix [n_out][k] of type t on the device, and its dequantized values */
+static void rand_weight(al_type t, int64_t n_out, int64_t k, al_cuda_weight *w, float **out) {
+    size_t mat = al_type_row_size(t, k) * (size_t)n_out;
+    uint8_t *wq = malloc(mat);
+    random_weights(t, wq, n_out, k);
+    float *wf = *out = malloc(sizeof(float) * (size_t)(k * n_out));
+    al_tensor tt;
+    int64_t ne[2] = {k, n_out};
+    al_status st = al_dequantize_rows(t, wq, wf, n_out, k, NULL);
+    if (!al_failed(&st)) st = al_tensor_view(&tt, t, 2, ne, wq);
+    if (!al_failed(&st)) st = al_cuda_weight_upload(g_cu, &tt, w);
+    if (al_failed(&st)) {
+        fprintf(stderr, "rand_weight: %s\n", st.msg);
+        exit(1);
+    }
+    free(wq);
+}
+
+/* decode products with the residual add + RMSNorm fused (al_cuda_matvec_n / _glu): mixed types in one
+ * launch, more rows than one wave of blocks (the grid-stride loop), against float64 products */
+static void test_matvec(void) {
+    const int64_t k = 1024;
+    const al_type types[3] = {AL_TYPE_Q4_K, AL_TYPE_Q6_K, AL_TYPE_Q8_0};
+    const int64_t n_out[3] = {301, 64, 9001};
+    al_cuda_weight w[3];
+    float *wf[3];
+    for (int i = 0; i < 3; i++) rand_weight(types[i], n_out[i], k, &w[i], &wf[i]);
+    float *h = rand_vec(k, 1.0f), *d = rand_vec(k, 1.0f), *nw = rand_vec(k, 1.0f), *x = malloc(sizeof(float) * (size_t)k);
+    float *hd = malloc(sizeof(float) * (size_t)k);
+    al_op_add(h, d, hd, k);
+    al_op_rms_norm(hd, nw, x, 1, k, k, 1e-6f);
+    float *dh = devf(h, k), *dd = devf(d, k), *dn = devf(nw, k), *dho = devf(NULL, k), *dx = devf(x, k);
+    float *dy[3], *ref[3];
+    for (int i = 0; i < 3; i++) {
+        dy[i] = devf(NULL, n_out[i]);
+        ref[i] = malloc(sizeof(float) * (size_t)n_out[i]);
+        ref_matmul(wf[i], n_out[i], k, x, 1, ref[i]);
+    }
+    /* gated group norm (Mamba-2): v = h * silu(d) normed in groups of 256 */
+    float *xg = malloc(sizeof(float) * (size_t)k), *refg[3];
+    for (int64_t i = 0; i < k; i++) xg[i] = h[i] * (d[i] / (1.0f + expf(-d[i])));
+    al_op_rms_norm(xg, NULL, xg, 1, k, 256, 1e-6f);
+    for (int64_t i = 0; i < k; i++) xg[i] *= nw[i];
+    for (int i = 0; i < 3; i++) {
+        refg[i] = malloc(sizeof(float) * (size_t)n_out[i]);
+        ref_matmul(wf[i], n_out[i], k, xg, 1, refg[i]);
+    }
+    const al_cuda_weight *W[3] = {&w[0], &w[1], &w[2]};
+    for (int mode = 0; mode < 3; mode++) { /* 0: x given, 1: fused add + norm, 2: fused gated group norm */
+        al_cuda_vec_in in = {0};
+        if (mode == 0) in.x = dx;
+        else if (mode == 1) in = (al_cuda_vec_in){NULL, dh, dd, dn, 1e-6f, dho, NULL, 0};
+        else in = (al_cuda_vec_in){NULL, dh, NULL, dn, 1e-6f, NULL, dd, 256};
+        CHECK_OK(al_cuda_matvec_n(g_cu, W, 3, &in, dy));
+        for (int i = 0; i < 3; i++) {
+            float *y = back(dy[i], n_out[i]);
+            char what[96];
+            snprintf(what, sizeof what, "matvec_n %s (%s)", al_type_name(types[i]),
+                     mode == 2 ? "gated group norm" : mode ? "fused norm" : "x");
+            check_close(what, y, mode == 2 ? refg[i] : ref[i], n_out[i], 2e-2);
+            free(y);
+        }
+        if (mode == 1) {
+            float *ho = back(dho, k);
+            check_close("matvec_n h_out = h + d", ho, hd, k, 0);
+            free(ho);
+        }
+    }
+    /* glu: y = silu(x·gᵀ) * (x·uᵀ), norm fused without a residual add */
+    {
+        const int64_t nf = 777;
+        al_cuda_weight wg, wu;
+        float *gf, *uf;
+        rand_weight(AL_TYPE_Q4_K, nf, k, &wg, &gf);
+        rand_weight(AL_TYPE_Q4_K, nf, k, &wu, &uf);
+        float *xn = malloc(sizeof(float) * (size_t)k), *g = malloc(sizeof(float) * (size_t)nf), *u = malloc(sizeof(float) * (size_t)nf);
+        al_op_rms_norm(h, nw, xn, 1, k, k, 1e-6f);
+        ref_matmul(gf, nf, k, xn, 1, g);
+        ref_matmul(uf, nf, k, xn, 1, u);
+        for (int64_t i = 0; i < nf; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        float *dgl = devf(NULL, nf);
+        al_cuda_vec_in in = {NULL, dh, NULL, dn, 1e-6f, NULL, NULL, 0};
+        CHECK_OK(al_cuda_matvec_glu(g_cu, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
+        float *y = back(dgl, nf);
+        check_close("matvec_glu Q4_K (fused norm)", y, g, nf, 2e-2);
+        /* refused: aliasing h_out, a float weight */
+        al_cuda_vec_in bad = {NULL, dh, dd, dn, 1e-6f, dh, NULL, 0};
+        CHECK_ERR(al_cuda_matvec_glu(g_cu, AL_CUDA_ACT_SILU, &wg, &wu, &bad, dgl), AL_ERR_INVALID);
+        free(y), free(xn), free(g), free(u), free(gf), free(uf);
+        FREE_D(dgl);
+        al_cuda_weight_free(g_cu, &wg);
+        al_cuda_weight_free(g_cu, &wu);
+    }
+    {
+        al_cuda_weight wf32;
+        float *f;
+        rand_weight(AL_TYPE_F32, 8, k, &wf32, &f);
+        const al_cuda_weight *W1[1] = {&wf32};
+        al_cuda_vec_in in = {dx, NULL, NULL, NULL, 0.0f, NULL, NULL, 0};
+        CHECK_ERR(al_cuda_matvec_n(g_cu, W1, 1, &in, dy), AL_ERR_UNSUPPORTED);
+        free(f);
+        al_cuda_weight_free(g_cu, &wf32);
+    }
+    free(xg);
+    for (int i = 0; i < 3; i++) {
+        free(wf[i]), free(ref[i]), free(refg[i]);
+        FREE_D(dy[i]);
+        al_cuda_weight_free(g_cu, &w[i]);
+    }
+    free(h), free(d), free(nw), free(x), free(hd);
+    FREE_D(dh), FREE_D(dd), FREE_D(dn), FREE_D(dho), FREE_D(dx);
+}
+
 /* ---- element-wise, norms ---- */
 
 static void test_norms_acts(void) {
@@ -639,6 +752,7 @@ int main(void) {
     al_cuda_describe(g_cu, desc, sizeof desc);
     printf("device: %s\n", desc);
     AL_RUN(test_matmul);
+    AL_RUN(test_matvec);
     AL_RUN(test_norms_acts);
     AL_RUN(test_rope);
     AL_RUN(test_attention);

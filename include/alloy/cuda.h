@@ -38,6 +38,10 @@ typedef struct al_cuda al_cuda;
 /* Number of usable CUDA devices; 0 when there is no device or no driver (never an error). */
 int al_cuda_device_count(void);
 al_status al_cuda_init(al_cuda **out, int device);
+/* Programmatic dependent launch (on by default on sm_90+): kernels of a stream overlap their start
+ * with the previous kernel's end; results are the same either way (off: plain launches). */
+void al_cuda_set_pdl(al_cuda *c, bool on);
+bool al_cuda_pdl(const al_cuda *c);
 void al_cuda_free(al_cuda *c);
 al_status al_cuda_sync(al_cuda *c);
 /* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
@@ -105,6 +109,29 @@ al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const int32_t *i
 /* ---- element-wise and normalisation ops ------------------------------------------------------ */
 
 typedef enum al_cuda_act_kind { AL_CUDA_ACT_SILU = 0, AL_CUDA_ACT_GELU_TANH, AL_CUDA_ACT_GELU_ERF, AL_CUDA_ACT_RELU2 } al_cuda_act_kind;
+
+/* Decode matrix-vector products on the integer path (one activation row), with the RMSNorm before
+ * them fused in: x = in->x, or when in->norm != NULL,
+ *   v = h + d (d may be NULL; with d, h_out — not aliasing h or d — also receives v), or
+ *   v = h ⊙ silu(z) when z != NULL (the gated norm of Mamba-2; d must be NULL),
+ *   x = v / rms(v) · norm, the rms taken over groups of `group` elements (0: all of k).
+ * One kernel launch each:
+ *   matvec_n:   Y[i] = x · W[i]ᵀ, i < n (<= 4; types may differ, k must agree)
+ *   matvec_glu: Y = act(x · Wgᵀ) ⊙ (x · Wuᵀ)
+ * AL_ERR_UNSUPPORTED when a weight type has no integer kernel (or k / groups are too large for the
+ * fused norm): then use al_cuda_rms_norm / al_cuda_matmul_n / al_cuda_glu. */
+typedef struct al_cuda_vec_in {
+    const float *x;
+    const float *h, *d, *norm;
+    float eps;
+    float *h_out;
+    const float *z;
+    int64_t group;
+} al_cuda_vec_in;
+al_status al_cuda_matvec_n(al_cuda *c, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y);
+al_status al_cuda_matvec_glu(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
+                             const al_cuda_vec_in *in, float *Y);
+
 
 /* al_op_rms_norm with row strides: y[r*ldy + i] = x[r*ldx + i] / rms(group) * w[i]; w may be NULL;
  * y may alias x (same stride). */

@@ -26,6 +26,7 @@ template <int D, typename KV>
 __global__ void __launch_bounds__(128) k_flash(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__restrict__ vc,
                                                float *__restrict__ out, int64_t n_tok, int64_t n_past, int n_head, int n_head_kv,
                                                int hd, int window, float scale) {
+    al_pdl_begin();
     extern __shared__ float smem[];
     float *qs = smem;                     /* [FA_BQ][D] */
     float *ks = qs + FA_BQ * D;           /* [FA_BK][D + 1] */
@@ -116,6 +117,7 @@ template <int D, typename KV>
 __global__ void __launch_bounds__(128) k_decode(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__restrict__ vc,
                                                 float *__restrict__ part, int n_split, int64_t n_past, const int32_t *d_n_past,
                                                 int n_head, int n_head_kv, int hd, int window, float scale) {
+    al_pdl_begin();
     __shared__ float qs[D];
     __shared__ float sc[DEC_CH];
     __shared__ float red[8];
@@ -173,6 +175,7 @@ __global__ void __launch_bounds__(128) k_decode(const float *__restrict__ q, con
 
 template <int D>
 __global__ void k_decode_combine(const float *__restrict__ part, int n_split, int hd, float *__restrict__ out) {
+    al_pdl_begin();
     const int h = blockIdx.x;
     const float *ph = part + (int64_t)h * n_split * (D + 2);
     float M = -INFINITY;
@@ -197,10 +200,10 @@ template <int D, typename KV> static al_status attn_run(al_cuda *c, const al_cud
         void *s;
         AL_TRY(al_cuda_scratch(c, sizeof(float) * (size_t)a->n_head * (size_t)n_split * (D + 2), &s));
         float *part = (float *)s;
-        k_decode<D, KV><<<dim3((unsigned)a->n_head, (unsigned)n_split), 128, 0, c->stream>>>(
-            a->q, kc, vc, part, n_split, a->n_past, a->d_n_past, a->n_head, a->n_head_kv, a->head_dim, a->window, a->scale);
+        AL_CUDA_TRY(al_launch(c, (k_decode<D, KV>), dim3((unsigned)a->n_head, (unsigned)n_split), 128, 0,
+            a->q, kc, vc, part, n_split, a->n_past, a->d_n_past, a->n_head, a->n_head_kv, a->head_dim, a->window, a->scale), "launch k_decode");
         AL_TRY(al_cuda_status(cudaGetLastError(), "attention decode"));
-        k_decode_combine<D><<<(unsigned)a->n_head, D < 128 ? D : 128, 0, c->stream>>>(part, n_split, a->head_dim, a->out);
+        AL_CUDA_TRY(al_launch(c, k_decode_combine<D>, (unsigned)a->n_head, D < 128 ? D : 128, 0, part, n_split, a->head_dim, a->out), "launch k_decode_combine");
         AL_CUDA_LAUNCHED("attention combine");
     }
     const size_t smem = sizeof(float) * (size_t)(FA_BQ * D + FA_BK * (D + 1) + FA_BK * D);
@@ -208,8 +211,8 @@ template <int D, typename KV> static al_status attn_run(al_cuda *c, const al_cud
         AL_TRY(al_cuda_status(cudaFuncSetAttribute(k_flash<D, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                               "flash smem attribute"));
     dim3 grid(al_cdiv(a->n_tok, FA_BQ), (unsigned)a->n_head);
-    k_flash<D, KV><<<grid, 128, smem, c->stream>>>(a->q, kc, vc, a->out, a->n_tok, a->n_past, a->n_head, a->n_head_kv,
-                                                   a->head_dim, a->window, a->scale);
+    AL_CUDA_TRY(al_launch(c, (k_flash<D, KV>), grid, 128, smem, a->q, kc, vc, a->out, a->n_tok, a->n_past, a->n_head, a->n_head_kv,
+                                                   a->head_dim, a->window, a->scale), "launch k_flash");
     AL_CUDA_LAUNCHED("flash attention");
 }
 
@@ -236,6 +239,7 @@ extern "C" al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a) {
 template <typename KV>
 __global__ void k_kv_store(KV *cache, int64_t row, const float *src, int64_t ld_src, int64_t n_tok, int64_t n_past,
                            const int32_t *d_n_past) {
+    al_pdl_begin();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n_tok * row) return;
     const int64_t t = idx / row, i = idx - t * row;
@@ -249,9 +253,9 @@ extern "C" al_status al_cuda_kv_store(al_cuda *c, void *cache, al_type kv_type, 
                                       int64_t n_tok, int64_t n_past, const int32_t *d_n_past) {
     if (n_tok * row == 0) return al_ok();
     const unsigned g = al_cdiv(n_tok * row, 256);
-    if (kv_type == AL_TYPE_F32) k_kv_store<float><<<g, 256, 0, c->stream>>>((float *)cache, row, src, ld_src, n_tok, n_past, d_n_past);
+    if (kv_type == AL_TYPE_F32) AL_CUDA_TRY(al_launch(c, k_kv_store<float>, g, 256, 0, (float *)cache, row, src, ld_src, n_tok, n_past, d_n_past), "launch k_kv_store");
     else if (kv_type == AL_TYPE_F16)
-        k_kv_store<__half><<<g, 256, 0, c->stream>>>((__half *)cache, row, src, ld_src, n_tok, n_past, d_n_past);
+        AL_CUDA_TRY(al_launch(c, k_kv_store<__half>, g, 256, 0, (__half *)cache, row, src, ld_src, n_tok, n_past, d_n_past), "launch k_kv_store");
     else return al_err(AL_ERR_UNSUPPORTED, "cuda kv_store: KV type %s", al_type_name(kv_type));
     AL_CUDA_LAUNCHED("kv_store");
 }

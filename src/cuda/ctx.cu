@@ -37,6 +37,7 @@ extern "C" al_status al_cuda_init(al_cuda **out, int device) {
         al_cuda_free(c);
         return st;
     }
+    c->pdl = c->prop.major >= 9;
     *out = c;
     return al_ok();
 }
@@ -46,11 +47,13 @@ extern "C" void al_cuda_free(al_cuda *c) {
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->scratch) cudaFree(c->scratch);
-    if (c->q8) cudaFree(c->q8);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
+
+extern "C" void al_cuda_set_pdl(al_cuda *c, bool on) { c->pdl = on && c->prop.major >= 9; }
+extern "C" bool al_cuda_pdl(const al_cuda *c) { return c->pdl; }
 
 extern "C" al_status al_cuda_sync(al_cuda *c) {
     AL_CUDA_TRY(cudaStreamSynchronize(c->stream), "stream sync");

@@ -21,9 +21,10 @@ struct al_cuda {
     void *scratch;
     size_t scratch_size;
     uint64_t scratch_gen; /* also bumped when q8 moves */
-    void *q8; /* int8 activations + block scales of the dp4a matrix-vector path */
-    size_t q8_size;
     bool capturing;
+    size_t mmq_occ_smem; /* k_mmq blocks per SM (mmq_occ) for this dynamic shared memory size */
+    int mmq_occ;
+    bool pdl; /* launch with programmatic stream serialization (sm_90+, al_cuda_set_pdl) */
 };
 
 struct al_cuda_graph {
@@ -44,6 +45,55 @@ static inline al_status al_cuda_status(cudaError_t e, const char *what) {
         if (e_ != cudaSuccess) return al_cuda_status(e_, what);                                    \
     } while (0)
 
+/* ---- programmatic dependent launch (PDL) ----
+ * Kernels launched by al_launch may be scheduled while the previous kernel of the stream still runs.
+ * Invariant: every such kernel calls al_pdl_begin() (or al_pdl_trigger() ... al_pdl_wait()) before
+ * it touches memory that any kernel writes; before the wait it may only read weights (constant
+ * while a model lives). The trigger lets the next kernel be scheduled at once; the wait returns when
+ * this kernel's predecessor has completed and its writes are visible, so the order of effects is that
+ * of plain launches. Kernels not launched by al_launch need neither (the calls are then no-ops). */
+__device__ __forceinline__ void al_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void al_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void al_pdl_begin() {
+    al_pdl_trigger();
+    al_pdl_wait();
+}
+/* L2 prefetch of [p, p + bytes) (one thread; sm_90 bulk copy engine; a hint, no effect elsewhere) */
+__device__ __forceinline__ void al_prefetch_l2(const void *p, size_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)15, e = ((uintptr_t)p + bytes + 15) & ~(uintptr_t)15;
+    while (a < e) {
+        const uint32_t n = e - a > (1u << 20) ? (1u << 20) : (uint32_t)(e - a);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(n) : "memory");
+        a += n;
+    }
+#endif
+}
+
+/* kernel<<<grid, block, smem, c->stream>>>(args...), with the PDL attribute when c->pdl */
+template <typename... P, typename... A>
+static inline cudaError_t al_launch(const al_cuda *c, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->stream;
+    cfg.attrs = at;
+    cfg.numAttrs = c->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((P)args)...);
+}
+
 static inline unsigned al_cdiv(int64_t a, int64_t b) { return (unsigned)((a + b - 1) / b); }
 
 __device__ __forceinline__ float al_warp_sum(float v) {
@@ -57,5 +107,18 @@ __device__ __forceinline__ float al_warp_max(float v) {
     return v;
 }
 __device__ __forceinline__ float al_silu(float x) { return x / (1.0f + expf(-x)); }
+/* act: al_cuda_act_kind */
+__device__ __forceinline__ float al_act_f(int act, float v) {
+    switch (act) {
+    case AL_CUDA_ACT_SILU: return al_silu(v);
+    case AL_CUDA_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case AL_CUDA_ACT_GELU_ERF: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    default: {
+        float r = v > 0.0f ? v : 0.0f;
+        return r * r;
+    }
+    }
+}
+
 
 #endif

@@ -285,10 +285,11 @@ struct al_cuda_session {
     int n_ctx, pos, ubatch;
     al_type kv_type;
     bool use_graph, graph_failed;
+    bool fuse; /* decode: residual add + RMSNorm computed inside the next products (al_cuda_matvec_*) */
     al_status graph_why;
     float *h_logits; /* pinned [n_vocab] */
     g_cache *lc;
-    float *h, *emb0, *xin, *delta, *xn, *t0, *t1, *t2, *t3, *big, *logits;
+    float *h, *h2, *emb0, *xin, *delta, *xn, *t0, *t1, *t2, *t3, *big, *logits;
     size_t w_small, w_big;
     int32_t *d_stage;  /* [1 + ubatch]: n_past, then token ids */
     int32_t *h_stage;  /* pinned twin */
@@ -330,6 +331,9 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     s->ubatch = UBATCH;
     s->kv_type = p->kv_type;
     s->use_graph = p->use_graph;
+    s->fuse = hp->arch != AL_ARCH_ZAMBA2 && hp->n_embd <= 8192;
+    for (int il = 0; il < hp->n_layer; il++)
+        if (hp->layer_shared[il] || hp->layer_mixer[il] == AL_MIXER_MAMBA1 || hp->layer_ffn[il] == AL_FFN_MOE) s->fuse = false;
     al_status st = al_ok();
 #define A(ptr, bytes) do { if (!al_failed(&st)) st = dalloc(s, &(ptr), (bytes)); } while (0)
     s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
@@ -360,6 +364,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     s->w_big = (size_t)big;
     size_t ub = (size_t)s->ubatch, f = sizeof(float), d = (size_t)hp->n_embd;
     A(s->h, ub * d * f);
+    A(s->h2, d * f);
     A(s->emb0, ub * d * f);
     A(s->xin, ub * d * f);
     A(s->delta, ub * d * f);
@@ -399,7 +404,7 @@ void al_cuda_session_free(al_cuda_session *s) {
         }
         free(s->lc);
     }
-    void *bufs[] = {s->h, s->emb0, s->xin, s->delta, s->xn, s->t0, s->t1, s->t2, s->t3, s->big, s->logits,
+    void *bufs[] = {s->h, s->h2, s->emb0, s->xin, s->delta, s->xn, s->t0, s->t1, s->t2, s->t3, s->big, s->logits,
                     s->d_stage, s->d_pos, s->moe_ids, s->moe_w};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_cuda_release(c, bufs[i]);
     al_cuda_host_free(s->h_stage);
@@ -436,6 +441,70 @@ static al_status mm(al_cuda_session *s, const al_cuda_weight *W, const float *X,
     return al_ok();
 }
 
+/* The input of a block's first products: rows x[n][ldx] already normalised, or (fused decode, v.norm
+ * set) the pending residual add + RMSNorm that the product kernels compute themselves. */
+typedef struct g_in {
+    const float *x;
+    int64_t ldx;
+    al_cuda_vec_in v;
+} g_in;
+
+static g_in plain_in(const float *x, int64_t ldx) {
+    g_in in;
+    memset(&in, 0, sizeof in);
+    in.x = x;
+    in.ldx = ldx;
+    return in;
+}
+
+/* the block input for the residual stream *hc (+ delta when pending) normed by nw; in fused decode
+ * the sum goes to the other residual buffer, which *hc then names */
+static al_status block_in(al_cuda_session *s, float **hc, bool pending, const float *nw, int64_t n, g_in *in) {
+    const al_hparams *hp = s->hp;
+    const int64_t d = hp->n_embd;
+    *in = plain_in(s->xn, d);
+    if (n == 1 && s->fuse && nw) {
+        in->x = NULL;
+        in->v.h = *hc;
+        in->v.norm = nw;
+        in->v.eps = hp->norm_eps;
+        if (pending) {
+            in->v.d = s->delta;
+            in->v.h_out = *hc == s->h ? s->h2 : s->h;
+            *hc = in->v.h_out;
+        }
+        return al_ok();
+    }
+    if (pending) return al_cuda_add_rms_norm(s->cu, *hc, s->delta, nw, s->xn, n, d, hp->norm_eps);
+    return al_cuda_rms_norm(s->cu, *hc, d, nw, s->xn, d, n, d, d, hp->norm_eps);
+}
+
+/* materialise a fused input into s->xn (for products without an integer kernel) */
+static al_status in_x(al_cuda_session *s, const g_in *in, const float **x) {
+    *x = in->x;
+    if (!in->v.norm) return al_ok();
+    const int64_t d = s->hp->n_embd;
+    const float *h = in->v.h;
+    if (in->v.d) {
+        AL_TRY(al_cuda_add(s->cu, in->v.h, in->v.d, in->v.h_out, d));
+        h = in->v.h_out;
+    }
+    AL_TRY(al_cuda_rms_norm(s->cu, h, d, in->v.norm, s->xn, d, 1, d, d, in->v.eps));
+    *x = s->xn;
+    return al_ok();
+}
+
+/* Y[i] = x·W[i]ᵀ, i < nw, for the block input */
+static al_status mm_in(al_cuda_session *s, const al_cuda_weight *const *W, int nw, const g_in *in, int64_t n, float *const *Y) {
+    if (in->v.norm) {
+        al_status st = al_cuda_matvec_n(s->cu, W, nw, &in->v, Y);
+        if (st.code != AL_ERR_UNSUPPORTED) return st;
+    }
+    const float *x;
+    AL_TRY(in_x(s, in, &x));
+    return al_cuda_matmul_n(s->cu, W, nw, x, in->ldx, Y, n);
+}
+
 /* Y += (X·A0ᵀ)·A1ᵀ (zamba2 adapter) */
 static al_status mm_adapter(al_cuda_session *s, const al_cuda_weight *A, const float *X, int64_t ldx, float *Y, int64_t n) {
     if (!A[0].data) return al_ok();
@@ -445,8 +514,8 @@ static al_status mm_adapter(al_cuda_session *s, const al_cuda_weight *A, const f
     return al_cuda_add(s->cu, Y, tmp2, Y, n * A[1].n_out);
 }
 
-static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_layer *L, int64_t n_in, const float *xn,
-                           int64_t n, float *out) {
+static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_layer *L, const g_in *in, int64_t n,
+                           float *out) {
     const al_hparams *hp = s->hp;
     g_cache *c = &s->lc[il];
     const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -454,14 +523,14 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
     float *q = s->t0, *k = s->t1, *v = s->t2;
     const al_cuda_weight *W3[3] = {&a->wq, &a->wk, &a->wv};
     float *Y3[3] = {q, k, v};
-    AL_TRY(al_cuda_matmul_n(s->cu, W3, 3, xn, n_in, Y3, n));
+    AL_TRY(mm_in(s, W3, 3, in, n, Y3));
     if (a->bq) AL_TRY(al_cuda_add_bias(s->cu, q, qd, a->bq, n, qd));
     if (a->bk) AL_TRY(al_cuda_add_bias(s->cu, k, kvd, a->bk, n, kvd));
     if (a->bv) AL_TRY(al_cuda_add_bias(s->cu, v, kvd, a->bv, n, kvd));
-    if (L) {
-        AL_TRY(mm_adapter(s, L->z_ad[0], xn, n_in, q, n));
-        AL_TRY(mm_adapter(s, L->z_ad[1], xn, n_in, k, n));
-        AL_TRY(mm_adapter(s, L->z_ad[2], xn, n_in, v, n));
+    if (L) { /* zamba2: never fused (in->x is set) */
+        AL_TRY(mm_adapter(s, L->z_ad[0], in->x, in->ldx, q, n));
+        AL_TRY(mm_adapter(s, L->z_ad[1], in->x, in->ldx, k, n));
+        AL_TRY(mm_adapter(s, L->z_ad[2], in->x, in->ldx, v, n));
     }
     /* per-head norms, RoPE, and K/V into the cache at positions d_pos (one launch) */
     al_cuda_qkv_args qa = {q, k, v, a->q_norm, a->k_norm, eps, n, hp->n_head, hp->n_head_kv, hp->head_dim, s->d_pos,
@@ -477,20 +546,33 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
     return mm(s, &a->wo, ao, qd, out, n, a->bo);
 }
 
-static al_status mamba2(al_cuda_session *s, int il, const float *xn, int64_t n, float *out) {
+static al_status mamba2(al_cuda_session *s, int il, const g_in *in, int64_t n, float *out) {
     const al_hparams *hp = s->hp;
     const g_m2 *w = &s->cm->layers[il].m2;
     g_cache *c = &s->lc[il];
     const int H = hp->ssm_n_head, P = hp->ssm_head_dim, N = hp->ssm_d_state, G = hp->ssm_n_group;
     const int64_t di = hp->ssm_d_inner, gn = (int64_t)G * N, conv_ch = di + 2 * gn, proj = 2 * di + 2 * gn + H;
     float *zx = s->big, *conv = s->t1, *dt = s->t2, *y = s->t3;
-    AL_TRY(mm(s, &w->in_proj, xn, hp->n_embd, zx, n, NULL));
+    const al_cuda_weight *W1[1] = {&w->in_proj};
+    AL_TRY(mm_in(s, W1, 1, in, n, &zx));
     AL_TRY(al_cuda_ssm_dt(s->cu, zx + di + conv_ch, proj, w->dt_bias, dt, n, H, n > 1 ? hp->ssm_dt_floor_prefill : -INFINITY,
                           hp->ssm_dt_min, hp->ssm_dt_max));
     AL_TRY(al_cuda_conv1d_causal(s->cu, zx + di, proj, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, conv,
                                  conv_ch, true));
     al_cuda_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G};
     AL_TRY(al_cuda_ssd(s->cu, &sa));
+    if (n == 1 && s->fuse && w->norm) { /* gated norm inside the out_proj kernel */
+        al_cuda_vec_in v;
+        memset(&v, 0, sizeof v);
+        v.h = y;
+        v.z = zx;
+        v.norm = w->norm;
+        v.eps = hp->norm_eps;
+        v.group = di / hp->ssm_norm_groups;
+        const al_cuda_weight *WO[1] = {&w->out_proj};
+        al_status st = al_cuda_matvec_n(s->cu, WO, 1, &v, &out);
+        if (st.code != AL_ERR_UNSUPPORTED) return st;
+    }
     AL_TRY(al_cuda_gated_rms_norm(s->cu, y, di, zx, proj, w->norm, n, di, di / hp->ssm_norm_groups, hp->norm_eps));
     return mm(s, &w->out_proj, y, di, out, n, NULL);
 }
@@ -522,16 +604,24 @@ static al_cuda_act_kind act_of(al_act a) {
     return map[a];
 }
 
-static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const float *xn, int64_t n, float *out) {
-    const int64_t d = s->hp->n_embd, nf = f->up.n_out;
+static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const g_in *in, int64_t n, float *out) {
+    const int64_t nf = f->up.n_out;
     float *up = s->big, *gate = s->t3;
+    if (f->gate.data && n == 1) { /* decode: gate, up and the activation in one kernel where possible */
+        al_cuda_vec_in v = in->v;
+        if (!v.norm) v.x = in->x;
+        al_status st = al_cuda_matvec_glu(s->cu, act_of(act), &f->gate, &f->up, &v, up);
+        if (!al_failed(&st)) return mm(s, &f->down, up, nf, out, n, NULL);
+        if (st.code != AL_ERR_UNSUPPORTED) return st;
+    }
     if (f->gate.data) {
         const al_cuda_weight *W2[2] = {&f->up, &f->gate};
         float *Y2[2] = {up, gate};
-        AL_TRY(al_cuda_matmul_n(s->cu, W2, 2, xn, d, Y2, n));
+        AL_TRY(mm_in(s, W2, 2, in, n, Y2));
         AL_TRY(al_cuda_glu(s->cu, act_of(act), gate, nf, up, nf, up, nf, n, nf));
     } else {
-        AL_TRY(mm(s, &f->up, xn, d, up, n, NULL));
+        const al_cuda_weight *W1[1] = {&f->up};
+        AL_TRY(mm_in(s, W1, 1, in, n, &up));
         AL_TRY(al_cuda_glu(s->cu, act_of(act), up, nf, NULL, 0, up, nf, n, nf));
     }
     return mm(s, &f->down, up, nf, out, n, NULL);
@@ -566,7 +656,8 @@ static al_status zamba_shared(al_cuda_session *s, int il, int64_t n, float *out)
     float *cat = s->xn;
     AL_TRY(al_cuda_concat(s->cu, s->h, d, s->emb0, d, cat, n));
     AL_TRY(al_cuda_rms_norm(s->cu, cat, d2, z->attn_norm, cat, d2, n, d2, d2, hp->norm_eps));
-    AL_TRY(attention(s, il, &z->attn, L, d2, cat, n, out));
+    g_in zin = plain_in(cat, d2);
+    AL_TRY(attention(s, il, &z->attn, L, &zin, n, out));
     float *xn = s->xn;
     AL_TRY(al_cuda_rms_norm(s->cu, out, d, z->ffn_norm, xn, d, n, d, d, hp->norm_eps));
     float *gu = s->t3;
@@ -589,43 +680,49 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
     if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
     AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
-    /* h += delta is deferred into the next norm (al_cuda_add_rms_norm) where one follows */
+    /* h += delta is deferred into the next norm (al_cuda_add_rms_norm, or the fused products of
+     * decode, which move the residual stream between s->h and s->h2: hc names where it is) */
+    float *hc = s->h;
     bool pending = false;
     for (int il = 0; il < hp->n_layer; il++) {
         const g_layer *L = &cm->layers[il];
         al_mixer mx = hp->layer_mixer[il];
         al_ffn ff = hp->layer_ffn[il];
-        if (hp->layer_shared[il]) {
+        if (hp->layer_shared[il]) { /* zamba2: never fused, so hc == s->h */
             if (pending) AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
             pending = false;
             AL_TRY(zamba_shared(s, il, n, s->delta));
             AL_TRY(al_cuda_add(c, s->h, s->delta, s->xin, n * d));
         }
         if (mx != AL_MIXER_NONE) {
+            g_in in = plain_in(s->xn, d);
             if (hp->layer_shared[il]) AL_TRY(al_cuda_rms_norm(c, s->xin, d, L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
-            else if (pending) AL_TRY(al_cuda_add_rms_norm(c, s->h, s->delta, L->attn_norm, s->xn, n, d, hp->norm_eps));
-            else AL_TRY(al_cuda_rms_norm(c, s->h, d, L->attn_norm, s->xn, d, n, d, d, hp->norm_eps));
-            if (mx == AL_MIXER_ATTN) AL_TRY(attention(s, il, &L->attn, NULL, d, s->xn, n, s->delta));
-            else if (mx == AL_MIXER_MAMBA2) AL_TRY(mamba2(s, il, s->xn, n, s->delta));
+            else AL_TRY(block_in(s, &hc, pending, L->attn_norm, n, &in));
+            if (mx == AL_MIXER_ATTN) AL_TRY(attention(s, il, &L->attn, NULL, &in, n, s->delta));
+            else if (mx == AL_MIXER_MAMBA2) AL_TRY(mamba2(s, il, &in, n, s->delta));
             else AL_TRY(mamba1(s, il, s->xn, n, s->delta));
             pending = true;
         }
         if (ff != AL_FFN_NONE) {
             const float *nw = L->ffn_norm ? L->ffn_norm : L->attn_norm;
-            if (pending) AL_TRY(al_cuda_add_rms_norm(c, s->h, s->delta, nw, s->xn, n, d, hp->norm_eps));
-            else AL_TRY(al_cuda_rms_norm(c, s->h, d, nw, s->xn, d, n, d, d, hp->norm_eps));
+            g_in in;
+            AL_TRY(block_in(s, &hc, pending, nw, n, &in));
             if (ff == AL_FFN_MOE) AL_TRY(ffn_moe(s, &L->ffn, s->xn, n, s->delta));
-            else AL_TRY(ffn_dense(s, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, s->xn, n, s->delta));
+            else AL_TRY(ffn_dense(s, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, &in, n, s->delta));
             pending = true;
         }
     }
-    if (lm_head_1 && n == 1 && pending) {
-        AL_TRY(al_cuda_add_rms_norm(c, s->h, s->delta, cm->out_norm, s->xn, 1, d, hp->norm_eps));
-    } else {
-        if (pending) AL_TRY(al_cuda_add(c, s->h, s->delta, s->h, n * d));
-        if (lm_head_1) AL_TRY(al_cuda_rms_norm(c, s->h + (n - 1) * d, d, cm->out_norm, s->xn, d, 1, d, d, hp->norm_eps));
+    if (lm_head_1 && n == 1) {
+        g_in in;
+        AL_TRY(block_in(s, &hc, pending, cm->out_norm, 1, &in));
+        const al_cuda_weight *WO[1] = {&cm->output};
+        return mm_in(s, WO, 1, &in, 1, &s->logits);
     }
-    if (lm_head_1) AL_TRY(mm(s, &cm->output, s->xn, d, s->logits, 1, NULL));
+    if (pending) AL_TRY(al_cuda_add(c, hc, s->delta, hc, n * d));
+    if (lm_head_1) {
+        AL_TRY(al_cuda_rms_norm(c, hc + (n - 1) * d, d, cm->out_norm, s->xn, d, 1, d, d, hp->norm_eps));
+        AL_TRY(mm(s, &cm->output, s->xn, d, s->logits, 1, NULL));
+    }
     return al_ok();
 }
 

@@ -6,8 +6,9 @@
  * and d_b per 16- or 32-element group (the Q8_1 scheme of the GGUF runtimes).
  *
  * al_mmq<T>::chunk elements form one unit of work (always within one super-block, starting at a
- * multiple of 32); dot(w, row_bytes, nr, c, xq, xd, acc) adds chunk c of rows w, w + row_bytes, …
- * (nr <= R rows) to acc[r], loading the activation slice once for all rows. Weight rows are
+ * multiple of 32); dot(w, rb, nr, c, xq, xd, acc) adds chunk c of rows w, w + rb, … (nr <= R rows;
+ * rb is any byte distance, so two rows of different matrices of one type can pair up) to acc[r],
+ * loading the activation slice once for all rows. xq / xd are in shared memory. Weight rows are
  * 16-byte aligned for Q4_K / Q5_K (144/176-byte blocks) and only 2-byte aligned for Q8_0 / Q6_K
  * (34/210-byte blocks), read there as aligned words joined by funnel shifts.
  */
@@ -30,16 +31,17 @@ __device__ __forceinline__ int al_u4(const uint4 &v, int i) {
     return (int)(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w);
 }
 __device__ __forceinline__ int al_i4(const int4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
-__device__ __forceinline__ int4 al_ldx16(const int8_t *p) { return __ldg((const int4 *)p); }
+/* activation loads: xq / xd live in shared memory (quantized by the product's own block) */
+__device__ __forceinline__ int4 al_ldx16(const int8_t *p) { return *(const int4 *)p; }
 
 template <int T> struct al_mmq;
 
 template <> struct al_mmq<AL_TYPE_Q8_0> {
     static constexpr int chunk = 32;
     template <int R>
-    __device__ static void dot(const uint8_t *w, size_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
+    __device__ static void dot(const uint8_t *w, int64_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
         const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
-        const float dx = __ldg(xd + c);
+        const float dx = xd[c];
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
@@ -61,12 +63,12 @@ template <int T> struct al_mmq_k45 {
     static constexpr int chunk = 32;
     static constexpr int bytes = T == AL_TYPE_Q4_K ? 144 : 176, qs_off = T == AL_TYPE_Q4_K ? 16 : 48;
     template <int R>
-    __device__ static void dot(const uint8_t *w, size_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
+    __device__ static void dot(const uint8_t *w, int64_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
         const int64_t blk = c >> 3;
         const int j = (int)(c >> 1) & 3, h = (int)c & 1;
         const int64_t e = blk * 256 + 64 * j + 16 * h;
         const int4 xl = al_ldx16(xq + e), xh = al_ldx16(xq + e + 32);
-        const float dl = __ldg(xd + (e >> 5)), dh = __ldg(xd + (e >> 5) + 1);
+        const float dl = xd[e >> 5], dh = xd[(e >> 5) + 1];
         int sl = 0, sh = 0;
 #pragma unroll
         for (int i = 0; i < 4; i++) sl = __dp4a(0x01010101, al_i4(xl, i), sl), sh = __dp4a(0x01010101, al_i4(xh, i), sh);
@@ -104,14 +106,14 @@ template <> struct al_mmq<AL_TYPE_Q5_K> : al_mmq_k45<AL_TYPE_Q5_K> {};
 template <> struct al_mmq<AL_TYPE_Q6_K> {
     static constexpr int chunk = 64;
     template <int R>
-    __device__ static void dot(const uint8_t *w, size_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
+    __device__ static void dot(const uint8_t *w, int64_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
         const int64_t blk = c >> 2;
         const int n = (int)(c >> 1) & 1, hh = (int)c & 1;
         const int64_t e = blk * 256 + 128 * n + 16 * hh;
         int4 x[4];
         float dx[4];
 #pragma unroll
-        for (int qq = 0; qq < 4; qq++) x[qq] = al_ldx16(xq + e + 32 * qq), dx[qq] = __ldg(xd + (e >> 5) + qq);
+        for (int qq = 0; qq < 4; qq++) x[qq] = al_ldx16(xq + e + 32 * qq), dx[qq] = xd[(e >> 5) + qq];
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;

@@ -17,6 +17,7 @@ __device__ float block_sum(float v, float *sh) {
 /* one block per (row, group): y = x / rms * w; z != NULL: x is first multiplied by silu(z) */
 __global__ void k_rms_norm(const float *x, int64_t ldx, const float *z, int64_t ldz, const float *__restrict__ w, float *y,
                            int64_t ldy, int64_t n, int64_t group, float eps) {
+    al_pdl_begin();
     __shared__ float sh[32];
     const int64_t r = blockIdx.x, g0 = (int64_t)blockIdx.y * group;
     const float *xr = x + r * ldx + g0;
@@ -46,7 +47,7 @@ static al_status rms_launch(al_cuda *c, const float *x, int64_t ldx, const float
     int threads = group >= 1024 ? 1024 : group >= 256 ? 256 : group >= 128 ? 128 : 64;
     if (threads > 1024) threads = 1024;
     dim3 grid((unsigned)rows, (unsigned)(n / group));
-    k_rms_norm<<<grid, threads, 0, c->stream>>>(x, ldx, z, ldz, w, y, ldy, n, group, eps);
+    AL_CUDA_TRY(al_launch(c, k_rms_norm, grid, threads, 0, x, ldx, z, ldz, w, y, ldy, n, group, eps), "launch k_rms_norm");
     AL_CUDA_LAUNCHED("rms_norm");
 }
 
@@ -60,24 +61,14 @@ extern "C" al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, c
     return rms_launch(c, y, ldy, z, ldz, w, y, ldy, rows, n, group, eps);
 }
 
-__device__ __forceinline__ float act_f(int act, float v) {
-    switch (act) {
-    case AL_CUDA_ACT_SILU: return al_silu(v);
-    case AL_CUDA_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-    case AL_CUDA_ACT_GELU_ERF: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    default: {
-        float r = v > 0.0f ? v : 0.0f;
-        return r * r;
-    }
-    }
-}
 
 __global__ void k_glu(int act, const float *g, int64_t ldg, const float *u, int64_t ldu, float *y, int64_t ldy, int64_t rows,
                       int64_t n) {
+    al_pdl_begin();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= rows * n) return;
     const int64_t r = idx / n, i = idx - r * n;
-    float v = act_f(act, g[r * ldg + i]);
+    float v = al_act_f(act, g[r * ldg + i]);
     if (u) v *= u[r * ldu + i];
     y[r * ldy + i] = v;
 }
@@ -85,7 +76,7 @@ __global__ void k_glu(int act, const float *g, int64_t ldg, const float *u, int6
 extern "C" al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, int64_t ldg, const float *u, int64_t ldu,
                                  float *y, int64_t ldy, int64_t rows, int64_t n) {
     if (rows * n == 0) return al_ok();
-    k_glu<<<al_cdiv(rows * n, 256), 256, 0, c->stream>>>((int)act, g, ldg, u, ldu, y, ldy, rows, n);
+    AL_CUDA_TRY(al_launch(c, k_glu, al_cdiv(rows * n, 256), 256, 0, (int)act, g, ldg, u, ldu, y, ldy, rows, n), "launch k_glu");
     AL_CUDA_LAUNCHED("glu");
 }
 
@@ -95,21 +86,23 @@ extern "C" al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *
 
 extern "C" al_status al_cuda_swiglu(al_cuda *c, const float *gate, const float *up, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    k_glu<<<al_cdiv(n, 256), 256, 0, c->stream>>>(AL_CUDA_ACT_SILU, gate, n, up, n, y, n, 1, n);
+    AL_CUDA_TRY(al_launch(c, k_glu, al_cdiv(n, 256), 256, 0, AL_CUDA_ACT_SILU, gate, n, up, n, y, n, 1, n), "launch k_glu");
     AL_CUDA_LAUNCHED("swiglu");
 }
 
 __global__ void k_add(const float *a, const float *b, float *y, int64_t n) {
+    al_pdl_begin();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
 }
 extern "C" al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    k_add<<<al_cdiv(n, 256), 256, 0, c->stream>>>(a, b, y, n);
+    AL_CUDA_TRY(al_launch(c, k_add, al_cdiv(n, 256), 256, 0, a, b, y, n), "launch k_add");
     AL_CUDA_LAUNCHED("add");
 }
 
 __global__ void k_add_bias(float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
+    al_pdl_begin();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= rows * n) return;
     const int64_t r = idx / n, i = idx - r * n;
@@ -117,11 +110,12 @@ __global__ void k_add_bias(float *y, int64_t ldy, const float *b, int64_t rows, 
 }
 extern "C" al_status al_cuda_add_bias(al_cuda *c, float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
     if (rows * n == 0) return al_ok();
-    k_add_bias<<<al_cdiv(rows * n, 256), 256, 0, c->stream>>>(y, ldy, b, rows, n);
+    AL_CUDA_TRY(al_launch(c, k_add_bias, al_cdiv(rows * n, 256), 256, 0, y, ldy, b, rows, n), "launch k_add_bias");
     AL_CUDA_LAUNCHED("add_bias");
 }
 
 __global__ void k_concat(const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
+    al_pdl_begin();
     const int64_t w = na + nb, idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= rows * w) return;
     const int64_t r = idx / w, i = idx - r * w;
@@ -129,7 +123,7 @@ __global__ void k_concat(const float *a, int64_t na, const float *b, int64_t nb,
 }
 extern "C" al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
     if (rows * (na + nb) == 0) return al_ok();
-    k_concat<<<al_cdiv(rows * (na + nb), 256), 256, 0, c->stream>>>(a, na, b, nb, y, rows);
+    AL_CUDA_TRY(al_launch(c, k_concat, al_cdiv(rows * (na + nb), 256), 256, 0, a, na, b, nb, y, rows), "launch k_concat");
     AL_CUDA_LAUNCHED("concat");
 }
 
@@ -137,6 +131,7 @@ extern "C" al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, cons
 
 __global__ void k_rope(float *x, int64_t n_tok, int n_head, int head_dim, const int32_t *pos, int mode, int half,
                        const float *inv_freq) {
+    al_pdl_begin();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n_tok * n_head * half) return;
     const int i = (int)(idx % half);
@@ -157,17 +152,18 @@ extern "C" al_status al_cuda_rope(al_cuda *c, float *x, int64_t n_tok, int n_hea
     if (n_dims > head_dim || n_dims % 2 || (mode != 1 && mode != 2)) return al_err(AL_ERR_INVALID, "cuda rope: bad config");
     const int64_t n = n_tok * n_head * (n_dims / 2);
     if (n == 0) return al_ok();
-    k_rope<<<al_cdiv(n, 256), 256, 0, c->stream>>>(x, n_tok, n_head, head_dim, pos, mode, n_dims / 2, inv_freq);
+    AL_CUDA_TRY(al_launch(c, k_rope, al_cdiv(n, 256), 256, 0, x, n_tok, n_head, head_dim, pos, mode, n_dims / 2, inv_freq), "launch k_rope");
     AL_CUDA_LAUNCHED("rope");
 }
 
 __global__ void k_positions(int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
+    al_pdl_begin();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) pos[i] = (base ? *base : base_host) + (int32_t)i;
 }
 extern "C" al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
     if (n == 0) return al_ok();
-    k_positions<<<al_cdiv(n, 256), 256, 0, c->stream>>>(pos, n, base, base_host);
+    AL_CUDA_TRY(al_launch(c, k_positions, al_cdiv(n, 256), 256, 0, pos, n, base, base_host), "launch k_positions");
     AL_CUDA_LAUNCHED("positions");
 }
 
@@ -176,6 +172,7 @@ extern "C" al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, cons
 __global__ void k_conv1d(const float *__restrict__ x, int64_t ldx, int64_t n_tok, int ch, int k, const float *__restrict__ w,
                          const float *__restrict__ b, const float *__restrict__ state, float *__restrict__ y, int64_t ldy,
                          int silu) {
+    al_pdl_begin();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n_tok * ch) return;
     const int64_t t = idx / ch;
@@ -191,6 +188,7 @@ __global__ void k_conv1d(const float *__restrict__ x, int64_t ldx, int64_t n_tok
 
 /* one thread per channel: new state = last k-1 of [old state | x] */
 __global__ void k_conv_state(const float *__restrict__ x, int64_t ldx, int64_t n_tok, int ch, int km1, float *state) {
+    al_pdl_begin();
     const int cc = blockIdx.x * blockDim.x + threadIdx.x;
     if (cc >= ch) return;
     float win[16];
@@ -201,15 +199,34 @@ __global__ void k_conv_state(const float *__restrict__ x, int64_t ldx, int64_t n
     for (int i = 0; i < km1; i++) state[(int64_t)i * ch + cc] = win[i];
 }
 
+/* one token (decode): conv + state shift in one pass, a thread per channel */
+__global__ void k_conv_step(const float *__restrict__ x, int ch, int k, const float *__restrict__ w, const float *__restrict__ b,
+                            float *state, float *__restrict__ y, int silu) {
+    al_pdl_begin();
+    const int cc = blockIdx.x * blockDim.x + threadIdx.x;
+    if (cc >= ch) return;
+    float win[17];
+    for (int i = 0; i < k - 1; i++) win[i] = state[(int64_t)i * ch + cc];
+    win[k - 1] = x[cc];
+    float acc = b ? b[cc] : 0.0f;
+    for (int j = 0; j < k; j++) acc = fmaf(w[(int64_t)cc * k + j], win[j], acc);
+    y[cc] = silu ? al_silu(acc) : acc;
+    for (int i = 0; i < k - 1; i++) state[(int64_t)i * ch + cc] = win[i + 1];
+}
+
 extern "C" al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t ldx, int64_t n_tok, int ch, int k,
                                            const float *w, const float *b, float *state, float *y, int64_t ldy,
                                            bool apply_silu) {
     if (k < 1 || k > 17 || ch <= 0) return al_err(AL_ERR_INVALID, "cuda conv1d: kernel %d / channels %d", k, ch);
     if (n_tok == 0) return al_ok();
-    k_conv1d<<<al_cdiv(n_tok * ch, 256), 256, 0, c->stream>>>(x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0);
+    if (n_tok == 1) {
+        AL_CUDA_TRY(al_launch(c, k_conv_step, al_cdiv(ch, 128), 128, 0, x, ch, k, w, b, state, y, apply_silu ? 1 : 0), "conv_step");
+        AL_CUDA_LAUNCHED("conv_step");
+    }
+    AL_CUDA_TRY(al_launch(c, k_conv1d, al_cdiv(n_tok * ch, 256), 256, 0, x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0), "launch k_conv1d");
     AL_TRY(al_cuda_status(cudaGetLastError(), "conv1d"));
     if (k > 1) {
-        k_conv_state<<<al_cdiv(ch, 256), 256, 0, c->stream>>>(x, ldx, n_tok, ch, k - 1, state);
+        AL_CUDA_TRY(al_launch(c, k_conv_state, al_cdiv(ch, 256), 256, 0, x, ldx, n_tok, ch, k - 1, state), "launch k_conv_state");
         AL_CUDA_LAUNCHED("conv_state");
     }
     return al_ok();
@@ -221,6 +238,7 @@ __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : lo
 
 __global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H, float fl,
                          float lo, float hi) {
+    al_pdl_begin();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n_tok * H) return;
     const int64_t t = idx / H;
@@ -232,7 +250,7 @@ __global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, fl
 extern "C" al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok,
                                     int H, float floor_, float lo, float hi) {
     if (n_tok * H == 0) return al_ok();
-    k_ssm_dt<<<al_cdiv(n_tok * H, 256), 256, 0, c->stream>>>(raw, ld_raw, bias, dt, n_tok, H, floor_, lo, hi);
+    AL_CUDA_TRY(al_launch(c, k_ssm_dt, al_cdiv(n_tok * H, 256), 256, 0, raw, ld_raw, bias, dt, n_tok, H, floor_, lo, hi), "launch k_ssm_dt");
     AL_CUDA_LAUNCHED("ssm_dt");
 }
 
@@ -240,6 +258,7 @@ extern "C" al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw
 
 /* one warp per token: softmax over E (<= 1024) logits, then k argmax passes */
 __global__ void k_moe_route(const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights) {
+    al_pdl_begin();
     const int64_t t = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (t >= n_tok) return;
@@ -276,11 +295,12 @@ extern "C" al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t 
                                        float *weights) {
     if (E <= 0 || E > 1024 || k <= 0 || k > E) return al_err(AL_ERR_INVALID, "cuda moe_route: E %d, k %d", E, k);
     if (n_tok == 0) return al_ok();
-    k_moe_route<<<al_cdiv(n_tok, 4), 128, 0, c->stream>>>(logits, n_tok, E, k, ids, weights);
+    AL_CUDA_TRY(al_launch(c, k_moe_route, al_cdiv(n_tok, 4), 128, 0, logits, n_tok, E, k, ids, weights), "launch k_moe_route");
     AL_CUDA_LAUNCHED("moe_route");
 }
 
 __global__ void k_weighted_sum(const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
+    al_pdl_begin();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float acc = y[i];
@@ -289,13 +309,14 @@ __global__ void k_weighted_sum(const float *x, int64_t ldx, const float *w, int 
 }
 extern "C" al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    k_weighted_sum<<<al_cdiv(n, 256), 256, 0, c->stream>>>(x, ldx, w, k, y, n);
+    AL_CUDA_TRY(al_launch(c, k_weighted_sum, al_cdiv(n, 256), 256, 0, x, ldx, w, k, y, n), "launch k_weighted_sum");
     AL_CUDA_LAUNCHED("weighted_sum");
 }
 
 /* ---- fused residual add + RMSNorm: one block per row ---- */
 
 __global__ void k_add_rms(float *h, const float *d, const float *__restrict__ w, float *y, int64_t n, float eps) {
+    al_pdl_begin();
     __shared__ float sh[32];
     float *hr = h + (int64_t)blockIdx.x * n;
     const float *dr = d + (int64_t)blockIdx.x * n;
@@ -315,13 +336,14 @@ extern "C" al_status al_cuda_add_rms_norm(al_cuda *c, float *h, const float *d, 
                                           int64_t n, float eps) {
     if (rows * n == 0) return al_ok();
     const int threads = n >= 1024 ? 1024 : n >= 256 ? 256 : 64;
-    k_add_rms<<<(unsigned)rows, threads, 0, c->stream>>>(h, d, w, y, n, eps);
+    AL_CUDA_TRY(al_launch(c, k_add_rms, (unsigned)rows, threads, 0, h, d, w, y, n, eps), "launch k_add_rms");
     AL_CUDA_LAUNCHED("add_rms_norm");
 }
 
 /* ---- attention glue: per-head norm + RoPE on q and k, k and v into the cache ----
  * block (t, slot): slots [0, nh) are q heads, [nh, nh + nkv) k heads, [nh + nkv, nh + 2 nkv) v heads. */
 __global__ void k_qkv_post(al_cuda_qkv_args a) {
+    al_pdl_begin();
     __shared__ float xs[256];
     __shared__ float sh[32];
     const int64_t t = blockIdx.x;
@@ -373,6 +395,6 @@ extern "C" al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) {
         return al_err(AL_ERR_INVALID, "cuda qkv_post: head_dim %d, rope %d/%d", a->head_dim, a->rope_mode, a->n_dims);
     if (a->n_tok == 0) return al_ok();
     dim3 grid((unsigned)a->n_tok, (unsigned)(a->n_head + 2 * a->n_head_kv));
-    k_qkv_post<<<grid, a->head_dim > 64 ? 128 : 64, 0, c->stream>>>(*a);
+    AL_CUDA_TRY(al_launch(c, k_qkv_post, grid, a->head_dim > 64 ? 128 : 64, 0, *a), "launch k_qkv_post");
     AL_CUDA_LAUNCHED("qkv_post");
 }

@@ -1,0 +1,33 @@
+#!/bin/sh
+# cuda_run.sh BIN [what...] — on the device machine, with binaries staged by scripts/cuda_stage.sh in BIN:
+#   tests   GPU op tests and the reference models on the GPU
+#   bench   decode/prefill of Qwen3-0.6B Q4_K_M, Llama-3.2-1B Q4_K_M, Mamba2-1.3B Q8_0 (+ pp4096), PDL on and off
+#   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
+# Logs under $OUT (default .). Models are made by `alloy create` into $MODELS (default /tmp/alloy-models).
+set -u
+B=$(cd "$1" && pwd); shift
+OUT=${OUT:-.}
+M=${MODELS:-/tmp/alloy-models}
+export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
+export ALLOY_TEST_DATA=$(pwd)/tests/data
+ldd "$B/alloy" | grep "not found"
+mkdir -p "$M"
+mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M/$1.gguf" >/dev/null; }
+for w in "$@"; do
+  case $w in
+  tests)
+    timeout 200 "$B/test_cuda_ops" >"$OUT/test_cuda_ops.log" 2>&1; echo "test_cuda_ops rc=$?"
+    grep -E "FAIL|passed" "$OUT/test_cuda_ops.log" | head -30
+    (cd "$B" && timeout 200 ./test_cuda_models) >"$OUT/test_cuda_models.log" 2>&1; echo "test_cuda_models rc=$?"
+    grep -E "FAIL|passed" "$OUT/test_cuda_models.log" | head -30 ;;
+  bench)
+    mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
+    "$B/bench_cuda" -p 512 -n 128 -r 3 -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log"
+    "$B/bench_cuda" -p 0 -n 128 -r 3 --no-pdl -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log"
+    "$B/bench_cuda" -p 4096 -n 0 -r 2 -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log" ;;
+  ncu)
+    mk qwen3 qwen3-0.6b Q4_K_M
+    timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
+      "$B/bench_cuda" -p 0 -n 4 -r 1 --no-graph -m "$M/qwen3.gguf" >"$OUT/ncu_qwen3_tg.log" 2>&1 ;;
+  esac
+done
