@@ -2,7 +2,7 @@
 # Installs Alloy's build dependencies from Debian 12 packages (idempotent; skips what is present).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libjansson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev libedit-dev libopenblas-dev
+      libjansson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev libedit-dev libopenblas-dev libyaml-dev
       python3)
 # node + npm drive the official OpenAI / Anthropic / Ollama client tests (skip if already installed)
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

@@ -70,7 +70,7 @@ static int inspect_hf(const char *dir) {
     al_status st = al_hf_open(&h, dir);
     if (al_failed(&st)) return cli_fail(st);
     char *cfg = json_dumps(al_hf_config(h), JSON_INDENT(2) | JSON_SORT_KEYS);
-    printf("config.json:\n%s\n", cfg ? cfg : "?");
+    printf("%s:\n%s\n", al_hf_config_name(h), cfg ? cfg : "?");
     free(cfg);
     size_t total = 0;
     for (int64_t i = 0; i < al_hf_tensor_count(h); i++) {

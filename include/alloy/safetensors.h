@@ -18,7 +18,9 @@
  *    '..') that holds that tensor; a tensor present in two shards is refused.
  *  - al_hf_open opens a model folder: config.json (parsed with jansson, kept as json_t owned by
  *    the al_hf), and either model.safetensors or the shards listed in
- *    model.safetensors.index.json. Tensor lookups search every shard.
+ *    model.safetensors.index.json. Tensor lookups search every shard. A folder with config.yaml
+ *    and no config.json (an Alloy model folder) is read the same way, the YAML parsed into the
+ *    same jansson tree (alloy/yaml.h); al_hf_config_name tells which file it was.
  */
 #ifndef ALLOY_SAFETENSORS_H
 #define ALLOY_SAFETENSORS_H
@@ -59,7 +61,8 @@ typedef struct al_hf al_hf;
 al_status al_hf_open(al_hf **out, const char *dir);
 void al_hf_free(al_hf *h);
 const char *al_hf_dir(const al_hf *h);
-json_t *al_hf_config(const al_hf *h); /* borrowed; root object of config.json */
+json_t *al_hf_config(const al_hf *h); /* borrowed; root object of config.json / config.yaml */
+const char *al_hf_config_name(const al_hf *h); /* "config.json" or "config.yaml" */
 int64_t al_hf_tensor_count(const al_hf *h);
 const al_st_tensor *al_hf_tensor_at(const al_hf *h, int64_t i);
 const al_st_tensor *al_hf_find(const al_hf *h, const char *name); /* NULL if absent */

@@ -1,6 +1,8 @@
 /*
  * hf.c — a Hugging Face model folder: config.json + model.safetensors, or the shards named by
  * model.safetensors.index.json ("weight_map": tensor name -> shard file name in the same folder).
+ * An Alloy model folder is the same with config.yaml instead of config.json (read into the same
+ * jansson tree by alloy/yaml.h; config.json wins when both exist).
  *
  * Invariants after al_hf_open succeeds:
  *  - shards[0..nshards) are open; every tensor of every shard appears once in tensors[] (shard
@@ -15,10 +17,12 @@
 #include <sys/stat.h>
 
 #include "alloy/safetensors.h"
+#include "alloy/yaml.h"
 
 struct al_hf {
     char *dir;
     json_t *config;
+    const char *config_name; /* "config.json" or "config.yaml" */
     al_st_file **shards;
     size_t nshards;
     int64_t n;
@@ -168,9 +172,19 @@ static al_status hf_open(al_hf *h, const char *dir) {
     if (!S_ISDIR(sb.st_mode)) return al_err(AL_ERR_INVALID, "%s: not a directory", dir);
 
     char *p = path_join(dir, "config.json");
-    if (!p) return al_err(AL_ERR_NOMEM, "path");
-    al_status s = load_json(&h->config, p, "config.json");
+    char *py = path_join(dir, "config.yaml");
+    al_status s = al_ok();
+    if (!p || !py) s = al_err(AL_ERR_NOMEM, "path");
+    else if (!file_exists(p) && file_exists(py)) {
+        h->config_name = "config.yaml";
+        s = al_yaml_load_file(&h->config, py);
+        if (!al_failed(&s) && !json_is_object(h->config)) s = al_err(AL_ERR_FORMAT, "%s: not a YAML mapping", py);
+    } else {
+        h->config_name = "config.json";
+        s = load_json(&h->config, p, "config.json");
+    }
     free(p);
+    free(py);
     AL_TRY(s);
 
     char *index = path_join(dir, "model.safetensors.index.json");
@@ -215,6 +229,7 @@ void al_hf_free(al_hf *h) {
 
 const char *al_hf_dir(const al_hf *h) { return h ? h->dir : NULL; }
 json_t *al_hf_config(const al_hf *h) { return h ? h->config : NULL; }
+const char *al_hf_config_name(const al_hf *h) { return h ? h->config_name : NULL; }
 int64_t al_hf_tensor_count(const al_hf *h) { return h ? h->n : 0; }
 
 const al_st_tensor *al_hf_tensor_at(const al_hf *h, int64_t i) {

@@ -187,6 +187,7 @@ al_status al_hparams_to_gguf(const al_hparams *hp, al_gguf_writer *w) {
         for (int i = 0; i < hp->n_layer; i++) pat[i] = hp->layer_mixer[i] == AL_MIXER_ATTN ? 'A' : 'M';
         pat[hp->n_layer] = '\0';
         AL_TRY(al_gguf_writer_set_str(w, KEY("layer_pattern"), pat));
+        if (hp->ffn_act != AL_ACT_SILU) AL_TRY(al_gguf_writer_set_str(w, KEY("feed_forward_activation"), al_act_name(hp->ffn_act)));
     }
     if (hp->arch == AL_ARCH_ZAMBA2) {
         AL_TRY(al_gguf_writer_set_u32(w, KEY("zamba.attention_dim"), (uint32_t)hp->zamba_attn_dim));

@@ -347,6 +347,15 @@ al_status al_hparams_from_gguf(al_hparams *hp, const al_gguf *g) {
         hp->ssm_norm_groups = gint(g, arch, "ssm.norm_group_count", hp->ssm_n_group);
         hp->rope_mode = AL_ROPE_NEOX;
         AL_TRY(al_hparams_set_pattern(hp, buf));
+        al_str act;
+        if (al_gguf_get_str(g, "alloy.feed_forward_activation", &act)) {
+            char an[16];
+            snprintf(an, sizeof an, "%.*s", (int)(act.len < 15 ? act.len : 15), act.ptr);
+            if (act.len > 15 || !al_act_from_name(an, &hp->ffn_act))
+                return al_err(AL_ERR_FORMAT, "gguf: alloy.feed_forward_activation '%s' is not silu, gelu_tanh, gelu or relu2", an);
+            if (hp->ffn_act == AL_ACT_RELU2)
+                for (int i = 0; i < hp->n_layer; i++) hp->layer_ffn[i] = AL_FFN_RELU2;
+        }
         break;
     }
     case AL_ARCH_JAMBA:

@@ -180,6 +180,15 @@ al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_ggu
 /* Writes hp as llama.cpp-style GGUF metadata (convert.c). */
 al_status al_hparams_to_gguf(const al_hparams *hp, struct al_gguf_writer *w);
 
+/* ---- Alloy model folders: config.yaml + safetensors with GGUF names (config_alloy.c) ---- */
+/* Hyper-parameters from the config.yaml tree (docs/alloy-config.md); every bad key is an error. */
+al_status al_hparams_from_alloy_config(al_hparams *hp, json_t *cfg);
+/* GGUF-name view of the folder's tensors (identity, ssm_a_log -> ssm_a); foreign names are an error. */
+al_status al_alloy_build_map(const al_hparams *hp, const al_hf *hf, struct al_hf_map **out, int64_t *count);
+/* FFN activation names as written in config.yaml and alloy.feed_forward_activation. */
+const char *al_act_name(al_act a);
+bool al_act_from_name(const char *name, al_act *out);
+
 /* ---- HF -> GGUF names (names_hf.c) ---- */
 typedef enum al_hf_xform { AL_XF_NONE = 0, AL_XF_NEG_EXP, AL_XF_PERMUTE_Q, AL_XF_PERMUTE_K } al_hf_xform;
 typedef struct al_hf_map {

@@ -1,6 +1,7 @@
 /*
- * model_load.c — builds an al_model from a GGUF file or an HF folder: hyper-parameters, then every
- * weight looked up by GGUF name through the weight source (model_internal.h).
+ * model_load.c — builds an al_model from a GGUF file, an HF folder (config.json) or an Alloy folder
+ * (config.yaml, config_alloy.c): hyper-parameters, then every weight looked up by GGUF name
+ * through the weight source (model_internal.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -327,9 +328,12 @@ al_status al_model_load(al_model **out, const char *path, const al_model_params 
     if (S_ISDIR(sb.st_mode)) {
         st = al_hf_open(&m->src.hf, path);
         if (al_failed(&st)) goto fail;
-        st = al_hparams_from_hf(&m->hp, al_hf_config(m->src.hf));
+        /* config.yaml (and no config.json): an Alloy model folder with GGUF tensor names */
+        bool alloy = !strcmp(al_hf_config_name(m->src.hf), "config.yaml");
+        st = alloy ? al_hparams_from_alloy_config(&m->hp, al_hf_config(m->src.hf)) : al_hparams_from_hf(&m->hp, al_hf_config(m->src.hf));
         if (al_failed(&st)) goto fail;
-        st = al_hf_build_map(&m->hp, m->src.hf, &m->src.map, &m->src.map_count);
+        st = alloy ? al_alloy_build_map(&m->hp, m->src.hf, &m->src.map, &m->src.map_count)
+                   : al_hf_build_map(&m->hp, m->src.hf, &m->src.map, &m->src.map_count);
         if (al_failed(&st)) goto fail;
     } else {
         st = al_gguf_open(&m->src.gguf, path);
