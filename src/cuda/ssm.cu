@@ -13,8 +13,6 @@
  * keeps the state in shared memory and walks the chunks in order, see below) and the fp32 SIMT
  * kernels 1-3 for the other shapes.
  */
-#include <mma.h>
-
 #include "cuda/cuda_impl.cuh"
 
 #define SSD_L 64   /* chunk length */
@@ -224,7 +222,7 @@ __global__ void k_ssd_step(al_cuda_ssd_args a) {
  *                S[p][n] ← exp(Λ_last) S[p][n] + (Xᵀ·Bw)[p][n]   Bw[s][n] = exp(Λ_last − Λ_s) dt_s B_s[n]
  *              with X[s][p] = x_s[h P + p0 + p]. Rows s >= len of the last chunk are zero in Cs, Bw,
  *              X and dt (so Λ stays at Λ_last there), columns N..Np of Cs, Bw and S are zero.
- * The products run on TF32 tensor cores (wmma m16n16k8, fp32 accumulation). With SSD_TF32X3 every
+ * The products run on TF32 tensor cores (mma.sync m16n8k8, fp32 accumulation). With SSD_TF32X3 every
  * operand is split into a TF32 head and a TF32 tail and the two cross products are added as well
  * (3× the tensor work, ~fp32 accuracy: the CPU reference and the model tests compare at 1e-4).
  */
@@ -236,51 +234,75 @@ __global__ void k_ssd_step(al_cuda_ssd_args a) {
 static_assert(SSD_L == 64, "the Λ scan gives each lane two tokens");
 static_assert(SSD_CB_T / 32 == SSD_L / 16, "k_ssd_cb: a warp per column tile");
 
-namespace wmma = nvcuda::wmma;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> tc_acc;
-template <class Lay> using tc_fa = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, Lay>;
-template <class Lay> using tc_fb = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, Lay>;
-typedef wmma::row_major tc_row;
-typedef wmma::col_major tc_col;
-
-template <class F> __device__ __forceinline__ void tc_split(F &hi, F &lo) {
+/* TF32 mma.sync m16n8k8 (fp32 accumulation). Fragments, lane = 4 gr + tg:
+ *   A 16×8: a0 (gr, tg), a1 (gr + 8, tg), a2 (gr, tg + 4), a3 (gr + 8, tg + 4)
+ *   B 8×8:  b0 (k tg, n gr), b1 (k tg + 4, n gr)
+ *   C 16×8: c0 (gr, 2 tg), c1 (gr, 2 tg + 1), c2 (gr + 8, 2 tg), c3 (gr + 8, 2 tg + 1) */
+__device__ __forceinline__ uint32_t tc_tf32(float v) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+    return r;
+}
+/* v ≈ head + tail, both TF32 (the tail is 0 without SSD_TF32X3) */
+__device__ __forceinline__ void tc_split(float v, uint32_t &hi, uint32_t &lo) {
+    hi = tc_tf32(v);
+#if SSD_TF32X3
+    lo = tc_tf32(v - __uint_as_float(hi));
+#else
+    lo = 0u;
+#endif
+}
+__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+/* One k-step (8) of a warp's 16×16 tile: hi[j] (columns 8 j .. 8 j + 8) += A·B with the heads, lo[j] +=
+ * the two head×tail cross terms (SSD_TF32X3). pa = &A(gr, tg), A(r, k) = pa[(r - gr) ars + (k - tg) aks];
+ * pb = &B(tg, gr), B(k, n) = pb[(k - tg) bks + (n - gr) bns]; r, k, n relative to the tile and step. */
+__device__ __forceinline__ void tc_step16(float (&hi)[2][4], float (&lo)[2][4], const float *pa, int ars, int aks,
+                                          const float *pb, int bks, int bns) {
+    uint32_t ah[4], al[4];
+    tc_split(pa[0], ah[0], al[0]);
+    tc_split(pa[8 * ars], ah[1], al[1]);
+    tc_split(pa[4 * aks], ah[2], al[2]);
+    tc_split(pa[8 * ars + 4 * aks], ah[3], al[3]);
 #pragma unroll
-    for (int i = 0; i < hi.num_elements; i++) {
-        const float v = hi.x[i], t = wmma::__float_to_tf32(v);
-        hi.x[i] = t;
-        lo.x[i] = wmma::__float_to_tf32(v - t);
+    for (int j = 0; j < 2; j++) {
+        const float *b = pb + 8 * j * bns;
+        uint32_t bh0, bl0, bh1, bl1;
+        tc_split(b[0], bh0, bl0);
+        tc_split(b[4 * bks], bh1, bl1);
+#if SSD_TF32X3
+        tc_mma(lo[j], al, bh0, bh1);
+        tc_mma(lo[j], ah, bl0, bl1);
+#endif
+        tc_mma(hi[j], ah, bh0, bh1);
     }
 }
-template <class F> __device__ __forceinline__ void tc_round(F &f) {
+/* A 16×16 tile as two k-parities of head and tail accumulators: acc[parity][half j][c] */
+struct tc_tile {
+    float hi[2][2][4], lo[2][2][4];
+};
+__device__ __forceinline__ void tc_zero(tc_tile &T) {
 #pragma unroll
-    for (int i = 0; i < f.num_elements; i++) f.x[i] = wmma::__float_to_tf32(f.x[i]);
-}
-/* hi += A·B for A 16×8 at a (stride lda, layout LA), B 8×16 at b (stride ldb, layout LB); with
- * SSD_TF32X3, lo += A_tail·B_head + A_head·B_tail. Pointers 32-byte aligned, strides % 4 == 0. */
-template <class LA, class LB>
-__device__ __forceinline__ void tc_step(tc_acc &hi, tc_acc &lo, const float *a, unsigned lda, const float *b, unsigned ldb) {
-    tc_fa<LA> ah;
-    tc_fb<LB> bh;
-    wmma::load_matrix_sync(ah, a, lda);
-    wmma::load_matrix_sync(bh, b, ldb);
-#if SSD_TF32X3
-    tc_fa<LA> al;
-    tc_fb<LB> bl;
-    tc_split(ah, al);
-    tc_split(bh, bl);
-    wmma::mma_sync(lo, al, bh, lo);
-    wmma::mma_sync(lo, ah, bl, lo);
-#else
-    (void)lo;
-    tc_round(ah);
-    tc_round(bh);
-#endif
-    wmma::mma_sync(hi, ah, bh, hi);
-}
-/* a += b + c + d (the partial accumulators of one tile; same fragment layout) */
-__device__ __forceinline__ void tc_sum(tc_acc &a, const tc_acc &b, const tc_acc &c, const tc_acc &d) {
+    for (int p = 0; p < 2; p++)
 #pragma unroll
-    for (int i = 0; i < a.num_elements; i++) a.x[i] += (b.x[i] + c.x[i]) + d.x[i];
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) T.hi[p][j][c] = T.lo[p][j][c] = 0.0f;
+}
+/* element c of half j: row gr + 8 (c >> 1), column 8 j + 2 tg + (c & 1) of the tile */
+__device__ __forceinline__ float tc_get(const tc_tile &T, int j, int c) {
+    return (T.hi[0][j][c] + T.hi[1][j][c]) + (T.lo[0][j][c] + T.lo[1][j][c]);
+}
+/* the tile into out[r ld + col] (ld even, out 8-byte aligned) */
+__device__ __forceinline__ void tc_store(const tc_tile &T, float *out, int ld, int gr, int tg) {
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+            *reinterpret_cast<float2 *>(out + (gr + 8 * h) * ld + 8 * j + 2 * tg) = make_float2(tc_get(T, j, 2 * h), tc_get(T, j, 2 * h + 1));
 }
 
 __device__ __forceinline__ void cp_async4(float *dst, const float *src) {
@@ -316,10 +338,10 @@ __device__ __forceinline__ void ssd_ld_tile(float *dst, int ldd, const float *sr
 }
 
 /* k_ssd_fused's shared memory (floats): two chunk buffers [c, b, x, m, dt] of buf floats each, then
- * S, Ys and the per-token factors. Every region and every 16-row/8-column tile start is 32-byte
- * aligned (sizes multiples of 8 floats, strides % 4 == 0 and rows multiples of 8). Strides are
- * ≡ 4 (mod 32) for row-major A / col-major B / accumulator use and ≡ 8 for row-major B / col-major
- * A (conflict-free fragment loads). */
+ * S, Ys and the per-token factors. Region starts are multiples of 8 floats and strides multiples of 4
+ * (16-byte cp.async and float4 access). The strides keep the mma fragment loads free of bank conflicts:
+ * ≡ 4 (mod 8) where a fragment reads 8 rows × 4 consecutive k (Cs, M, S as Sᵀ, CB's C and B),
+ * ≡ 8 (mod 16) where it reads 4 rows × 8 consecutive columns (X as B or as Xᵀ, Bw). */
 struct ssd_lay {
     int ldc, ldb, ldx, ldm, lds, ldy; /* row strides */
     int c, b, x, m, dt, buf;          /* Cs [L][ldc], Bw [L][ldb], X [L][ldx], M [L][ldm], dt [L]; buf: one buffer */
@@ -371,22 +393,23 @@ __global__ void __launch_bounds__(SSD_CB_T) k_ssd_cb(al_cuda_ssd_args a, float *
     cp_async_wait_all();
     __syncthreads();
     if (s0 > t0) return; /* above the diagonal */
-    tc_acc h0, l0, h1, l1;
-    wmma::fill_fragment(h0, 0.0f), wmma::fill_fragment(l0, 0.0f), wmma::fill_fragment(h1, 0.0f), wmma::fill_fragment(l1, 0.0f);
-    /* CB[t][s] = Σ_n C[t][n] B[s][n]: B as a column-major K×16 operand (element (n, s) at Bt[s ld + n]) */
+    /* CB[t][s] = Σ_n C[t][n] B[s][n]: A(r, k) = Ct[r ld + k], B(k, n) = Bt[(s0 + n) ld + k] */
+    const int gr = (threadIdx.x & 31) >> 2, tg = threadIdx.x & 3;
+    const float *pa = Ct + gr * ld + tg, *pb = Bt + (s0 + gr) * ld + tg;
+    tc_tile T;
+    tc_zero(T);
     for (int k = 0; k < Np; k += 16) {
-        tc_step<tc_row, tc_col>(h0, l0, Ct + k, ld, Bt + s0 * ld + k, ld);
-        tc_step<tc_row, tc_col>(h1, l1, Ct + k + 8, ld, Bt + s0 * ld + k + 8, ld);
+        tc_step16(T.hi[0], T.lo[0], pa + k, ld, 1, pb + k, 1, ld);
+        tc_step16(T.hi[1], T.lo[1], pa + k + 8, ld, 1, pb + k + 8, 1, ld);
     }
-    tc_sum(h0, l0, h1, l1);
-    wmma::store_matrix_sync(cb + (((int64_t)c * a.G + g) * SSD_L + t0) * SSD_L + s0, h0, SSD_L, wmma::mem_row_major);
+    tc_store(T, cb + (((int64_t)c * a.G + g) * SSD_L + t0) * SSD_L + s0, SSD_L, gr, tg);
 }
 
 __global__ void __launch_bounds__(SSD_TC_T, 1) k_ssd_fused(al_cuda_ssd_args a, const float *cb, int PT, int Np, int vec_x, int vec_bc) {
     extern __shared__ __align__(128) float sm[];
     const ssd_lay l = ssd_layout(PT, Np);
     const int P = a.P, N = a.N, h = blockIdx.y, p0 = blockIdx.x * PT, g = h / (a.H / a.G);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = SSD_TC_T / 32;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = SSD_TC_T / 32, gr = lane >> 2, tg = lane & 3;
     const int nc = (int)((a.n_tok + SSD_L - 1) / SSD_L);
     const float A = a.A[h], Dh = a.D ? a.D[h] : 0.0f;
     float *S = sm + l.s, *Ys = sm + l.y, *lam = sm + l.lam, *elam = sm + l.elam, *wb = sm + l.wb;
@@ -446,44 +469,45 @@ __global__ void __launch_bounds__(SSD_TC_T, 1) k_ssd_fused(al_cuda_ssd_args a, c
         }
         __syncthreads();
 
-        /* Ys[t0..+16][j0..+16] = M·X (columns s < t0 + 16; M is zero beyond) + Cs·Sᵀ (Sᵀ: column-major
-         * N×16 operand, element (n, j) at S[j lds + n]) */
+        /* Ys[t0..+16][j0..+16] = M·X (columns s < t0 + 16; M is zero beyond) + Cs·Sᵀ (Sᵀ(n, j) = S[j lds + n]) */
         const int ytn = PT / 16, nyt = (SSD_L / 16) * ytn;
         for (int tile = warp; tile < nyt; tile += nw) {
             const int t0 = (tile / ytn) * 16, j0 = (tile % ytn) * 16;
             if (t0 >= len) continue;
-            tc_acc h0, l0, h1, l1;
-            wmma::fill_fragment(h0, 0.0f), wmma::fill_fragment(l0, 0.0f), wmma::fill_fragment(h1, 0.0f), wmma::fill_fragment(l1, 0.0f);
+            tc_tile T;
+            tc_zero(T);
+            const float *pm = M + (t0 + gr) * l.ldm + tg, *px = X + tg * l.ldx + j0 + gr;
             for (int k = 0; k < t0 + 16; k += 16) {
-                tc_step<tc_row, tc_row>(h0, l0, M + t0 * l.ldm + k, l.ldm, X + k * l.ldx + j0, l.ldx);
-                tc_step<tc_row, tc_row>(h1, l1, M + t0 * l.ldm + k + 8, l.ldm, X + (k + 8) * l.ldx + j0, l.ldx);
+                tc_step16(T.hi[0], T.lo[0], pm + k, l.ldm, 1, px + k * l.ldx, l.ldx, 1);
+                tc_step16(T.hi[1], T.lo[1], pm + k + 8, l.ldm, 1, px + (k + 8) * l.ldx, l.ldx, 1);
             }
+            const float *pc = Cs + (t0 + gr) * l.ldc + tg, *ps = S + (j0 + gr) * l.lds + tg;
             for (int k = 0; k < Np; k += 16) {
-                tc_step<tc_row, tc_col>(h0, l0, Cs + t0 * l.ldc + k, l.ldc, S + j0 * l.lds + k, l.lds);
-                tc_step<tc_row, tc_col>(h1, l1, Cs + t0 * l.ldc + k + 8, l.ldc, S + j0 * l.lds + k + 8, l.lds);
+                tc_step16(T.hi[0], T.lo[0], pc + k, l.ldc, 1, ps + k, 1, l.lds);
+                tc_step16(T.hi[1], T.lo[1], pc + k + 8, l.ldc, 1, ps + k + 8, 1, l.lds);
             }
-            tc_sum(h0, l0, h1, l1);
-            wmma::store_matrix_sync(Ys + t0 * l.ldy + j0, h0, l.ldy, wmma::mem_row_major);
+            tc_store(T, Ys + t0 * l.ldy + j0, l.ldy, gr, tg);
         }
         __syncthreads(); /* every read of S for y is done */
 
-        /* S[i0..+16][n0..+16] = dec S + Xᵀ·Bw (Xᵀ: column-major 16×K operand, element (p, s) at
-         * X[s ldx + p]; rows s >= len are zero, so K stops at the 16-row block holding len − 1) */
+        /* S[i0..+16][n0..+16] = dec S + Xᵀ·Bw (Xᵀ(p, s) = X[s ldx + p]; rows s >= len are zero, so K
+         * stops at the 16-row block holding len − 1) */
         const int utn = Np / 16, nut = (PT / 16) * utn;
         for (int tile = warp; tile < nut; tile += nw) {
             const int i0 = (tile / utn) * 16, n0 = (tile % utn) * 16;
             float *st = S + i0 * l.lds + n0;
-            tc_acc h0, l0, h1, l1;
-            wmma::load_matrix_sync(h0, st, l.lds, wmma::mem_row_major);
+            tc_tile T;
+            tc_zero(T);
 #pragma unroll
-            for (int e = 0; e < h0.num_elements; e++) h0.x[e] *= dec;
-            wmma::fill_fragment(l0, 0.0f), wmma::fill_fragment(h1, 0.0f), wmma::fill_fragment(l1, 0.0f);
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) T.hi[0][j][e] = dec * st[(gr + 8 * (e >> 1)) * l.lds + 8 * j + 2 * tg + (e & 1)];
+            const float *pxt = X + tg * l.ldx + i0 + gr, *pbw = Bw + tg * l.ldb + n0 + gr;
             for (int k = 0; k < len; k += 16) {
-                tc_step<tc_col, tc_row>(h0, l0, X + k * l.ldx + i0, l.ldx, Bw + k * l.ldb + n0, l.ldb);
-                tc_step<tc_col, tc_row>(h1, l1, X + (k + 8) * l.ldx + i0, l.ldx, Bw + (k + 8) * l.ldb + n0, l.ldb);
+                tc_step16(T.hi[0], T.lo[0], pxt + k * l.ldx, 1, l.ldx, pbw + k * l.ldb, l.ldb, 1);
+                tc_step16(T.hi[1], T.lo[1], pxt + (k + 8) * l.ldx, 1, l.ldx, pbw + (k + 8) * l.ldb, l.ldb, 1);
             }
-            tc_sum(h0, l0, h1, l1);
-            wmma::store_matrix_sync(st, h0, l.lds, wmma::mem_row_major);
+            tc_store(T, st, l.lds, gr, tg);
         }
         float *yo = a.y + c0 * (int64_t)a.H * P + (int64_t)h * P + p0;
         for (int i = threadIdx.x; i < len * PT; i += SSD_TC_T) {
