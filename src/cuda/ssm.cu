@@ -9,6 +9,9 @@
  *   2. state_pass:  sequential over chunks: S_in[c] = S; S = exp(Λ_last,c) S + Sc[c]  (per state element);
  *   3. chunk_out:   y_t = exp(Λ_t) C_t·S_in + Σ_{s<=t} (C_t·B_s) exp(Λ_t − Λ_s) dt_s x_s + D x_t
  *      (the intra-chunk part as an L×L masked matrix times the chunk's x).
+ * Two implementations: the tensor-core path (P % 16 == 0, N <= 128: k_ssd_cb + k_ssd_fused, which
+ * keeps the state in shared memory and walks the chunks in order, see below) and the fp32 SIMT
+ * kernels 1-3 for the other shapes.
  */
 #include "cuda/cuda_impl.cuh"
 
@@ -207,6 +210,332 @@ __global__ void k_ssd_step(al_cuda_ssd_args a) {
         if (lane + 32 * i < N) S[lane + 32 * i] = s[i];
 }
 
+/* ---- the tensor-core path (P % 16 == 0, N <= 128) ---------------------------------------------
+ * k_ssd_cb:    CB[c][g][t][s] = C_t·B_s for the 16×16 tiles on or below the diagonal (s <= t), per
+ *              (chunk, group), shared by the group's heads; tiles above the diagonal are neither
+ *              written nor used. Rows t >= len of the last chunk are zero.
+ * k_ssd_fused: one block per (head h, PT state rows p0..p0+PT), sequential over the chunks with the
+ *              state S[PT][N] in shared memory (no global round trip of chunk states). Per chunk,
+ *              while the next chunk's inputs arrive by cp.async into the other buffer:
+ *                M[t][s] = CB[t][s] exp(Λ_t − Λ_s) dt_s  (s <= t, else 0)  + D δ_ts
+ *                y[t][p] = (M·X)[t][p] + (Cs·Sᵀ)[t][p]      Cs[t][n] = exp(Λ_t) C_t[n]
+ *                S[p][n] ← exp(Λ_last) S[p][n] + (Xᵀ·Bw)[p][n]   Bw[s][n] = exp(Λ_last − Λ_s) dt_s B_s[n]
+ *              with X[s][p] = x_s[h P + p0 + p]. Rows s >= len of the last chunk are zero in Cs, Bw,
+ *              X and dt (so Λ stays at Λ_last there), columns N..Np of Cs, Bw and S are zero.
+ * The products run on TF32 tensor cores (mma.sync m16n8k8, fp32 accumulation). With SSD_TF32X3 every
+ * operand is split into a TF32 head and a TF32 tail and the two cross products are added as well
+ * (3× the tensor work, ~fp32 accuracy: the CPU reference and the model tests compare at 1e-4).
+ */
+#ifndef SSD_TF32X3
+#define SSD_TF32X3 1
+#endif
+#define SSD_TC_T 256 /* threads of k_ssd_fused: 8 warps */
+#define SSD_CB_T 128 /* threads of k_ssd_cb: one warp per 16 columns s */
+static_assert(SSD_L == 64, "the Λ scan gives each lane two tokens");
+static_assert(SSD_CB_T / 32 == SSD_L / 16, "k_ssd_cb: a warp per column tile");
+
+/* TF32 mma.sync m16n8k8 (fp32 accumulation). Fragments, lane = 4 gr + tg:
+ *   A 16×8: a0 (gr, tg), a1 (gr + 8, tg), a2 (gr, tg + 4), a3 (gr + 8, tg + 4)
+ *   B 8×8:  b0 (k tg, n gr), b1 (k tg + 4, n gr)
+ *   C 16×8: c0 (gr, 2 tg), c1 (gr, 2 tg + 1), c2 (gr + 8, 2 tg), c3 (gr + 8, 2 tg + 1) */
+__device__ __forceinline__ uint32_t tc_tf32(float v) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+    return r;
+}
+/* v ≈ head + tail, both TF32 (the tail is 0 without SSD_TF32X3) */
+__device__ __forceinline__ void tc_split(float v, uint32_t &hi, uint32_t &lo) {
+    hi = tc_tf32(v);
+#if SSD_TF32X3
+    lo = tc_tf32(v - __uint_as_float(hi));
+#else
+    lo = 0u;
+#endif
+}
+__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+/* One k-step (8) of a warp's 16×16 tile: hi[j] (columns 8 j .. 8 j + 8) += A·B with the heads, lo[j] +=
+ * the two head×tail cross terms (SSD_TF32X3). pa = &A(gr, tg), A(r, k) = pa[(r - gr) ars + (k - tg) aks];
+ * pb = &B(tg, gr), B(k, n) = pb[(k - tg) bks + (n - gr) bns]; r, k, n relative to the tile and step. */
+__device__ __forceinline__ void tc_step16(float (&hi)[2][4], float (&lo)[2][4], const float *pa, int ars, int aks,
+                                          const float *pb, int bks, int bns) {
+    uint32_t ah[4], al[4];
+    tc_split(pa[0], ah[0], al[0]);
+    tc_split(pa[8 * ars], ah[1], al[1]);
+    tc_split(pa[4 * aks], ah[2], al[2]);
+    tc_split(pa[8 * ars + 4 * aks], ah[3], al[3]);
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        const float *b = pb + 8 * j * bns;
+        uint32_t bh0, bl0, bh1, bl1;
+        tc_split(b[0], bh0, bl0);
+        tc_split(b[4 * bks], bh1, bl1);
+#if SSD_TF32X3
+        tc_mma(lo[j], al, bh0, bh1);
+        tc_mma(lo[j], ah, bl0, bl1);
+#endif
+        tc_mma(hi[j], ah, bh0, bh1);
+    }
+}
+/* A 16×16 tile as two k-parities of head and tail accumulators: acc[parity][half j][c] */
+struct tc_tile {
+    float hi[2][2][4], lo[2][2][4];
+};
+__device__ __forceinline__ void tc_zero(tc_tile &T) {
+#pragma unroll
+    for (int p = 0; p < 2; p++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) T.hi[p][j][c] = T.lo[p][j][c] = 0.0f;
+}
+/* element c of half j: row gr + 8 (c >> 1), column 8 j + 2 tg + (c & 1) of the tile */
+__device__ __forceinline__ float tc_get(const tc_tile &T, int j, int c) {
+    return (T.hi[0][j][c] + T.hi[1][j][c]) + (T.lo[0][j][c] + T.lo[1][j][c]);
+}
+/* the tile into out[r ld + col] (ld even, out 8-byte aligned) */
+__device__ __forceinline__ void tc_store(const tc_tile &T, float *out, int ld, int gr, int tg) {
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+            *reinterpret_cast<float2 *>(out + (gr + 8 * h) * ld + 8 * j + 2 * tg) = make_float2(tc_get(T, j, 2 * h), tc_get(T, j, 2 * h + 1));
+}
+
+__device__ __forceinline__ void cp_async4(float *dst, const float *src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async16(float *dst, const float *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+/* dst[r][q] (row stride ldd) = src[r * lds + q] for r < rows_valid, q < cols; zero for the other
+ * r < rows, q < cols_pad. By cp.async (the caller waits); 16-byte pieces when vec (src rows 16-byte
+ * aligned, cols % 4 == 0, cols_pad % 4 == 0, dst rows 16-byte aligned). Every thread takes part. */
+__device__ __forceinline__ void ssd_ld_tile(float *dst, int ldd, const float *src, int64_t lds, int rows, int rows_valid,
+                                            int cols, int cols_pad, bool vec) {
+    if (vec) {
+        const int nq = cols_pad / 4;
+        for (int i = threadIdx.x; i < rows * nq; i += blockDim.x) {
+            const int r = i / nq, q = (i - r * nq) * 4;
+            float *d = dst + r * ldd + q;
+            if (r < rows_valid && q < cols) cp_async16(d, src + r * lds + q);
+            else *reinterpret_cast<float4 *>(d) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+    } else {
+        for (int i = threadIdx.x; i < rows * cols_pad; i += blockDim.x) {
+            const int r = i / cols_pad, q = i - r * cols_pad;
+            float *d = dst + r * ldd + q;
+            if (r < rows_valid && q < cols) cp_async4(d, src + r * lds + q);
+            else *d = 0.0f;
+        }
+    }
+}
+
+/* k_ssd_fused's shared memory (floats): two chunk buffers [c, b, x, m, dt] of buf floats each, then
+ * S, Ys and the per-token factors. Region starts are multiples of 8 floats and strides multiples of 4
+ * (16-byte cp.async and float4 access). The strides keep the mma fragment loads free of bank conflicts:
+ * ≡ 4 (mod 8) where a fragment reads 8 rows × 4 consecutive k (Cs, M, S as Sᵀ, CB's C and B),
+ * ≡ 8 (mod 16) where it reads 4 rows × 8 consecutive columns (X as B or as Xᵀ, Bw). */
+struct ssd_lay {
+    int ldc, ldb, ldx, ldm, lds, ldy; /* row strides */
+    int c, b, x, m, dt, buf;          /* Cs [L][ldc], Bw [L][ldb], X [L][ldx], M [L][ldm], dt [L]; buf: one buffer */
+    int s, y, lam, elam, wb, total;   /* S [PT][lds], Ys [L][ldy], lam/elam/wb [L]; total floats */
+};
+__host__ __device__ inline ssd_lay ssd_layout(int PT, int Np) {
+    ssd_lay l;
+    l.ldc = Np + 4, l.ldb = Np + 8, l.ldx = PT + 8, l.ldm = SSD_L + 4, l.lds = Np + 4, l.ldy = PT + 4;
+    int o = 0;
+    l.c = o, o += SSD_L * l.ldc;
+    l.b = o, o += SSD_L * l.ldb;
+    l.x = o, o += SSD_L * l.ldx;
+    l.m = o, o += SSD_L * l.ldm;
+    l.dt = o, o += SSD_L;
+    l.buf = o;
+    o = 2 * l.buf;
+    l.s = o, o += PT * l.lds;
+    l.y = o, o += SSD_L * l.ldy;
+    l.lam = o, o += SSD_L;
+    l.elam = o, o += SSD_L;
+    l.wb = o, o += SSD_L;
+    l.total = o;
+    return l;
+}
+
+/* chunk c's raw inputs into one buffer (cp.async; the caller commits and later waits) */
+__device__ __forceinline__ void ssd_load_chunk(const al_cuda_ssd_args &a, const float *cb, int c, float *buf, const ssd_lay &l,
+                                               int h, int g, int p0, int PT, int Np, bool vec_x, bool vec_bc) {
+    const int64_t c0 = (int64_t)c * SSD_L;
+    const int len = (int)(a.n_tok - c0 < SSD_L ? a.n_tok - c0 : SSD_L);
+    const int64_t bc0 = c0 * a.bc_stride + (int64_t)g * a.N;
+    ssd_ld_tile(buf + l.c, l.ldc, a.C + bc0, a.bc_stride, SSD_L, len, a.N, Np, vec_bc);
+    ssd_ld_tile(buf + l.b, l.ldb, a.B + bc0, a.bc_stride, SSD_L, len, a.N, Np, vec_bc);
+    ssd_ld_tile(buf + l.x, l.ldx, a.x + c0 * a.x_stride + (int64_t)h * a.P + p0, a.x_stride, SSD_L, len, PT, PT, vec_x);
+    ssd_ld_tile(buf + l.m, l.ldm, cb + ((int64_t)c * a.G + g) * SSD_L * SSD_L, SSD_L, SSD_L, SSD_L, SSD_L, SSD_L, true);
+    ssd_ld_tile(buf + l.dt, 1, a.dt + c0 * a.dt_stride + h, a.dt_stride, SSD_L, len, 1, 1, false);
+}
+
+__global__ void __launch_bounds__(SSD_CB_T) k_ssd_cb(al_cuda_ssd_args a, float *cb, int Np, int vec_bc) {
+    extern __shared__ __align__(128) float sm[];
+    const int ld = Np + 4;
+    float *Ct = sm, *Bt = sm + 16 * ld; /* C rows t0..t0+16: [16][ld]; B rows 0..SSD_L: [SSD_L][ld] */
+    const int c = blockIdx.x, g = blockIdx.y, t0 = blockIdx.z * 16, s0 = (threadIdx.x >> 5) * 16;
+    const int64_t c0 = (int64_t)c * SSD_L, bc0 = c0 * a.bc_stride + (int64_t)g * a.N;
+    const int len = (int)(a.n_tok - c0 < SSD_L ? a.n_tok - c0 : SSD_L);
+    const int cvalid = len - t0 < 0 ? 0 : (len - t0 < 16 ? len - t0 : 16);
+    ssd_ld_tile(Ct, ld, a.C + bc0 + (int64_t)t0 * a.bc_stride, a.bc_stride, 16, cvalid, a.N, Np, vec_bc);
+    ssd_ld_tile(Bt, ld, a.B + bc0, a.bc_stride, SSD_L, len, a.N, Np, vec_bc);
+    cp_async_wait_all();
+    __syncthreads();
+    if (s0 > t0) return; /* above the diagonal */
+    /* CB[t][s] = Σ_n C[t][n] B[s][n]: A(r, k) = Ct[r ld + k], B(k, n) = Bt[(s0 + n) ld + k] */
+    const int gr = (threadIdx.x & 31) >> 2, tg = threadIdx.x & 3;
+    const float *pa = Ct + gr * ld + tg, *pb = Bt + (s0 + gr) * ld + tg;
+    tc_tile T;
+    tc_zero(T);
+    for (int k = 0; k < Np; k += 16) {
+        tc_step16(T.hi[0], T.lo[0], pa + k, ld, 1, pb + k, 1, ld);
+        tc_step16(T.hi[1], T.lo[1], pa + k + 8, ld, 1, pb + k + 8, 1, ld);
+    }
+    tc_store(T, cb + (((int64_t)c * a.G + g) * SSD_L + t0) * SSD_L + s0, SSD_L, gr, tg);
+}
+
+__global__ void __launch_bounds__(SSD_TC_T, 1) k_ssd_fused(al_cuda_ssd_args a, const float *cb, int PT, int Np, int vec_x, int vec_bc) {
+    extern __shared__ __align__(128) float sm[];
+    const ssd_lay l = ssd_layout(PT, Np);
+    const int P = a.P, N = a.N, h = blockIdx.y, p0 = blockIdx.x * PT, g = h / (a.H / a.G);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = SSD_TC_T / 32, gr = lane >> 2, tg = lane & 3;
+    const int nc = (int)((a.n_tok + SSD_L - 1) / SSD_L);
+    const float A = a.A[h], Dh = a.D ? a.D[h] : 0.0f;
+    float *S = sm + l.s, *Ys = sm + l.y, *lam = sm + l.lam, *elam = sm + l.elam, *wb = sm + l.wb;
+    float *state = a.state + ((int64_t)h * P + p0) * N; /* rows p0..p0+PT of head h: [PT][N] */
+    for (int i = threadIdx.x; i < PT * Np; i += SSD_TC_T) {
+        const int p = i / Np, n = i - p * Np;
+        S[p * l.lds + n] = n < N ? state[(int64_t)p * N + n] : 0.0f;
+    }
+    ssd_load_chunk(a, cb, 0, sm, l, h, g, p0, PT, Np, vec_x, vec_bc);
+    cp_async_commit();
+    for (int c = 0; c < nc; c++) {
+        float *buf = sm + (c & 1) * l.buf;
+        float *Cs = buf + l.c, *Bw = buf + l.b, *X = buf + l.x, *M = buf + l.m, *dts = buf + l.dt;
+        const int64_t c0 = (int64_t)c * SSD_L;
+        const int len = (int)(a.n_tok - c0 < SSD_L ? a.n_tok - c0 : SSD_L);
+        cp_async_wait_all();
+        __syncthreads(); /* chunk c is in buf; chunk c-1's buffer is free */
+        if (c + 1 < nc) ssd_load_chunk(a, cb, c + 1, sm + ((c + 1) & 1) * l.buf, l, h, g, p0, PT, Np, vec_x, vec_bc);
+        cp_async_commit();
+
+        /* Λ_t = Σ_{s<=t} dt_s A (lane holds t = 2 lane, 2 lane + 1); exp(Λ_t); exp(Λ_last − Λ_s) dt_s */
+        if (warp == 0) {
+            const float d0 = dts[2 * lane], d1 = dts[2 * lane + 1], v0 = d0 * A, v1 = d1 * A;
+            float incl = v0 + v1;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const float u = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += u;
+            }
+            float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+            if (lane == 0) excl = 0.0f;
+            const float l0 = excl + v0, l1 = l0 + v1, last = __shfl_sync(0xffffffffu, l1, 31);
+            lam[2 * lane] = l0, lam[2 * lane + 1] = l1;
+            elam[2 * lane] = expf(l0), elam[2 * lane + 1] = expf(l1);
+            wb[2 * lane] = expf(last - l0) * d0, wb[2 * lane + 1] = expf(last - l1) * d1;
+        }
+        __syncthreads();
+        const float dec = elam[SSD_L - 1];
+
+        /* in place: C → Cs, B → Bw (rows scaled), CB → M */
+        const int nq = Np / 4;
+        for (int i = threadIdx.x; i < SSD_L * nq; i += SSD_TC_T) {
+            const int t = i / nq, q = (i - t * nq) * 4;
+            float4 *pc = reinterpret_cast<float4 *>(Cs + t * l.ldc + q), *pb = reinterpret_cast<float4 *>(Bw + t * l.ldb + q);
+            const float ec = elam[t], eb = wb[t];
+            float4 v = *pc;
+            v.x *= ec, v.y *= ec, v.z *= ec, v.w *= ec;
+            *pc = v;
+            v = *pb;
+            v.x *= eb, v.y *= eb, v.z *= eb, v.w *= eb;
+            *pb = v;
+        }
+        for (int i = threadIdx.x; i < SSD_L * SSD_L; i += SSD_TC_T) {
+            const int t = i / SSD_L, s = i - t * SSD_L;
+            float *pm = M + t * l.ldm + s;
+            *pm = s <= t ? *pm * expf(lam[t] - lam[s]) * dts[s] + (s == t ? Dh : 0.0f) : 0.0f;
+        }
+        __syncthreads();
+
+        /* Ys[t0..+16][j0..+16] = M·X (columns s < t0 + 16; M is zero beyond) + Cs·Sᵀ (Sᵀ(n, j) = S[j lds + n]) */
+        const int ytn = PT / 16, nyt = (SSD_L / 16) * ytn;
+        for (int tile = warp; tile < nyt; tile += nw) {
+            const int t0 = (tile / ytn) * 16, j0 = (tile % ytn) * 16;
+            if (t0 >= len) continue;
+            tc_tile T;
+            tc_zero(T);
+            const float *pm = M + (t0 + gr) * l.ldm + tg, *px = X + tg * l.ldx + j0 + gr;
+            for (int k = 0; k < t0 + 16; k += 16) {
+                tc_step16(T.hi[0], T.lo[0], pm + k, l.ldm, 1, px + k * l.ldx, l.ldx, 1);
+                tc_step16(T.hi[1], T.lo[1], pm + k + 8, l.ldm, 1, px + (k + 8) * l.ldx, l.ldx, 1);
+            }
+            const float *pc = Cs + (t0 + gr) * l.ldc + tg, *ps = S + (j0 + gr) * l.lds + tg;
+            for (int k = 0; k < Np; k += 16) {
+                tc_step16(T.hi[0], T.lo[0], pc + k, l.ldc, 1, ps + k, 1, l.lds);
+                tc_step16(T.hi[1], T.lo[1], pc + k + 8, l.ldc, 1, ps + k + 8, 1, l.lds);
+            }
+            tc_store(T, Ys + t0 * l.ldy + j0, l.ldy, gr, tg);
+        }
+        __syncthreads(); /* every read of S for y is done */
+
+        /* S[i0..+16][n0..+16] = dec S + Xᵀ·Bw (Xᵀ(p, s) = X[s ldx + p]; rows s >= len are zero, so K
+         * stops at the 16-row block holding len − 1) */
+        const int utn = Np / 16, nut = (PT / 16) * utn;
+        for (int tile = warp; tile < nut; tile += nw) {
+            const int i0 = (tile / utn) * 16, n0 = (tile % utn) * 16;
+            float *st = S + i0 * l.lds + n0;
+            tc_tile T;
+            tc_zero(T);
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) T.hi[0][j][e] = dec * st[(gr + 8 * (e >> 1)) * l.lds + 8 * j + 2 * tg + (e & 1)];
+            const float *pxt = X + tg * l.ldx + i0 + gr, *pbw = Bw + tg * l.ldb + n0 + gr;
+            for (int k = 0; k < len; k += 16) {
+                tc_step16(T.hi[0], T.lo[0], pxt + k * l.ldx, 1, l.ldx, pbw + k * l.ldb, l.ldb, 1);
+                tc_step16(T.hi[1], T.lo[1], pxt + (k + 8) * l.ldx, 1, l.ldx, pbw + (k + 8) * l.ldb, l.ldb, 1);
+            }
+            tc_store(T, st, l.lds, gr, tg);
+        }
+        float *yo = a.y + c0 * (int64_t)a.H * P + (int64_t)h * P + p0;
+        for (int i = threadIdx.x; i < len * PT; i += SSD_TC_T) {
+            const int t = i / PT, j = i - t * PT;
+            yo[(int64_t)t * a.H * P + j] = Ys[t * l.ldy + j];
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < PT * N; i += SSD_TC_T) {
+        const int p = i / N, n = i - p * N;
+        state[(int64_t)p * N + n] = S[p * l.lds + n];
+    }
+}
+
+static al_status ssd_tc(al_cuda *c, const al_cuda_ssd_args *a, int nc, int PT, int Np, size_t smem) {
+    void *scr;
+    AL_TRY(al_cuda_scratch(c, sizeof(float) * (size_t)nc * (size_t)a->G * SSD_L * SSD_L, &scr));
+    float *cb = (float *)scr; /* [nc][G][SSD_L][SSD_L] */
+    const int vec_bc = (uintptr_t)a->B % 16 == 0 && (uintptr_t)a->C % 16 == 0 && a->bc_stride % 4 == 0 && a->N % 4 == 0;
+    const int vec_x = (uintptr_t)a->x % 16 == 0 && a->x_stride % 4 == 0; /* h P + p0 is a multiple of 16 */
+    const size_t smem_cb = sizeof(float) * (size_t)(16 + SSD_L) * (size_t)(Np + 4);
+    k_ssd_cb<<<dim3((unsigned)nc, (unsigned)a->G, SSD_L / 16), SSD_CB_T, smem_cb, c->stream>>>(*a, cb, Np, vec_bc);
+    AL_TRY(al_cuda_status(cudaGetLastError(), "ssd cb"));
+    AL_TRY(al_cuda_status(cudaFuncSetAttribute(k_ssd_fused, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "ssd smem"));
+    k_ssd_fused<<<dim3((unsigned)(a->P / PT), (unsigned)a->H), SSD_TC_T, smem, c->stream>>>(*a, cb, PT, Np, vec_x, vec_bc);
+    AL_CUDA_LAUNCHED("ssd fused");
+}
+
 extern "C" al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a) {
     if (a->H <= 0 || a->G <= 0 || a->H % a->G || a->P <= 0 || a->N <= 0 || a->N > 32 * STEP_MAXI)
         return al_err(AL_ERR_INVALID, "cuda ssd: H %d, G %d, P %d, N %d", a->H, a->G, a->P, a->N);
@@ -216,6 +545,13 @@ extern "C" al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a) {
         AL_CUDA_LAUNCHED("ssd step");
     }
     const int nc = (int)al_cdiv(a->n_tok, SSD_L);
+    const int Np = (a->N + 15) / 16 * 16;
+    if (a->P % 16 == 0 && Np <= 128) {
+        const int PT = a->P % 32 == 0 ? 32 : 16;
+        const size_t smem = sizeof(float) * (size_t)ssd_layout(PT, Np).total;
+        if (smem <= (size_t)c->prop.sharedMemPerBlockOptin) return ssd_tc(c, a, nc, PT, Np, smem);
+    }
+    /* the fp32 SIMT path: chunk states to global memory, a pass over them, then the outputs */
     const size_t st_floats = (size_t)nc * (size_t)a->H * (size_t)a->P * (size_t)a->N;
     void *scr;
     AL_TRY(al_cuda_scratch(c, sizeof(float) * (st_floats + (size_t)nc * (size_t)a->H), &scr));
