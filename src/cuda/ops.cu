@@ -14,7 +14,9 @@ __device__ float block_sum(float v, float *sh) {
     return al_warp_sum(v);
 }
 
-/* one block per (row, group): y = x / rms * w; z != NULL: x is first multiplied by silu(z) */
+/* one block per (row, group): y = x / rms * w; z != NULL: x is first multiplied by silu(z). Groups of
+ * up to 8 values per thread are read once (held in registers), larger ones twice. */
+#define RMS_PER_T 8
 __global__ void k_rms_norm(const float *x, int64_t ldx, const float *z, int64_t ldz, const float *__restrict__ w, float *y,
                            int64_t ldy, int64_t n, int64_t group, float eps) {
     al_pdl_begin();
@@ -23,19 +25,42 @@ __global__ void k_rms_norm(const float *x, int64_t ldx, const float *z, int64_t 
     const float *xr = x + r * ldx + g0;
     const float *zr = z ? z + r * ldz + g0 : NULL;
     float *yr = y + r * ldy + g0;
+    const bool held = group <= (int64_t)RMS_PER_T * blockDim.x;
+    float v[RMS_PER_T];
     float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
-        float v = xr[i];
-        if (zr) v *= al_silu(zr[i]);
-        ss += v * v;
+    if (held) {
+#pragma unroll
+        for (int u = 0; u < RMS_PER_T; u++) {
+            const int64_t i = threadIdx.x + (int64_t)u * blockDim.x;
+            v[u] = 0.0f;
+            if (i < group) {
+                v[u] = xr[i];
+                if (zr) v[u] *= al_silu(zr[i]);
+            }
+            ss += v[u] * v[u];
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+            float t = xr[i];
+            if (zr) t *= al_silu(zr[i]);
+            ss += t * t;
+        }
     }
     ss = block_sum(ss, sh);
     const float inv = 1.0f / sqrtf(ss / (float)group + eps);
+    if (held) {
+#pragma unroll
+        for (int u = 0; u < RMS_PER_T; u++) {
+            const int64_t i = threadIdx.x + (int64_t)u * blockDim.x;
+            if (i < group) yr[i] = w ? (v[u] * inv) * w[g0 + i] : v[u] * inv;
+        }
+        return;
+    }
     for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
-        float v = xr[i];
-        if (zr) v *= al_silu(zr[i]);
-        v *= inv;
-        yr[i] = w ? v * w[g0 + i] : v;
+        float t = xr[i];
+        if (zr) t *= al_silu(zr[i]);
+        t *= inv;
+        yr[i] = w ? t * w[g0 + i] : t;
     }
 }
 
@@ -169,21 +194,33 @@ extern "C" al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, cons
 
 /* ---- causal depthwise conv (+ bias + SiLU); state[k-1][ch] holds the previous k-1 inputs ---- */
 
+/* thread = (channel, tile of CONV_TT tokens): the window slides in registers, so each input is read
+ * once per tile instead of k times; consecutive threads take consecutive channels (coalesced) */
+#define CONV_TT 16
 __global__ void k_conv1d(const float *__restrict__ x, int64_t ldx, int64_t n_tok, int ch, int k, const float *__restrict__ w,
                          const float *__restrict__ b, const float *__restrict__ state, float *__restrict__ y, int64_t ldy,
                          int silu) {
     al_pdl_begin();
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= n_tok * ch) return;
-    const int64_t t = idx / ch;
-    const int cc = (int)(idx - t * ch);
-    float acc = b ? b[cc] : 0.0f;
-    for (int j = 0; j < k; j++) {
-        const int64_t src = t - (k - 1) + j;
-        const float v = src >= 0 ? x[src * ldx + cc] : state[(k - 1 + src) * ch + cc];
-        acc = fmaf(w[(int64_t)cc * k + j], v, acc);
+    const int cc = blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t t0 = (int64_t)blockIdx.y * CONV_TT;
+    if (cc >= ch) return;
+    float wk[17], win[17];
+    for (int j = 0; j < k; j++) wk[j] = w[(int64_t)cc * k + j];
+    const float bias = b ? b[cc] : 0.0f;
+    /* win[0 .. k-2] = inputs t0-k+1 .. t0-1 (from the state before the sequence) */
+    for (int j = 0; j < k - 1; j++) {
+        const int64_t src = t0 - (k - 1) + j;
+        win[j] = src >= 0 ? x[src * ldx + cc] : state[(k - 1 + src) * ch + cc];
     }
-    y[t * ldy + cc] = silu ? al_silu(acc) : acc;
+    for (int tt = 0; tt < CONV_TT; tt++) {
+        const int64_t t = t0 + tt;
+        if (t >= n_tok) break;
+        win[k - 1] = x[t * ldx + cc];
+        float acc = bias;
+        for (int j = 0; j < k; j++) acc = fmaf(wk[j], win[j], acc);
+        y[t * ldy + cc] = silu ? al_silu(acc) : acc;
+        for (int j = 0; j < k - 1; j++) win[j] = win[j + 1];
+    }
 }
 
 /* one thread per channel: new state = last k-1 of [old state | x] */
@@ -223,7 +260,7 @@ extern "C" al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t l
         AL_CUDA_TRY(al_launch(c, k_conv_step, al_cdiv(ch, 128), 128, 0, x, ch, k, w, b, state, y, apply_silu ? 1 : 0), "conv_step");
         AL_CUDA_LAUNCHED("conv_step");
     }
-    AL_CUDA_TRY(al_launch(c, k_conv1d, al_cdiv(n_tok * ch, 256), 256, 0, x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0), "launch k_conv1d");
+    AL_CUDA_TRY(al_launch(c, k_conv1d, dim3(al_cdiv(ch, 128), al_cdiv(n_tok, CONV_TT)), 128, 0, x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0), "launch k_conv1d");
     AL_TRY(al_cuda_status(cudaGetLastError(), "conv1d"));
     if (k > 1) {
         AL_CUDA_TRY(al_launch(c, k_conv_state, al_cdiv(ch, 256), 256, 0, x, ldx, n_tok, ch, k - 1, state), "launch k_conv_state");
