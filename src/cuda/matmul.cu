@@ -572,22 +572,10 @@ extern "C" al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W
         if (!mmq_ok(W[i]) || W[i]->k != W[0]->k) all_mmq = false;
     }
     if (m == 1 && all_mmq) { /* one launch, types may differ */
-        mmq_args a;
-        memset(&a, 0, sizeof a);
-        a.n = n;
-        int64_t v = 0;
-        for (int i = 0; i < n; i++) {
-            a.w[i] = (const uint8_t *)W[i]->data;
-            a.row_bytes[i] = (int64_t)W[i]->row_bytes;
-            a.y[i] = Y[i];
-            a.type[i] = W[i]->type;
-            a.beg[i] = (v + MMQ_R - 1) / MMQ_R * MMQ_R;
-            a.end[i] = v = a.beg[i] + W[i]->n_out;
-        }
-        a.ldy = 0;
-        a.k = W[0]->k;
-        a.x_per_j = 0;
-        return mmq_launch(c, &a, X, ldx, 1);
+        al_cuda_vec_in in;
+        memset(&in, 0, sizeof in);
+        in.x = X;
+        return al_cuda_matvec_n(c, W, n, &in, Y);
     }
     if (!(m == 1 && same && al_type_traits_get(W[0]->type)->is_quantized)) {
         for (int i = 0; i < n; i++) AL_TRY(al_cuda_matmul(c, W[i], X, ldx, Y[i], W[i]->n_out, m));
