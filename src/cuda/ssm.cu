@@ -238,9 +238,18 @@ static_assert(SSD_CB_T / 32 == SSD_L / 16, "k_ssd_cb: a warp per column tile");
  *   A 16×8: a0 (gr, tg), a1 (gr + 8, tg), a2 (gr, tg + 4), a3 (gr + 8, tg + 4)
  *   B 8×8:  b0 (k tg, n gr), b1 (k tg + 4, n gr)
  *   C 16×8: c0 (gr, 2 tg), c1 (gr, 2 tg + 1), c2 (gr + 8, 2 tg), c3 (gr + 8, 2 tg + 1) */
+/* TF32 tensor cores and cp.async need sm_80: built for an older target these compile to nothing and
+ * al_cuda_ssd never launches the kernels that use them (prop.major < 8) */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define SSD_TC_ARCH 0
+#else
+#define SSD_TC_ARCH 1
+#endif
 __device__ __forceinline__ uint32_t tc_tf32(float v) {
-    uint32_t r;
+    uint32_t r = __float_as_uint(v);
+#if SSD_TC_ARCH
     asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+#endif
     return r;
 }
 /* v ≈ head + tail, both TF32 (the tail is 0 without SSD_TF32X3) */
@@ -253,9 +262,14 @@ __device__ __forceinline__ void tc_split(float v, uint32_t &hi, uint32_t &lo) {
 #endif
 }
 __device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if SSD_TC_ARCH
     asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    (void)d, (void)a, (void)b0, (void)b1;
+    __trap();
+#endif
 }
 /* One k-step (8) of a warp's 16×16 tile: hi[j] (columns 8 j .. 8 j + 8) += A·B with the heads, lo[j] +=
  * the two head×tail cross terms (SSD_TF32X3). pa = &A(gr, tg), A(r, k) = pa[(r - gr) ars + (k - tg) aks];
@@ -305,6 +319,7 @@ __device__ __forceinline__ void tc_store(const tc_tile &T, float *out, int ld, i
             *reinterpret_cast<float2 *>(out + (gr + 8 * h) * ld + 8 * j + 2 * tg) = make_float2(tc_get(T, j, 2 * h), tc_get(T, j, 2 * h + 1));
 }
 
+#if SSD_TC_ARCH
 __device__ __forceinline__ void cp_async4(float *dst, const float *src) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
 }
@@ -313,6 +328,12 @@ __device__ __forceinline__ void cp_async16(float *dst, const float *src) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+#else
+__device__ __forceinline__ void cp_async4(float *dst, const float *src) { *dst = *src; }
+__device__ __forceinline__ void cp_async16(float *dst, const float *src) { *(float4 *)dst = *(const float4 *)src; }
+__device__ __forceinline__ void cp_async_commit() {}
+__device__ __forceinline__ void cp_async_wait_all() {}
+#endif
 
 /* dst[r][q] (row stride ldd) = src[r * lds + q] for r < rows_valid, q < cols; zero for the other
  * r < rows, q < cols_pad. By cp.async (the caller waits); 16-byte pieces when vec (src rows 16-byte
@@ -546,7 +567,7 @@ extern "C" al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a) {
     }
     const int nc = (int)al_cdiv(a->n_tok, SSD_L);
     const int Np = (a->N + 15) / 16 * 16;
-    if (a->P % 16 == 0 && Np <= 128) {
+    if (a->P % 16 == 0 && Np <= 128 && c->prop.major >= 8) {
         const int PT = a->P % 32 == 0 ? 32 : 16;
         const size_t smem = sizeof(float) * (size_t)ssd_layout(PT, Np).total;
         if (smem <= (size_t)c->prop.sharedMemPerBlockOptin) return ssd_tc(c, a, nc, PT, Np, smem);
