@@ -201,10 +201,8 @@ template <int D, typename KV> static al_status attn_run(al_cuda *c, const al_cud
         AL_TRY(al_cuda_scratch(c, sizeof(float) * (size_t)a->n_head * (size_t)n_split * (D + 2), &s));
         float *part = (float *)s;
         AL_CUDA_TRY(al_launch(c, (k_decode<D, KV>), dim3((unsigned)a->n_head, (unsigned)n_split), 128, 0,
-            a->q, kc, vc, part, n_split, a->n_past, a->d_n_past, a->n_head, a->n_head_kv, a->head_dim, a->window, a->scale), "launch k_decode");
-        AL_TRY(al_cuda_status(cudaGetLastError(), "attention decode"));
-        AL_CUDA_TRY(al_launch(c, k_decode_combine<D>, (unsigned)a->n_head, D < 128 ? D : 128, 0, part, n_split, a->head_dim, a->out), "launch k_decode_combine");
-        AL_CUDA_LAUNCHED("attention combine");
+            a->q, kc, vc, part, n_split, a->n_past, a->d_n_past, a->n_head, a->n_head_kv, a->head_dim, a->window, a->scale), "attention decode");
+        return al_cuda_status(al_launch(c, k_decode_combine<D>, (unsigned)a->n_head, D < 128 ? D : 128, 0, part, n_split, a->head_dim, a->out), "attention combine");
     }
     const size_t smem = sizeof(float) * (size_t)(FA_BQ * D + FA_BK * (D + 1) + FA_BK * D);
     if (smem > 48 * 1024)

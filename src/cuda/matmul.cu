@@ -1,8 +1,9 @@
 /*
  * matmul.cu — Y = X · Wᵀ for weights in their stored (quantized) type.
- *  - m <= 4, Q8_0 / Q4_K / Q5_K / Q6_K: each activation row is quantized to int8 blocks of 32 (mmq.cuh)
- *    and a block of 4 warps computes 8, 4 or 2 rows (one, two or four warps per pair of rows, by k),
- *    each lane taking 32- or 64-element chunks with 128-bit loads and __dp4a (decode).
+ *  - m <= 4, Q8_0 / Q4_K / Q5_K / Q6_K (k_mmq): each block quantizes the activation row to int8
+ *    blocks of 32 in shared memory (mmq.cuh; with al_cuda_matvec_* also the residual add + RMSNorm
+ *    before it), then groups of one, two or four warps (by k) take pairs of rows, each lane 32- or
+ *    64-element chunks with 128-bit loads and __dp4a; the block strides over rows (decode).
  *  - m <= 4, other types: a block of 4 warps per 2 output rows, split over k, each lane dequantizing
  *    8 elements per step (one sub-block slice) against float activations.
  *  - m > 4: quantized W is dequantized to F16 in row chunks into scratch, X converted to F16, and

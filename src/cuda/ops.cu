@@ -72,8 +72,7 @@ static al_status rms_launch(al_cuda *c, const float *x, int64_t ldx, const float
     int threads = group >= 1024 ? 1024 : group >= 256 ? 256 : group >= 128 ? 128 : 64;
     if (threads > 1024) threads = 1024;
     dim3 grid((unsigned)rows, (unsigned)(n / group));
-    AL_CUDA_TRY(al_launch(c, k_rms_norm, grid, threads, 0, x, ldx, z, ldz, w, y, ldy, n, group, eps), "launch k_rms_norm");
-    AL_CUDA_LAUNCHED("rms_norm");
+    return al_cuda_status(al_launch(c, k_rms_norm, grid, threads, 0, x, ldx, z, ldz, w, y, ldy, n, group, eps), "rms_norm");
 }
 
 extern "C" al_status al_cuda_rms_norm(al_cuda *c, const float *x, int64_t ldx, const float *w, float *y, int64_t ldy,
@@ -101,8 +100,7 @@ __global__ void k_glu(int act, const float *g, int64_t ldg, const float *u, int6
 extern "C" al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, int64_t ldg, const float *u, int64_t ldu,
                                  float *y, int64_t ldy, int64_t rows, int64_t n) {
     if (rows * n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_glu, al_cdiv(rows * n, 256), 256, 0, (int)act, g, ldg, u, ldu, y, ldy, rows, n), "launch k_glu");
-    AL_CUDA_LAUNCHED("glu");
+    return al_cuda_status(al_launch(c, k_glu, al_cdiv(rows * n, 256), 256, 0, (int)act, g, ldg, u, ldu, y, ldy, rows, n), "glu");
 }
 
 extern "C" al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *x, float *y, int64_t n) {
@@ -111,8 +109,7 @@ extern "C" al_status al_cuda_act(al_cuda *c, al_cuda_act_kind act, const float *
 
 extern "C" al_status al_cuda_swiglu(al_cuda *c, const float *gate, const float *up, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_glu, al_cdiv(n, 256), 256, 0, AL_CUDA_ACT_SILU, gate, n, up, n, y, n, 1, n), "launch k_glu");
-    AL_CUDA_LAUNCHED("swiglu");
+    return al_cuda_status(al_launch(c, k_glu, al_cdiv(n, 256), 256, 0, AL_CUDA_ACT_SILU, gate, n, up, n, y, n, 1, n), "swiglu");
 }
 
 __global__ void k_add(const float *a, const float *b, float *y, int64_t n) {
@@ -122,8 +119,7 @@ __global__ void k_add(const float *a, const float *b, float *y, int64_t n) {
 }
 extern "C" al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_add, al_cdiv(n, 256), 256, 0, a, b, y, n), "launch k_add");
-    AL_CUDA_LAUNCHED("add");
+    return al_cuda_status(al_launch(c, k_add, al_cdiv(n, 256), 256, 0, a, b, y, n), "add");
 }
 
 __global__ void k_add_bias(float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
@@ -135,8 +131,7 @@ __global__ void k_add_bias(float *y, int64_t ldy, const float *b, int64_t rows, 
 }
 extern "C" al_status al_cuda_add_bias(al_cuda *c, float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
     if (rows * n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_add_bias, al_cdiv(rows * n, 256), 256, 0, y, ldy, b, rows, n), "launch k_add_bias");
-    AL_CUDA_LAUNCHED("add_bias");
+    return al_cuda_status(al_launch(c, k_add_bias, al_cdiv(rows * n, 256), 256, 0, y, ldy, b, rows, n), "add_bias");
 }
 
 __global__ void k_concat(const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
@@ -148,8 +143,7 @@ __global__ void k_concat(const float *a, int64_t na, const float *b, int64_t nb,
 }
 extern "C" al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
     if (rows * (na + nb) == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_concat, al_cdiv(rows * (na + nb), 256), 256, 0, a, na, b, nb, y, rows), "launch k_concat");
-    AL_CUDA_LAUNCHED("concat");
+    return al_cuda_status(al_launch(c, k_concat, al_cdiv(rows * (na + nb), 256), 256, 0, a, na, b, nb, y, rows), "concat");
 }
 
 /* ---- rope ---- */
@@ -177,8 +171,7 @@ extern "C" al_status al_cuda_rope(al_cuda *c, float *x, int64_t n_tok, int n_hea
     if (n_dims > head_dim || n_dims % 2 || (mode != 1 && mode != 2)) return al_err(AL_ERR_INVALID, "cuda rope: bad config");
     const int64_t n = n_tok * n_head * (n_dims / 2);
     if (n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_rope, al_cdiv(n, 256), 256, 0, x, n_tok, n_head, head_dim, pos, mode, n_dims / 2, inv_freq), "launch k_rope");
-    AL_CUDA_LAUNCHED("rope");
+    return al_cuda_status(al_launch(c, k_rope, al_cdiv(n, 256), 256, 0, x, n_tok, n_head, head_dim, pos, mode, n_dims / 2, inv_freq), "rope");
 }
 
 __global__ void k_positions(int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
@@ -188,8 +181,7 @@ __global__ void k_positions(int32_t *pos, int64_t n, const int32_t *base, int32_
 }
 extern "C" al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
     if (n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_positions, al_cdiv(n, 256), 256, 0, pos, n, base, base_host), "launch k_positions");
-    AL_CUDA_LAUNCHED("positions");
+    return al_cuda_status(al_launch(c, k_positions, al_cdiv(n, 256), 256, 0, pos, n, base, base_host), "positions");
 }
 
 /* ---- causal depthwise conv (+ bias + SiLU); state[k-1][ch] holds the previous k-1 inputs ---- */
@@ -257,14 +249,12 @@ extern "C" al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t l
     if (k < 1 || k > 17 || ch <= 0) return al_err(AL_ERR_INVALID, "cuda conv1d: kernel %d / channels %d", k, ch);
     if (n_tok == 0) return al_ok();
     if (n_tok == 1) {
-        AL_CUDA_TRY(al_launch(c, k_conv_step, al_cdiv(ch, 128), 128, 0, x, ch, k, w, b, state, y, apply_silu ? 1 : 0), "conv_step");
-        AL_CUDA_LAUNCHED("conv_step");
+        return al_cuda_status(al_launch(c, k_conv_step, al_cdiv(ch, 128), 128, 0, x, ch, k, w, b, state, y, apply_silu ? 1 : 0),
+                              "conv_step");
     }
-    AL_CUDA_TRY(al_launch(c, k_conv1d, dim3(al_cdiv(ch, 128), al_cdiv(n_tok, CONV_TT)), 128, 0, x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0), "launch k_conv1d");
-    AL_TRY(al_cuda_status(cudaGetLastError(), "conv1d"));
+    AL_CUDA_TRY(al_launch(c, k_conv1d, dim3(al_cdiv(ch, 128), al_cdiv(n_tok, CONV_TT)), 128, 0, x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu ? 1 : 0), "conv1d");
     if (k > 1) {
-        AL_CUDA_TRY(al_launch(c, k_conv_state, al_cdiv(ch, 256), 256, 0, x, ldx, n_tok, ch, k - 1, state), "launch k_conv_state");
-        AL_CUDA_LAUNCHED("conv_state");
+        return al_cuda_status(al_launch(c, k_conv_state, al_cdiv(ch, 256), 256, 0, x, ldx, n_tok, ch, k - 1, state), "conv_state");
     }
     return al_ok();
 }
@@ -287,8 +277,7 @@ __global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, fl
 extern "C" al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok,
                                     int H, float floor_, float lo, float hi) {
     if (n_tok * H == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_ssm_dt, al_cdiv(n_tok * H, 256), 256, 0, raw, ld_raw, bias, dt, n_tok, H, floor_, lo, hi), "launch k_ssm_dt");
-    AL_CUDA_LAUNCHED("ssm_dt");
+    return al_cuda_status(al_launch(c, k_ssm_dt, al_cdiv(n_tok * H, 256), 256, 0, raw, ld_raw, bias, dt, n_tok, H, floor_, lo, hi), "ssm_dt");
 }
 
 /* ---- MoE ---- */
@@ -332,8 +321,7 @@ extern "C" al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t 
                                        float *weights) {
     if (E <= 0 || E > 1024 || k <= 0 || k > E) return al_err(AL_ERR_INVALID, "cuda moe_route: E %d, k %d", E, k);
     if (n_tok == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_moe_route, al_cdiv(n_tok, 4), 128, 0, logits, n_tok, E, k, ids, weights), "launch k_moe_route");
-    AL_CUDA_LAUNCHED("moe_route");
+    return al_cuda_status(al_launch(c, k_moe_route, al_cdiv(n_tok, 4), 128, 0, logits, n_tok, E, k, ids, weights), "moe_route");
 }
 
 __global__ void k_weighted_sum(const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
@@ -346,8 +334,7 @@ __global__ void k_weighted_sum(const float *x, int64_t ldx, const float *w, int 
 }
 extern "C" al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
     if (n == 0) return al_ok();
-    AL_CUDA_TRY(al_launch(c, k_weighted_sum, al_cdiv(n, 256), 256, 0, x, ldx, w, k, y, n), "launch k_weighted_sum");
-    AL_CUDA_LAUNCHED("weighted_sum");
+    return al_cuda_status(al_launch(c, k_weighted_sum, al_cdiv(n, 256), 256, 0, x, ldx, w, k, y, n), "weighted_sum");
 }
 
 /* ---- fused residual add + RMSNorm: one block per row ---- */
@@ -373,8 +360,7 @@ extern "C" al_status al_cuda_add_rms_norm(al_cuda *c, float *h, const float *d, 
                                           int64_t n, float eps) {
     if (rows * n == 0) return al_ok();
     const int threads = n >= 1024 ? 1024 : n >= 256 ? 256 : 64;
-    AL_CUDA_TRY(al_launch(c, k_add_rms, (unsigned)rows, threads, 0, h, d, w, y, n, eps), "launch k_add_rms");
-    AL_CUDA_LAUNCHED("add_rms_norm");
+    return al_cuda_status(al_launch(c, k_add_rms, (unsigned)rows, threads, 0, h, d, w, y, n, eps), "add_rms_norm");
 }
 
 /* ---- attention glue: per-head norm + RoPE on q and k, k and v into the cache ----
@@ -432,6 +418,5 @@ extern "C" al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) {
         return al_err(AL_ERR_INVALID, "cuda qkv_post: head_dim %d, rope %d/%d", a->head_dim, a->rope_mode, a->n_dims);
     if (a->n_tok == 0) return al_ok();
     dim3 grid((unsigned)a->n_tok, (unsigned)(a->n_head + 2 * a->n_head_kv));
-    AL_CUDA_TRY(al_launch(c, k_qkv_post, grid, a->head_dim > 64 ? 128 : 64, 0, *a), "launch k_qkv_post");
-    AL_CUDA_LAUNCHED("qkv_post");
+    return al_cuda_status(al_launch(c, k_qkv_post, grid, a->head_dim > 64 ? 128 : 64, 0, *a), "qkv_post");
 }
