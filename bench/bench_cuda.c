@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N single-token evals from an empty context (the decode graph replayed). One untimed warm-up
@@ -35,7 +35,52 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, double bw) {
+/* --phases: the persistent program's time per kind of op, over 8 decode steps after the bench */
+static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
+    al_cuda_prog *p = al_cuda_session_prog(s);
+    if (!p) return;
+    int n_ops, n_sync, n_blk;
+    al_cuda_prog_shape(p, &n_ops, &n_sync, &n_blk);
+    double *us = calloc((size_t)n_ops, sizeof(double)), *sum = calloc((size_t)n_ops, sizeof(double));
+    char(*names)[96] = calloc((size_t)n_ops, sizeof *names);
+    al_status st = al_cuda_prog_timing(p, true);
+    const int steps = 8;
+    for (int i = 0; i < steps && !al_failed(&st); i++) {
+        st = al_cuda_session_eval(s, &toks[i], 1, lg, false);
+        if (!al_failed(&st)) st = al_cuda_prog_times(p, us);
+        for (int j = 0; j < n_ops && !al_failed(&st); j++) sum[j] += us[j] / steps;
+    }
+    (void)al_cuda_prog_timing(p, false);
+    if (al_failed(&st)) {
+        fprintf(stderr, "bench_cuda: phases: %s\n", st.msg);
+    } else {
+        printf("persistent kernel: %d ops, %d barriers, %d blocks; time per op kind (mean of %d steps at pos %d):\n", n_ops, n_sync,
+               n_blk, steps, al_cuda_session_pos(s) - steps);
+        printf("| op | count | µs each | µs per token |\n|---|---|---|---|\n");
+        double total = 0;
+        for (int j = 0; j < n_ops; j++) al_cuda_prog_op_name(p, j, names[j], sizeof names[j]);
+        for (int j = 0; j < n_ops; j++) {
+            if (!names[j][0]) continue;
+            int cnt = 0;
+            double t = 0;
+            for (int k = j; k < n_ops; k++)
+                if (k == j || !strcmp(names[k], names[j])) {
+                    cnt++;
+                    t += sum[k];
+                    if (k != j) names[k][0] = 0;
+                }
+            total += t;
+            printf("| %s | %d | %.2f | %.1f |\n", names[j], cnt, t / cnt, t);
+        }
+        printf("| all | %d | | %.1f |\n\n", n_ops, total);
+    }
+    free(us);
+    free(sum);
+    free(names);
+}
+
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps,
+                     bool phases, double bw) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -52,6 +97,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     sp.n_ctx = pp + tg + 8;
     sp.kv_type = kvt;
     sp.use_graph = graph;
+    sp.persistent = persist;
+    sp.persist_blocks_per_sm = bps;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
@@ -77,6 +124,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
             if (r) ttg[r - 1] = al_time_sec() - a;
         }
     }
+    if (!al_failed(&st) && phases && tg >= 8) print_phases(s, toks, lg);
     if (!al_failed(&st)) {
         char desc[256], dev[256];
         al_model_describe(m, desc, sizeof desc);
@@ -85,6 +133,9 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         printf("model: %s (%s)\n", path, desc);
         al_status why;
         bool active = al_cuda_session_graph_active(s, &why);
+        al_status pwhy;
+        bool pers = al_cuda_session_persistent_active(s, &pwhy);
+        printf("decode: %s%s\n", pers ? "persistent kernel" : "graph/eager: ", pers ? "" : pwhy.msg);
         printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; PDL %s; decode graph %s%s%s\n", dev,
                (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), al_cuda_pdl(cu) ? "on" : "off", active ? "on" : "off",
                graph && !active ? ": " : "", graph && !active ? why.msg : "");
@@ -118,7 +169,8 @@ int main(int argc, char **argv) {
     const char *models[16];
     int n_models = 0, pp = 512, tg = 128, reps = 3;
     al_type kvt = AL_TYPE_F16;
-    bool graph = true, pdl = true;
+    bool graph = true, pdl = true, persist = true, phases = false;
+    int bps = 0;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -129,9 +181,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--kv") && v) kvt = !strcmp(argv[++i], "f32") ? AL_TYPE_F32 : AL_TYPE_F16;
         else if (!strcmp(a, "--no-graph")) graph = false;
         else if (!strcmp(a, "--no-pdl")) pdl = false;
+        else if (!strcmp(a, "--no-persist")) persist = false;
+        else if (!strcmp(a, "--phases")) phases = true;
+        else if (!strcmp(a, "--bps") && v) bps = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--phases] [--bw B/s]\n");
             return 2;
         }
     }
@@ -151,7 +206,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, phases, bw);
     al_cuda_free(cu);
     return rc;
 }

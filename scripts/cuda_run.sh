@@ -1,7 +1,9 @@
 #!/bin/sh
 # cuda_run.sh BIN [what...] — on the device machine, with binaries staged by scripts/cuda_stage.sh in BIN:
 #   tests   GPU op tests and the reference models on the GPU
-#   bench   decode/prefill of Qwen3-0.6B Q4_K_M, Llama-3.2-1B Q4_K_M, Mamba2-1.3B Q8_0 (+ pp4096), PDL on and off
+#   bench   decode/prefill of Qwen3-0.6B Q4_K_M, Llama-3.2-1B Q4_K_M, Mamba2-1.3B Q8_0 (+ pp4096); decode
+#           with the persistent kernel and with the graph path (--no-persist)
+#   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
 # Logs under $OUT (default .). Models are made by `alloy create` into $MODELS (default /tmp/alloy-models).
 set -u
@@ -23,8 +25,16 @@ for w in "$@"; do
   bench)
     mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
     "$B/bench_cuda" -p 512 -n 128 -r 3 -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log"
-    "$B/bench_cuda" -p 0 -n 128 -r 3 --no-pdl -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log"
+    "$B/bench_cuda" -p 0 -n 128 -r 3 --no-persist -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log"
     "$B/bench_cuda" -p 4096 -n 0 -r 2 -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log" ;;
+  sweep)
+    mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
+    for n in 1 2 4 8; do
+      "$B/bench_cuda" -p 0 -n 128 -r 2 --bps $n -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg|^model" | tee -a "$OUT/sweep.log"
+    done ;;
+  phases)
+    mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
+    "$B/bench_cuda" -p 0 -n 128 -r 1 --phases -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/phases.log" ;;
   ncu)
     mk qwen3 qwen3-0.6b Q4_K_M
     timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \

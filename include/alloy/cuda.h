@@ -231,11 +231,71 @@ al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int 
 /* y[i] += Σ_j w[j] * x[j][i] over j < k rows of stride ldx (w: device). */
 al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n);
 
+/* ---- persistent decode programs -------------------------------------------------------------
+ * A decode step as one kernel launch: ops are recorded into an al_cuda_prog, then the whole list
+ * runs in one cooperative kernel whose blocks stay resident and meet at a grid-wide barrier after
+ * each op (no launch or dependency latency between ops; each block prefetches its share of the next
+ * op's weights into L2 before the barrier). Each op computes what the same-named op above does.
+ *  - While a program records (al_cuda_prog_init .. al_cuda_prog_finish) the context refuses every
+ *    other kernel launch (AL_ERR_IO), so a caller recording a forward pass learns of any op that has
+ *    no recorded form instead of running it.
+ *  - Pointers are captured at record time: buffers must outlive the program. The position of the
+ *    decoded token is read at run time from device memory (d_pos[0]).
+ *  - Ops that do not fit (a weight type without an integer kernel, head_dim > 256, …) return
+ *    AL_ERR_UNSUPPORTED and record nothing. */
+typedef struct al_cuda_prog al_cuda_prog;
+
+typedef struct al_cuda_prog_attn { /* qkv_post + attention for one decode token */
+    const float *q, *k, *v;                         /* product outputs [n_head*hd], [n_head_kv*hd] */
+    const float *bq, *bk, *bv, *q_norm, *k_norm;    /* optional (NULL) */
+    void *kc, *vc;                                  /* caches [n_ctx][n_head_kv][hd]; row pos written */
+    al_type kv_type;                                /* F16 or F32 */
+    float *out;                                     /* [n_head*hd] */
+    int n_head, n_head_kv, head_dim, window, n_ctx;
+    int rope_mode, n_dims;                          /* as al_cuda_qkv_args */
+    const float *inv_freq;
+    float scale, eps;
+} al_cuda_prog_attn;
+
+typedef struct al_cuda_prog_ssm { /* Mamba-2 decode: dt, conv1d step + SiLU, SSD step */
+    const float *zx;                /* in_proj output [2 di + 2 G N + H]: z | x B C | dt */
+    const float *conv_w, *conv_b, *A, *D, *dt_bias;
+    float *conv_state;              /* [d_conv - 1][di + 2 G N] (updated in the next op's phase) */
+    float *state, *y;               /* [H][P][N], [H * P] (y before the gated norm) */
+    int H, P, N, G, d_conv;
+    float dt_lo, dt_hi;             /* clamp of softplus(dt + bias) */
+} al_cuda_prog_ssm;
+
+al_status al_cuda_prog_init(al_cuda_prog **out, al_cuda *c);
+void al_cuda_prog_free(al_cuda_prog *p);
+/* al_cuda_matvec_n / al_cuda_matvec_glu; matvec_act: Y = act(x·Wᵀ) for one weight */
+al_status al_cuda_prog_matvec(al_cuda_prog *p, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in,
+                              float *const *Y);
+al_status al_cuda_prog_matvec_act(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in,
+                                  float *Y);
+al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
+                                  const al_cuda_vec_in *in, float *Y);
+al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a);
+al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a);
+/* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit). */
+al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm);
+/* Enqueues one run on the context's stream. */
+al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos);
+/* ops recorded, grid-wide barriers per run, blocks of the grid */
+void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks);
+/* Profiling: with timing on, each run stamps the GPU clock as block 0 leaves each op;
+ * al_cuda_prog_times (synchronous) gives the last run's time per op in µs (us[n_ops]); op_name
+ * describes op i ("matvec glu k 1024 rows 3072 +norm", "attention …"). */
+al_status al_cuda_prog_timing(al_cuda_prog *p, bool on);
+al_status al_cuda_prog_times(al_cuda_prog *p, double *us);
+void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size);
+
 /* ---- the GPU forward pass ------------------------------------------------------------------
  * al_cuda_model uploads every weight of a loaded al_model (in its stored type) to the device.
  * al_cuda_session is the GPU twin of al_session: same eval semantics, logits returned to host
- * memory. Prefill runs in micro-batches of up to 512 tokens; decode (n == 1) is captured once into
- * a CUDA graph and replayed (position and token live in device memory). */
+ * memory. Prefill runs in micro-batches of up to 512 tokens; decode (n == 1) runs as one persistent
+ * kernel (al_cuda_prog, recorded at session start) where every op of the model has a recorded form,
+ * else it is captured once into a CUDA graph and replayed (position and token live in device memory). */
 typedef struct al_cuda_model al_cuda_model;
 typedef struct al_cuda_session al_cuda_session;
 
@@ -243,8 +303,11 @@ typedef struct al_cuda_session_params {
     int n_ctx;          /* <= 0: as al_session_init */
     al_type kv_type;    /* AL_TYPE_F16 or AL_TYPE_F32 */
     bool use_graph;     /* capture decode into a CUDA graph */
+    bool persistent;    /* decode as one persistent kernel (al_cuda_prog) where every op has one */
+    int persist_blocks_per_sm; /* <= 0: as many as fit */
 } al_cuda_session_params;
-al_cuda_session_params al_cuda_session_default_params(void); /* n_ctx 0, F16 cache, graphs on */
+/* n_ctx 0, F16 cache, graphs on, persistent decode on */
+al_cuda_session_params al_cuda_session_default_params(void);
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */
 al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, al_model *m);
@@ -258,6 +321,10 @@ int al_cuda_session_pos(const al_cuda_session *s);
 int al_cuda_session_n_ctx(const al_cuda_session *s); /* capacity in tokens */
 /* Whether decode replays a CUDA graph; when capture failed, *why (may be NULL) says why. */
 bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why);
+/* Whether decode runs the persistent kernel; when not, *why (may be NULL) says why. */
+bool al_cuda_session_persistent_active(const al_cuda_session *s, al_status *why);
+/* The session's persistent program (NULL when not active), for profiling. */
+al_cuda_prog *al_cuda_session_prog(al_cuda_session *s);
 /* As al_session_eval; logits is host memory ([n][n_vocab] or [n_vocab]) or NULL. */
 al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);
 

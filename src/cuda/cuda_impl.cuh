@@ -25,6 +25,7 @@ struct al_cuda {
     size_t mmq_occ_smem; /* k_mmq blocks per SM (mmq_occ) for this dynamic shared memory size */
     int mmq_occ;
     bool pdl; /* launch with programmatic stream serialization (sm_90+, al_cuda_set_pdl) */
+    bool recording; /* an al_cuda_prog records: al_launch refuses (alloy/cuda.h) */
 };
 
 struct al_cuda_graph {
@@ -81,6 +82,7 @@ __device__ __forceinline__ void al_prefetch_l2(const void *p, size_t bytes) {
 /* kernel<<<grid, block, smem, c->stream>>>(args...), with the PDL attribute when c->pdl */
 template <typename... P, typename... A>
 static inline cudaError_t al_launch(const al_cuda *c, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
+    if (c->recording) return cudaErrorNotPermitted;
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;

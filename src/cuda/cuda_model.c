@@ -299,10 +299,15 @@ struct al_cuda_session {
     al_cuda_graph *graph;
     uint64_t graph_gen;
     int n_decode_eager;
+    al_cuda_prog *prog; /* persistent decode (NULL: graph or eager); rec: forward_body records into it */
+    bool rec;
+    al_status prog_why;
 };
 
+static void prog_build(al_cuda_session *s, int blocks_per_sm);
+
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {0, AL_TYPE_F16, true};
+    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0};
     return p;
 }
 
@@ -386,6 +391,8 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
         al_cuda_session_free(s);
         return al_err_wrap(st, "cuda session (n_ctx %d)", n_ctx);
     }
+    if (p->persistent) prog_build(s, p->persist_blocks_per_sm);
+    else s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode is off");
     *out = s;
     return al_ok();
 }
@@ -395,6 +402,7 @@ void al_cuda_session_free(al_cuda_session *s) {
     al_cuda *c = s->cu;
     al_cuda_sync(c);
     al_cuda_graph_free(s->graph);
+    al_cuda_prog_free(s->prog);
     if (s->lc) {
         for (int il = 0; il < s->hp->n_layer; il++) {
             al_cuda_release(c, s->lc[il].k);
@@ -432,10 +440,24 @@ bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why) {
     return s->graph != NULL && !s->graph_failed;
 }
 
+al_cuda_prog *al_cuda_session_prog(al_cuda_session *s) { return s->prog; }
+
+bool al_cuda_session_persistent_active(const al_cuda_session *s, al_status *why) {
+    if (why) *why = s->prog ? al_ok() : s->prog_why;
+    return s->prog != NULL;
+}
+
 /* ---- building blocks (device pointers throughout) ---- */
 
 static al_status mm(al_cuda_session *s, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t n,
                     const float *bias) {
+    if (s->rec) {
+        if (bias) return al_err(AL_ERR_UNSUPPORTED, "persistent decode: product bias");
+        al_cuda_vec_in v;
+        memset(&v, 0, sizeof v);
+        v.x = X;
+        return al_cuda_prog_matvec(s->prog, &W, 1, &v, &Y);
+    }
     AL_TRY(al_cuda_matmul(s->cu, W, X, ldx, Y, W->n_out, n));
     if (bias) AL_TRY(al_cuda_add_bias(s->cu, Y, W->n_out, bias, n, W->n_out));
     return al_ok();
@@ -496,6 +518,11 @@ static al_status in_x(al_cuda_session *s, const g_in *in, const float **x) {
 
 /* Y[i] = x·W[i]ᵀ, i < nw, for the block input */
 static al_status mm_in(al_cuda_session *s, const al_cuda_weight *const *W, int nw, const g_in *in, int64_t n, float *const *Y) {
+    if (s->rec) {
+        al_cuda_vec_in v = in->v;
+        if (!v.norm) v.x = in->x;
+        return al_cuda_prog_matvec(s->prog, W, nw, &v, Y);
+    }
     if (in->v.norm) {
         al_status st = al_cuda_matvec_n(s->cu, W, nw, &in->v, Y);
         if (st.code != AL_ERR_UNSUPPORTED) return st;
@@ -524,6 +551,15 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
     const al_cuda_weight *W3[3] = {&a->wq, &a->wk, &a->wv};
     float *Y3[3] = {q, k, v};
     AL_TRY(mm_in(s, W3, 3, in, n, Y3));
+    if (s->rec) { /* biases, norms, RoPE, cache rows and attention in one op; then wo */
+        if (L) return al_err(AL_ERR_UNSUPPORTED, "persistent decode: zamba2 adapters");
+        al_cuda_prog_attn pa = {q, k, v, a->bq, a->bk, a->bv, a->q_norm, a->k_norm, c->k, c->v, s->kv_type, s->t3,
+                                hp->n_head, hp->n_head_kv, hp->head_dim, hp->sliding_window, s->n_ctx,
+                                hp->rope_mode == AL_ROPE_NONE ? 0 : hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim,
+                                s->cm->inv_freq, hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim), eps};
+        AL_TRY(al_cuda_prog_attention(s->prog, &pa));
+        return mm(s, &a->wo, s->t3, qd, out, n, a->bo); /* not t1: k is read while out is written */
+    }
     if (a->bq) AL_TRY(al_cuda_add_bias(s->cu, q, qd, a->bq, n, qd));
     if (a->bk) AL_TRY(al_cuda_add_bias(s->cu, k, kvd, a->bk, n, kvd));
     if (a->bv) AL_TRY(al_cuda_add_bias(s->cu, v, kvd, a->bv, n, kvd));
@@ -555,12 +591,19 @@ static al_status mamba2(al_cuda_session *s, int il, const g_in *in, int64_t n, f
     float *zx = s->big, *conv = s->t1, *dt = s->t2, *y = s->t3;
     const al_cuda_weight *W1[1] = {&w->in_proj};
     AL_TRY(mm_in(s, W1, 1, in, n, &zx));
+    if (s->rec) {
+        if (!(s->fuse && w->norm)) return al_err(AL_ERR_UNSUPPORTED, "persistent decode: Mamba-2 without a gated norm");
+        al_cuda_prog_ssm ps = {zx, w->conv_w, w->conv_b, w->A, w->D, w->dt_bias, c->conv, c->ssm, y, H, P, N, G, hp->ssm_d_conv,
+                               hp->ssm_dt_min, hp->ssm_dt_max};
+        AL_TRY(al_cuda_prog_ssm_step(s->prog, &ps));
+    } else {
     AL_TRY(al_cuda_ssm_dt(s->cu, zx + di + conv_ch, proj, w->dt_bias, dt, n, H, n > 1 ? hp->ssm_dt_floor_prefill : -INFINITY,
                           hp->ssm_dt_min, hp->ssm_dt_max));
     AL_TRY(al_cuda_conv1d_causal(s->cu, zx + di, proj, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, conv,
                                  conv_ch, true));
     al_cuda_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G};
     AL_TRY(al_cuda_ssd(s->cu, &sa));
+    }
     if (n == 1 && s->fuse && w->norm) { /* gated norm inside the out_proj kernel */
         al_cuda_vec_in v;
         memset(&v, 0, sizeof v);
@@ -570,6 +613,7 @@ static al_status mamba2(al_cuda_session *s, int il, const g_in *in, int64_t n, f
         v.eps = hp->norm_eps;
         v.group = di / hp->ssm_norm_groups;
         const al_cuda_weight *WO[1] = {&w->out_proj};
+        if (s->rec) return al_cuda_prog_matvec(s->prog, WO, 1, &v, &out);
         al_status st = al_cuda_matvec_n(s->cu, WO, 1, &v, &out);
         if (st.code != AL_ERR_UNSUPPORTED) return st;
     }
@@ -610,7 +654,8 @@ static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const
     if (f->gate.data && n == 1) { /* decode: gate, up and the activation in one kernel where possible */
         al_cuda_vec_in v = in->v;
         if (!v.norm) v.x = in->x;
-        al_status st = al_cuda_matvec_glu(s->cu, act_of(act), &f->gate, &f->up, &v, up);
+        al_status st = s->rec ? al_cuda_prog_matvec_glu(s->prog, act_of(act), &f->gate, &f->up, &v, up)
+                              : al_cuda_matvec_glu(s->cu, act_of(act), &f->gate, &f->up, &v, up);
         if (!al_failed(&st)) return mm(s, &f->down, up, nf, out, n, NULL);
         if (st.code != AL_ERR_UNSUPPORTED) return st;
     }
@@ -619,6 +664,10 @@ static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const
         float *Y2[2] = {up, gate};
         AL_TRY(mm_in(s, W2, 2, in, n, Y2));
         AL_TRY(al_cuda_glu(s->cu, act_of(act), gate, nf, up, nf, up, nf, n, nf));
+    } else if (s->rec) { /* act(x·upᵀ) in the product */
+        al_cuda_vec_in v = in->v;
+        if (!v.norm) v.x = in->x;
+        AL_TRY(al_cuda_prog_matvec_act(s->prog, act_of(act), &f->up, &v, up));
     } else {
         const al_cuda_weight *W1[1] = {&f->up};
         AL_TRY(mm_in(s, W1, 1, in, n, &up));
@@ -677,9 +726,11 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     const al_hparams *hp = s->hp;
     const int64_t d = hp->n_embd;
     al_cuda *c = s->cu;
-    AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
-    if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
-    AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
+    if (!s->rec) { /* the persistent kernel starts after these (decode_step) */
+        AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
+        if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
+        AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
+    }
     /* h += delta is deferred into the next norm (al_cuda_add_rms_norm, or the fused products of
      * decode, which move the residual stream between s->h and s->h2: hc names where it is) */
     float *hc = s->h;
@@ -726,6 +777,28 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     return al_ok();
 }
 
+/* Records the decode step (forward_body with s->rec) into the persistent program; on any op without
+ * a recorded form decode stays on the graph path and s->prog_why says why. */
+static void prog_build(al_cuda_session *s, int blocks_per_sm) {
+    if (!s->fuse) {
+        s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode: zamba2, Mamba-1 and MoE layers are not fused");
+        return;
+    }
+    al_status st = al_cuda_prog_init(&s->prog, s->cu);
+    if (!al_failed(&st)) {
+        s->rec = true;
+        st = forward_body(s, 1, true);
+        s->rec = false;
+        al_status fin = al_cuda_prog_finish(s->prog, blocks_per_sm);
+        if (!al_failed(&st)) st = fin;
+    }
+    if (al_failed(&st)) {
+        al_cuda_prog_free(s->prog);
+        s->prog = NULL;
+        s->prog_why = st;
+    }
+}
+
 static al_status stage(al_cuda_session *s, const int32_t *tok, int64_t n) {
     s->h_stage[0] = s->pos;
     memcpy(s->h_stage + 1, tok, sizeof(int32_t) * (size_t)n);
@@ -736,7 +809,10 @@ static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logi
     al_cuda *c = s->cu;
     AL_TRY(stage(s, tok, 1));
     bool can_graph = s->use_graph && !s->graph_failed;
-    if (can_graph && s->graph && s->graph_gen == al_cuda_scratch_gen(c)) {
+    if (s->prog) {
+        AL_TRY(al_cuda_get_rows(c, &s->cm->tok_embd, s->d_stage + 1, 1, s->h, s->hp->n_embd));
+        AL_TRY(al_cuda_prog_run(s->prog, s->d_stage));
+    } else if (can_graph && s->graph && s->graph_gen == al_cuda_scratch_gen(c)) {
         AL_TRY(al_cuda_graph_launch(c, s->graph));
     } else {
         AL_TRY(forward_body(s, 1, true));

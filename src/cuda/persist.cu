@@ -1,0 +1,713 @@
+/*
+ * persist.cu — the persistent decode kernel (al_cuda_prog, alloy/cuda.h).
+ *
+ * k_persist runs a recorded list of ops with a fixed grid of blocks that are all resident at once
+ * (cooperative launch). Block b does units b, b + grid, … of each op; after an op marked `sync` the
+ * blocks meet at a grid barrier: a monotonic 64-bit arrival counter in device memory (red.release
+ * to arrive, ld.acquire polling to wait), released when it reaches base + (barriers so far) × grid,
+ * so it never needs resetting (the host advances base by n_sync × grid per run).
+ *
+ * Ops (units of work):
+ *  - MK_MATVEC: mmq_block (mmq_kernel.cuh), the body of k_mmq: fused pre-norm, in-block int8
+ *    activations, groups of rows.
+ *  - MK_ATTN: unit = (KV head hk, split of MK_CH keys) over the live keys [j0, pos]. The cached keys
+ *    and values of the split come into shared memory by cp.async; the unit takes the G = n_head /
+ *    n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE and scale of q; the unit holding key
+ *    pos also forms the new k / v (kept in shared memory and written to the cache). Scores, softmax
+ *    and P·V of the split go to part[head][split][hd + 2] (o, max, sum); the last unit of hk to
+ *    finish (arrival counter cnt[hk], reset by that unit) merges the splits into out (one split:
+ *    written directly).
+ *  - MK_SSM: unit = (head h, MK_PS rows of P): dt = clamp(softplus(dt + bias)), conv1d + SiLU of the
+ *    unit's x channels and of its group's B and C channels from the conv state (read only), then
+ *    S ← exp(dt A) S + dt x Bᵀ, y = S C + D x for its rows.
+ * A block's first unit of the next op is prepared between its arrival at the barrier and the release
+ * (mk_pre): the weight rows of a product into L2, the cached K/V tile of an attention unit and the
+ * state rows + conv partial sums (all but the new input's tap) of an SSM unit, since none of these
+ * depend on the op before.
+ *  - MK_SHIFT: conv state ← its last d_conv - 2 columns + the new input (grid-stride over channels);
+ *    recorded right after MK_SSM with no barrier between it and the next op, so every MK_SSM unit
+ *    has read the old state before it moves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cuda/cuda_impl.cuh"
+#include "cuda/mmq_kernel.cuh"
+
+#define MK_T 128     /* threads per block (4 warps; mmq_block's layout) */
+#define MK_CH 32     /* keys per attention split */
+#define MK_PS 16     /* state rows per SSM unit */
+#define MK_MAX_G 16  /* query heads per KV head */
+
+enum { MK_MATVEC, MK_ATTN, MK_SSM, MK_SHIFT };
+
+typedef struct mk_attn {
+    al_cuda_prog_attn a;
+    float *part; /* [n_head][n_split][hd + 2] */
+    int *cnt;    /* [n_head_kv], zero between runs */
+    int n_split;
+} mk_attn;
+typedef struct mk_shift {
+    const float *x;
+    float *state;
+    int ch, km1;
+} mk_shift;
+typedef struct mk_op {
+    int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
+    union {
+        mmq_args mv;
+        mk_attn at;
+        al_cuda_prog_ssm ss;
+        mk_shift sh;
+    } u;
+} mk_op;
+
+struct al_cuda_prog {
+    al_cuda *c;
+    mk_op *ops, *d_ops;
+    int n_ops, cap, n_sync, grid;
+    size_t smem;
+    float *part;
+    size_t part_floats;
+    int *cnt, max_kv;
+    unsigned long long *bar, epoch;
+    unsigned long long *tm; /* [n_ops + 1] globaltimer stamps of the last run, or NULL */
+    bool ready;
+};
+
+/* ---- device side ---- */
+
+/* grid barrier, split: arrive (release: this block's writes become visible) ... wait (acquire) */
+__device__ __forceinline__ void mk_arrive(unsigned long long *bar) {
+    __syncthreads();
+    if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
+}
+__device__ __forceinline__ void mk_wait(unsigned long long *bar, unsigned long long target) {
+    if (threadIdx.x == 0) {
+        unsigned long long v;
+        do { /* relaxed polling: an acquire load would invalidate the SM's L1 at every poll */
+            asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(bar) : "memory");
+        } while (v < target);
+        asm volatile("fence.acq_rel.gpu;" ::: "memory");
+    }
+    __syncthreads();
+}
+
+/* 16-byte global -> shared copies that complete at mk_cp_wait (cp.async on sm_80+) */
+__device__ __forceinline__ void mk_cp16(void *dst, const void *src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
+#else
+    *(uint4 *)dst = *(const uint4 *)src;
+#endif
+}
+__device__ __forceinline__ void mk_cp_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+template <typename KV> __device__ __forceinline__ float mk_kv_f(KV v);
+template <> __device__ __forceinline__ float mk_kv_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ float mk_kv_f<__half>(__half v) { return __half2float(v); }
+template <typename KV> __device__ __forceinline__ KV mk_kv_t(float v);
+template <> __device__ __forceinline__ float mk_kv_t<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half mk_kv_t<__half>(float v) { return __float2half_rn(v); }
+
+/* one warp: dst[hd] (shared) = RoPE(RMSNorm(src + bias) * nw) * scale, as k_qkv_post + k_decode;
+ * nw (or NULL) and the inverse frequencies ifr in shared memory */
+__device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const float *bias, const float *nw, const float *ifr,
+                        int pos, float scale, float *dst, int lane) {
+    const int hd = a.head_dim;
+    float ss = 0.0f;
+    for (int d = lane; d < hd; d += 32) {
+        const float v = src[d] + (bias ? bias[d] : 0.0f);
+        dst[d] = v;
+        ss += v * v;
+    }
+    if (nw) {
+        ss = al_warp_sum(ss);
+        const float inv = 1.0f / sqrtf(ss / (float)hd + a.eps);
+        for (int d = lane; d < hd; d += 32) dst[d] = (dst[d] * inv) * nw[d];
+    }
+    __syncwarp();
+    if (a.rope_mode) {
+        const int half = a.n_dims / 2;
+        for (int i = lane; i < half; i += 32) {
+            float s, co;
+            sincosf((float)pos * ifr[i], &s, &co);
+            const int ia = a.rope_mode == 1 ? 2 * i : i, ib = a.rope_mode == 1 ? 2 * i + 1 : i + half;
+            const float x0 = dst[ia], x1 = dst[ib];
+            dst[ia] = x0 * co - x1 * s;
+            dst[ib] = x1 * co + x0 * s;
+        }
+        __syncwarp();
+    }
+    if (scale != 1.0f) {
+        for (int d = lane; d < hd; d += 32) dst[d] *= scale;
+        __syncwarp();
+    }
+}
+
+/* attention unit geometry at position pos */
+struct mk_au {
+    int hk, sp, start, end, s0, nlive;
+};
+__device__ __forceinline__ mk_au mk_attn_unit(const al_cuda_prog_attn &a, int pos, int u) {
+    mk_au r;
+    const int j0 = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    r.s0 = j0 / MK_CH;
+    r.nlive = pos / MK_CH - r.s0 + 1;
+    r.hk = u / r.nlive;
+    r.sp = r.s0 + u % r.nlive;
+    r.start = r.sp * MK_CH;
+    r.end = r.start + MK_CH;
+    if (r.end > pos + 1) r.end = pos + 1;
+    if (r.start < j0) r.start = j0;
+    return r;
+}
+/* shared memory of an attention unit: K and V tiles [MK_CH][hd] (KV type), then floats: the norm
+ * weights of q and k and the inverse frequencies [hd] each, q [G][hd], new k, v [hd], scores
+ * [G][MK_CH], max and sum [G][2] */
+template <typename KV> __device__ __forceinline__ float *mk_attn_f(uint8_t *sh, int hd) {
+    return (float *)(sh + 2 * (size_t)MK_CH * hd * sizeof(KV));
+}
+__device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n) {
+    if (!src) return;
+    if (((uintptr_t)src & 15) == 0 && n % 4 == 0)
+        for (int c = threadIdx.x; c < n / 4; c += MK_T) mk_cp16(dst + 4 * c, src + 4 * c);
+    else
+        for (int c = threadIdx.x; c < n; c += MK_T) dst[c] = src[c];
+}
+
+/* start copying the unit's cached keys / values (positions < pos) into the tiles */
+template <typename KV> __device__ void mk_attn_pre(const al_cuda_prog_attn &a, int pos, int u, uint8_t *sh) {
+    const mk_au g = mk_attn_unit(a, pos, u);
+    const int hd = a.head_dim, per = hd * (int)sizeof(KV) / 16; /* 16-byte pieces per row */
+    const int n = (g.end < pos ? g.end : pos) - g.start;
+    const int64_t kv_row = (int64_t)a.n_head_kv * hd;
+    KV *kt = (KV *)sh, *vt = kt + MK_CH * hd;
+    for (int c = threadIdx.x; c < 2 * n * per; c += MK_T) {
+        const int t = c / (n * per), r = (c - t * n * per) / per, q = c - t * n * per - r * per;
+        const KV *src = (const KV *)(t ? a.vc : a.kc) + (int64_t)(g.start + r) * kv_row + (int64_t)g.hk * hd;
+        mk_cp16((t ? vt : kt) + r * hd + q * (16 / (int)sizeof(KV)), (const uint8_t *)src + 16 * q);
+    }
+    float *wq = mk_attn_f<KV>(sh, hd);
+    mk_cp_vec(wq, a.q_norm, hd);
+    mk_cp_vec(wq + hd, a.k_norm, hd);
+    if (a.rope_mode) mk_cp_vec(wq + 2 * hd, a.inv_freq, a.n_dims / 2);
+}
+
+template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh) {
+    __shared__ int last;
+    const al_cuda_prog_attn &a = m.a;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int hd = a.head_dim, nkv = a.n_head_kv, G = a.n_head / nkv, hp = hd + 2;
+    const int64_t kv_row = (int64_t)nkv * hd;
+    KV *kt = (KV *)sh, *vt = kt + MK_CH * hd;
+    float *wq = mk_attn_f<KV>(sh, hd), *wk = wq + hd, *ifr = wk + hd, *qs = ifr + hd, *kn = qs + G * hd, *vn = kn + hd,
+          *sc = vn + hd, *ml = sc + G * MK_CH;
+    const mk_au g0 = mk_attn_unit(a, pos, 0);
+    for (int u = blockIdx.x; u < nkv * g0.nlive; u += gridDim.x) {
+        const mk_au g = mk_attn_unit(a, pos, u);
+        const int hk = g.hk, sp = g.sp, n = g.end - g.start;
+        const bool has_new = g.end == pos + 1;
+        if (!(pre && u == blockIdx.x)) mk_attn_pre<KV>(a, pos, u, sh);
+        mk_cp_wait();
+        __syncthreads();
+        for (int q = warp; q < G; q += 4) {
+            const int h = hk * G + q;
+            mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, ifr, pos, a.scale,
+                    qs + q * hd, lane);
+        }
+        if (has_new && warp == (G < 4 ? G : 3)) { /* the new token's k, v: shared memory and the cache */
+            const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
+            mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, ifr, pos, 1.0f, kn, lane);
+            for (int d = lane; d < hd; d += 32) {
+                const float v = a.v[(int64_t)hk * hd + d] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f);
+                vn[d] = mk_kv_f<KV>(mk_kv_t<KV>(v)); /* as the cache will hold it */
+                ((KV *)a.vc)[off + d] = mk_kv_t<KV>(v);
+                ((KV *)a.kc)[off + d] = mk_kv_t<KV>(kn[d]);
+                kn[d] = mk_kv_f<KV>(mk_kv_t<KV>(kn[d]));
+            }
+        }
+        __syncthreads();
+        for (int i = warp; i < n; i += 4) { /* scores: a warp per key, all G heads */
+            const bool nw_ = has_new && i == n - 1;
+            float kv[8];
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int d = lane + 32 * t;
+                kv[t] = d < hd ? (nw_ ? kn[d] : mk_kv_f<KV>(kt[i * hd + d])) : 0.0f;
+            }
+            for (int q = 0; q < G; q++) {
+                float s = 0.0f;
+#pragma unroll
+                for (int t = 0; t < 8; t++)
+                    if (lane + 32 * t < hd) s = fmaf(qs[q * hd + lane + 32 * t], kv[t], s);
+                s = al_warp_sum(s);
+                if (lane == 0) sc[q * MK_CH + i] = s;
+            }
+        }
+        __syncthreads();
+        for (int q = warp; q < G; q += 4) { /* softmax of the split, a warp per head (MK_CH == 32) */
+            const float v = lane < n ? sc[q * MK_CH + lane] : -INFINITY;
+            const float mx = al_warp_max(v);
+            const float p = lane < n ? expf(v - mx) : 0.0f;
+            const float sum = al_warp_sum(p);
+            if (lane < n) sc[q * MK_CH + lane] = p;
+            if (lane == 0) ml[2 * q] = mx, ml[2 * q + 1] = sum;
+        }
+        __syncthreads();
+        const bool single = g.nlive == 1; /* the only split: normalise and write out directly */
+        for (int idx = tid; idx < G * hd; idx += MK_T) {
+            const int q = idx / hd, d = idx - q * hd;
+            float acc = 0.0f;
+            for (int i = 0; i < n; i++) {
+                const float v = has_new && i == n - 1 ? vn[d] : mk_kv_f<KV>(vt[i * hd + d]);
+                acc = fmaf(sc[q * MK_CH + i], v, acc);
+            }
+            if (single) {
+                a.out[(int64_t)(hk * G + q) * hd + d] = acc / ml[2 * q + 1];
+            } else {
+                float *pp = m.part + ((int64_t)(hk * G + q) * m.n_split + sp) * hp;
+                pp[d] = acc;
+                if (d == 0) pp[hd] = ml[2 * q], pp[hd + 1] = ml[2 * q + 1];
+            }
+        }
+        if (!single) {
+            __syncthreads();
+            if (tid == 0) {
+                int old;
+                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(m.cnt + hk) : "memory");
+                last = old == g.nlive - 1;
+            }
+            __syncthreads();
+            if (last) { /* every split of hk is in part: merge */
+                for (int idx = tid; idx < G * hd; idx += MK_T) {
+                    const int q = idx / hd, d = idx - q * hd, h = hk * G + q;
+                    const float *ph = m.part + (int64_t)h * m.n_split * hp;
+                    float M = -INFINITY;
+#pragma unroll 4
+                    for (int s = g.s0; s < g.s0 + g.nlive; s++) M = fmaxf(M, __ldcg(ph + (int64_t)s * hp + hd));
+                    float L = 0.0f, acc = 0.0f;
+#pragma unroll 4
+                    for (int s = g.s0; s < g.s0 + g.nlive; s++) {
+                        const float w = expf(__ldcg(ph + (int64_t)s * hp + hd) - M);
+                        L += w * __ldcg(ph + (int64_t)s * hp + hd + 1);
+                        acc += w * __ldcg(ph + (int64_t)s * hp + d);
+                    }
+                    a.out[(int64_t)h * hd + d] = L > 0.0f ? acc / L : 0.0f;
+                }
+                if (tid == 0) m.cnt[hk] = 0;
+            }
+        }
+        __syncthreads(); /* shared memory is reused by the next unit */
+    }
+}
+
+__device__ __forceinline__ float mk_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+/* SSM unit u = (head, rows p0 .. p0 + ps): shared memory S[ps][N] | conv partial sums [ps + 2N] |
+ * last conv tap weights [ps + 2N] | conv outputs x[ps], B[N], C[N] */
+struct mk_su {
+    int h, p0, g, ps;
+};
+__device__ __forceinline__ mk_su mk_ssm_unit(const al_cuda_prog_ssm &a, int u) {
+    mk_su r;
+    r.ps = a.P < MK_PS ? a.P : MK_PS;
+    const int nps = a.P / r.ps;
+    r.h = u / nps;
+    r.p0 = (u - r.h * nps) * r.ps;
+    r.g = r.h / (a.H / a.G);
+    return r;
+}
+__device__ __forceinline__ int64_t mk_ssm_ch(const al_cuda_prog_ssm &a, const mk_su &g, int i, int64_t di, int64_t gn) {
+    return i < g.ps ? (int64_t)g.h * a.P + g.p0 + i : i < g.ps + a.N ? di + (int64_t)g.g * a.N + (i - g.ps)
+                                                                    : di + gn + (int64_t)g.g * a.N + (i - g.ps - a.N);
+}
+
+/* everything of unit u that does not depend on this step's in_proj output */
+__device__ void mk_ssm_pre(const al_cuda_prog_ssm &a, int u, float *sh) {
+    const mk_su g = mk_ssm_unit(a, u);
+    const int N = a.N, K = a.d_conv, nc = g.ps + 2 * N;
+    const int64_t di = (int64_t)a.H * a.P, gn = (int64_t)a.G * N, ch = di + 2 * gn;
+    float *S = sh, *cp = S + g.ps * N, *wl = cp + nc;
+    const float *src = a.state + ((int64_t)g.h * a.P + g.p0) * N;
+    for (int c = threadIdx.x; c < g.ps * N / 4; c += MK_T) mk_cp16(S + 4 * c, src + 4 * c);
+    for (int i = threadIdx.x; i < nc; i += MK_T) {
+        const int64_t c = mk_ssm_ch(a, g, i, di, gn);
+        float acc = a.conv_b ? a.conv_b[c] : 0.0f;
+        for (int j = 0; j < K - 1; j++) acc = fmaf(a.conv_w[c * K + j], a.conv_state[(int64_t)j * ch + c], acc);
+        cp[i] = acc;
+        wl[i] = a.conv_w[c * K + K - 1];
+    }
+}
+
+__device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int P = a.P, N = a.N, H = a.H;
+    const int64_t di = (int64_t)H * P, gn = (int64_t)a.G * N, ch = di + 2 * gn;
+    const float *xbc = a.zx + di, *dtr = a.zx + di + ch;
+    for (int u = blockIdx.x; u < H * (P / (P < MK_PS ? P : MK_PS)); u += gridDim.x) {
+        const mk_su g = mk_ssm_unit(a, u);
+        const int nc = g.ps + 2 * N;
+        float *S = sh, *cp = S + g.ps * N, *wl = cp + nc, *xs = wl + nc, *Bs = xs + g.ps, *Cs = Bs + N;
+        if (!(pre && u == blockIdx.x)) {
+            mk_ssm_pre(a, u, sh);
+            __syncthreads();
+        }
+        for (int i = tid; i < nc; i += MK_T) xs[i] = al_silu(fmaf(wl[i], xbc[mk_ssm_ch(a, g, i, di, gn)], cp[i]));
+        float dt = mk_softplus(dtr[g.h] + (a.dt_bias ? a.dt_bias[g.h] : 0.0f));
+        dt = fminf(fmaxf(dt, a.dt_lo), a.dt_hi);
+        const float dA = expf(dt * a.A[g.h]), Dh = a.D ? a.D[g.h] : 0.0f;
+        mk_cp_wait();
+        __syncthreads();
+        for (int p = warp; p < g.ps; p += 4) {
+            float *Sg = a.state + ((int64_t)g.h * P + g.p0 + p) * N;
+            const float xv = xs[p];
+            float acc = 0.0f;
+            for (int n = lane; n < N; n += 32) {
+                const float s = S[p * N + n] * dA + dt * xv * Bs[n];
+                Sg[n] = s;
+                acc = fmaf(s, Cs[n], acc);
+            }
+            acc = al_warp_sum(acc);
+            if (lane == 0) a.y[(int64_t)g.h * P + g.p0 + p] = acc + Dh * xv;
+        }
+        __syncthreads();
+    }
+}
+
+__device__ void mk_conv_shift(const mk_shift &a) {
+    for (int64_t c = (int64_t)blockIdx.x * MK_T + threadIdx.x; c < a.ch; c += (int64_t)gridDim.x * MK_T) {
+        for (int j = 0; j + 1 < a.km1; j++) a.state[(int64_t)j * a.ch + c] = a.state[(int64_t)(j + 1) * a.ch + c];
+        a.state[(int64_t)(a.km1 - 1) * a.ch + c] = a.x[c];
+    }
+}
+
+__device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
+    if (tm && blockIdx.x == 0 && threadIdx.x == 0) {
+        unsigned long long t;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+        tm[i] = t;
+    }
+}
+
+/* work for op j that a block can do while the barrier before it is pending (inputs of earlier
+ * steps only); op: its descriptor; returns whether the block's first unit of op j was prepared */
+__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh) {
+    switch (op.kind) {
+    case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, blockIdx.x, threadIdx.x); return false;
+    case MK_ATTN: {
+        const mk_au g0 = mk_attn_unit(op.u.at.a, pos, 0);
+        if ((int)blockIdx.x >= op.u.at.a.n_head_kv * g0.nlive) return false;
+        if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at.a, pos, blockIdx.x, sh);
+        else mk_attn_pre<float>(op.u.at.a, pos, blockIdx.x, sh);
+        return true;
+    }
+    case MK_SSM: {
+        const al_cuda_prog_ssm &a = op.u.ss;
+        if ((int)blockIdx.x >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
+        mk_ssm_pre(a, blockIdx.x, (float *)sh);
+        return true;
+    }
+    default:
+        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[j + 1].u.mv, ops[j + 1].g, blockIdx.x, threadIdx.x);
+        return false;
+    }
+}
+
+__device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
+    for (int i = threadIdx.x; i < (int)(sizeof(mk_op) / 4); i += MK_T) ((int *)dst)[i] = ((const int *)src)[i];
+}
+
+/* tm: NULL, or [n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i. Op
+ * descriptors are read from shared memory (two buffers: op i and op i + 1, loaded while the barrier
+ * before it is pending). */
+__global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops, int n_ops, const int32_t *d_pos,
+                                                  unsigned long long *bar, unsigned long long base, unsigned long long *tm) {
+    extern __shared__ __align__(16) uint8_t mk_sh[];
+    __shared__ __align__(16) mk_op desc[2];
+    const int pos = *d_pos;
+    unsigned long long target = base;
+    bool pre = false;
+    mk_stamp(tm, 0);
+    mk_load_op(&desc[0], &ops[0]);
+    __syncthreads();
+    for (int i = 0; i < n_ops; i++) {
+        const mk_op &op = desc[i & 1];
+        switch (op.kind) {
+        case MK_MATVEC: mmq_block(op.u.mv, op.g, blockIdx.x, gridDim.x, 0, threadIdx.x, mk_sh); break;
+        case MK_ATTN:
+            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, mk_sh);
+            else mk_attention<float>(op.u.at, pos, pre, mk_sh);
+            break;
+        case MK_SSM: mk_ssm(op.u.ss, pre, (float *)mk_sh); break;
+        default: mk_conv_shift(op.u.sh); break;
+        }
+        pre = false;
+        if (i + 1 == n_ops) break;
+        mk_op &next = desc[(i + 1) & 1];
+        if (op.sync) {
+            target += gridDim.x;
+            mk_arrive(bar);
+            mk_load_op(&next, &ops[i + 1]);
+            __syncthreads();
+            pre = mk_pre(next, ops, i + 1, n_ops, pos, mk_sh);
+            mk_wait(bar, target);
+        } else {
+            __syncthreads();
+            mk_load_op(&next, &ops[i + 1]);
+            __syncthreads();
+        }
+        mk_stamp(tm, i + 1);
+    }
+    mk_stamp(tm, n_ops);
+}
+
+/* ---- host side ---- */
+
+extern "C" al_status al_cuda_prog_init(al_cuda_prog **out, al_cuda *c) {
+    *out = NULL;
+    if (c->recording) return al_err(AL_ERR_INVALID, "cuda prog: another program is recording");
+    al_cuda_prog *p = (al_cuda_prog *)calloc(1, sizeof *p);
+    if (!p) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
+    p->c = c;
+    c->recording = true;
+    *out = p;
+    return al_ok();
+}
+
+extern "C" void al_cuda_prog_free(al_cuda_prog *p) {
+    if (!p) return;
+    if (!p->ready) p->c->recording = false;
+    al_cuda_release(p->c, p->d_ops);
+    al_cuda_release(p->c, p->part);
+    al_cuda_release(p->c, p->cnt);
+    al_cuda_release(p->c, p->bar);
+    al_cuda_release(p->c, p->tm);
+    free(p->ops);
+    free(p);
+}
+
+static al_status prog_push(al_cuda_prog *p, const mk_op *op) {
+    if (p->ready) return al_err(AL_ERR_INVALID, "cuda prog: already finished");
+    if (p->n_ops == p->cap) {
+        const int cap = p->cap ? 2 * p->cap : 64;
+        mk_op *n = (mk_op *)realloc(p->ops, sizeof(mk_op) * (size_t)cap);
+        if (!n) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
+        p->ops = n;
+        p->cap = cap;
+    }
+    p->ops[p->n_ops++] = *op;
+    return al_ok();
+}
+
+static void need_smem(al_cuda_prog *p, size_t bytes) {
+    if (bytes > p->smem) p->smem = bytes;
+}
+
+static al_status push_mmq(al_cuda_prog *p, const mmq_args *a) {
+    mk_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = MK_MATVEC;
+    op.sync = 1;
+    op.g = mmq_warps(a->k);
+    op.u.mv = *a;
+    need_smem(p, mmq_smem(a));
+    return prog_push(p, &op);
+}
+
+extern "C" al_status al_cuda_prog_matvec(al_cuda_prog *p, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in,
+                                         float *const *Y) {
+    if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda prog matvec: %d weights", n);
+    mmq_args a;
+    AL_TRY(vec_in_args(W, n, in, &a));
+    a.n = n;
+    a.x = in->x;
+    a.ldx = W[0]->k;
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        a.w[i] = (const uint8_t *)W[i]->data;
+        a.row_bytes[i] = (int64_t)W[i]->row_bytes;
+        a.y[i] = Y[i];
+        a.type[i] = W[i]->type;
+        a.beg[i] = (v + MMQ_R - 1) / MMQ_R * MMQ_R;
+        a.end[i] = v = a.beg[i] + W[i]->n_out;
+    }
+    return push_mmq(p, &a);
+}
+
+extern "C" al_status al_cuda_prog_matvec_act(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *W,
+                                             const al_cuda_vec_in *in, float *Y) {
+    const int n0 = p->n_ops;
+    AL_TRY(al_cuda_prog_matvec(p, &W, 1, in, &Y));
+    p->ops[n0].u.mv.act = 1 + (int)act;
+    return al_ok();
+}
+
+extern "C" al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *Wg,
+                                             const al_cuda_weight *Wu, const al_cuda_vec_in *in, float *Y) {
+    const al_cuda_weight *W[2] = {Wg, Wu};
+    mmq_args a;
+    AL_TRY(vec_in_args(W, 2, in, &a));
+    if (Wg->type != Wu->type || Wg->n_out != Wu->n_out || Wg->row_bytes != Wu->row_bytes)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda prog glu: gate and up differ in type or shape");
+    a.n = 1;
+    a.glu = 1 + (int)act;
+    a.w[0] = (const uint8_t *)Wg->data;
+    a.w[1] = (const uint8_t *)Wu->data;
+    a.row_bytes[0] = a.row_bytes[1] = (int64_t)Wg->row_bytes;
+    a.type[0] = a.type[1] = Wg->type;
+    a.y[0] = Y;
+    a.end[0] = Wg->n_out;
+    a.x = in->x;
+    a.ldx = Wg->k;
+    return push_mmq(p, &a);
+}
+
+extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a) {
+    if (a->n_head <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->head_dim <= 0 || a->n_ctx <= 0)
+        return al_err(AL_ERR_INVALID, "cuda prog attention: heads %d/%d, head_dim %d", a->n_head, a->n_head_kv, a->head_dim);
+    if (a->head_dim > 256 || a->n_head / a->n_head_kv > MK_MAX_G)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: head_dim %d, %d heads per KV head", a->head_dim,
+                      a->n_head / a->n_head_kv);
+    if (a->kv_type != AL_TYPE_F16 && a->kv_type != AL_TYPE_F32)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: KV type %s", al_type_name(a->kv_type));
+    if (a->rope_mode < 0 || a->rope_mode > 2 || a->n_dims > a->head_dim || a->n_dims % 2 || (a->rope_mode && !a->inv_freq))
+        return al_err(AL_ERR_INVALID, "cuda prog attention: rope %d/%d", a->rope_mode, a->n_dims);
+    mk_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = MK_ATTN;
+    op.sync = 1;
+    op.u.at.a = *a;
+    op.u.at.n_split = (int)al_cdiv(a->n_ctx, MK_CH);
+    if (a->head_dim * (a->kv_type == AL_TYPE_F16 ? 2 : 4) % 16)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: rows of %d bytes", a->head_dim * (a->kv_type == AL_TYPE_F16 ? 2 : 4));
+    const int G = a->n_head / a->n_head_kv;
+    need_smem(p, 2 * (size_t)MK_CH * (size_t)a->head_dim * (a->kv_type == AL_TYPE_F16 ? 2 : 4) +
+                     sizeof(float) * (size_t)(G * a->head_dim + 5 * a->head_dim + G * MK_CH + 2 * G));
+    const size_t part = (size_t)a->n_head * (size_t)op.u.at.n_split * (size_t)(a->head_dim + 2);
+    if (part > p->part_floats) p->part_floats = part;
+    if (a->n_head_kv > p->max_kv) p->max_kv = a->n_head_kv;
+    return prog_push(p, &op);
+}
+
+extern "C" al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a) {
+    if (a->H <= 0 || a->P <= 0 || a->N <= 0 || a->G <= 0 || a->H % a->G || a->d_conv < 1)
+        return al_err(AL_ERR_INVALID, "cuda prog ssm: H %d P %d N %d G %d conv %d", a->H, a->P, a->N, a->G, a->d_conv);
+    if (a->P > MK_PS && a->P % MK_PS) return al_err(AL_ERR_UNSUPPORTED, "cuda prog ssm: head_dim %d", a->P);
+    mk_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = MK_SSM;
+    op.sync = 1;
+    op.u.ss = *a;
+    if (a->N % 4) return al_err(AL_ERR_UNSUPPORTED, "cuda prog ssm: state size %d", a->N);
+    const int ps = a->P < MK_PS ? a->P : MK_PS;
+    need_smem(p, sizeof(float) * (size_t)(ps * a->N + 3 * (ps + 2 * a->N)));
+    AL_TRY(prog_push(p, &op));
+    if (a->d_conv < 2) return al_ok();
+    memset(&op, 0, sizeof op);
+    op.kind = MK_SHIFT;
+    op.sync = 0; /* runs beside the next op */
+    op.u.sh.x = a->zx + (int64_t)a->H * a->P;
+    op.u.sh.state = a->conv_state;
+    op.u.sh.ch = (int)((int64_t)a->H * a->P + 2 * (int64_t)a->G * a->N);
+    op.u.sh.km1 = a->d_conv - 1;
+    return prog_push(p, &op);
+}
+
+extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
+    al_cuda *c = p->c;
+    if (p->ready) return al_err(AL_ERR_INVALID, "cuda prog: already finished");
+    c->recording = false;
+    p->ready = true;
+    if (p->n_ops == 0) return al_err(AL_ERR_INVALID, "cuda prog: no ops");
+    if (p->ops[p->n_ops - 1].kind == MK_SHIFT) return al_err(AL_ERR_INVALID, "cuda prog: the SSM step needs a following op");
+    int coop = 0;
+    AL_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, c->device), "cooperative launch attribute");
+    if (!coop) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the device has no cooperative launch");
+    if (p->smem > 48 * 1024) {
+        if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
+        AL_CUDA_TRY(cudaFuncSetAttribute(k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
+    }
+    int occ = 0;
+    AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_persist, MK_T, p->smem), "persist occupancy");
+    if (occ < 1) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the kernel does not fit on a multiprocessor");
+    if (blocks_per_sm > 0 && blocks_per_sm < occ) occ = blocks_per_sm;
+    p->grid = occ * c->prop.multiProcessorCount;
+    if (p->part_floats) {
+        AL_TRY(al_cuda_alloc(c, (void **)&p->part, sizeof(float) * p->part_floats));
+        AL_TRY(al_cuda_alloc(c, (void **)&p->cnt, sizeof(int) * (size_t)p->max_kv));
+    }
+    AL_TRY(al_cuda_alloc(c, (void **)&p->bar, sizeof(unsigned long long)));
+    p->n_sync = 0;
+    p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
+    for (int i = 0; i < p->n_ops; i++) {
+        if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
+        p->n_sync += p->ops[i].sync;
+    }
+    AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
+    return al_cuda_upload(c, p->d_ops, p->ops, sizeof(mk_op) * (size_t)p->n_ops);
+}
+
+extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos) {
+    if (!p->ready || !p->d_ops) return al_err(AL_ERR_INVALID, "cuda prog: not finished");
+    if (!d_pos) return al_err(AL_ERR_INVALID, "cuda prog: no position");
+    const mk_op *ops = p->d_ops;
+    int n_ops = p->n_ops;
+    unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
+    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&d_pos, (void *)&bar, (void *)&base, (void *)&tm};
+    AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_T), args, p->smem,
+                                            p->c->stream),
+                "persistent decode kernel");
+    p->epoch += (unsigned long long)p->n_sync * (unsigned long long)p->grid;
+    return al_ok();
+}
+
+extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
+    if (n_ops) *n_ops = p ? p->n_ops : 0;
+    if (n_sync) *n_sync = p ? p->n_sync : 0;
+    if (n_blocks) *n_blocks = p ? p->grid : 0;
+}
+
+extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
+    if (!p->ready) return al_err(AL_ERR_INVALID, "cuda prog: not finished");
+    if (!on) {
+        al_cuda_release(p->c, p->tm);
+        p->tm = NULL;
+        return al_ok();
+    }
+    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(p->n_ops + 1)));
+    return al_ok();
+}
+
+extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, double *us) {
+    if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
+    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * (size_t)(p->n_ops + 1));
+    if (!t) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
+    al_status st = al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * (size_t)(p->n_ops + 1));
+    for (int i = 0; i < p->n_ops && !al_failed(&st); i++) us[i] = (double)(t[i + 1] - t[i]) * 1e-3;
+    free(t);
+    return st;
+}
+
+extern "C" void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size) {
+    if (!p || i < 0 || i >= p->n_ops) {
+        snprintf(buf, size, "?");
+        return;
+    }
+    const mk_op *o = &p->ops[i];
+    switch (o->kind) {
+    case MK_MATVEC: {
+        const mmq_args &a = o->u.mv;
+        snprintf(buf, size, "matvec%s%s k %lld rows %lld%s", a.glu ? " glu" : "", a.act ? " act" : "", (long long)a.k,
+                 (long long)a.end[a.n - 1], a.nw ? (a.z ? " +gated norm" : " +norm") : "");
+        break;
+    }
+    case MK_ATTN: snprintf(buf, size, "attention hd %d heads %d/%d", o->u.at.a.head_dim, o->u.at.a.n_head, o->u.at.a.n_head_kv); break;
+    case MK_SSM: snprintf(buf, size, "ssm step H %d P %d N %d", o->u.ss.H, o->u.ss.P, o->u.ss.N); break;
+    default: snprintf(buf, size, "conv shift"); break;
+    }
+}
