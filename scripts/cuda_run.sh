@@ -29,7 +29,7 @@ for w in "$@"; do
     "$B/bench_cuda" -p 4096 -n 0 -r 2 -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/bench.log" ;;
   sweep)
     mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
-    for n in 1 2 4 8; do
+    for n in 1 2 4; do
       "$B/bench_cuda" -p 0 -n 128 -r 2 --bps $n -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg|^model" | tee -a "$OUT/sweep.log"
     done ;;
   phases)

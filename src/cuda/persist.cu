@@ -80,15 +80,28 @@ struct al_cuda_prog {
 /* grid barrier, split: arrive (release: this block's writes become visible) ... wait (acquire) */
 __device__ __forceinline__ void mk_arrive(unsigned long long *bar) {
     __syncthreads();
-    if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
+    if (threadIdx.x == 0) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+        asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
+#else
+        __threadfence();
+        atomicAdd(bar, 1ull);
+#endif
+    }
 }
 __device__ __forceinline__ void mk_wait(unsigned long long *bar, unsigned long long target) {
     if (threadIdx.x == 0) {
         unsigned long long v;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
         do { /* relaxed polling: an acquire load would invalidate the SM's L1 at every poll */
             asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(bar) : "memory");
         } while (v < target);
         asm volatile("fence.acq_rel.gpu;" ::: "memory");
+#else
+        do v = *(volatile unsigned long long *)bar;
+        while (v < target);
+        __threadfence();
+#endif
     }
     __syncthreads();
 }
@@ -119,12 +132,16 @@ template <> __device__ __forceinline__ __half mk_kv_t<__half>(float v) { return 
 __device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const float *bias, const float *nw, const float *ifr,
                         int pos, float scale, float *dst, int lane) {
     const int hd = a.head_dim;
-    float ss = 0.0f;
-    for (int d = lane; d < hd; d += 32) {
-        const float v = src[d] + (bias ? bias[d] : 0.0f);
-        dst[d] = v;
-        ss += v * v;
-    }
+    float ss = 0.0f, xv[8];
+#pragma unroll
+    for (int t = 0; t < 8; t++) /* all loads before the stores (hd <= 256) */
+        xv[t] = lane + 32 * t < hd ? src[lane + 32 * t] + (bias ? bias[lane + 32 * t] : 0.0f) : 0.0f;
+#pragma unroll
+    for (int t = 0; t < 8; t++)
+        if (lane + 32 * t < hd) {
+            dst[lane + 32 * t] = xv[t];
+            ss += xv[t] * xv[t];
+        }
     if (nw) {
         ss = al_warp_sum(ss);
         const float inv = 1.0f / sqrtf(ss / (float)hd + a.eps);
@@ -223,10 +240,18 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
         if (has_new && warp == (G < 4 ? G : 3)) { /* the new token's k, v: shared memory and the cache */
             const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
             mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, ifr, pos, 1.0f, kn, lane);
-            for (int d = lane; d < hd; d += 32) {
-                const float v = a.v[(int64_t)hk * hd + d] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f);
-                vn[d] = mk_kv_f<KV>(mk_kv_t<KV>(v)); /* as the cache will hold it */
-                ((KV *)a.vc)[off + d] = mk_kv_t<KV>(v);
+            float vv[8];
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int d = lane + 32 * t;
+                vv[t] = d < hd ? a.v[(int64_t)hk * hd + d] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f) : 0.0f;
+            }
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int d = lane + 32 * t;
+                if (d >= hd) break;
+                vn[d] = mk_kv_f<KV>(mk_kv_t<KV>(vv[t])); /* as the cache will hold it */
+                ((KV *)a.vc)[off + d] = mk_kv_t<KV>(vv[t]);
                 ((KV *)a.kc)[off + d] = mk_kv_t<KV>(kn[d]);
                 kn[d] = mk_kv_f<KV>(mk_kv_t<KV>(kn[d]));
             }
@@ -279,7 +304,13 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
             __syncthreads();
             if (tid == 0) {
                 int old;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
                 asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(m.cnt + hk) : "memory");
+#else
+                __threadfence();
+                old = atomicAdd(m.cnt + hk, 1);
+                __threadfence();
+#endif
                 last = old == g.nlive - 1;
             }
             __syncthreads();
@@ -287,15 +318,15 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
                 for (int idx = tid; idx < G * hd; idx += MK_T) {
                     const int q = idx / hd, d = idx - q * hd, h = hk * G + q;
                     const float *ph = m.part + (int64_t)h * m.n_split * hp;
-                    float M = -INFINITY;
-#pragma unroll 4
-                    for (int s = g.s0; s < g.s0 + g.nlive; s++) M = fmaxf(M, __ldcg(ph + (int64_t)s * hp + hd));
-                    float L = 0.0f, acc = 0.0f;
+                    float M = -INFINITY, L = 0.0f, acc = 0.0f; /* online merge: one pass, loads independent */
 #pragma unroll 4
                     for (int s = g.s0; s < g.s0 + g.nlive; s++) {
-                        const float w = expf(__ldcg(ph + (int64_t)s * hp + hd) - M);
-                        L += w * __ldcg(ph + (int64_t)s * hp + hd + 1);
-                        acc += w * __ldcg(ph + (int64_t)s * hp + d);
+                        const float ms = __ldcg(ph + (int64_t)s * hp + hd), ls = __ldcg(ph + (int64_t)s * hp + hd + 1);
+                        const float os = __ldcg(ph + (int64_t)s * hp + d);
+                        const float mn = fmaxf(M, ms), co = expf(M - mn), cn = expf(ms - mn); /* every split has a key */
+                        L = L * co + ls * cn;
+                        acc = acc * co + os * cn;
+                        M = mn;
                     }
                     a.out[(int64_t)h * hd + d] = L > 0.0f ? acc / L : 0.0f;
                 }
@@ -357,7 +388,14 @@ __device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
             mk_ssm_pre(a, u, sh);
             __syncthreads();
         }
-        for (int i = tid; i < nc; i += MK_T) xs[i] = al_silu(fmaf(wl[i], xbc[mk_ssm_ch(a, g, i, di, gn)], cp[i]));
+        for (int i0 = tid; i0 < nc; i0 += 4 * MK_T) { /* the loads of 4 steps first */
+            float xv[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) xv[r] = i0 + r * MK_T < nc ? xbc[mk_ssm_ch(a, g, i0 + r * MK_T, di, gn)] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+                if (i0 + r * MK_T < nc) xs[i0 + r * MK_T] = al_silu(fmaf(wl[i0 + r * MK_T], xv[r], cp[i0 + r * MK_T]));
+        }
         float dt = mk_softplus(dtr[g.h] + (a.dt_bias ? a.dt_bias[g.h] : 0.0f));
         dt = fminf(fmaxf(dt, a.dt_lo), a.dt_hi);
         const float dA = expf(dt * a.A[g.h]), Dh = a.D ? a.D[g.h] : 0.0f;
