@@ -282,4 +282,43 @@ static inline al_status vec_in_args(const al_cuda_weight *const *W, int n, const
     return al_ok();
 }
 
+/* a for Y[i] = x·W[i]ᵀ (i < n, one launch, types may differ) with the input of in */
+static inline al_status mmq_args_n(const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y, mmq_args *a) {
+    if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda matvec_n: %d weights", n);
+    AL_TRY(vec_in_args(W, n, in, a));
+    a->n = n;
+    a->x = in->x;
+    a->ldx = W[0]->k;
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        a->w[i] = (const uint8_t *)W[i]->data;
+        a->row_bytes[i] = (int64_t)W[i]->row_bytes;
+        a->y[i] = Y[i];
+        a->type[i] = W[i]->type;
+        a->beg[i] = (v + MMQ_R - 1) / MMQ_R * MMQ_R;
+        a->end[i] = v = a->beg[i] + W[i]->n_out;
+    }
+    return al_ok();
+}
+
+/* a for Y = act(x·Wgᵀ) ⊙ (x·Wuᵀ) */
+static inline al_status mmq_args_glu(al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
+                                     const al_cuda_vec_in *in, float *Y, mmq_args *a) {
+    const al_cuda_weight *W[2] = {Wg, Wu};
+    AL_TRY(vec_in_args(W, 2, in, a));
+    if (Wg->type != Wu->type || Wg->n_out != Wu->n_out || Wg->row_bytes != Wu->row_bytes)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda matvec_glu: gate and up differ in type or shape");
+    a->n = 1;
+    a->glu = 1 + (int)act;
+    a->w[0] = (const uint8_t *)Wg->data;
+    a->w[1] = (const uint8_t *)Wu->data;
+    a->row_bytes[0] = a->row_bytes[1] = (int64_t)Wg->row_bytes;
+    a->type[0] = a->type[1] = Wg->type;
+    a->y[0] = Y;
+    a->end[0] = Wg->n_out;
+    a->x = in->x;
+    a->ldx = Wg->k;
+    return al_ok();
+}
+
 #endif

@@ -559,21 +559,8 @@ static al_status push_mmq(al_cuda_prog *p, const mmq_args *a) {
 
 extern "C" al_status al_cuda_prog_matvec(al_cuda_prog *p, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in,
                                          float *const *Y) {
-    if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda prog matvec: %d weights", n);
     mmq_args a;
-    AL_TRY(vec_in_args(W, n, in, &a));
-    a.n = n;
-    a.x = in->x;
-    a.ldx = W[0]->k;
-    int64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        a.w[i] = (const uint8_t *)W[i]->data;
-        a.row_bytes[i] = (int64_t)W[i]->row_bytes;
-        a.y[i] = Y[i];
-        a.type[i] = W[i]->type;
-        a.beg[i] = (v + MMQ_R - 1) / MMQ_R * MMQ_R;
-        a.end[i] = v = a.beg[i] + W[i]->n_out;
-    }
+    AL_TRY(mmq_args_n(W, n, in, Y, &a));
     return push_mmq(p, &a);
 }
 
@@ -587,21 +574,8 @@ extern "C" al_status al_cuda_prog_matvec_act(al_cuda_prog *p, al_cuda_act_kind a
 
 extern "C" al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *Wg,
                                              const al_cuda_weight *Wu, const al_cuda_vec_in *in, float *Y) {
-    const al_cuda_weight *W[2] = {Wg, Wu};
     mmq_args a;
-    AL_TRY(vec_in_args(W, 2, in, &a));
-    if (Wg->type != Wu->type || Wg->n_out != Wu->n_out || Wg->row_bytes != Wu->row_bytes)
-        return al_err(AL_ERR_UNSUPPORTED, "cuda prog glu: gate and up differ in type or shape");
-    a.n = 1;
-    a.glu = 1 + (int)act;
-    a.w[0] = (const uint8_t *)Wg->data;
-    a.w[1] = (const uint8_t *)Wu->data;
-    a.row_bytes[0] = a.row_bytes[1] = (int64_t)Wg->row_bytes;
-    a.type[0] = a.type[1] = Wg->type;
-    a.y[0] = Y;
-    a.end[0] = Wg->n_out;
-    a.x = in->x;
-    a.ldx = Wg->k;
+    AL_TRY(mmq_args_glu(act, Wg, Wu, in, Y, &a));
     return push_mmq(p, &a);
 }
 
