@@ -9,10 +9,12 @@
  * same as al_session's (eval / reset / pos).
  *
  * Decode (n == 1): the token and its position are copied into device memory first, and every kernel
- * of the step reads them from there (embedding row, RoPE positions, KV row, attention length), so
- * the whole step — all layers and the LM head — is captured once into a CUDA graph and replayed.
- * The first decode step of a session runs eagerly (sizing the context's scratch), the second
- * captures; a graph is re-captured when the scratch has moved since (al_cuda_scratch_gen).
+ * of the step reads them from there (embedding row, RoPE positions, KV row, attention length).
+ * Where every op of the step has a recorded form (prog_build: forward_body run once with s->rec at
+ * session start), the step after the embedding lookup is one persistent kernel (al_cuda_prog).
+ * Otherwise the whole step — all layers and the LM head — is captured once into a CUDA graph and
+ * replayed: the first decode step of a session runs eagerly (sizing the context's scratch), the
+ * second captures; a graph is re-captured when the scratch has moved since (al_cuda_scratch_gen).
  */
 #include <math.h>
 #include <stdlib.h>
