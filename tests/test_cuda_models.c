@@ -29,13 +29,10 @@ int main(void) {
 }
 #else
 
-#include <jansson.h>
-
 #include "alloy/cuda.h"
 #include "alloy/model.h"
 
 static al_cuda *g_cu; /* test-program state */
-
 
 /* GPU on model `path` vs CPU on `cpu_path` (the same weights, maybe dequantized); tol bounds the
  * prefill, tol_dec the decode steps, tol_step the token-by-token pass; tol_ref > 0 adds the HF checks. */

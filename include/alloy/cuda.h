@@ -131,6 +131,8 @@ typedef struct al_cuda_vec_in {
 al_status al_cuda_matvec_n(al_cuda *c, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y);
 al_status al_cuda_matvec_glu(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
                              const al_cuda_vec_in *in, float *Y);
+/* Y = act(x · Wᵀ) (one weight; the activation applied to each output) */
+al_status al_cuda_matvec_act(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in, float *Y);
 
 
 /* al_op_rms_norm with row strides: y[r*ldy + i] = x[r*ldx + i] / rms(group) * w[i]; w may be NULL;

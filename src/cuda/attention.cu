@@ -18,10 +18,6 @@
 #define FA_BK 32  /* keys per tile */
 #define DEC_CH 64 /* keys per decode split */
 
-template <typename KV> __device__ __forceinline__ float kv_f(KV v);
-template <> __device__ __forceinline__ float kv_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float kv_f<__half>(__half v) { return __half2float(v); }
-
 template <int D, typename KV>
 __global__ void __launch_bounds__(128) k_flash(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__restrict__ vc,
                                                float *__restrict__ out, int64_t n_tok, int64_t n_past, int n_head, int n_head_kv,
@@ -60,8 +56,8 @@ __global__ void __launch_bounds__(128) k_flash(const float *__restrict__ q, cons
             const int64_t kj = kb + j;
             float kv = 0.0f, vv = 0.0f;
             if (kj <= p_last && d < hd) {
-                kv = kv_f<KV>(kc[kj * kv_row + (int64_t)hk * hd + d]);
-                vv = kv_f<KV>(vc[kj * kv_row + (int64_t)hk * hd + d]);
+                kv = al_kv_f<KV>(kc[kj * kv_row + (int64_t)hk * hd + d]);
+                vv = al_kv_f<KV>(vc[kj * kv_row + (int64_t)hk * hd + d]);
             }
             ks[j * (D + 1) + d] = kv;
             vs[j * D + d] = vv;
@@ -140,7 +136,7 @@ __global__ void __launch_bounds__(128) k_decode(const float *__restrict__ q, con
     for (int i = warp; i < n; i += 4) {
         const KV *kr = kc + (start + i) * kv_row + (int64_t)hk * hd;
         float s = 0.0f;
-        for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], kv_f<KV>(kr[d]), s);
+        for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], al_kv_f<KV>(kr[d]), s);
         s = al_warp_sum(s);
         if (lane == 0) sc[i] = s;
     }
@@ -166,7 +162,7 @@ __global__ void __launch_bounds__(128) k_decode(const float *__restrict__ q, con
         float acc = 0.0f;
         if (d < hd) {
             const KV *vr = vc + start * kv_row + (int64_t)hk * hd + d;
-            for (int i = 0; i < n; i++) acc = fmaf(sc[i], kv_f<KV>(vr[(int64_t)i * kv_row]), acc);
+            for (int i = 0; i < n; i++) acc = fmaf(sc[i], al_kv_f<KV>(vr[(int64_t)i * kv_row]), acc);
         }
         pp[d] = acc;
     }
@@ -243,8 +239,7 @@ __global__ void k_kv_store(KV *cache, int64_t row, const float *src, int64_t ld_
     const int64_t t = idx / row, i = idx - t * row;
     const int64_t p = (d_n_past ? (int64_t)*d_n_past : n_past) + t;
     const float v = src[t * ld_src + i];
-    if constexpr (sizeof(KV) == 2) cache[p * row + i] = __float2half_rn(v);
-    else cache[p * row + i] = v;
+    cache[p * row + i] = al_kv_t<KV>(v);
 }
 
 extern "C" al_status al_cuda_kv_store(al_cuda *c, void *cache, al_type kv_type, int64_t row, const float *src, int64_t ld_src,

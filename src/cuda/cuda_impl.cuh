@@ -109,6 +109,37 @@ __device__ __forceinline__ float al_warp_max(float v) {
     return v;
 }
 __device__ __forceinline__ float al_silu(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float al_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+/* KV cache elements (float or __half) to and from float */
+template <typename KV> __device__ __forceinline__ float al_kv_f(KV v);
+template <> __device__ __forceinline__ float al_kv_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ float al_kv_f<__half>(__half v) { return __half2float(v); }
+template <typename KV> __device__ __forceinline__ KV al_kv_t(float v);
+template <> __device__ __forceinline__ float al_kv_t<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half al_kv_t<__half>(float v) { return __float2half_rn(v); }
+
+/* RoPE of pair i (< half = n_dims / 2) of one head v[], in place; mode 1: (2i, 2i+1) (NORM), 2: (i,
+ * i + half) (NEOX). The fp32 angle as the CPU: (float)pos * inv_freq[i], then accurate sin/cos. */
+__device__ __forceinline__ void al_rope_pair(float *v, int i, int half, int mode, int pos, const float *inv_freq) {
+    float s, co;
+    sincosf((float)pos * inv_freq[i], &s, &co);
+    const int a = mode == 1 ? 2 * i : i, b = mode == 1 ? 2 * i + 1 : i + half;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * co - x1 * s;
+    v[b] = x1 * co + x0 * s;
+}
+
+/* conv state [km1][ch] of channel cc after n_tok inputs x[t * ldx + cc]: the last km1 of [state | x] */
+__device__ __forceinline__ void al_conv_state_update(const float *x, int64_t ldx, int64_t n_tok, int64_t ch, int km1,
+                                                     float *state, int64_t cc) {
+    float win[16];
+    for (int i = 0; i < km1; i++) {
+        const int64_t src = n_tok - km1 + i; /* index into [state | x] shifted by km1 */
+        win[i] = src >= 0 ? x[src * ldx + cc] : state[(km1 + src) * ch + cc];
+    }
+    for (int i = 0; i < km1; i++) state[(int64_t)i * ch + cc] = win[i];
+}
 /* act: al_cuda_act_kind */
 __device__ __forceinline__ float al_act_f(int act, float v) {
     switch (act) {

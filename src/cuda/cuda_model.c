@@ -358,17 +358,10 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
         if (hp->layer_mixer[il] == AL_MIXER_MAMBA2 || hp->layer_mixer[il] == AL_MIXER_MAMBA1)
             A(c->ssm, sizeof(float) * (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
     }
-    /* widths as the CPU session */
-    int qd = hp->n_head * hp->head_dim;
-    int w = imax(2 * hp->n_embd, imax(qd, hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state));
-    w = imax(w, hp->zamba_attn_dim);
-    w = imax(w, hp->ssm_dt_rank + 2 * hp->ssm_d_state + 2 * hp->ssm_d_inner);
-    w = imax(w, hp->n_expert);
-    s->w_small = (size_t)w;
-    int big = imax(2 * hp->n_ff, 2 * hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state + hp->ssm_n_head);
-    big = imax(big, 2 * hp->n_ff_expert * imax(1, hp->n_expert_used));
-    big = imax(big, w);
-    s->w_big = (size_t)big;
+    /* widths as the CPU session; MoE decode also holds the gate/up rows of all chosen experts */
+    al_hparams_widths(hp, &s->w_small, &s->w_big);
+    const size_t moe = 2 * (size_t)hp->n_ff_expert * (size_t)imax(1, hp->n_expert_used);
+    if (moe > s->w_big) s->w_big = moe;
     size_t ub = (size_t)s->ubatch, f = sizeof(float), d = (size_t)hp->n_embd;
     A(s->h, ub * d * f);
     A(s->h2, d * f);
@@ -518,11 +511,17 @@ static al_status in_x(al_cuda_session *s, const g_in *in, const float **x) {
     return al_ok();
 }
 
+/* the block input as al_cuda_vec_in (the fused norm, or plain x) */
+static al_cuda_vec_in vec_of(const g_in *in) {
+    al_cuda_vec_in v = in->v;
+    if (!v.norm) v.x = in->x;
+    return v;
+}
+
 /* Y[i] = x·W[i]ᵀ, i < nw, for the block input */
 static al_status mm_in(al_cuda_session *s, const al_cuda_weight *const *W, int nw, const g_in *in, int64_t n, float *const *Y) {
     if (s->rec) {
-        al_cuda_vec_in v = in->v;
-        if (!v.norm) v.x = in->x;
+        const al_cuda_vec_in v = vec_of(in);
         return al_cuda_prog_matvec(s->prog, W, nw, &v, Y);
     }
     if (in->v.norm) {
@@ -599,12 +598,12 @@ static al_status mamba2(al_cuda_session *s, int il, const g_in *in, int64_t n, f
                                hp->ssm_dt_min, hp->ssm_dt_max};
         AL_TRY(al_cuda_prog_ssm_step(s->prog, &ps));
     } else {
-    AL_TRY(al_cuda_ssm_dt(s->cu, zx + di + conv_ch, proj, w->dt_bias, dt, n, H, n > 1 ? hp->ssm_dt_floor_prefill : -INFINITY,
-                          hp->ssm_dt_min, hp->ssm_dt_max));
-    AL_TRY(al_cuda_conv1d_causal(s->cu, zx + di, proj, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, conv,
-                                 conv_ch, true));
-    al_cuda_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G};
-    AL_TRY(al_cuda_ssd(s->cu, &sa));
+        AL_TRY(al_cuda_ssm_dt(s->cu, zx + di + conv_ch, proj, w->dt_bias, dt, n, H,
+                              n > 1 ? hp->ssm_dt_floor_prefill : -INFINITY, hp->ssm_dt_min, hp->ssm_dt_max));
+        AL_TRY(al_cuda_conv1d_causal(s->cu, zx + di, proj, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv,
+                                     conv, conv_ch, true));
+        al_cuda_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G};
+        AL_TRY(al_cuda_ssd(s->cu, &sa));
     }
     if (n == 1 && s->fuse && w->norm) { /* gated norm inside the out_proj kernel */
         al_cuda_vec_in v;
@@ -653,11 +652,15 @@ static al_cuda_act_kind act_of(al_act a) {
 static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const g_in *in, int64_t n, float *out) {
     const int64_t nf = f->up.n_out;
     float *up = s->big, *gate = s->t3;
-    if (f->gate.data && n == 1) { /* decode: gate, up and the activation in one kernel where possible */
-        al_cuda_vec_in v = in->v;
-        if (!v.norm) v.x = in->x;
-        al_status st = s->rec ? al_cuda_prog_matvec_glu(s->prog, act_of(act), &f->gate, &f->up, &v, up)
-                              : al_cuda_matvec_glu(s->cu, act_of(act), &f->gate, &f->up, &v, up);
+    if (n == 1) { /* decode: (gate,) up and the activation in one product where possible */
+        const al_cuda_vec_in v = vec_of(in);
+        const al_cuda_act_kind ak = act_of(act);
+        al_status st;
+        if (f->gate.data)
+            st = s->rec ? al_cuda_prog_matvec_glu(s->prog, ak, &f->gate, &f->up, &v, up)
+                        : al_cuda_matvec_glu(s->cu, ak, &f->gate, &f->up, &v, up);
+        else
+            st = s->rec ? al_cuda_prog_matvec_act(s->prog, ak, &f->up, &v, up) : al_cuda_matvec_act(s->cu, ak, &f->up, &v, up);
         if (!al_failed(&st)) return mm(s, &f->down, up, nf, out, n, NULL);
         if (st.code != AL_ERR_UNSUPPORTED) return st;
     }
@@ -666,10 +669,6 @@ static al_status ffn_dense(al_cuda_session *s, const g_ffn *f, al_act act, const
         float *Y2[2] = {up, gate};
         AL_TRY(mm_in(s, W2, 2, in, n, Y2));
         AL_TRY(al_cuda_glu(s->cu, act_of(act), gate, nf, up, nf, up, nf, n, nf));
-    } else if (s->rec) { /* act(x·upᵀ) in the product */
-        al_cuda_vec_in v = in->v;
-        if (!v.norm) v.x = in->x;
-        AL_TRY(al_cuda_prog_matvec_act(s->prog, act_of(act), &f->up, &v, up));
     } else {
         const al_cuda_weight *W1[1] = {&f->up};
         AL_TRY(mm_in(s, W1, 1, in, n, &up));

@@ -34,17 +34,23 @@ __device__ __forceinline__ float al_iq4nl(int nib) {
 
 template <int T> struct al_qt;
 
+/* 32-blocks of an f16 scale d and 16 bytes of nibbles (Q4_0, IQ4_NL): elements 8 (i8 & 3) .. + 8 of
+ * the block, as (nib - 8) d or codebook[nib] d */
+template <bool NL> __device__ __forceinline__ void al_load8_nib32(const uint8_t *row, int64_t i8, float *v) {
+    const uint8_t *b = row + (i8 >> 2) * 18;
+    int s = (int)(i8 & 3);
+    float d = al_h2f(b);
+    uint64_t q = al_ld8_a2(b + 2 + (s & 1) * 8);
+    int sh = (s >> 1) * 4;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int nib = (al_byte(q, j) >> sh) & 0xF;
+        v[j] = NL ? al_iq4nl(nib) * d : (float)(nib - 8) * d;
+    }
+}
 template <> struct al_qt<AL_TYPE_Q4_0> {
     static constexpr int bs = 32, bytes = 18;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
-        const uint8_t *b = row + (i8 >> 2) * bytes;
-        int s = (int)(i8 & 3);
-        float d = al_h2f(b);
-        uint64_t q = al_ld8_a2(b + 2 + (s & 1) * 8);
-        int sh = (s >> 1) * 4;
-#pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = (float)(((al_byte(q, j) >> sh) & 0xF) - 8) * d;
-    }
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<false>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q4_1> {
     static constexpr int bs = 32, bytes = 20;
@@ -58,39 +64,28 @@ template <> struct al_qt<AL_TYPE_Q4_1> {
         for (int j = 0; j < 8; j++) v[j] = (float)((al_byte(q, j) >> sh) & 0xF) * d + m;
     }
 };
+/* Q5_0 / Q5_1 (MIN: an f16 min after d): d [m] qh[4] qs[16]; value (5-bit q - 16) d, or q d + m */
+template <bool MIN> __device__ __forceinline__ void al_load8_q5(const uint8_t *row, int64_t i8, float *v) {
+    const uint8_t *b = row + (i8 >> 2) * (MIN ? 24 : 22);
+    int s = (int)(i8 & 3);
+    float d = al_h2f(b), m = MIN ? al_h2f(b + 2) : 0.0f;
+    uint32_t qh = al_ld4_a2(b + (MIN ? 4 : 2));
+    int j0 = (s & 1) * 8, hi = s >> 1;
+    uint64_t q = al_ld8_a2(b + (MIN ? 8 : 6) + j0);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        int nib = (al_byte(q, j) >> (4 * hi)) & 0xF;
+        int h = (int)((qh >> (j0 + j + 16 * hi)) & 1u) << 4;
+        v[j] = MIN ? (float)(nib | h) * d + m : (float)((nib | h) - 16) * d;
+    }
+}
 template <> struct al_qt<AL_TYPE_Q5_0> {
     static constexpr int bs = 32, bytes = 22;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
-        const uint8_t *b = row + (i8 >> 2) * bytes;
-        int s = (int)(i8 & 3);
-        float d = al_h2f(b);
-        uint32_t qh = al_ld4_a2(b + 2);
-        int j0 = (s & 1) * 8, hi = s >> 1;
-        uint64_t q = al_ld8_a2(b + 6 + j0);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            int nib = (al_byte(q, j) >> (4 * hi)) & 0xF;
-            int h = (int)((qh >> (j0 + j + 16 * hi)) & 1u) << 4;
-            v[j] = (float)((nib | h) - 16) * d;
-        }
-    }
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<false>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q5_1> {
     static constexpr int bs = 32, bytes = 24;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
-        const uint8_t *b = row + (i8 >> 2) * bytes;
-        int s = (int)(i8 & 3);
-        float d = al_h2f(b), m = al_h2f(b + 2);
-        uint32_t qh = al_ld4_a2(b + 4);
-        int j0 = (s & 1) * 8, hi = s >> 1;
-        uint64_t q = al_ld8_a2(b + 8 + j0);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            int nib = (al_byte(q, j) >> (4 * hi)) & 0xF;
-            int h = (int)((qh >> (j0 + j + 16 * hi)) & 1u) << 4;
-            v[j] = (float)(nib | h) * d + m;
-        }
-    }
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<true>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q8_0> {
     static constexpr int bs = 32, bytes = 34;
@@ -104,15 +99,7 @@ template <> struct al_qt<AL_TYPE_Q8_0> {
 };
 template <> struct al_qt<AL_TYPE_IQ4_NL> {
     static constexpr int bs = 32, bytes = 18;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
-        const uint8_t *b = row + (i8 >> 2) * bytes;
-        int s = (int)(i8 & 3);
-        float d = al_h2f(b);
-        uint64_t q = al_ld8_a2(b + 2 + (s & 1) * 8);
-        int sh = (s >> 1) * 4;
-#pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = al_iq4nl((al_byte(q, j) >> sh) & 0xF) * d;
-    }
+    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<true>(row, i8, v); }
 };
 
 /* Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) */

@@ -400,6 +400,13 @@ extern "C" al_status al_cuda_matvec_n(al_cuda *c, const al_cuda_weight *const *W
     return mmq_launch(c, &a, in->x, W[0]->k, 1);
 }
 
+extern "C" al_status al_cuda_matvec_act(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in,
+                                        float *Y) {
+    mmq_args a;
+    AL_TRY(mmq_args_act(act, W, in, Y, &a));
+    return mmq_launch(c, &a, in->x, W->k, 1);
+}
+
 extern "C" al_status al_cuda_matvec_glu(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
                                         const al_cuda_vec_in *in, float *Y) {
     mmq_args a;

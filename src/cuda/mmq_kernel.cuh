@@ -284,6 +284,7 @@ static inline al_status vec_in_args(const al_cuda_weight *const *W, int n, const
 
 /* a for Y[i] = x·W[i]ᵀ (i < n, one launch, types may differ) with the input of in */
 static inline al_status mmq_args_n(const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y, mmq_args *a) {
+    memset(a, 0, sizeof *a);
     if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda matvec_n: %d weights", n);
     AL_TRY(vec_in_args(W, n, in, a));
     a->n = n;
@@ -298,6 +299,14 @@ static inline al_status mmq_args_n(const al_cuda_weight *const *W, int n, const 
         a->beg[i] = (v + MMQ_R - 1) / MMQ_R * MMQ_R;
         a->end[i] = v = a->beg[i] + W[i]->n_out;
     }
+    return al_ok();
+}
+
+/* a for Y = act(x·Wᵀ) */
+static inline al_status mmq_args_act(al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in, float *Y,
+                                     mmq_args *a) {
+    AL_TRY(mmq_args_n(&W, 1, in, &Y, a));
+    a->act = 1 + (int)act;
     return al_ok();
 }
 

@@ -155,15 +155,7 @@ __global__ void k_rope(float *x, int64_t n_tok, int n_head, int head_dim, const 
     if (idx >= n_tok * n_head * half) return;
     const int i = (int)(idx % half);
     const int64_t th = idx / half, t = th / n_head;
-    /* fp32 angle as the CPU: (float)pos * inv_freq, then accurate sin/cos */
-    const float ang = (float)pos[t] * inv_freq[i];
-    float s, co;
-    sincosf(ang, &s, &co);
-    float *v = x + th * head_dim;
-    const int a = mode == 1 ? 2 * i : i, b = mode == 1 ? 2 * i + 1 : i + half;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * co - x1 * s;
-    v[b] = x1 * co + x0 * s;
+    al_rope_pair(x + th * head_dim, i, half, mode, pos[t], inv_freq);
 }
 
 extern "C" al_status al_cuda_rope(al_cuda *c, float *x, int64_t n_tok, int n_head, int head_dim, const int32_t *pos, int mode,
@@ -219,13 +211,7 @@ __global__ void k_conv1d(const float *__restrict__ x, int64_t ldx, int64_t n_tok
 __global__ void k_conv_state(const float *__restrict__ x, int64_t ldx, int64_t n_tok, int ch, int km1, float *state) {
     al_pdl_begin();
     const int cc = blockIdx.x * blockDim.x + threadIdx.x;
-    if (cc >= ch) return;
-    float win[16];
-    for (int i = 0; i < km1; i++) {
-        const int64_t src = n_tok - km1 + i; /* index into [state | x] shifted by km1 */
-        win[i] = src >= 0 ? x[src * ldx + cc] : state[(km1 + src) * ch + cc];
-    }
-    for (int i = 0; i < km1; i++) state[(int64_t)i * ch + cc] = win[i];
+    if (cc < ch) al_conv_state_update(x, ldx, n_tok, ch, km1, state, cc);
 }
 
 /* one token (decode): conv + state shift in one pass, a thread per channel */
@@ -261,8 +247,6 @@ extern "C" al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t l
 
 /* ---- Mamba-2 dt ---- */
 
-__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-
 __global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H, float fl,
                          float lo, float hi) {
     al_pdl_begin();
@@ -270,7 +254,7 @@ __global__ void k_ssm_dt(const float *raw, int64_t ld_raw, const float *bias, fl
     if (idx >= n_tok * H) return;
     const int64_t t = idx / H;
     const int h = (int)(idx - t * H);
-    float v = softplus_f(raw[t * ld_raw + h] + (bias ? bias[h] : 0.0f));
+    float v = al_softplus(raw[t * ld_raw + h] + (bias ? bias[h] : 0.0f));
     v = fmaxf(v, fl);
     dt[idx] = fminf(fmaxf(v, lo), hi);
 }
@@ -388,15 +372,7 @@ __global__ void k_qkv_post(al_cuda_qkv_args a) {
     const int32_t p = a.pos[t];
     if (kind < 2 && a.rope_mode) {
         const int half = a.n_dims / 2;
-        for (int i = threadIdx.x; i < half; i += blockDim.x) {
-            const float ang = (float)p * a.inv_freq[i];
-            float s, co;
-            sincosf(ang, &s, &co);
-            const int ia = a.rope_mode == 1 ? 2 * i : i, ib = a.rope_mode == 1 ? 2 * i + 1 : i + half;
-            const float x0 = xs[ia], x1 = xs[ib];
-            xs[ia] = x0 * co - x1 * s;
-            xs[ib] = x1 * co + x0 * s;
-        }
+        for (int i = threadIdx.x; i < half; i += blockDim.x) al_rope_pair(xs, i, half, a.rope_mode, p, a.inv_freq);
         __syncthreads();
     }
     if (kind == 0) {
@@ -407,7 +383,7 @@ __global__ void k_qkv_post(al_cuda_qkv_args a) {
     const int64_t off = (int64_t)p * nkv * hd + (int64_t)head * hd;
     void *cache = kind == 1 ? a.kc : a.vc;
     if (a.kv_type == AL_TYPE_F16)
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) ((__half *)cache)[off + i] = __float2half_rn(xs[i]);
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) ((__half *)cache)[off + i] = al_kv_t<__half>(xs[i]);
     else
         for (int i = threadIdx.x; i < hd; i += blockDim.x) ((float *)cache)[off + i] = xs[i];
 }

@@ -120,13 +120,6 @@ __device__ __forceinline__ void mk_cp_wait() {
 #endif
 }
 
-template <typename KV> __device__ __forceinline__ float mk_kv_f(KV v);
-template <> __device__ __forceinline__ float mk_kv_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float mk_kv_f<__half>(__half v) { return __half2float(v); }
-template <typename KV> __device__ __forceinline__ KV mk_kv_t(float v);
-template <> __device__ __forceinline__ float mk_kv_t<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half mk_kv_t<__half>(float v) { return __float2half_rn(v); }
-
 /* one warp: dst[hd] (shared) = RoPE(RMSNorm(src + bias) * nw) * scale, as k_qkv_post + k_decode;
  * nw (or NULL) and the inverse frequencies ifr in shared memory */
 __device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const float *bias, const float *nw, const float *ifr,
@@ -150,14 +143,7 @@ __device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const floa
     __syncwarp();
     if (a.rope_mode) {
         const int half = a.n_dims / 2;
-        for (int i = lane; i < half; i += 32) {
-            float s, co;
-            sincosf((float)pos * ifr[i], &s, &co);
-            const int ia = a.rope_mode == 1 ? 2 * i : i, ib = a.rope_mode == 1 ? 2 * i + 1 : i + half;
-            const float x0 = dst[ia], x1 = dst[ib];
-            dst[ia] = x0 * co - x1 * s;
-            dst[ib] = x1 * co + x0 * s;
-        }
+        for (int i = lane; i < half; i += 32) al_rope_pair(dst, i, half, a.rope_mode, pos, ifr);
         __syncwarp();
     }
     if (scale != 1.0f) {
@@ -250,10 +236,10 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
                 if (d >= hd) break;
-                vn[d] = mk_kv_f<KV>(mk_kv_t<KV>(vv[t])); /* as the cache will hold it */
-                ((KV *)a.vc)[off + d] = mk_kv_t<KV>(vv[t]);
-                ((KV *)a.kc)[off + d] = mk_kv_t<KV>(kn[d]);
-                kn[d] = mk_kv_f<KV>(mk_kv_t<KV>(kn[d]));
+                vn[d] = al_kv_f<KV>(al_kv_t<KV>(vv[t])); /* as the cache will hold it */
+                ((KV *)a.vc)[off + d] = al_kv_t<KV>(vv[t]);
+                ((KV *)a.kc)[off + d] = al_kv_t<KV>(kn[d]);
+                kn[d] = al_kv_f<KV>(al_kv_t<KV>(kn[d]));
             }
         }
         __syncthreads();
@@ -263,7 +249,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
 #pragma unroll
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
-                kv[t] = d < hd ? (nw_ ? kn[d] : mk_kv_f<KV>(kt[i * hd + d])) : 0.0f;
+                kv[t] = d < hd ? (nw_ ? kn[d] : al_kv_f<KV>(kt[i * hd + d])) : 0.0f;
             }
             for (int q = 0; q < G; q++) {
                 float s = 0.0f;
@@ -289,7 +275,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
             const int q = idx / hd, d = idx - q * hd;
             float acc = 0.0f;
             for (int i = 0; i < n; i++) {
-                const float v = has_new && i == n - 1 ? vn[d] : mk_kv_f<KV>(vt[i * hd + d]);
+                const float v = has_new && i == n - 1 ? vn[d] : al_kv_f<KV>(vt[i * hd + d]);
                 acc = fmaf(sc[q * MK_CH + i], v, acc);
             }
             if (single) {
@@ -336,8 +322,6 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
         __syncthreads(); /* shared memory is reused by the next unit */
     }
 }
-
-__device__ __forceinline__ float mk_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 /* SSM unit u = (head, rows p0 .. p0 + ps): shared memory S[ps][N] | conv partial sums [ps + 2N] |
  * last conv tap weights [ps + 2N] | conv outputs x[ps], B[N], C[N] */
@@ -396,7 +380,7 @@ __device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
             for (int r = 0; r < 4; r++)
                 if (i0 + r * MK_T < nc) xs[i0 + r * MK_T] = al_silu(fmaf(wl[i0 + r * MK_T], xv[r], cp[i0 + r * MK_T]));
         }
-        float dt = mk_softplus(dtr[g.h] + (a.dt_bias ? a.dt_bias[g.h] : 0.0f));
+        float dt = al_softplus(dtr[g.h] + (a.dt_bias ? a.dt_bias[g.h] : 0.0f));
         dt = fminf(fmaxf(dt, a.dt_lo), a.dt_hi);
         const float dA = expf(dt * a.A[g.h]), Dh = a.D ? a.D[g.h] : 0.0f;
         mk_cp_wait();
@@ -418,10 +402,8 @@ __device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
 }
 
 __device__ void mk_conv_shift(const mk_shift &a) {
-    for (int64_t c = (int64_t)blockIdx.x * MK_T + threadIdx.x; c < a.ch; c += (int64_t)gridDim.x * MK_T) {
-        for (int j = 0; j + 1 < a.km1; j++) a.state[(int64_t)j * a.ch + c] = a.state[(int64_t)(j + 1) * a.ch + c];
-        a.state[(int64_t)(a.km1 - 1) * a.ch + c] = a.x[c];
-    }
+    for (int64_t c = (int64_t)blockIdx.x * MK_T + threadIdx.x; c < a.ch; c += (int64_t)gridDim.x * MK_T)
+        al_conv_state_update(a.x, 0, 1, a.ch, a.km1, a.state, c);
 }
 
 __device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
@@ -566,10 +548,9 @@ extern "C" al_status al_cuda_prog_matvec(al_cuda_prog *p, const al_cuda_weight *
 
 extern "C" al_status al_cuda_prog_matvec_act(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *W,
                                              const al_cuda_vec_in *in, float *Y) {
-    const int n0 = p->n_ops;
-    AL_TRY(al_cuda_prog_matvec(p, &W, 1, in, &Y));
-    p->ops[n0].u.mv.act = 1 + (int)act;
-    return al_ok();
+    mmq_args a;
+    AL_TRY(mmq_args_act(act, W, in, Y, &a));
+    return push_mmq(p, &a);
 }
 
 extern "C" al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *Wg,
@@ -607,7 +588,7 @@ extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_
 }
 
 extern "C" al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a) {
-    if (a->H <= 0 || a->P <= 0 || a->N <= 0 || a->G <= 0 || a->H % a->G || a->d_conv < 1)
+    if (a->H <= 0 || a->P <= 0 || a->N <= 0 || a->G <= 0 || a->H % a->G || a->d_conv < 1 || a->d_conv > 17)
         return al_err(AL_ERR_INVALID, "cuda prog ssm: H %d P %d N %d G %d conv %d", a->H, a->P, a->N, a->G, a->d_conv);
     if (a->P > MK_PS && a->P % MK_PS) return al_err(AL_ERR_UNSUPPORTED, "cuda prog ssm: head_dim %d", a->P);
     mk_op op;

@@ -173,6 +173,8 @@ al_status al_hparams_validate(const al_hparams *hp);
 al_status al_hparams_set_pattern(al_hparams *hp, const char *pattern);
 /* llama3 rope scaling: factors[rope_dim/2] dividing each frequency (hp->rope_factor > 0). */
 void al_hparams_rope_factors(const al_hparams *hp, float *factors);
+/* widest activation rows of the session scratch: small (projections, SSM inputs), big (FFN / in_proj) */
+void al_hparams_widths(const al_hparams *hp, size_t *w_small, size_t *w_big);
 /* Writes a random-weight model of shape hp (attention / Mamba-2 mixers, SwiGLU or ReLU² FFNs) with
  * the tokenizer.* metadata of `tokenizer_gguf` (may be NULL) to out_path. */
 al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_gguf, const char *out_path, const char *type,

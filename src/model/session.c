@@ -13,22 +13,25 @@ static int imax(int a, int b) { return a > b ? a : b; }
 
 static float *zalloc(size_t n) { return al_calloc(NULL, n ? n : 1, sizeof(float)); }
 
+void al_hparams_widths(const al_hparams *hp, size_t *w_small, size_t *w_big) {
+    int qd = hp->n_head * hp->head_dim;
+    int w = imax(2 * hp->n_embd, imax(qd, hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state));
+    w = imax(w, hp->zamba_attn_dim);
+    w = imax(w, hp->ssm_dt_rank + 2 * hp->ssm_d_state + 2 * hp->ssm_d_inner);
+    w = imax(w, hp->n_expert);
+    int big = imax(2 * hp->n_ff, 2 * hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state + hp->ssm_n_head);
+    big = imax(big, 2 * hp->n_ff_expert);
+    *w_small = (size_t)w;
+    *w_big = (size_t)imax(big, w);
+}
+
 al_status al_scratch_init(al_scratch *sc, const al_model *m, int rows, int n_ctx) {
     const al_hparams *hp = &m->hp;
     memset(sc, 0, sizeof *sc);
     sc->rows = rows;
     sc->n_ctx = n_ctx;
     sc->nth = al_cpu_threads(m->cpu);
-    int qd = hp->n_head * hp->head_dim;
-    int w = imax(2 * hp->n_embd, imax(qd, hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state));
-    w = imax(w, hp->zamba_attn_dim);
-    w = imax(w, hp->ssm_dt_rank + 2 * hp->ssm_d_state + 2 * hp->ssm_d_inner);
-    w = imax(w, hp->n_expert);
-    sc->w_small = (size_t)w;
-    int big = imax(2 * hp->n_ff, 2 * hp->ssm_d_inner + 2 * hp->ssm_n_group * hp->ssm_d_state + hp->ssm_n_head);
-    big = imax(big, 2 * hp->n_ff_expert);
-    big = imax(big, w);
-    sc->w_big = (size_t)big;
+    al_hparams_widths(hp, &sc->w_small, &sc->w_big);
     size_t r = (size_t)rows, d = (size_t)hp->n_embd;
     sc->h = zalloc(r * d);
     sc->emb0 = zalloc(r * d);
