@@ -8,7 +8,8 @@
  *  - norms, activations, rope, conv, SSD (step and chunked, non-zero initial state, several chunks),
  *    selective scan, attention (flash prefill with and without n_past/window, split-K decode with a
  *    device position, F32 and F16 caches): outputs AND updated states within 1e-4 (fp32 arithmetic
- *    in a different order; 2e-4 where long exp-sums accumulate).
+ *    in a different order; 2e-4 where long exp-sums accumulate); the persistent kernel's decode
+ *    attention unit (GQA 1–8 heads per KV head, split edges, window) likewise, with its cache row.
  *  - fused ops (residual add + norm, per-head norm + RoPE + cache store, several matrices in one
  *    launch) against the unfused ops.
  * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
@@ -507,6 +508,72 @@ static void test_attention(void) {
     }
 }
 
+/* the persistent kernel's attention unit (al_cuda_prog_attention, one op in a program of its own):
+ * new k / v of position pos written to the cache, attention of the n_head query heads over keys
+ * [max(0, pos - window + 1), pos] against the CPU reference with the same cache */
+static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al_type kvt) {
+    const int n_ctx = 300;
+    const int64_t row = (int64_t)n_kv * hd, total = pos + 1;
+    float *k = rand_vec(total * row, 1.5f), *v = rand_vec(total * row, 1.0f), *q = rand_vec(n_head * hd, 1.5f);
+    if (kvt == AL_TYPE_F16) round_f16(k, total * row), round_f16(v, total * row);
+    float *ref = malloc(sizeof(float) * (size_t)(n_head * hd)), *scr = malloc(sizeof(float) * (size_t)total);
+    const float scale = 1.0f / sqrtf((float)hd);
+    al_attn_args aa = {q, k, v, ref, 1, pos, n_head, n_kv, hd, window, scale, scr, AL_ISA_SCALAR};
+    al_op_attention(NULL, &aa);
+    const size_t es = kvt == AL_TYPE_F16 ? 2 : 4;
+    void *dk = dev(NULL, es * (size_t)(n_ctx * row)), *dv = dev(NULL, es * (size_t)(n_ctx * row));
+    float *dsrc_k = devf(k, total * row), *dsrc_v = devf(v, total * row);
+    if (pos > 0) {
+        CHECK_OK(al_cuda_kv_store(g_cu, dk, kvt, row, dsrc_k, row, pos, 0, NULL));
+        CHECK_OK(al_cuda_kv_store(g_cu, dv, kvt, row, dsrc_v, row, pos, 0, NULL));
+    }
+    int32_t p32 = pos, *dpos = dev(&p32, 4);
+    float *dq = devf(q, n_head * hd), *dout = devf(NULL, n_head * hd);
+    al_cuda_prog_attn pa;
+    memset(&pa, 0, sizeof pa);
+    pa.q = dq, pa.k = dsrc_k + pos * row, pa.v = dsrc_v + pos * row;
+    pa.kc = dk, pa.vc = dv, pa.kv_type = kvt, pa.out = dout;
+    pa.n_head = n_head, pa.n_head_kv = n_kv, pa.head_dim = hd, pa.window = window, pa.n_ctx = n_ctx;
+    pa.scale = scale, pa.eps = 1e-6f;
+    al_cuda_prog *p = NULL;
+    CHECK_OK(al_cuda_prog_init(&p, g_cu));
+    CHECK_OK(al_cuda_prog_attention(p, &pa));
+    CHECK_OK(al_cuda_prog_finish(p, 0, AL_CUDA_PRODUCTS_STRIDED));
+    CHECK_OK(al_cuda_prog_run(p, dpos));
+    float *y = back(dout, n_head * hd);
+    char what[128];
+    snprintf(what, sizeof what, "persistent attention h%d/%d hd%d pos %d win %d %s", n_head, n_kv, hd, pos, window, al_type_name(kvt));
+    check_close(what, y, ref, n_head * hd, 2e-5);
+    /* the new row in the cache, as stored by the kernel */
+    float *rk = malloc(sizeof(float) * (size_t)row), *rv = malloc(sizeof(float) * (size_t)row);
+    uint8_t *raw = malloc(es * (size_t)row);
+    for (int t = 0; t < 2; t++) {
+        CHECK_OK(al_cuda_download(g_cu, raw, (uint8_t *)(t ? dv : dk) + es * (size_t)(pos * row), es * (size_t)row));
+        float *dst = t ? rv : rk;
+        for (int64_t i = 0; i < row; i++) dst[i] = es == 2 ? al_f16_to_f32(((uint16_t *)raw)[i]) : ((float *)raw)[i];
+    }
+    check_close("persistent attention: new cache row k", rk, k + pos * row, row, 0);
+    check_close("persistent attention: new cache row v", rv, v + pos * row, row, 0);
+    al_cuda_prog_free(p);
+    free(k), free(v), free(q), free(ref), free(scr), free(y), free(rk), free(rv), free(raw);
+    FREE_D(dk), FREE_D(dv), FREE_D(dsrc_k), FREE_D(dsrc_v), FREE_D(dpos), FREE_D(dq), FREE_D(dout);
+}
+
+static void test_prog_attention(void) {
+    const al_type kvts[2] = {AL_TYPE_F32, AL_TYPE_F16};
+    for (int i = 0; i < 2; i++) {
+        prog_attn_case(6, 2, 16, 41, 0, kvts[i]);   /* G = 3, one split */
+        prog_attn_case(6, 2, 16, 0, 0, kvts[i]);    /* only the new key */
+        prog_attn_case(16, 8, 128, 130, 0, kvts[i]); /* Qwen3-0.6B heads, 3 splits of 64 (F32: 5 of 32) */
+        prog_attn_case(32, 8, 64, 129, 0, kvts[i]); /* Llama-3.2-1B heads */
+        prog_attn_case(4, 2, 128, 63, 0, kvts[i]);  /* split edges */
+        prog_attn_case(4, 2, 128, 64, 0, kvts[i]);
+        prog_attn_case(4, 4, 128, 250, 17, kvts[i]); /* sliding window */
+        prog_attn_case(8, 1, 256, 77, 0, kvts[i]);  /* G = 8, head_dim 256 */
+        prog_attn_case(6, 3, 48, 299, 0, kvts[i]);  /* head_dim 48, last cache row */
+    }
+}
+
 /* ---- conv, SSD, selective scan ---- */
 
 static void test_conv1d(void) {
@@ -765,6 +832,7 @@ int main(void) {
     AL_RUN(test_norms_acts);
     AL_RUN(test_rope);
     AL_RUN(test_attention);
+    AL_RUN(test_prog_attention);
     AL_RUN(test_conv1d);
     AL_RUN(test_ssd);
     AL_RUN(test_selective_scan);

@@ -279,17 +279,26 @@ al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const a
                                   const al_cuda_vec_in *in, float *Y);
 al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a);
 al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a);
-/* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit). */
-al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm);
+/* How the persistent kernel spreads a product's rows over its blocks: STRIDED: groups of 2 rows dealt
+ * round-robin, the first rows of each block L2-prefetched during the barrier before the product;
+ * CONTIG: one contiguous run of row groups per block; BULK / COPY: CONTIG with as much of the block's
+ * weight bytes as fit copied into its shared memory during that barrier (cp.async.bulk on sm_90 /
+ * 16-byte cp.async). */
+enum { AL_CUDA_PRODUCTS_STRIDED, AL_CUDA_PRODUCTS_CONTIG, AL_CUDA_PRODUCTS_BULK, AL_CUDA_PRODUCTS_COPY };
+/* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit);
+ * products: AL_CUDA_PRODUCTS_*. */
+al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm, int products);
 /* Enqueues one run on the context's stream. */
 al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos);
 /* ops recorded, grid-wide barriers per run, blocks of the grid */
 void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks);
-/* Profiling: with timing on, each run stamps the GPU clock as block 0 leaves each op;
- * al_cuda_prog_times (synchronous) gives the last run's time per op in µs (us[n_ops]); op_name
- * describes op i ("matvec glu k 1024 rows 3072 +norm", "attention …"). */
+/* Profiling: with timing on, each run stamps the GPU clock as block 0 leaves each op and as the
+ * last block finishes it; al_cuda_prog_times (synchronous) gives the last run's time per op in µs
+ * (us[n_ops]: block 0 entering op i to entering op i + 1, barrier included) and, when work is not
+ * NULL, work[n_ops]: block 0 entering op i to the last block finishing it (us - work: the barrier's
+ * own latency); op_name describes op i ("matvec glu k 1024 rows 3072 +norm", "attention …"). */
 al_status al_cuda_prog_timing(al_cuda_prog *p, bool on);
-al_status al_cuda_prog_times(al_cuda_prog *p, double *us);
+al_status al_cuda_prog_times(al_cuda_prog *p, double *us, double *work);
 void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size);
 
 /* ---- the GPU forward pass ------------------------------------------------------------------
@@ -307,6 +316,7 @@ typedef struct al_cuda_session_params {
     bool use_graph;     /* capture decode into a CUDA graph */
     bool persistent;    /* decode as one persistent kernel (al_cuda_prog) where every op has one */
     int persist_blocks_per_sm; /* <= 0: as many as fit */
+    int persist_products;      /* AL_CUDA_PRODUCTS_* (al_cuda_prog_finish) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */
 al_cuda_session_params al_cuda_session_default_params(void);

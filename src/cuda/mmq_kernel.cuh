@@ -84,15 +84,12 @@ static __device__ __forceinline__ void mmq_prefetch_first(const mmq_args &a, int
     if (wig == 0 && lane == 0) mmq_prefetch(a, w0, rb0, in >> 8);
 }
 
-/* the share of block bx of nbx for activation row j; tid = 0..127 (4 warps); mmq_sh: dynamic shared
- * memory of mmq_smem bytes */
-static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
-    __shared__ float red[4][MMQ_R];
+/* the block's input for activation row j: (fused pre-norm and) int8 quantization into xq[k] + scales
+ * xd[k / 32] at the start of mmq_sh (mmq_smem bytes); ends with __syncthreads. bx: block index (block 0
+ * stores the residual sum h_out). */
+static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh) {
     __shared__ float ginv[MMQ_MAX_GROUPS], gpart[4][MMQ_MAX_GROUPS];
-    const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
-    const int rpg = a.glu ? 1 : MMQ_R; /* output rows per group */
-    const int64_t nvg = (a.end[a.n - 1] + rpg - 1) / rpg, vstep = (int64_t)nbx * ngrp;
-
+    const int warp = tid >> 5, lane = tid & 31;
     const int64_t k = a.k, nb = k >> 5;
     int8_t *xq = (int8_t *)mmq_sh;
     float *xd = (float *)(mmq_sh + ((k + 15) & ~(int64_t)15));
@@ -179,57 +176,79 @@ static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int 
         }
     }
     __syncthreads();
+}
 
+/* one step of row group vg: in (mmq_rows: matrix | rows << 8), rows from w (global, or a staged copy
+ * in shared memory) rb bytes apart, output row vrow; the g warps of the group reduce and the first
+ * stores. Every warp of the block calls it the same number of times (g > 1: __syncthreads). */
+static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, const uint8_t *w, int64_t rb, int in,
+                                                int64_t vrow, const int8_t *xq, const float *xd) {
+    __shared__ float red[4][MMQ_R];
+    const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
+    (void)ngrp;
+    const int64_t k = a.k;
+    const int i = in & 0xff, nr = in >> 8;
+    if (a.ids && w) w += (size_t)a.ids[j] * a.mat_bytes;
+    float acc[MMQ_R];
+#pragma unroll
+    for (int r = 0; r < MMQ_R; r++) acc[r] = 0.0f;
+    if (nr > 0) {
+        const int first = wig * 32 + lane, step = 32 * g;
+        switch (a.type[i]) {
+        case AL_TYPE_Q8_0: mmq_loop<AL_TYPE_Q8_0>(w, rb, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q4_K: mmq_loop<AL_TYPE_Q4_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q5_K: mmq_loop<AL_TYPE_Q5_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q6_K: mmq_loop<AL_TYPE_Q6_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
+        default: break;
+        }
+    }
+    if (g > 1) {
+#pragma unroll
+        for (int r = 0; r < MMQ_R; r++) {
+            const float s = al_warp_sum(acc[r]);
+            if (lane == 0) red[warp][r] = s;
+        }
+        __syncthreads();
+        if (wig == 0) {
+            for (int q = 1; q < g; q++)
+#pragma unroll
+                for (int r = 0; r < MMQ_R; r++) acc[r] += lane == 0 ? red[grp * g + q][r] : 0.0f;
+        }
+        __syncthreads(); /* red is reused by the next step */
+    }
+    if (wig == 0 && nr > 0) {
+        float s0 = al_warp_sum(acc[0]), s1 = al_warp_sum(acc[1]);
+        if (lane == 0) {
+            if (a.glu) a.y[0][(int64_t)j * a.ldy + vrow] = al_act_f(a.glu - 1, s0) * s1;
+            else {
+                float *y = a.y[i] + (int64_t)j * a.ldy + (vrow - a.beg[i]);
+                y[0] = a.act ? al_act_f(a.act - 1, s0) : s0;
+                if (nr > 1) y[1] = a.act ? al_act_f(a.act - 1, s1) : s1;
+            }
+        }
+    }
+}
+
+/* the share of block bx of nbx for activation row j: groups bx * ngrp + grp + s * nbx * ngrp; tid =
+ * 0..127 (4 warps); mmq_sh: dynamic shared memory of mmq_smem bytes */
+static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
+    const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
+    const int rpg = a.glu ? 1 : MMQ_R; /* output rows per group */
+    const int64_t nvg = (a.end[a.n - 1] + rpg - 1) / rpg, vstep = (int64_t)nbx * ngrp;
+    mmq_input(a, bx, j, tid, mmq_sh);
+    const int8_t *xq = (const int8_t *)mmq_sh;
+    const float *xd = (const float *)(mmq_sh + ((a.k + 15) & ~(int64_t)15));
     for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {
         const uint8_t *w;
         int64_t rb, vrow;
         const int in = mmq_rows(a, vg, rpg, &w, &rb, &vrow);
-        const int i = in & 0xff, nr = in >> 8;
         if (wig == 0 && lane == 0 && vg + vstep < nvg) {
             const uint8_t *wn;
             int64_t rbn, vrn;
             const int inn = mmq_rows(a, vg + vstep, rpg, &wn, &rbn, &vrn);
             mmq_prefetch(a, wn, rbn, inn >> 8);
         }
-        if (a.ids && w) w += (size_t)a.ids[j] * a.mat_bytes;
-        float acc[MMQ_R];
-#pragma unroll
-        for (int r = 0; r < MMQ_R; r++) acc[r] = 0.0f;
-        if (nr > 0) {
-            const int first = wig * 32 + lane, step = 32 * g;
-            switch (a.type[i]) {
-            case AL_TYPE_Q8_0: mmq_loop<AL_TYPE_Q8_0>(w, rb, nr, k, first, step, xq, xd, acc); break;
-            case AL_TYPE_Q4_K: mmq_loop<AL_TYPE_Q4_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
-            case AL_TYPE_Q5_K: mmq_loop<AL_TYPE_Q5_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
-            case AL_TYPE_Q6_K: mmq_loop<AL_TYPE_Q6_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
-            default: break;
-            }
-        }
-        if (g > 1) {
-#pragma unroll
-            for (int r = 0; r < MMQ_R; r++) {
-                const float s = al_warp_sum(acc[r]);
-                if (lane == 0) red[warp][r] = s;
-            }
-            __syncthreads();
-            if (wig == 0) {
-                for (int q = 1; q < g; q++)
-#pragma unroll
-                    for (int r = 0; r < MMQ_R; r++) acc[r] += lane == 0 ? red[grp * g + q][r] : 0.0f;
-            }
-            __syncthreads(); /* red is reused by the next step */
-        }
-        if (wig == 0 && nr > 0) {
-            float s0 = al_warp_sum(acc[0]), s1 = al_warp_sum(acc[1]);
-            if (lane == 0) {
-                if (a.glu) a.y[0][(int64_t)j * a.ldy + vrow] = al_act_f(a.glu - 1, s0) * s1;
-                else {
-                    float *y = a.y[i] + (int64_t)j * a.ldy + (vrow - a.beg[i]);
-                    y[0] = a.act ? al_act_f(a.act - 1, s0) : s0;
-                    if (nr > 1) y[1] = a.act ? al_act_f(a.act - 1, s1) : s1;
-                }
-            }
-        }
+        mmq_step(a, g, j, tid, w, rb, in, vrow, xq, xd);
     }
 }
 

@@ -8,13 +8,15 @@
  * so it never needs resetting (the host advances base by n_sync × grid per run).
  *
  * Ops (units of work):
- *  - MK_MATVEC: mmq_block (mmq_kernel.cuh), the body of k_mmq: fused pre-norm, in-block int8
- *    activations, groups of rows.
- *  - MK_ATTN: unit = (KV head hk, split of MK_CH keys) over the live keys [j0, pos]. The cached keys
- *    and values of the split come into shared memory by cp.async; the unit takes the G = n_head /
- *    n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE and scale of q; the unit holding key
- *    pos also forms the new k / v (kept in shared memory and written to the cache). Scores, softmax
- *    and P·V of the split go to part[head][split][hd + 2] (o, max, sum); the last unit of hk to
+ *  - MK_MATVEC: the body of k_mmq (mmq_kernel.cuh: mmq_input = fused pre-norm + in-block int8
+ *    activations, mmq_step = one group of rows); rows dealt to blocks round-robin (STRIDED, mmq_block)
+ *    or in one contiguous run per block, optionally with the block's weight bytes staged in shared
+ *    memory during the barrier before (AL_CUDA_PRODUCTS_*, measured slower: docs/benchmarks-cuda.md v7).
+ *  - MK_ATTN: unit = (KV head hk, split of ch = 64 or 32 keys) over the live keys [j0, pos]. The
+ *    cached keys and values of the split come into shared memory by cp.async; the unit takes the G =
+ *    n_head / n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE and scale of q; the unit holding
+ *    key pos also forms the new k / v (into its tiles and the cache). Scores (MK_T / ch lanes per key),
+ *    softmax and P·V of the split go to part[head][split][hd + 2] (o, max, sum); the last unit of hk to
  *    finish (arrival counter cnt[hk], reset by that unit) merges the splits into out (one split:
  *    written directly).
  *  - MK_SSM: unit = (head h, MK_PS rows of P): dt = clamp(softplus(dt + bias)), conv1d + SiLU of the
@@ -35,7 +37,6 @@
 #include "cuda/mmq_kernel.cuh"
 
 #define MK_T 128     /* threads per block (4 warps; mmq_block's layout) */
-#define MK_CH 32     /* keys per attention split */
 #define MK_PS 16     /* state rows per SSM unit */
 #define MK_MAX_G 16  /* query heads per KV head */
 
@@ -45,7 +46,7 @@ typedef struct mk_attn {
     al_cuda_prog_attn a;
     float *part; /* [n_head][n_split][hd + 2] */
     int *cnt;    /* [n_head_kv], zero between runs */
-    int n_split;
+    int n_split, ch; /* splits of ch keys (64 or 32: the K / V tiles fit in 48 KiB) */
 } mk_attn;
 typedef struct mk_shift {
     const float *x;
@@ -53,7 +54,9 @@ typedef struct mk_shift {
     int ch, km1;
 } mk_shift;
 typedef struct mk_op {
-    int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
+    int kind, sync, g;   /* g: warps per row group (MK_MATVEC) */
+    int mode;            /* MK_MATVEC: AL_CUDA_PRODUCTS_* of al_cuda_prog_finish */
+    unsigned st_off, st_cap; /* MK_MATVEC: shared memory [st_off, st_off + st_cap) holds staged weights (cap 0: none) */
     union {
         mmq_args mv;
         mk_attn at;
@@ -152,28 +155,31 @@ __device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const floa
     }
 }
 
-/* attention unit geometry at position pos */
+/* attention unit geometry at position pos: split sp of m.ch keys of KV head hk, keys [start, end) */
 struct mk_au {
     int hk, sp, start, end, s0, nlive;
 };
-__device__ __forceinline__ mk_au mk_attn_unit(const al_cuda_prog_attn &a, int pos, int u) {
+__device__ __forceinline__ mk_au mk_attn_unit(const mk_attn &m, int pos, int u) {
     mk_au r;
-    const int j0 = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
-    r.s0 = j0 / MK_CH;
-    r.nlive = pos / MK_CH - r.s0 + 1;
+    const int ch = m.ch, w = m.a.window;
+    const int j0 = w > 0 && pos - w + 1 > 0 ? pos - w + 1 : 0;
+    r.s0 = j0 / ch;
+    r.nlive = pos / ch - r.s0 + 1;
     r.hk = u / r.nlive;
     r.sp = r.s0 + u % r.nlive;
-    r.start = r.sp * MK_CH;
-    r.end = r.start + MK_CH;
+    r.start = r.sp * ch;
+    r.end = r.start + ch;
     if (r.end > pos + 1) r.end = pos + 1;
     if (r.start < j0) r.start = j0;
     return r;
 }
-/* shared memory of an attention unit: K and V tiles [MK_CH][hd] (KV type), then floats: the norm
- * weights of q and k and the inverse frequencies [hd] each, q [G][hd], new k, v [hd], scores
- * [G][MK_CH], max and sum [G][2] */
-template <typename KV> __device__ __forceinline__ float *mk_attn_f(uint8_t *sh, int hd) {
-    return (float *)(sh + 2 * (size_t)MK_CH * hd * sizeof(KV));
+/* shared memory of an attention unit: K and V tiles [ch][rs bytes] (KV type; a row padded by 16 L
+ * bytes, L = MK_T / ch lanes per key, so that the 16-byte reads of the score loop hit distinct
+ * banks), then floats: q and k norm weights, inverse frequencies, new k [hd] each, q [G][hd], scores
+ * [G][ch], max and sum [G][2] */
+__host__ __device__ __forceinline__ int mk_attn_rs(int hd, int elt, int ch) { return hd * elt + 16 * (MK_T / ch); }
+__host__ __device__ __forceinline__ size_t mk_attn_smem(int hd, int elt, int ch, int G) {
+    return 2 * (size_t)ch * (size_t)mk_attn_rs(hd, elt, ch) + sizeof(float) * (size_t)(4 * hd + G * hd + G * ch + 2 * G);
 }
 __device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n) {
     if (!src) return;
@@ -184,38 +190,64 @@ __device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n) {
 }
 
 /* start copying the unit's cached keys / values (positions < pos) into the tiles */
-template <typename KV> __device__ void mk_attn_pre(const al_cuda_prog_attn &a, int pos, int u, uint8_t *sh) {
-    const mk_au g = mk_attn_unit(a, pos, u);
-    const int hd = a.head_dim, per = hd * (int)sizeof(KV) / 16; /* 16-byte pieces per row */
+template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, int u, uint8_t *sh) {
+    const al_cuda_prog_attn &a = m.a;
+    const mk_au g = mk_attn_unit(m, pos, u);
+    const int hd = a.head_dim, per = hd * (int)sizeof(KV) / 16, rs = mk_attn_rs(hd, (int)sizeof(KV), m.ch);
     const int n = (g.end < pos ? g.end : pos) - g.start;
-    const int64_t kv_row = (int64_t)a.n_head_kv * hd;
-    KV *kt = (KV *)sh, *vt = kt + MK_CH * hd;
-    for (int c = threadIdx.x; c < 2 * n * per; c += MK_T) {
-        const int t = c / (n * per), r = (c - t * n * per) / per, q = c - t * n * per - r * per;
-        const KV *src = (const KV *)(t ? a.vc : a.kc) + (int64_t)(g.start + r) * kv_row + (int64_t)g.hk * hd;
-        mk_cp16((t ? vt : kt) + r * hd + q * (16 / (int)sizeof(KV)), (const uint8_t *)src + 16 * q);
+    const int64_t kv_row = (int64_t)a.n_head_kv * hd * (int64_t)sizeof(KV);
+    uint8_t *kt = sh, *vt = sh + (size_t)m.ch * rs;
+    const uint8_t *kc = (const uint8_t *)a.kc + (int64_t)g.start * kv_row + (int64_t)g.hk * hd * (int64_t)sizeof(KV);
+    const uint8_t *vc = (const uint8_t *)a.vc + (kc - (const uint8_t *)a.kc);
+    for (int c = threadIdx.x; c < n * per; c += MK_T) {
+        const int r = c / per, q = c - r * per;
+        mk_cp16(kt + r * rs + 16 * q, kc + r * kv_row + 16 * q);
+        mk_cp16(vt + r * rs + 16 * q, vc + r * kv_row + 16 * q);
     }
-    float *wq = mk_attn_f<KV>(sh, hd);
+    float *wq = (float *)(sh + 2 * (size_t)m.ch * rs);
     mk_cp_vec(wq, a.q_norm, hd);
     mk_cp_vec(wq + hd, a.k_norm, hd);
     if (a.rope_mode) mk_cp_vec(wq + 2 * hd, a.inv_freq, a.n_dims / 2);
 }
 
+/* q[0..8) (shared, floats) · the 16-byte piece k of a key row */
+__device__ __forceinline__ float mk_dot16(const __half *k, const float *q, float s) {
+    const uint4 u = *(const uint4 *)k;
+    const float4 q0 = *(const float4 *)q, q1 = *(const float4 *)(q + 4);
+    const float2 a = __half22float2(*(const __half2 *)&u.x), b = __half22float2(*(const __half2 *)&u.y);
+    const float2 c = __half22float2(*(const __half2 *)&u.z), d = __half22float2(*(const __half2 *)&u.w);
+    s = fmaf(a.x, q0.x, s), s = fmaf(a.y, q0.y, s), s = fmaf(b.x, q0.z, s), s = fmaf(b.y, q0.w, s);
+    s = fmaf(c.x, q1.x, s), s = fmaf(c.y, q1.y, s), s = fmaf(d.x, q1.z, s), s = fmaf(d.y, q1.w, s);
+    return s;
+}
+__device__ __forceinline__ float mk_dot16(const float *k, const float *q, float s) {
+    const float4 u = *(const float4 *)k, q0 = *(const float4 *)q;
+    return fmaf(u.x, q0.x, fmaf(u.y, q0.y, fmaf(u.z, q0.z, fmaf(u.w, q0.w, s))));
+}
+__device__ __forceinline__ float2 mk_ld2(const __half *v) { return __half22float2(*(const __half2 *)v); }
+__device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2 *)v; }
+
+/* One unit: (1) q heads normed / roped / scaled into shared memory by warps, the new k / v (unit
+ * holding key pos) into the tiles and the cache; (2) scores with L lanes per key, each lane taking
+ * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
+ * (4) P·V, a thread per (head, pair of dims); (5) partial results + last-arriver merge. */
 template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh) {
     __shared__ int last;
     const al_cuda_prog_attn &a = m.a;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int hd = a.head_dim, nkv = a.n_head_kv, G = a.n_head / nkv, hp = hd + 2;
+    const int ch = m.ch, L = MK_T / ch, rs = mk_attn_rs(hd, (int)sizeof(KV), ch), epp = 16 / (int)sizeof(KV);
+    const int npc = hd / epp; /* 16-byte pieces per row */
     const int64_t kv_row = (int64_t)nkv * hd;
-    KV *kt = (KV *)sh, *vt = kt + MK_CH * hd;
-    float *wq = mk_attn_f<KV>(sh, hd), *wk = wq + hd, *ifr = wk + hd, *qs = ifr + hd, *kn = qs + G * hd, *vn = kn + hd,
-          *sc = vn + hd, *ml = sc + G * MK_CH;
-    const mk_au g0 = mk_attn_unit(a, pos, 0);
+    uint8_t *kt = sh, *vt = sh + (size_t)ch * rs;
+    float *wq = (float *)(sh + 2 * (size_t)ch * rs), *wk = wq + hd, *ifr = wk + hd, *kn = ifr + hd, *qs = kn + hd,
+          *sc = qs + G * hd, *ml = sc + G * ch;
+    const mk_au g0 = mk_attn_unit(m, pos, 0);
     for (int u = blockIdx.x; u < nkv * g0.nlive; u += gridDim.x) {
-        const mk_au g = mk_attn_unit(a, pos, u);
+        const mk_au g = mk_attn_unit(m, pos, u);
         const int hk = g.hk, sp = g.sp, n = g.end - g.start;
         const bool has_new = g.end == pos + 1;
-        if (!(pre && u == blockIdx.x)) mk_attn_pre<KV>(a, pos, u, sh);
+        if (!(pre && u == blockIdx.x)) mk_attn_pre<KV>(m, pos, u, sh);
         mk_cp_wait();
         __syncthreads();
         for (int q = warp; q < G; q += 4) {
@@ -223,8 +255,9 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
             mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, ifr, pos, a.scale,
                     qs + q * hd, lane);
         }
-        if (has_new && warp == (G < 4 ? G : 3)) { /* the new token's k, v: shared memory and the cache */
+        if (has_new && warp == G % 4) { /* the new token's k, v: into the last tile row and the cache */
             const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
+            KV *kr = (KV *)(kt + (size_t)(n - 1) * rs), *vr = (KV *)(vt + (size_t)(n - 1) * rs);
             mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, ifr, pos, 1.0f, kn, lane);
             float vv[8];
 #pragma unroll
@@ -236,53 +269,51 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
                 if (d >= hd) break;
-                vn[d] = al_kv_f<KV>(al_kv_t<KV>(vv[t])); /* as the cache will hold it */
-                ((KV *)a.vc)[off + d] = al_kv_t<KV>(vv[t]);
-                ((KV *)a.kc)[off + d] = al_kv_t<KV>(kn[d]);
-                kn[d] = al_kv_f<KV>(al_kv_t<KV>(kn[d]));
+                const KV kk = al_kv_t<KV>(kn[d]), vk = al_kv_t<KV>(vv[t]);
+                kr[d] = kk, vr[d] = vk;
+                ((KV *)a.kc)[off + d] = kk, ((KV *)a.vc)[off + d] = vk;
             }
         }
         __syncthreads();
-        for (int i = warp; i < n; i += 4) { /* scores: a warp per key, all G heads */
-            const bool nw_ = has_new && i == n - 1;
-            float kv[8];
-#pragma unroll
-            for (int t = 0; t < 8; t++) {
-                const int d = lane + 32 * t;
-                kv[t] = d < hd ? (nw_ ? kn[d] : al_kv_f<KV>(kt[i * hd + d])) : 0.0f;
-            }
+        { /* scores: key tid / L, lane part tid % L of its row */
+            const int key = tid / L, part = tid - key * L;
+            const KV *kr = (const KV *)(kt + (size_t)key * rs);
             for (int q = 0; q < G; q++) {
                 float s = 0.0f;
-#pragma unroll
-                for (int t = 0; t < 8; t++)
-                    if (lane + 32 * t < hd) s = fmaf(qs[q * hd + lane + 32 * t], kv[t], s);
-                s = al_warp_sum(s);
-                if (lane == 0) sc[q * MK_CH + i] = s;
+                if (key < n)
+                    for (int c = part; c < npc; c += L) s = mk_dot16(kr + c * epp, qs + q * hd + c * epp, s);
+                for (int o = 1; o < L; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                if (part == 0) sc[q * ch + key] = key < n ? s : -INFINITY;
             }
         }
         __syncthreads();
-        for (int q = warp; q < G; q += 4) { /* softmax of the split, a warp per head (MK_CH == 32) */
-            const float v = lane < n ? sc[q * MK_CH + lane] : -INFINITY;
-            const float mx = al_warp_max(v);
-            const float p = lane < n ? expf(v - mx) : 0.0f;
-            const float sum = al_warp_sum(p);
-            if (lane < n) sc[q * MK_CH + lane] = p;
+        for (int q = warp; q < G; q += 4) { /* softmax of the split, a warp per head (ch <= 64) */
+            float v0 = sc[q * ch + lane], v1 = lane + 32 < ch ? sc[q * ch + lane + 32] : -INFINITY;
+            const float mx = al_warp_max(fmaxf(v0, v1));
+            v0 = expf(v0 - mx), v1 = expf(v1 - mx); /* keys >= n: exp(-inf) = 0 */
+            const float sum = al_warp_sum(v0 + v1);
+            sc[q * ch + lane] = v0;
+            if (lane + 32 < ch) sc[q * ch + lane + 32] = v1;
             if (lane == 0) ml[2 * q] = mx, ml[2 * q + 1] = sum;
         }
         __syncthreads();
         const bool single = g.nlive == 1; /* the only split: normalise and write out directly */
-        for (int idx = tid; idx < G * hd; idx += MK_T) {
-            const int q = idx / hd, d = idx - q * hd;
-            float acc = 0.0f;
+        for (int idx = tid; idx < G * hd / 2; idx += MK_T) {
+            const int q = idx / (hd / 2), d = 2 * (idx - q * (hd / 2));
+            const float *p = sc + q * ch;
+            float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll 4
             for (int i = 0; i < n; i++) {
-                const float v = has_new && i == n - 1 ? vn[d] : al_kv_f<KV>(vt[i * hd + d]);
-                acc = fmaf(sc[q * MK_CH + i], v, acc);
+                const float2 v = mk_ld2((const KV *)(vt + (size_t)i * rs) + d);
+                a0 = fmaf(p[i], v.x, a0), a1 = fmaf(p[i], v.y, a1);
             }
             if (single) {
-                a.out[(int64_t)(hk * G + q) * hd + d] = acc / ml[2 * q + 1];
+                const float inv = 1.0f / ml[2 * q + 1];
+                float *o = a.out + (int64_t)(hk * G + q) * hd + d;
+                o[0] = a0 * inv, o[1] = a1 * inv;
             } else {
                 float *pp = m.part + ((int64_t)(hk * G + q) * m.n_split + sp) * hp;
-                pp[d] = acc;
+                pp[d] = a0, pp[d + 1] = a1;
                 if (d == 0) pp[hd] = ml[2 * q], pp[hd + 1] = ml[2 * q + 1];
             }
         }
@@ -304,17 +335,17 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
                 for (int idx = tid; idx < G * hd; idx += MK_T) {
                     const int q = idx / hd, d = idx - q * hd, h = hk * G + q;
                     const float *ph = m.part + (int64_t)h * m.n_split * hp;
-                    float M = -INFINITY, L = 0.0f, acc = 0.0f; /* online merge: one pass, loads independent */
+                    float M = -INFINITY, Ls = 0.0f, acc = 0.0f; /* online merge: one pass, loads independent */
 #pragma unroll 4
                     for (int s = g.s0; s < g.s0 + g.nlive; s++) {
                         const float ms = __ldcg(ph + (int64_t)s * hp + hd), ls = __ldcg(ph + (int64_t)s * hp + hd + 1);
                         const float os = __ldcg(ph + (int64_t)s * hp + d);
                         const float mn = fmaxf(M, ms), co = expf(M - mn), cn = expf(ms - mn); /* every split has a key */
-                        L = L * co + ls * cn;
+                        Ls = Ls * co + ls * cn;
                         acc = acc * co + os * cn;
                         M = mn;
                     }
-                    a.out[(int64_t)h * hd + d] = L > 0.0f ? acc / L : 0.0f;
+                    a.out[(int64_t)h * hd + d] = Ls > 0.0f ? acc / Ls : 0.0f;
                 }
                 if (tid == 0) m.cnt[hk] = 0;
             }
@@ -406,35 +437,218 @@ __device__ void mk_conv_shift(const mk_shift &a) {
         al_conv_state_update(a.x, 0, 1, a.ch, a.km1, a.state, c);
 }
 
+/* ---- products with staged weights ----
+ * Block bx's share of a product is a contiguous run of row groups [lo, hi) (boundaries at multiples of
+ * 2 output rows), so its weight rows are one contiguous byte range per matrix. As much of it as fits
+ * in [st_off, st_off + st_cap) of shared memory is copied there by bulk copies (cp.async.bulk + one
+ * mbarrier on sm_90, cp.async otherwise) started while the barrier before the product is pending; the
+ * rest is read from global memory (L2-prefetched a step ahead). */
+__device__ __forceinline__ void mk_share(const mmq_args &a, int bx, int nbx, int64_t *lo, int64_t *hi) {
+    const int rpg = a.glu ? 1 : MMQ_R, U = a.glu ? 2 : 1;
+    const int64_t nvg = (a.end[a.n - 1] + rpg - 1) / rpg, nu = (nvg + U - 1) / U;
+    const int64_t l = (int64_t)bx * nu / nbx * U, h = ((int64_t)bx + 1) * nu / nbx * U;
+    *lo = l < nvg ? l : nvg;
+    *hi = h < nvg ? h : nvg;
+}
+struct mk_stage {
+    const uint8_t *src[4];
+    uint32_t off[4], len[4];
+    int mat[4], n;
+    int64_t hi; /* groups [lo, hi) are staged */
+};
+__device__ __forceinline__ void mk_stage_plan(const mmq_args &a, int64_t lo, int64_t hi, uint32_t cap, mk_stage &st) {
+    st.n = 0;
+    st.hi = lo;
+    if (!cap || lo >= hi) return;
+    if (a.glu) { /* gate rows [lo, lo + m), up rows the same; m even */
+        const int64_t rb = a.row_bytes[0];
+        int64_t m = hi - lo;
+        const int64_t fit = (int64_t)(cap / (2 * (uint64_t)rb)) & ~(int64_t)1;
+        if (m > fit) m = fit;
+        if (m <= 0) return;
+        for (int t = 0; t < 2; t++) {
+            st.src[t] = a.w[t] + lo * rb;
+            st.len[t] = (uint32_t)(m * rb);
+            st.off[t] = (uint32_t)(t * m * rb);
+            st.mat[t] = 0;
+        }
+        st.n = 2;
+        st.hi = lo + m;
+        return;
+    }
+    uint32_t used = 0;
+    for (int i = 0; i < a.n; i++) { /* virtual rows [2 lo, 2 hi) of matrix i; counts even */
+        const int64_t r0 = 2 * lo > a.beg[i] ? 2 * lo : a.beg[i], r1 = 2 * hi < a.end[i] ? 2 * hi : a.end[i];
+        if (r0 >= r1) continue;
+        const int64_t rb = a.row_bytes[i], fit = (int64_t)((cap - used) / (uint64_t)rb) & ~(int64_t)1;
+        const int64_t rows = r1 - r0 < fit ? r1 - r0 : fit;
+        if (rows <= 0) return;
+        st.src[st.n] = a.w[i] + (r0 - a.beg[i]) * rb;
+        st.len[st.n] = (uint32_t)(rows * rb);
+        st.off[st.n] = used;
+        st.mat[st.n] = i;
+        st.n++;
+        used += (uint32_t)(rows * rb);
+        if (rows < r1 - r0) {
+            st.hi = (r0 + rows) / 2;
+            return;
+        }
+    }
+    st.hi = hi;
+}
+/* bulk: one thread starts cp.async.bulk copies completing on the mbarrier (sm_90), else every thread
+ * cp.async's 16-byte pieces; all threads call both */
+__device__ __forceinline__ void mk_stage_issue(const mk_stage &st, uint8_t *dst, unsigned long long *mb, bool bulk) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (bulk) {
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); /* this thread's generic accesses before the copies */
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            uint32_t tx = 0;
+            for (int t = 0; t < st.n; t++) tx += st.len[t];
+            const unsigned bar = (unsigned)__cvta_generic_to_shared(mb);
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(tx) : "memory");
+            for (int t = 0; t < st.n; t++)
+                asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                                 (unsigned)__cvta_generic_to_shared(dst + st.off[t])),
+                             "l"(st.src[t]), "r"(st.len[t]), "r"(bar)
+                             : "memory");
+        }
+        return;
+    }
+#endif
+    (void)mb, (void)bulk;
+    for (int t = 0; t < st.n; t++)
+        for (uint32_t c = threadIdx.x; c < st.len[t] / 16; c += MK_T) mk_cp16(dst + st.off[t] + 16 * c, st.src[t] + 16 * c);
+}
+__device__ __forceinline__ void mk_stage_wait(unsigned long long *mb, uint32_t &phase, bool bulk) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (bulk) {
+        const unsigned bar = (unsigned)__cvta_generic_to_shared(mb);
+        uint32_t done;
+        do {
+            asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                         : "=r"(done)
+                         : "r"(bar), "r"(phase)
+                         : "memory");
+        } while (!done);
+        phase ^= 1;
+        return;
+    }
+#endif
+    (void)mb, (void)phase, (void)bulk;
+    mk_cp_wait();
+    __syncthreads();
+}
+
+/* the product of op (activation row 0) for block bx of nbx; prepared: its staging was started by mk_pre */
+__device__ void mk_matvec(const mk_op &op, int bx, int nbx, bool prepared, uint8_t *sh, unsigned long long *mb, uint32_t &phase) {
+    const mmq_args &a = op.u.mv;
+    if (op.mode == AL_CUDA_PRODUCTS_STRIDED) {
+        mmq_block(a, op.g, bx, nbx, 0, threadIdx.x, sh);
+        return;
+    }
+    const bool bulk = op.mode == AL_CUDA_PRODUCTS_BULK;
+    const int g = op.g, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
+    const int rpg = a.glu ? 1 : MMQ_R;
+    int64_t lo, hi;
+    mk_share(a, bx, nbx, &lo, &hi);
+    mk_stage st;
+    mk_stage_plan(a, lo, hi, op.st_cap, st);
+    uint8_t *stage = sh + op.st_off;
+    if (!prepared && st.n) mk_stage_issue(st, stage, mb, bulk);
+    mmq_input(a, bx, 0, tid, sh);
+    if (st.n) mk_stage_wait(mb, phase, bulk);
+    const int8_t *xq = (const int8_t *)sh;
+    const float *xd = (const float *)(sh + ((a.k + 15) & ~(int64_t)15));
+    for (int64_t vb = lo; vb < hi; vb += ngrp) {
+        const int64_t vg = vb + grp;
+        const uint8_t *w = NULL;
+        int64_t rb = 0, vrow = 0;
+        int in = 0;
+        if (vg < hi) {
+            in = mmq_rows(a, vg, rpg, &w, &rb, &vrow);
+            if (w && vg < st.hi) { /* the staged copy */
+                int t = 0;
+                while (t < st.n - 1 && st.mat[t] != (in & 0xff)) t++;
+                if (a.glu) rb = (int64_t)st.off[1] - (int64_t)st.off[0];
+                w = stage + st.off[t] + (w - st.src[t]);
+            }
+            if (wig == 0 && lane == 0 && vg + ngrp < hi && vg + ngrp >= st.hi) {
+                const uint8_t *wn;
+                int64_t rbn, vrn;
+                const int inn = mmq_rows(a, vg + ngrp, rpg, &wn, &rbn, &vrn);
+                mmq_prefetch(a, wn, rbn, inn >> 8);
+            }
+        }
+        mmq_step(a, g, 0, tid, w, rb, in, vrow, xq, xd);
+    }
+}
+
+/* before the barrier: start the staging of op's weights (or L2-prefetch the first rows); returns
+ * whether the staging was started */
+__device__ bool mk_matvec_pre(const mk_op &op, int bx, int nbx, uint8_t *sh, unsigned long long *mb) {
+    const mmq_args &a = op.u.mv;
+    if (op.mode == AL_CUDA_PRODUCTS_STRIDED) {
+        mmq_prefetch_first(a, op.g, bx, threadIdx.x);
+        return false;
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, ngrp = 4 / op.g, grp = warp / op.g, wig = warp - grp * op.g;
+    int64_t lo, hi;
+    mk_share(a, bx, nbx, &lo, &hi);
+    mk_stage st;
+    mk_stage_plan(a, lo, hi, op.st_cap, st);
+    if (st.n) mk_stage_issue(st, sh + op.st_off, mb, op.mode == AL_CUDA_PRODUCTS_BULK);
+    const int64_t vg = st.hi + grp;
+    if (wig == 0 && lane == 0 && vg < hi) {
+        const uint8_t *w;
+        int64_t rb, vr;
+        const int in = mmq_rows(a, vg, a.glu ? 1 : MMQ_R, &w, &rb, &vr);
+        mmq_prefetch(a, w, rb, in >> 8);
+    }
+    (void)ngrp;
+    return st.n > 0;
+}
+
+__device__ __forceinline__ unsigned long long mk_clock() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
 __device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
-    if (tm && blockIdx.x == 0 && threadIdx.x == 0) {
-        unsigned long long t;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-        tm[i] = t;
+    if (tm && blockIdx.x == 0 && threadIdx.x == 0) tm[i] = mk_clock();
+}
+/* tm[n_ops + 1 + i]: the latest time any block finished op i (zeroed before each run) */
+__device__ __forceinline__ void mk_stamp_done(unsigned long long *tm, int n_ops, int i) {
+    if (tm) {
+        __syncthreads();
+        if (threadIdx.x == 0) atomicMax(tm + n_ops + 1 + i, mk_clock());
     }
 }
 
 /* work for op j that a block can do while the barrier before it is pending (inputs of earlier
- * steps only); op: its descriptor; returns whether the block's first unit of op j was prepared */
-__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh) {
+ * steps only); op: its descriptor; returns the index of the op whose first unit was prepared (j, or
+ * j + 1 after a conv shift, which uses no shared memory), or -1 */
+__device__ int mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh,
+                      unsigned long long *mb) {
     switch (op.kind) {
-    case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, blockIdx.x, threadIdx.x); return false;
+    case MK_MATVEC: return mk_matvec_pre(op, blockIdx.x, gridDim.x, sh, mb) ? j : -1;
     case MK_ATTN: {
-        const mk_au g0 = mk_attn_unit(op.u.at.a, pos, 0);
-        if ((int)blockIdx.x >= op.u.at.a.n_head_kv * g0.nlive) return false;
-        if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at.a, pos, blockIdx.x, sh);
-        else mk_attn_pre<float>(op.u.at.a, pos, blockIdx.x, sh);
-        return true;
+        const mk_au g0 = mk_attn_unit(op.u.at, pos, 0);
+        if ((int)blockIdx.x >= op.u.at.a.n_head_kv * g0.nlive) return -1;
+        if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at, pos, blockIdx.x, sh);
+        else mk_attn_pre<float>(op.u.at, pos, blockIdx.x, sh);
+        return j;
     }
     case MK_SSM: {
         const al_cuda_prog_ssm &a = op.u.ss;
-        if ((int)blockIdx.x >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
+        if ((int)blockIdx.x >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return -1;
         mk_ssm_pre(a, blockIdx.x, (float *)sh);
-        return true;
+        return j;
     }
     default:
-        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[j + 1].u.mv, ops[j + 1].g, blockIdx.x, threadIdx.x);
-        return false;
+        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) return mk_matvec_pre(ops[j + 1], blockIdx.x, gridDim.x, sh, mb) ? j + 1 : -1;
+        return -1;
     }
 }
 
@@ -447,18 +661,24 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * before it is pending). */
 __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops, int n_ops, const int32_t *d_pos,
                                                   unsigned long long *bar, unsigned long long base, unsigned long long *tm) {
-    extern __shared__ __align__(16) uint8_t mk_sh[];
+    extern __shared__ __align__(128) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
+    __shared__ __align__(8) unsigned long long mb; /* mbarrier of the weight staging */
     const int pos = *d_pos;
     unsigned long long target = base;
-    bool pre = false;
+    int prepped = -1;
+    uint32_t phase = 0;
     mk_stamp(tm, 0);
     mk_load_op(&desc[0], &ops[0]);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (threadIdx.x == 0) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"((unsigned)__cvta_generic_to_shared(&mb)) : "memory");
+#endif
     __syncthreads();
     for (int i = 0; i < n_ops; i++) {
         const mk_op &op = desc[i & 1];
+        const bool pre = prepped == i;
         switch (op.kind) {
-        case MK_MATVEC: mmq_block(op.u.mv, op.g, blockIdx.x, gridDim.x, 0, threadIdx.x, mk_sh); break;
+        case MK_MATVEC: mk_matvec(op, blockIdx.x, gridDim.x, pre, mk_sh, &mb, phase); break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, mk_sh);
             else mk_attention<float>(op.u.at, pos, pre, mk_sh);
@@ -466,7 +686,7 @@ __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops,
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)mk_sh); break;
         default: mk_conv_shift(op.u.sh); break;
         }
-        pre = false;
+        mk_stamp_done(tm, n_ops, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
         if (op.sync) {
@@ -474,7 +694,7 @@ __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops,
             mk_arrive(bar);
             mk_load_op(&next, &ops[i + 1]);
             __syncthreads();
-            pre = mk_pre(next, ops, i + 1, n_ops, pos, mk_sh);
+            prepped = mk_pre(next, ops, i + 1, n_ops, pos, mk_sh, &mb);
             mk_wait(bar, target);
         } else {
             __syncthreads();
@@ -575,12 +795,11 @@ extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_
     op.kind = MK_ATTN;
     op.sync = 1;
     op.u.at.a = *a;
-    op.u.at.n_split = (int)al_cdiv(a->n_ctx, MK_CH);
-    if (a->head_dim * (a->kv_type == AL_TYPE_F16 ? 2 : 4) % 16)
-        return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: rows of %d bytes", a->head_dim * (a->kv_type == AL_TYPE_F16 ? 2 : 4));
-    const int G = a->n_head / a->n_head_kv;
-    need_smem(p, 2 * (size_t)MK_CH * (size_t)a->head_dim * (a->kv_type == AL_TYPE_F16 ? 2 : 4) +
-                     sizeof(float) * (size_t)(G * a->head_dim + 5 * a->head_dim + G * MK_CH + 2 * G));
+    const int elt = a->kv_type == AL_TYPE_F16 ? 2 : 4, G = a->n_head / a->n_head_kv;
+    if (a->head_dim * elt % 16) return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: rows of %d bytes", a->head_dim * elt);
+    op.u.at.ch = mk_attn_smem(a->head_dim, elt, 64, G) <= 48 * 1024 ? 64 : 32;
+    op.u.at.n_split = (int)al_cdiv(a->n_ctx, op.u.at.ch);
+    need_smem(p, mk_attn_smem(a->head_dim, elt, op.u.at.ch, G));
     const size_t part = (size_t)a->n_head * (size_t)op.u.at.n_split * (size_t)(a->head_dim + 2);
     if (part > p->part_floats) p->part_floats = part;
     if (a->n_head_kv > p->max_kv) p->max_kv = a->n_head_kv;
@@ -611,16 +830,57 @@ extern "C" al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_s
     return prog_push(p, &op);
 }
 
-extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
+/* warps per row group for a grid of `grid` blocks (fewest dependent steps: row-group steps per block
+ * × (chunks per lane + 1)), and the staging room of a product (none where a row pair is not a whole
+ * number of 16-byte pieces, a matrix has an odd row count or rows are picked by ids) */
+static void plan_matvec(mk_op *op, int grid, size_t smem, int mode) {
+    const mmq_args *a = &op->u.mv;
+    op->mode = mode;
+    op->st_off = op->st_cap = 0;
+    if (mode == AL_CUDA_PRODUCTS_STRIDED) return; /* g of push_mmq */
+    const int rpg = a->glu ? 1 : MMQ_R, U = a->glu ? 2 : 1;
+    const int64_t nvg = (a->end[a->n - 1] + rpg - 1) / rpg, per = (nvg + (int64_t)U * grid - 1) / ((int64_t)U * grid) * U;
+    int64_t nch = 0;
+    for (int i = 0; i < a->n; i++) {
+        const int64_t c = a->k / (a->type[i] == AL_TYPE_Q6_K ? 64 : 32);
+        if (c > nch) nch = c;
+    }
+    int64_t best = -1;
+    for (int g = 1; g <= 4; g *= 2) {
+        const int64_t steps = (per + 4 / g - 1) / (4 / g), cpl = (nch + 32 * g - 1) / (32 * g), cost = steps * (cpl + 1);
+        if (best < 0 || cost < best) best = cost, op->g = g;
+    }
+    bool ok = !a->ids;
+    for (int i = 0; i < a->n + (a->glu ? 1 : 0); i++)
+        ok = ok && (2 * a->row_bytes[i] % 16 == 0) && ((uintptr_t)a->w[i] % 16 == 0) && (a->glu || (a->end[i] - a->beg[i]) % 2 == 0);
+    if (a->glu) ok = ok && a->end[0] % 2 == 0;
+    const size_t off = (mmq_smem(a) + 127) & ~(size_t)127;
+    op->st_off = (unsigned)off;
+    op->st_cap = ok && mode != AL_CUDA_PRODUCTS_CONTIG && smem > off + 1024 ? (unsigned)(smem - off) : 0;
+}
+
+extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm, int products) {
     al_cuda *c = p->c;
     if (p->ready) return al_err(AL_ERR_INVALID, "cuda prog: already finished");
     c->recording = false;
+    if (products < AL_CUDA_PRODUCTS_STRIDED || products > AL_CUDA_PRODUCTS_COPY)
+        return al_err(AL_ERR_INVALID, "cuda prog: product layout %d", products);
     p->ready = true;
     if (p->n_ops == 0) return al_err(AL_ERR_INVALID, "cuda prog: no ops");
     if (p->ops[p->n_ops - 1].kind == MK_SHIFT) return al_err(AL_ERR_INVALID, "cuda prog: the SSM step needs a following op");
     int coop = 0;
     AL_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, c->device), "cooperative launch attribute");
     if (!coop) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the device has no cooperative launch");
+    /* dynamic shared memory: the ops' needs, grown to an equal share of the multiprocessor for the
+     * blocks wanted per SM (4 unless asked) — the room left above a product's input holds staged weights */
+    cudaFuncAttributes fa;
+    AL_CUDA_TRY(cudaFuncGetAttributes(&fa, k_persist), "persist attributes");
+    const int want = blocks_per_sm > 0 ? blocks_per_sm : 4;
+    const size_t fixed = fa.sharedSizeBytes + c->prop.reservedSharedMemPerBlock;
+    size_t share = c->prop.sharedMemPerMultiprocessor / (size_t)want;
+    share = share > fixed ? (share - fixed) & ~(size_t)127 : 0;
+    if (share > c->prop.sharedMemPerBlockOptin - fa.sharedSizeBytes) share = (c->prop.sharedMemPerBlockOptin - fa.sharedSizeBytes) & ~(size_t)127;
+    if (products >= AL_CUDA_PRODUCTS_BULK && share > p->smem) p->smem = share;
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
         AL_CUDA_TRY(cudaFuncSetAttribute(k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
@@ -639,6 +899,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
     for (int i = 0; i < p->n_ops; i++) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
+        if (p->ops[i].kind == MK_MATVEC) plan_matvec(&p->ops[i], p->grid, p->smem, products);
         p->n_sync += p->ops[i].sync;
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
@@ -651,6 +912,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos) {
     const mk_op *ops = p->d_ops;
     int n_ops = p->n_ops;
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
+    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * (size_t)n_ops, p->c->stream), "timing reset");
     void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&d_pos, (void *)&bar, (void *)&base, (void *)&tm};
     AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_T), args, p->smem,
                                             p->c->stream),
@@ -672,16 +934,20 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         p->tm = NULL;
         return al_ok();
     }
-    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(p->n_ops + 1)));
+    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(2 * p->n_ops + 1)));
     return al_ok();
 }
 
-extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, double *us) {
+extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, double *us, double *work) {
     if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
-    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * (size_t)(p->n_ops + 1));
+    const int n = p->n_ops;
+    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * (size_t)(2 * n + 1));
     if (!t) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
-    al_status st = al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * (size_t)(p->n_ops + 1));
-    for (int i = 0; i < p->n_ops && !al_failed(&st); i++) us[i] = (double)(t[i + 1] - t[i]) * 1e-3;
+    al_status st = al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * (size_t)(2 * n + 1));
+    for (int i = 0; i < n && !al_failed(&st); i++) {
+        us[i] = (double)(t[i + 1] - t[i]) * 1e-3;
+        if (work) work[i] = t[n + 1 + i] > t[i] ? (double)(t[n + 1 + i] - t[i]) * 1e-3 : 0.0;
+    }
     free(t);
     return st;
 }

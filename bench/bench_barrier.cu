@@ -1,0 +1,121 @@
+/*
+ * bench_barrier.cu — cost of one grid-wide barrier of a cooperative kernel, the floor under every op of
+ * the persistent decode kernel (src/cuda/persist.cu). Each variant runs `iters` barriers in one launch
+ * with blocks_per_sm × SMs blocks of 128 threads; printed: ns per barrier, and ns per barrier + one
+ * dependent read of a 4 KB vector written by other blocks before it (what an op does first).
+ *
+ *   flat   : every block red.release.add's one 64-bit counter; thread 0 polls it (relaxed) then fences
+ *   sleep  : flat with __nanosleep between polls (less polling traffic on the counter's L2 slice)
+ *   tree   : blocks arrive on one of 16 sub-counters (atom, returns the old value); the last of a group
+ *            red.release.add's the root, which everyone polls
+ *
+ * usage: bench_barrier [iters]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cuda_runtime.h>
+
+#define T 128
+#define SUB 16
+
+enum { FLAT, SLEEP, TREE, N_KIND };
+static const char *names[N_KIND] = {"flat", "sleep", "tree"};
+
+__device__ __forceinline__ void poll(unsigned long long *p, unsigned long long target, bool nap) {
+    unsigned long long v;
+    for (;;) {
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+        if (v >= target) break;
+        if (nap) __nanosleep(32);
+    }
+    asm volatile("fence.acq_rel.gpu;" ::: "memory");
+}
+
+/* ctr[0]: root, ctr[8 + 8 i]: sub-counter i (own 64-byte lines) */
+__device__ __forceinline__ void barrier(int kind, unsigned long long *ctr, unsigned long long it) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        if (kind == TREE) {
+            const int s = blockIdx.x % SUB;
+            const unsigned long long members = (gridDim.x - s + SUB - 1) / SUB;
+            unsigned long long old;
+            asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], 1;" : "=l"(old) : "l"(ctr + 8 + 8 * s) : "memory");
+            if (old + 1 == members * it) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
+            poll(ctr, (unsigned long long)SUB * it, false);
+        } else {
+            asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
+            poll(ctr, (unsigned long long)gridDim.x * it, kind == SLEEP);
+        }
+    }
+    __syncthreads();
+}
+
+__global__ void __launch_bounds__(T) k_bar(int kind, int iters, int payload, unsigned long long *ctr, float *buf, float *sink) {
+    __shared__ float red[T / 32];
+    float acc = 0.0f;
+    for (int it = 1; it <= iters; it++) {
+        if (payload) { /* write my 16 floats, then after the barrier read 1024 floats of others */
+            if (threadIdx.x < 16) buf[(blockIdx.x * 16 + threadIdx.x) % 1024 + 1024 * (it & 1)] = acc + (float)it;
+        }
+        barrier(kind, ctr, (unsigned long long)it);
+        if (payload) {
+            const float4 *b4 = (const float4 *)(buf + 1024 * (it & 1));
+            const float4 v0 = b4[threadIdx.x], v1 = b4[threadIdx.x + T];
+            float s = v0.x + v0.y + v0.z + v0.w + v1.x + v1.y + v1.z + v1.w;
+            for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+            if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
+            __syncthreads();
+            acc = red[0] + red[1] + red[2] + red[3];
+        }
+    }
+    if (threadIdx.x == 0) sink[blockIdx.x] = acc;
+}
+
+#define CK(x)                                                                                  \
+    do {                                                                                       \
+        cudaError_t e_ = (x);                                                                  \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));                           \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+int main(int argc, char **argv) {
+    int iters = argc > 1 ? atoi(argv[1]) : 20000;
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    unsigned long long *ctr;
+    float *buf, *sink;
+    CK(cudaMalloc(&ctr, 8 * 8 * (SUB + 1)));
+    CK(cudaMalloc(&buf, 4 * 2048));
+    CK(cudaMemset(buf, 0, 4 * 2048));
+    CK(cudaMalloc(&sink, 4 * 4096));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    printf("%s, %d SMs, %d barriers per launch\n| blocks/SM | variant | ns/barrier | ns/barrier + 4 KB dependent read |\n|---|---|---|---|\n",
+           prop.name, prop.multiProcessorCount, iters);
+    for (int bps = 1; bps <= 4; bps *= 2)
+        for (int kind = 0; kind < N_KIND; kind++) {
+            double ns[2];
+            for (int payload = 0; payload < 2; payload++) {
+                int grid = bps * prop.multiProcessorCount;
+                void *args[] = {&kind, &iters, &payload, &ctr, &buf, &sink};
+                float best = 1e30f;
+                for (int rep = 0; rep < 3; rep++) {
+                    CK(cudaMemset(ctr, 0, 8 * 8 * (SUB + 1)));
+                    CK(cudaEventRecord(e0));
+                    CK(cudaLaunchCooperativeKernel((const void *)k_bar, dim3(grid), dim3(T), args, 0, 0));
+                    CK(cudaEventRecord(e1));
+                    CK(cudaEventSynchronize(e1));
+                    float ms;
+                    CK(cudaEventElapsedTime(&ms, e0, e1));
+                    if (ms < best) best = ms;
+                }
+                ns[payload] = best * 1e6 / iters;
+            }
+            printf("| %d | %s | %.0f | %.0f |\n", bps, names[kind], ns[0], ns[1]);
+        }
+    return 0;
+}
