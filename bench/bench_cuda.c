@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--products 0-3] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N single-token evals from an empty context (the decode graph replayed). One untimed warm-up
@@ -84,7 +84,7 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
     free(names);
 }
 
-static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps, int products,
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps,
                      bool phases, double bw) {
     al_model *m;
     al_model_params mp = al_model_default_params();
@@ -104,7 +104,6 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     sp.use_graph = graph;
     sp.persistent = persist;
     sp.persist_blocks_per_sm = bps;
-    sp.persist_products = products;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
@@ -141,7 +140,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         bool active = al_cuda_session_graph_active(s, &why);
         al_status pwhy;
         bool pers = al_cuda_session_persistent_active(s, &pwhy);
-        if (pers) printf("decode: persistent kernel, products %d\n", sp.persist_products);
+        if (pers) printf("decode: persistent kernel\n");
         else printf("decode: graph/eager: %s\n", pwhy.msg);
         printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; PDL %s; decode graph %s%s%s\n", dev,
                (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), al_cuda_pdl(cu) ? "on" : "off", active ? "on" : "off",
@@ -177,7 +176,7 @@ int main(int argc, char **argv) {
     int n_models = 0, pp = 512, tg = 128, reps = 3;
     al_type kvt = AL_TYPE_F16;
     bool graph = true, pdl = true, persist = true, phases = false;
-    int bps = 0, products = al_cuda_session_default_params().persist_products;
+    int bps = 0;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -191,10 +190,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-persist")) persist = false;
         else if (!strcmp(a, "--phases")) phases = true;
         else if (!strcmp(a, "--bps") && v) bps = atoi(argv[++i]);
-        else if (!strcmp(a, "--products") && v) products = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--products 0-3] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--phases] [--bw B/s]\n");
             return 2;
         }
     }
@@ -214,7 +212,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, products, phases, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, phases, bw);
     al_cuda_free(cu);
     return rc;
 }

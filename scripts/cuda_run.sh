@@ -5,7 +5,6 @@
 #           with the persistent kernel and with the graph path (--no-persist)
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
-#   products decode with each product layout of the persistent kernel (--products 0..3)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
 # Logs under $OUT (default .). Models are made by `alloy create` into $MODELS (default /tmp/alloy-models).
 set -u
@@ -37,11 +36,6 @@ for w in "$@"; do
   phases)
     mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
     "$B/bench_cuda" -p 0 -n 128 -r 1 --phases -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | tee -a "$OUT/phases.log" ;;
-  products)
-    mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
-    for n in 0 1 2 3; do
-      "$B/bench_cuda" -p 0 -n 128 -r 2 --products $n -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg|^decode:" | tee -a "$OUT/products.log"
-    done ;;
   barrier)
     "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log" ;;
   ncu)

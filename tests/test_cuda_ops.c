@@ -538,7 +538,7 @@ static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al
     al_cuda_prog *p = NULL;
     CHECK_OK(al_cuda_prog_init(&p, g_cu));
     CHECK_OK(al_cuda_prog_attention(p, &pa));
-    CHECK_OK(al_cuda_prog_finish(p, 0, AL_CUDA_PRODUCTS_STRIDED));
+    CHECK_OK(al_cuda_prog_finish(p, 0));
     CHECK_OK(al_cuda_prog_run(p, dpos));
     float *y = back(dout, n_head * hd);
     char what[128];

@@ -279,15 +279,8 @@ al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const a
                                   const al_cuda_vec_in *in, float *Y);
 al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a);
 al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a);
-/* How the persistent kernel spreads a product's rows over its blocks: STRIDED: groups of 2 rows dealt
- * round-robin, the first rows of each block L2-prefetched during the barrier before the product;
- * CONTIG: one contiguous run of row groups per block; BULK / COPY: CONTIG with as much of the block's
- * weight bytes as fit copied into its shared memory during that barrier (cp.async.bulk on sm_90 /
- * 16-byte cp.async). */
-enum { AL_CUDA_PRODUCTS_STRIDED, AL_CUDA_PRODUCTS_CONTIG, AL_CUDA_PRODUCTS_BULK, AL_CUDA_PRODUCTS_COPY };
-/* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit);
- * products: AL_CUDA_PRODUCTS_*. */
-al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm, int products);
+/* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit). */
+al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm);
 /* Enqueues one run on the context's stream. */
 al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos);
 /* ops recorded, grid-wide barriers per run, blocks of the grid */
@@ -316,7 +309,6 @@ typedef struct al_cuda_session_params {
     bool use_graph;     /* capture decode into a CUDA graph */
     bool persistent;    /* decode as one persistent kernel (al_cuda_prog) where every op has one */
     int persist_blocks_per_sm; /* <= 0: as many as fit */
-    int persist_products;      /* AL_CUDA_PRODUCTS_* (al_cuda_prog_finish) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */
 al_cuda_session_params al_cuda_session_default_params(void);

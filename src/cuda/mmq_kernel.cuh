@@ -178,14 +178,13 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
     __syncthreads();
 }
 
-/* one step of row group vg: in (mmq_rows: matrix | rows << 8), rows from w (global, or a staged copy
- * in shared memory) rb bytes apart, output row vrow; the g warps of the group reduce and the first
- * stores. Every warp of the block calls it the same number of times (g > 1: __syncthreads). */
+/* one step of a row group: in (mmq_rows: matrix | rows << 8), rows from w rb bytes apart, output row
+ * vrow; the g warps of the group reduce and the first stores. Every warp of the block calls it the
+ * same number of times (g > 1: __syncthreads). */
 static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, const uint8_t *w, int64_t rb, int in,
                                                 int64_t vrow, const int8_t *xq, const float *xd) {
     __shared__ float red[4][MMQ_R];
-    const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
-    (void)ngrp;
+    const int warp = tid >> 5, lane = tid & 31, grp = warp / g, wig = warp - grp * g;
     const int64_t k = a.k;
     const int i = in & 0xff, nr = in >> 8;
     if (a.ids && w) w += (size_t)a.ids[j] * a.mat_bytes;

@@ -8,10 +8,8 @@
  * so it never needs resetting (the host advances base by n_sync × grid per run).
  *
  * Ops (units of work):
- *  - MK_MATVEC: the body of k_mmq (mmq_kernel.cuh: mmq_input = fused pre-norm + in-block int8
- *    activations, mmq_step = one group of rows); rows dealt to blocks round-robin (STRIDED, mmq_block)
- *    or in one contiguous run per block, optionally with the block's weight bytes staged in shared
- *    memory during the barrier before (AL_CUDA_PRODUCTS_*, measured slower: docs/benchmarks-cuda.md v7).
+ *  - MK_MATVEC: mmq_block (mmq_kernel.cuh), the body of k_mmq: fused pre-norm, in-block int8
+ *    activations, groups of rows dealt to the blocks round-robin.
  *  - MK_ATTN: unit = (KV head hk, split of ch = 64 or 32 keys) over the live keys [j0, pos]. The
  *    cached keys and values of the split come into shared memory by cp.async; the unit takes the G =
  *    n_head / n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE and scale of q; the unit holding
@@ -54,9 +52,7 @@ typedef struct mk_shift {
     int ch, km1;
 } mk_shift;
 typedef struct mk_op {
-    int kind, sync, g;   /* g: warps per row group (MK_MATVEC) */
-    int mode;            /* MK_MATVEC: AL_CUDA_PRODUCTS_* of al_cuda_prog_finish */
-    unsigned st_off, st_cap; /* MK_MATVEC: shared memory [st_off, st_off + st_cap) holds staged weights (cap 0: none) */
+    int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
     union {
         mmq_args mv;
         mk_attn at;
@@ -181,6 +177,9 @@ __host__ __device__ __forceinline__ int mk_attn_rs(int hd, int elt, int ch) { re
 __host__ __device__ __forceinline__ size_t mk_attn_smem(int hd, int elt, int ch, int G) {
     return 2 * (size_t)ch * (size_t)mk_attn_rs(hd, elt, ch) + sizeof(float) * (size_t)(4 * hd + G * hd + G * ch + 2 * G);
 }
+__device__ __forceinline__ float *mk_attn_f(uint8_t *sh, int hd, int elt, int ch) {
+    return (float *)(sh + 2 * (size_t)ch * (size_t)mk_attn_rs(hd, elt, ch));
+}
 __device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n) {
     if (!src) return;
     if (((uintptr_t)src & 15) == 0 && n % 4 == 0)
@@ -204,7 +203,7 @@ template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, in
         mk_cp16(kt + r * rs + 16 * q, kc + r * kv_row + 16 * q);
         mk_cp16(vt + r * rs + 16 * q, vc + r * kv_row + 16 * q);
     }
-    float *wq = (float *)(sh + 2 * (size_t)m.ch * rs);
+    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), m.ch);
     mk_cp_vec(wq, a.q_norm, hd);
     mk_cp_vec(wq + hd, a.k_norm, hd);
     if (a.rope_mode) mk_cp_vec(wq + 2 * hd, a.inv_freq, a.n_dims / 2);
@@ -240,7 +239,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
     const int npc = hd / epp; /* 16-byte pieces per row */
     const int64_t kv_row = (int64_t)nkv * hd;
     uint8_t *kt = sh, *vt = sh + (size_t)ch * rs;
-    float *wq = (float *)(sh + 2 * (size_t)ch * rs), *wk = wq + hd, *ifr = wk + hd, *kn = ifr + hd, *qs = kn + hd,
+    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), ch), *wk = wq + hd, *ifr = wk + hd, *kn = ifr + hd, *qs = kn + hd,
           *sc = qs + G * hd, *ml = sc + G * ch;
     const mk_au g0 = mk_attn_unit(m, pos, 0);
     for (int u = blockIdx.x; u < nkv * g0.nlive; u += gridDim.x) {
@@ -437,179 +436,6 @@ __device__ void mk_conv_shift(const mk_shift &a) {
         al_conv_state_update(a.x, 0, 1, a.ch, a.km1, a.state, c);
 }
 
-/* ---- products with staged weights ----
- * Block bx's share of a product is a contiguous run of row groups [lo, hi) (boundaries at multiples of
- * 2 output rows), so its weight rows are one contiguous byte range per matrix. As much of it as fits
- * in [st_off, st_off + st_cap) of shared memory is copied there by bulk copies (cp.async.bulk + one
- * mbarrier on sm_90, cp.async otherwise) started while the barrier before the product is pending; the
- * rest is read from global memory (L2-prefetched a step ahead). */
-__device__ __forceinline__ void mk_share(const mmq_args &a, int bx, int nbx, int64_t *lo, int64_t *hi) {
-    const int rpg = a.glu ? 1 : MMQ_R, U = a.glu ? 2 : 1;
-    const int64_t nvg = (a.end[a.n - 1] + rpg - 1) / rpg, nu = (nvg + U - 1) / U;
-    const int64_t l = (int64_t)bx * nu / nbx * U, h = ((int64_t)bx + 1) * nu / nbx * U;
-    *lo = l < nvg ? l : nvg;
-    *hi = h < nvg ? h : nvg;
-}
-struct mk_stage {
-    const uint8_t *src[4];
-    uint32_t off[4], len[4];
-    int mat[4], n;
-    int64_t hi; /* groups [lo, hi) are staged */
-};
-__device__ __forceinline__ void mk_stage_plan(const mmq_args &a, int64_t lo, int64_t hi, uint32_t cap, mk_stage &st) {
-    st.n = 0;
-    st.hi = lo;
-    if (!cap || lo >= hi) return;
-    if (a.glu) { /* gate rows [lo, lo + m), up rows the same; m even */
-        const int64_t rb = a.row_bytes[0];
-        int64_t m = hi - lo;
-        const int64_t fit = (int64_t)(cap / (2 * (uint64_t)rb)) & ~(int64_t)1;
-        if (m > fit) m = fit;
-        if (m <= 0) return;
-        for (int t = 0; t < 2; t++) {
-            st.src[t] = a.w[t] + lo * rb;
-            st.len[t] = (uint32_t)(m * rb);
-            st.off[t] = (uint32_t)(t * m * rb);
-            st.mat[t] = 0;
-        }
-        st.n = 2;
-        st.hi = lo + m;
-        return;
-    }
-    uint32_t used = 0;
-    for (int i = 0; i < a.n; i++) { /* virtual rows [2 lo, 2 hi) of matrix i; counts even */
-        const int64_t r0 = 2 * lo > a.beg[i] ? 2 * lo : a.beg[i], r1 = 2 * hi < a.end[i] ? 2 * hi : a.end[i];
-        if (r0 >= r1) continue;
-        const int64_t rb = a.row_bytes[i], fit = (int64_t)((cap - used) / (uint64_t)rb) & ~(int64_t)1;
-        const int64_t rows = r1 - r0 < fit ? r1 - r0 : fit;
-        if (rows <= 0) return;
-        st.src[st.n] = a.w[i] + (r0 - a.beg[i]) * rb;
-        st.len[st.n] = (uint32_t)(rows * rb);
-        st.off[st.n] = used;
-        st.mat[st.n] = i;
-        st.n++;
-        used += (uint32_t)(rows * rb);
-        if (rows < r1 - r0) {
-            st.hi = (r0 + rows) / 2;
-            return;
-        }
-    }
-    st.hi = hi;
-}
-/* bulk: one thread starts cp.async.bulk copies completing on the mbarrier (sm_90), else every thread
- * cp.async's 16-byte pieces; all threads call both */
-__device__ __forceinline__ void mk_stage_issue(const mk_stage &st, uint8_t *dst, unsigned long long *mb, bool bulk) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (bulk) {
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); /* this thread's generic accesses before the copies */
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            uint32_t tx = 0;
-            for (int t = 0; t < st.n; t++) tx += st.len[t];
-            const unsigned bar = (unsigned)__cvta_generic_to_shared(mb);
-            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(tx) : "memory");
-            for (int t = 0; t < st.n; t++)
-                asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                                 (unsigned)__cvta_generic_to_shared(dst + st.off[t])),
-                             "l"(st.src[t]), "r"(st.len[t]), "r"(bar)
-                             : "memory");
-        }
-        return;
-    }
-#endif
-    (void)mb, (void)bulk;
-    for (int t = 0; t < st.n; t++)
-        for (uint32_t c = threadIdx.x; c < st.len[t] / 16; c += MK_T) mk_cp16(dst + st.off[t] + 16 * c, st.src[t] + 16 * c);
-}
-__device__ __forceinline__ void mk_stage_wait(unsigned long long *mb, uint32_t &phase, bool bulk) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (bulk) {
-        const unsigned bar = (unsigned)__cvta_generic_to_shared(mb);
-        uint32_t done;
-        do {
-            asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-                         : "=r"(done)
-                         : "r"(bar), "r"(phase)
-                         : "memory");
-        } while (!done);
-        phase ^= 1;
-        return;
-    }
-#endif
-    (void)mb, (void)phase, (void)bulk;
-    mk_cp_wait();
-    __syncthreads();
-}
-
-/* the product of op (activation row 0) for block bx of nbx; prepared: its staging was started by mk_pre */
-__device__ void mk_matvec(const mk_op &op, int bx, int nbx, bool prepared, uint8_t *sh, unsigned long long *mb, uint32_t &phase) {
-    const mmq_args &a = op.u.mv;
-    if (op.mode == AL_CUDA_PRODUCTS_STRIDED) {
-        mmq_block(a, op.g, bx, nbx, 0, threadIdx.x, sh);
-        return;
-    }
-    const bool bulk = op.mode == AL_CUDA_PRODUCTS_BULK;
-    const int g = op.g, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
-    const int rpg = a.glu ? 1 : MMQ_R;
-    int64_t lo, hi;
-    mk_share(a, bx, nbx, &lo, &hi);
-    mk_stage st;
-    mk_stage_plan(a, lo, hi, op.st_cap, st);
-    uint8_t *stage = sh + op.st_off;
-    if (!prepared && st.n) mk_stage_issue(st, stage, mb, bulk);
-    mmq_input(a, bx, 0, tid, sh);
-    if (st.n) mk_stage_wait(mb, phase, bulk);
-    const int8_t *xq = (const int8_t *)sh;
-    const float *xd = (const float *)(sh + ((a.k + 15) & ~(int64_t)15));
-    for (int64_t vb = lo; vb < hi; vb += ngrp) {
-        const int64_t vg = vb + grp;
-        const uint8_t *w = NULL;
-        int64_t rb = 0, vrow = 0;
-        int in = 0;
-        if (vg < hi) {
-            in = mmq_rows(a, vg, rpg, &w, &rb, &vrow);
-            if (w && vg < st.hi) { /* the staged copy */
-                int t = 0;
-                while (t < st.n - 1 && st.mat[t] != (in & 0xff)) t++;
-                if (a.glu) rb = (int64_t)st.off[1] - (int64_t)st.off[0];
-                w = stage + st.off[t] + (w - st.src[t]);
-            }
-            if (wig == 0 && lane == 0 && vg + ngrp < hi && vg + ngrp >= st.hi) {
-                const uint8_t *wn;
-                int64_t rbn, vrn;
-                const int inn = mmq_rows(a, vg + ngrp, rpg, &wn, &rbn, &vrn);
-                mmq_prefetch(a, wn, rbn, inn >> 8);
-            }
-        }
-        mmq_step(a, g, 0, tid, w, rb, in, vrow, xq, xd);
-    }
-}
-
-/* before the barrier: start the staging of op's weights (or L2-prefetch the first rows); returns
- * whether the staging was started */
-__device__ bool mk_matvec_pre(const mk_op &op, int bx, int nbx, uint8_t *sh, unsigned long long *mb) {
-    const mmq_args &a = op.u.mv;
-    if (op.mode == AL_CUDA_PRODUCTS_STRIDED) {
-        mmq_prefetch_first(a, op.g, bx, threadIdx.x);
-        return false;
-    }
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, ngrp = 4 / op.g, grp = warp / op.g, wig = warp - grp * op.g;
-    int64_t lo, hi;
-    mk_share(a, bx, nbx, &lo, &hi);
-    mk_stage st;
-    mk_stage_plan(a, lo, hi, op.st_cap, st);
-    if (st.n) mk_stage_issue(st, sh + op.st_off, mb, op.mode == AL_CUDA_PRODUCTS_BULK);
-    const int64_t vg = st.hi + grp;
-    if (wig == 0 && lane == 0 && vg < hi) {
-        const uint8_t *w;
-        int64_t rb, vr;
-        const int in = mmq_rows(a, vg, a.glu ? 1 : MMQ_R, &w, &rb, &vr);
-        mmq_prefetch(a, w, rb, in >> 8);
-    }
-    (void)ngrp;
-    return st.n > 0;
-}
-
 __device__ __forceinline__ unsigned long long mk_clock() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -627,28 +453,26 @@ __device__ __forceinline__ void mk_stamp_done(unsigned long long *tm, int n_ops,
 }
 
 /* work for op j that a block can do while the barrier before it is pending (inputs of earlier
- * steps only); op: its descriptor; returns the index of the op whose first unit was prepared (j, or
- * j + 1 after a conv shift, which uses no shared memory), or -1 */
-__device__ int mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh,
-                      unsigned long long *mb) {
+ * steps only); op: its descriptor; returns whether the block's first unit of op j was prepared */
+__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh) {
     switch (op.kind) {
-    case MK_MATVEC: return mk_matvec_pre(op, blockIdx.x, gridDim.x, sh, mb) ? j : -1;
+    case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, blockIdx.x, threadIdx.x); return false;
     case MK_ATTN: {
         const mk_au g0 = mk_attn_unit(op.u.at, pos, 0);
-        if ((int)blockIdx.x >= op.u.at.a.n_head_kv * g0.nlive) return -1;
+        if ((int)blockIdx.x >= op.u.at.a.n_head_kv * g0.nlive) return false;
         if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at, pos, blockIdx.x, sh);
         else mk_attn_pre<float>(op.u.at, pos, blockIdx.x, sh);
-        return j;
+        return true;
     }
     case MK_SSM: {
         const al_cuda_prog_ssm &a = op.u.ss;
-        if ((int)blockIdx.x >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return -1;
+        if ((int)blockIdx.x >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
         mk_ssm_pre(a, blockIdx.x, (float *)sh);
-        return j;
+        return true;
     }
     default:
-        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) return mk_matvec_pre(ops[j + 1], blockIdx.x, gridDim.x, sh, mb) ? j + 1 : -1;
-        return -1;
+        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[j + 1].u.mv, ops[j + 1].g, blockIdx.x, threadIdx.x);
+        return false;
     }
 }
 
@@ -661,24 +485,18 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * before it is pending). */
 __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops, int n_ops, const int32_t *d_pos,
                                                   unsigned long long *bar, unsigned long long base, unsigned long long *tm) {
-    extern __shared__ __align__(128) uint8_t mk_sh[];
+    extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
-    __shared__ __align__(8) unsigned long long mb; /* mbarrier of the weight staging */
     const int pos = *d_pos;
     unsigned long long target = base;
-    int prepped = -1;
-    uint32_t phase = 0;
+    bool pre = false;
     mk_stamp(tm, 0);
     mk_load_op(&desc[0], &ops[0]);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (threadIdx.x == 0) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"((unsigned)__cvta_generic_to_shared(&mb)) : "memory");
-#endif
     __syncthreads();
     for (int i = 0; i < n_ops; i++) {
         const mk_op &op = desc[i & 1];
-        const bool pre = prepped == i;
         switch (op.kind) {
-        case MK_MATVEC: mk_matvec(op, blockIdx.x, gridDim.x, pre, mk_sh, &mb, phase); break;
+        case MK_MATVEC: mmq_block(op.u.mv, op.g, blockIdx.x, gridDim.x, 0, threadIdx.x, mk_sh); break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, mk_sh);
             else mk_attention<float>(op.u.at, pos, pre, mk_sh);
@@ -686,6 +504,7 @@ __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops,
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)mk_sh); break;
         default: mk_conv_shift(op.u.sh); break;
         }
+        pre = false;
         mk_stamp_done(tm, n_ops, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
@@ -694,7 +513,7 @@ __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops,
             mk_arrive(bar);
             mk_load_op(&next, &ops[i + 1]);
             __syncthreads();
-            prepped = mk_pre(next, ops, i + 1, n_ops, pos, mk_sh, &mb);
+            pre = mk_pre(next, ops, i + 1, n_ops, pos, mk_sh);
             mk_wait(bar, target);
         } else {
             __syncthreads();
@@ -830,57 +649,16 @@ extern "C" al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_s
     return prog_push(p, &op);
 }
 
-/* warps per row group for a grid of `grid` blocks (fewest dependent steps: row-group steps per block
- * × (chunks per lane + 1)), and the staging room of a product (none where a row pair is not a whole
- * number of 16-byte pieces, a matrix has an odd row count or rows are picked by ids) */
-static void plan_matvec(mk_op *op, int grid, size_t smem, int mode) {
-    const mmq_args *a = &op->u.mv;
-    op->mode = mode;
-    op->st_off = op->st_cap = 0;
-    if (mode == AL_CUDA_PRODUCTS_STRIDED) return; /* g of push_mmq */
-    const int rpg = a->glu ? 1 : MMQ_R, U = a->glu ? 2 : 1;
-    const int64_t nvg = (a->end[a->n - 1] + rpg - 1) / rpg, per = (nvg + (int64_t)U * grid - 1) / ((int64_t)U * grid) * U;
-    int64_t nch = 0;
-    for (int i = 0; i < a->n; i++) {
-        const int64_t c = a->k / (a->type[i] == AL_TYPE_Q6_K ? 64 : 32);
-        if (c > nch) nch = c;
-    }
-    int64_t best = -1;
-    for (int g = 1; g <= 4; g *= 2) {
-        const int64_t steps = (per + 4 / g - 1) / (4 / g), cpl = (nch + 32 * g - 1) / (32 * g), cost = steps * (cpl + 1);
-        if (best < 0 || cost < best) best = cost, op->g = g;
-    }
-    bool ok = !a->ids;
-    for (int i = 0; i < a->n + (a->glu ? 1 : 0); i++)
-        ok = ok && (2 * a->row_bytes[i] % 16 == 0) && ((uintptr_t)a->w[i] % 16 == 0) && (a->glu || (a->end[i] - a->beg[i]) % 2 == 0);
-    if (a->glu) ok = ok && a->end[0] % 2 == 0;
-    const size_t off = (mmq_smem(a) + 127) & ~(size_t)127;
-    op->st_off = (unsigned)off;
-    op->st_cap = ok && mode != AL_CUDA_PRODUCTS_CONTIG && smem > off + 1024 ? (unsigned)(smem - off) : 0;
-}
-
-extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm, int products) {
+extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     al_cuda *c = p->c;
     if (p->ready) return al_err(AL_ERR_INVALID, "cuda prog: already finished");
     c->recording = false;
-    if (products < AL_CUDA_PRODUCTS_STRIDED || products > AL_CUDA_PRODUCTS_COPY)
-        return al_err(AL_ERR_INVALID, "cuda prog: product layout %d", products);
     p->ready = true;
     if (p->n_ops == 0) return al_err(AL_ERR_INVALID, "cuda prog: no ops");
     if (p->ops[p->n_ops - 1].kind == MK_SHIFT) return al_err(AL_ERR_INVALID, "cuda prog: the SSM step needs a following op");
     int coop = 0;
     AL_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, c->device), "cooperative launch attribute");
     if (!coop) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the device has no cooperative launch");
-    /* dynamic shared memory: the ops' needs, grown to an equal share of the multiprocessor for the
-     * blocks wanted per SM (4 unless asked) — the room left above a product's input holds staged weights */
-    cudaFuncAttributes fa;
-    AL_CUDA_TRY(cudaFuncGetAttributes(&fa, k_persist), "persist attributes");
-    const int want = blocks_per_sm > 0 ? blocks_per_sm : 4;
-    const size_t fixed = fa.sharedSizeBytes + c->prop.reservedSharedMemPerBlock;
-    size_t share = c->prop.sharedMemPerMultiprocessor / (size_t)want;
-    share = share > fixed ? (share - fixed) & ~(size_t)127 : 0;
-    if (share > c->prop.sharedMemPerBlockOptin - fa.sharedSizeBytes) share = (c->prop.sharedMemPerBlockOptin - fa.sharedSizeBytes) & ~(size_t)127;
-    if (products >= AL_CUDA_PRODUCTS_BULK && share > p->smem) p->smem = share;
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
         AL_CUDA_TRY(cudaFuncSetAttribute(k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
@@ -899,7 +677,6 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm, int
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
     for (int i = 0; i < p->n_ops; i++) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
-        if (p->ops[i].kind == MK_MATVEC) plan_matvec(&p->ops[i], p->grid, p->smem, products);
         p->n_sync += p->ops[i].sync;
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
