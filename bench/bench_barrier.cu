@@ -1,8 +1,9 @@
 /*
  * bench_barrier.cu — cost of one grid-wide barrier of a cooperative kernel, the floor under every op of
  * the persistent decode kernel (src/cuda/persist.cu). Each variant runs `iters` barriers in one launch
- * with blocks_per_sm × SMs blocks of 128 threads; printed: ns per barrier, and ns per barrier + one
- * dependent read of a 4 KB vector written by other blocks before it (what an op does first).
+ * with blocks_per_sm × SMs blocks of 128 threads (and, "wide", one block of 512 threads per SM);
+ * printed: ns per barrier, and ns per barrier + one dependent read of a 4 KB vector written by other
+ * blocks before it (what an op does first).
  *
  *   flat   : every block red.release.add's one 64-bit counter; thread 0 polls it (relaxed) then fences
  *   sleep  : flat with __nanosleep between polls (less polling traffic on the counter's L2 slice)
@@ -51,8 +52,9 @@ __device__ __forceinline__ void barrier(int kind, unsigned long long *ctr, unsig
     __syncthreads();
 }
 
-__global__ void __launch_bounds__(T) k_bar(int kind, int iters, int payload, unsigned long long *ctr, float *buf, float *sink) {
-    __shared__ float red[T / 32];
+template <int NT>
+__global__ void __launch_bounds__(NT) k_bar(int kind, int iters, int payload, unsigned long long *ctr, float *buf, float *sink) {
+    __shared__ float red[NT / 32];
     float acc = 0.0f;
     for (int it = 1; it <= iters; it++) {
         if (payload) { /* write my 16 floats, then after the barrier read 1024 floats of others */
@@ -61,8 +63,11 @@ __global__ void __launch_bounds__(T) k_bar(int kind, int iters, int payload, uns
         barrier(kind, ctr, (unsigned long long)it);
         if (payload) {
             const float4 *b4 = (const float4 *)(buf + 1024 * (it & 1));
-            const float4 v0 = b4[threadIdx.x], v1 = b4[threadIdx.x + T];
-            float s = v0.x + v0.y + v0.z + v0.w + v1.x + v1.y + v1.z + v1.w;
+            float s = 0.0f;
+            for (int i = threadIdx.x; i < 256; i += NT) {
+                const float4 v = b4[i];
+                s += v.x + v.y + v.z + v.w;
+            }
             for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
             if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
             __syncthreads();
@@ -96,17 +101,19 @@ int main(int argc, char **argv) {
     CK(cudaEventCreate(&e1));
     printf("%s, %d SMs, %d barriers per launch\n| blocks/SM | variant | ns/barrier | ns/barrier + 4 KB dependent read |\n|---|---|---|---|\n",
            prop.name, prop.multiProcessorCount, iters);
-    for (int bps = 1; bps <= 4; bps *= 2)
+    for (int bps = 0; bps <= 4; bps = bps ? 2 * bps : 1) /* 0: one wide block per SM */
         for (int kind = 0; kind < N_KIND; kind++) {
+            if (bps == 0 && kind != FLAT) continue;
             double ns[2];
             for (int payload = 0; payload < 2; payload++) {
-                int grid = bps * prop.multiProcessorCount;
+                int grid = (bps ? bps : 1) * prop.multiProcessorCount;
                 void *args[] = {&kind, &iters, &payload, &ctr, &buf, &sink};
                 float best = 1e30f;
                 for (int rep = 0; rep < 3; rep++) {
                     CK(cudaMemset(ctr, 0, 8 * 8 * (SUB + 1)));
                     CK(cudaEventRecord(e0));
-                    CK(cudaLaunchCooperativeKernel((const void *)k_bar, dim3(grid), dim3(T), args, 0, 0));
+                    if (bps) CK(cudaLaunchCooperativeKernel((const void *)k_bar<T>, dim3(grid), dim3(T), args, 0, 0));
+                    else CK(cudaLaunchCooperativeKernel((const void *)k_bar<4 * T>, dim3(grid), dim3(4 * T), args, 0, 0));
                     CK(cudaEventRecord(e1));
                     CK(cudaEventSynchronize(e1));
                     float ms;
@@ -115,7 +122,8 @@ int main(int argc, char **argv) {
                 }
                 ns[payload] = best * 1e6 / iters;
             }
-            printf("| %d | %s | %.0f | %.0f |\n", bps, names[kind], ns[0], ns[1]);
+            if (bps) printf("| %d | %s | %.0f | %.0f |\n", bps, names[kind], ns[0], ns[1]);
+            else printf("| 1 (512 threads) | %s | %.0f | %.0f |\n", names[kind], ns[0], ns[1]);
         }
     return 0;
 }

@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N single-token evals from an empty context (the decode graph replayed). One untimed warm-up
@@ -41,50 +41,52 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
     if (!p) return;
     int n_ops, n_sync, n_blk;
     al_cuda_prog_shape(p, &n_ops, &n_sync, &n_blk);
-    double *us = calloc((size_t)n_ops, sizeof(double)), *sum = calloc((size_t)n_ops, sizeof(double));
-    double *wk = calloc((size_t)n_ops, sizeof(double)), *wsum = calloc((size_t)n_ops, sizeof(double));
+    al_cuda_prog_time *t = calloc((size_t)n_ops, sizeof *t), *sum = calloc((size_t)n_ops, sizeof *sum);
     char(*names)[96] = calloc((size_t)n_ops, sizeof *names);
     al_status st = al_cuda_prog_timing(p, true);
     const int steps = 8;
     for (int i = 0; i < steps && !al_failed(&st); i++) {
         st = al_cuda_session_eval(s, &toks[i], 1, lg, false);
-        if (!al_failed(&st)) st = al_cuda_prog_times(p, us, wk);
-        for (int j = 0; j < n_ops && !al_failed(&st); j++) sum[j] += us[j] / steps, wsum[j] += wk[j] / steps;
+        if (!al_failed(&st)) st = al_cuda_prog_times(p, t);
+        for (int j = 0; j < n_ops && !al_failed(&st); j++) {
+            sum[j].us += t[j].us / steps, sum[j].work += t[j].work / steps;
+            sum[j].enter += t[j].enter / steps, sum[j].input += t[j].input / steps;
+        }
     }
     (void)al_cuda_prog_timing(p, false);
     if (al_failed(&st)) {
         fprintf(stderr, "bench_cuda: phases: %s\n", st.msg);
     } else {
-        printf("persistent kernel: %d ops, %d barriers, %d blocks; time per op kind (mean of %d steps at pos %d):\n", n_ops, n_sync,
-               n_blk, steps, al_cuda_session_pos(s) - steps);
-        printf("| op | count | µs each | of which work (to the last block done) | µs per token |\n|---|---|---|---|---|\n");
+        printf("persistent kernel: %d ops, %d barriers, %d blocks; time per op kind (mean of %d steps at pos %d), µs from block 0 "
+               "entering the op:\n",
+               n_ops, n_sync, n_blk, steps, al_cuda_session_pos(s) - steps);
+        printf("| op | count | µs each | last block entered | last block has its input | last block done (work) | µs per token "
+               "|\n|---|---|---|---|---|---|---|\n");
         double total = 0, wtotal = 0;
         for (int j = 0; j < n_ops; j++) al_cuda_prog_op_name(p, j, names[j], sizeof names[j]);
         for (int j = 0; j < n_ops; j++) {
             if (!names[j][0]) continue;
             int cnt = 0;
-            double t = 0, w = 0;
+            al_cuda_prog_time a = {0, 0, 0, 0};
             for (int k = j; k < n_ops; k++)
                 if (k == j || !strcmp(names[k], names[j])) {
                     cnt++;
-                    t += sum[k];
-                    w += wsum[k];
+                    a.us += sum[k].us, a.work += sum[k].work, a.enter += sum[k].enter, a.input += sum[k].input;
                     if (k != j) names[k][0] = 0;
                 }
-            total += t;
-            wtotal += w;
-            printf("| %s | %d | %.2f | %.2f | %.1f |\n", names[j], cnt, t / cnt, w / cnt, t);
+            total += a.us;
+            wtotal += a.work;
+            printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.1f |\n", names[j], cnt, a.us / cnt, a.enter / cnt, a.input / cnt,
+                   a.work / cnt, a.us);
         }
-        printf("| all | %d | | %.1f | %.1f |\n\n", n_ops, wtotal, total);
+        printf("| all | %d | | | | %.1f | %.1f |\n\n", n_ops, wtotal, total);
     }
-    free(us);
+    free(t);
     free(sum);
-    free(wk);
-    free(wsum);
     free(names);
 }
 
-static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps,
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps, int rows,
                      bool phases, double bw) {
     al_model *m;
     al_model_params mp = al_model_default_params();
@@ -104,6 +106,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     sp.use_graph = graph;
     sp.persistent = persist;
     sp.persist_blocks_per_sm = bps;
+    sp.persist_rows = rows;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
@@ -176,7 +179,7 @@ int main(int argc, char **argv) {
     int n_models = 0, pp = 512, tg = 128, reps = 3;
     al_type kvt = AL_TYPE_F16;
     bool graph = true, pdl = true, persist = true, phases = false;
-    int bps = 0;
+    int bps = 0, rows = 0;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -190,9 +193,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-persist")) persist = false;
         else if (!strcmp(a, "--phases")) phases = true;
         else if (!strcmp(a, "--bps") && v) bps = atoi(argv[++i]);
+        else if (!strcmp(a, "--rows") && v) rows = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--phases] [--bw B/s]\n");
             return 2;
         }
     }
@@ -212,7 +216,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, phases, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, rows, phases, bw);
     al_cuda_free(cu);
     return rc;
 }

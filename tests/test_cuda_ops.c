@@ -281,7 +281,29 @@ static void test_matvec(void) {
             free(ho);
         }
     }
-    /* glu: y = silu(x·gᵀ) * (x·uᵀ), norm fused without a residual add */
+    /* the same products as ops of a persistent program, 2 and 4 weight rows per warp step */
+    for (int rows = 2; rows <= 4; rows += 2) {
+        al_cuda_prog *p;
+        int32_t zero = 0, *dpos = dev(&zero, sizeof zero);
+        al_cuda_vec_in in = {NULL, dh, dd, dn, 1e-6f, dho, NULL, 0};
+        CHECK_OK(al_cuda_prog_init(&p, g_cu));
+        CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
+        al_cuda_prog_set_rows(p, rows);
+        CHECK_OK(al_cuda_prog_finish(p, 0));
+        CHECK_OK(al_cuda_prog_run(p, dpos));
+        CHECK_OK(al_cuda_sync(g_cu));
+        for (int i = 0; i < 3; i++) {
+            float *y = back(dy[i], n_out[i]);
+            char what[96];
+            snprintf(what, sizeof what, "prog matvec %s, %d rows per step", al_type_name(types[i]), rows);
+            check_close(what, y, ref[i], n_out[i], 2e-2);
+            free(y);
+        }
+        al_cuda_prog_free(p);
+        FREE_D(dpos);
+    }
+    /* glu: y = silu(x·gᵀ) * (x·uᵀ), norm fused without a residual add (launched, and in a program
+     * with 2 and 4 rows per step) */
     {
         const int64_t nf = 777;
         al_cuda_weight wg, wu;
@@ -298,6 +320,24 @@ static void test_matvec(void) {
         CHECK_OK(al_cuda_matvec_glu(g_cu, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
         float *y = back(dgl, nf);
         check_close("matvec_glu Q4_K (fused norm)", y, g, nf, 2e-2);
+        for (int rows = 2; rows <= 4; rows += 2) {
+            al_cuda_prog *p;
+            int32_t zero = 0, *dpos = dev(&zero, sizeof zero);
+            CHECK_OK(al_cuda_memset(g_cu, dgl, 0, sizeof(float) * (size_t)nf));
+            CHECK_OK(al_cuda_prog_init(&p, g_cu));
+            CHECK_OK(al_cuda_prog_matvec_glu(p, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
+            al_cuda_prog_set_rows(p, rows);
+            CHECK_OK(al_cuda_prog_finish(p, 0));
+            CHECK_OK(al_cuda_prog_run(p, dpos));
+            CHECK_OK(al_cuda_sync(g_cu));
+            float *yp = back(dgl, nf);
+            char what[96];
+            snprintf(what, sizeof what, "prog matvec_glu Q4_K, %d rows per step", rows);
+            check_close(what, yp, g, nf, 2e-2);
+            free(yp);
+            al_cuda_prog_free(p);
+            FREE_D(dpos);
+        }
         /* refused: aliasing h_out, a float weight */
         al_cuda_vec_in bad = {NULL, dh, dd, dn, 1e-6f, dh, NULL, 0};
         CHECK_ERR(al_cuda_matvec_glu(g_cu, AL_CUDA_ACT_SILU, &wg, &wu, &bad, dgl), AL_ERR_INVALID);

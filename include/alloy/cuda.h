@@ -285,13 +285,21 @@ al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm);
 al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos);
 /* ops recorded, grid-wide barriers per run, blocks of the grid */
 void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks);
-/* Profiling: with timing on, each run stamps the GPU clock as block 0 leaves each op and as the
- * last block finishes it; al_cuda_prog_times (synchronous) gives the last run's time per op in µs
- * (us[n_ops]: block 0 entering op i to entering op i + 1, barrier included) and, when work is not
- * NULL, work[n_ops]: block 0 entering op i to the last block finishing it (us - work: the barrier's
- * own latency); op_name describes op i ("matvec glu k 1024 rows 3072 +norm", "attention …"). */
+/* Before al_cuda_prog_finish: weight rows a warp group takes per step in the products, 2 or 4 (more
+ * loads in flight, fewer groups); <= 0 (the default): 4 where every group has >= 2 steps of 2 rows. */
+void al_cuda_prog_set_rows(al_cuda_prog *p, int rows);
+/* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the latest
+ * times any block entered it, had its input (products: pre-norm and int8 activations done) and
+ * finished it; al_cuda_prog_times (synchronous) fills t[n_ops] of the last run, in µs from block 0
+ * entering op i: us to block 0 entering op i + 1 (barrier included), work to the last block
+ * finishing (us - work: the barrier's own latency), enter to the last block entering, input to the
+ * last block having its input (0 for other ops). op_name describes op i ("matvec glu k 1024 rows 3072
+ * +norm", "attention …"). */
+typedef struct al_cuda_prog_time {
+    double us, work, enter, input;
+} al_cuda_prog_time;
 al_status al_cuda_prog_timing(al_cuda_prog *p, bool on);
-al_status al_cuda_prog_times(al_cuda_prog *p, double *us, double *work);
+al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *t);
 void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size);
 
 /* ---- the GPU forward pass ------------------------------------------------------------------
@@ -309,6 +317,7 @@ typedef struct al_cuda_session_params {
     bool use_graph;     /* capture decode into a CUDA graph */
     bool persistent;    /* decode as one persistent kernel (al_cuda_prog) where every op has one */
     int persist_blocks_per_sm; /* <= 0: as many as fit */
+    int persist_rows;          /* al_cuda_prog_set_rows (<= 0: automatic) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */
 al_cuda_session_params al_cuda_session_default_params(void);

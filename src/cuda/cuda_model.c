@@ -306,10 +306,10 @@ struct al_cuda_session {
     al_status prog_why;
 };
 
-static void prog_build(al_cuda_session *s, int blocks_per_sm);
+static void prog_build(al_cuda_session *s, int blocks_per_sm, int rows);
 
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0};
+    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0, 0};
     return p;
 }
 
@@ -386,7 +386,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
         al_cuda_session_free(s);
         return al_err_wrap(st, "cuda session (n_ctx %d)", n_ctx);
     }
-    if (p->persistent) prog_build(s, p->persist_blocks_per_sm);
+    if (p->persistent) prog_build(s, p->persist_blocks_per_sm, p->persist_rows);
     else s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode is off");
     *out = s;
     return al_ok();
@@ -780,7 +780,7 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
 
 /* Records the decode step (forward_body with s->rec) into the persistent program; on any op without
  * a recorded form decode stays on the graph path and s->prog_why says why. */
-static void prog_build(al_cuda_session *s, int blocks_per_sm) {
+static void prog_build(al_cuda_session *s, int blocks_per_sm, int rows) {
     if (!s->fuse) {
         s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode: zamba2, Mamba-1 and MoE layers are not fused");
         return;
@@ -790,6 +790,7 @@ static void prog_build(al_cuda_session *s, int blocks_per_sm) {
         s->rec = true;
         st = forward_body(s, 1, true);
         s->rec = false;
+        al_cuda_prog_set_rows(s->prog, rows);
         al_status fin = al_cuda_prog_finish(s->prog, blocks_per_sm);
         if (!al_failed(&st)) st = fin;
     }

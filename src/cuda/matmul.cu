@@ -190,7 +190,7 @@ static al_status mmq_launch(al_cuda *c, mmq_args *a, const float *X, int64_t ldx
     a->ldx = ldx;
     const size_t smem = mmq_smem(a);
     const int g = mmq_warps(k);
-    const int rpb = (4 / g) * (a->glu ? 1 : MMQ_R);
+    const int rpb = (4 / g) * (a->glu ? a->R / 2 : a->R);
     if (smem != c->mmq_occ_smem) { /* blocks of k_mmq resident per SM with this much shared memory */
         int nb = 0;
         AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k_mmq, 128, smem), "mmq occupancy");
@@ -216,6 +216,7 @@ static al_status mmv_launch(al_cuda *c, const al_cuda_weight *W, const int32_t *
         a.end[0] = W->n_out;
         a.type[0] = W->type;
         a.n = 1;
+        a.R = 2;
         a.mat_bytes = W->mat_bytes;
         a.ids = ids;
         a.ldy = ldy;

@@ -6,11 +6,12 @@
  * and d_b per 16- or 32-element group (the Q8_1 scheme of the GGUF runtimes).
  *
  * al_mmq<T>::chunk elements form one unit of work (always within one super-block, starting at a
- * multiple of 32); dot(w, rb, nr, c, xq, xd, acc) adds chunk c of rows w, w + rb, … (nr <= R rows;
- * rb is any byte distance, so two rows of different matrices of one type can pair up) to acc[r],
- * loading the activation slice once for all rows. xq / xd are in shared memory. Weight rows are
- * 16-byte aligned for Q4_K / Q5_K (144/176-byte blocks) and only 2-byte aligned for Q8_0 / Q6_K
- * (34/210-byte blocks), read there as aligned words joined by funnel shifts.
+ * multiple of 32); dot(w, rb, rb2, nr, c, xq, xd, acc) adds chunk c of rows w + al_mmq_row(r, rb, rb2)
+ * (r < nr <= R) to acc[r], loading the activation slice once for all rows: rows come in pairs rb apart
+ * (any byte distance, so a gate row and an up row of one type can pair up), pairs rb2 apart. xq / xd
+ * are in shared memory. Weight rows are 16-byte aligned for Q4_K / Q5_K (144/176-byte blocks) and
+ * only 2-byte aligned for Q8_0 / Q6_K (34/210-byte blocks), read there as aligned words joined by
+ * funnel shifts.
  */
 #ifndef ALLOY_CUDA_MMQ_CUH
 #define ALLOY_CUDA_MMQ_CUH
@@ -31,6 +32,8 @@ __device__ __forceinline__ int al_u4(const uint4 &v, int i) {
     return (int)(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w);
 }
 __device__ __forceinline__ int al_i4(const int4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+/* byte offset of row r of a group: rows pair up rb apart, pairs rb2 apart (R <= 2: r * rb) */
+__device__ __forceinline__ int64_t al_mmq_row(int r, int64_t rb, int64_t rb2) { return (r & 1) * rb + (r >> 1) * rb2; }
 /* activation loads: xq / xd live in shared memory (quantized by the product's own block) */
 __device__ __forceinline__ int4 al_ldx16(const int8_t *p) { return *(const int4 *)p; }
 
@@ -39,13 +42,14 @@ template <int T> struct al_mmq;
 template <> struct al_mmq<AL_TYPE_Q8_0> {
     static constexpr int chunk = 32;
     template <int R>
-    __device__ static void dot(const uint8_t *w, int64_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
+    __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
+                               float *acc) {
         const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
         const float dx = xd[c];
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
-            const uint8_t *b = w + r * rb + c * 34;
+            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + c * 34;
             const uint4 q0 = al_ld16_a2(b + 2), q1 = al_ld16_a2(b + 18);
             int s = 0;
 #pragma unroll
@@ -63,7 +67,8 @@ template <int T> struct al_mmq_k45 {
     static constexpr int chunk = 32;
     static constexpr int bytes = T == AL_TYPE_Q4_K ? 144 : 176, qs_off = T == AL_TYPE_Q4_K ? 16 : 48;
     template <int R>
-    __device__ static void dot(const uint8_t *w, int64_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
+    __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
+                               float *acc) {
         const int64_t blk = c >> 3;
         const int j = (int)(c >> 1) & 3, h = (int)c & 1;
         const int64_t e = blk * 256 + 64 * j + 16 * h;
@@ -75,7 +80,7 @@ template <int T> struct al_mmq_k45 {
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
-            const uint8_t *b = w + r * rb + blk * bytes;
+            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + blk * bytes;
             const uint4 q = *(const uint4 *)(b + qs_off + 32 * j + 16 * h);
             uint4 qh = make_uint4(0, 0, 0, 0);
             if (T == AL_TYPE_Q5_K) qh = *(const uint4 *)(b + 16 + 16 * h);
@@ -106,7 +111,8 @@ template <> struct al_mmq<AL_TYPE_Q5_K> : al_mmq_k45<AL_TYPE_Q5_K> {};
 template <> struct al_mmq<AL_TYPE_Q6_K> {
     static constexpr int chunk = 64;
     template <int R>
-    __device__ static void dot(const uint8_t *w, int64_t rb, int nr, int64_t c, const int8_t *xq, const float *xd, float *acc) {
+    __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
+                               float *acc) {
         const int64_t blk = c >> 2;
         const int n = (int)(c >> 1) & 1, hh = (int)c & 1;
         const int64_t e = blk * 256 + 128 * n + 16 * hh;
@@ -117,7 +123,7 @@ template <> struct al_mmq<AL_TYPE_Q6_K> {
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
-            const uint8_t *b = w + r * rb + blk * 210;
+            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + blk * 210;
             const uint4 qa = al_ld16_a2(b + 64 * n + 16 * hh), qb = al_ld16_a2(b + 64 * n + 32 + 16 * hh);
             const uint4 qh = al_ld16_a2(b + 128 + 32 * n + 16 * hh);
             int s[4] = {0, 0, 0, 0};

@@ -12,13 +12,14 @@
 #include "alloy/quant.h"
 #include "cuda/mmq.cuh"
 
-#define MMQ_R 2 /* rows per group of warps */
+#define MMQ_R 4 /* most weight rows per group of warps (args.R: 2 or 4) */
 #define MMQ_MAX_GROUPS 64 /* norm groups of the fused pre-norm */
 typedef struct mmq_args {
     const uint8_t *w[4];
     int64_t row_bytes[4];
     float *y[4];
     int64_t beg[4], end[4]; /* virtual row ranges, beg multiple of MMQ_R (glu: output rows of matrix 0) */
+    int R;                  /* weight rows per group and step: 2 or 4 (glu: R / 2 output rows, gate and up each) */
     int type[4];
     int n;
     int glu;                /* 0, or 1 + al_cuda_act_kind: y[0] = act(x·w[0]ᵀ) * (x·w[1]ᵀ), one type */
@@ -37,40 +38,47 @@ typedef struct mmq_args {
     int64_t group;
 } mmq_args;
 
-template <int T>
-__device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int nr, int64_t k, int first, int step, const int8_t *xq,
-                                         const float *xd, float *acc) {
+template <int T, int R>
+__device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t k, int first, int step,
+                                         const int8_t *xq, const float *xd, float *acc) {
     const int64_t nch = k / al_mmq<T>::chunk;
 #pragma unroll 2
-    for (int64_t c = first; c < nch; c += step) al_mmq<T>::template dot<MMQ_R>(w, rb, nr, c, xq, xd, acc);
+    for (int64_t c = first; c < nch; c += step) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, xq, xd, acc);
 }
 
-/* the rows of virtual group vg: matrix i, first row pointer, rows nr (0: none), row distance rb */
-__device__ __forceinline__ int mmq_rows(const mmq_args &a, int64_t vg, int rpg, const uint8_t **w, int64_t *rb, int64_t *vrow) {
-    *vrow = vg * rpg;
+/* output rows per group */
+__device__ __forceinline__ int mmq_rpg(const mmq_args &a) { return a.glu ? a.R / 2 : a.R; }
+
+/* the rows of virtual group vg: matrix i, first row pointer, weight rows nr (0: none) at
+ * al_mmq_row(r, rb, rb2) (glu: gate and up rows pair up) */
+__device__ __forceinline__ int mmq_rows(const mmq_args &a, int64_t vg, const uint8_t **w, int64_t *rb, int64_t *rb2,
+                                        int64_t *vrow) {
+    *vrow = vg * mmq_rpg(a);
     int i = 0;
     while (i < a.n - 1 && *vrow >= a.end[i]) i++;
     *w = NULL;
     *rb = a.row_bytes[i];
+    *rb2 = 2 * a.row_bytes[i];
     if (*vrow < a.beg[i] || *vrow >= a.end[i]) return i; /* no rows */
-    const int nr = a.glu ? 2 : (a.end[i] - *vrow < MMQ_R ? (int)(a.end[i] - *vrow) : MMQ_R);
+    const int64_t left = a.end[i] - *vrow, rpg = mmq_rpg(a);
+    const int nout = left < rpg ? (int)left : (int)rpg;
     *w = a.w[i] + (size_t)(*vrow - a.beg[i]) * a.row_bytes[i];
-    if (a.glu) *rb = (int64_t)(a.w[1] - a.w[0]);
-    return i | (nr << 8);
+    if (a.glu) *rb = (int64_t)(a.w[1] - a.w[0]), *rb2 = a.row_bytes[0];
+    return i | ((a.glu ? 2 * nout : nout) << 8);
 }
 
 __device__ __forceinline__ void mmq_prefetch(const mmq_args &a, const uint8_t *w, int64_t rb, int nr) {
     if (!w || a.ids) return;
     if (a.glu) {
-        al_prefetch_l2(w, (size_t)a.row_bytes[0]);
-        al_prefetch_l2(w + rb, (size_t)a.row_bytes[0]);
+        al_prefetch_l2(w, (size_t)(nr / 2) * (size_t)a.row_bytes[0]);
+        al_prefetch_l2(w + rb, (size_t)(nr / 2) * (size_t)a.row_bytes[0]);
     } else {
         al_prefetch_l2(w, (size_t)nr * (size_t)rb);
     }
 }
 
-/* A block of 4 warps = 4 / g groups of g warps, each group MMQ_R rows (glu: one output row = the pair
- * gate row, up row) per step; the block strides over groups of rows (nbx * ngrp apart), so the
+/* A block of 4 warps = 4 / g groups of g warps, each group a.R weight rows per step (glu: a.R / 2
+ * output rows, each the pair gate row, up row; R = 4 puts twice the loads in flight per warp); the block strides over groups of rows (nbx * ngrp apart), so the
  * activation row j is quantized once per block into shared memory (int8 blocks of 32 +
  * scales, mmq.cuh) — with the fused pre-norm computed there too. Matrices may differ in type
  * (uniform per group). mmq_prefetch_first puts the block's first weight rows into L2 (called before
@@ -79,176 +87,220 @@ __device__ __forceinline__ void mmq_prefetch(const mmq_args &a, const uint8_t *w
 static __device__ __forceinline__ void mmq_prefetch_first(const mmq_args &a, int g, int bx, int tid) {
     const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
     const uint8_t *w0;
-    int64_t rb0, vr0;
-    const int in = mmq_rows(a, (int64_t)bx * ngrp + grp, a.glu ? 1 : MMQ_R, &w0, &rb0, &vr0);
+    int64_t rb0, rb20, vr0;
+    const int in = mmq_rows(a, (int64_t)bx * ngrp + grp, &w0, &rb0, &rb20, &vr0);
     if (wig == 0 && lane == 0) mmq_prefetch(a, w0, rb0, in >> 8);
 }
 
-/* the block's input for activation row j: (fused pre-norm and) int8 quantization into xq[k] + scales
- * xd[k / 32] at the start of mmq_sh (mmq_smem bytes); ends with __syncthreads. bx: block index (block 0
- * stores the residual sum h_out). */
-static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh) {
-    __shared__ float ginv[MMQ_MAX_GROUPS], gpart[4][MMQ_MAX_GROUPS];
+/* a barrier of the threads working on one share of a product: id 0 = __syncthreads (the block is the
+ * share), else named barrier id of the share's 128 threads (a sub-block of the persistent kernel) */
+__device__ __forceinline__ void mmq_bar(int id) {
+    if (id == 0) __syncthreads();
+    else asm volatile("bar.sync %0, 128;" ::"r"(id) : "memory");
+}
+
+/* int8 quantization of float4 i of a row held by a lane (8 lanes of an aligned group form a block of
+ * 32): xq[4i .. 4i + 4), scale xd[i / 8] = max|block| / 127; every lane of the warp calls it (ok:
+ * whether lane's i is in the row) */
+__device__ __forceinline__ void mmq_q8(float4 v, int64_t i, bool ok, int8_t *xq, float *xd) {
+    float m = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
+    if (!ok) return;
+    const float sc = m > 0.0f ? 127.0f / m : 0.0f;
+    char4 q;
+    q.x = (signed char)__float2int_rn(v.x * sc);
+    q.y = (signed char)__float2int_rn(v.y * sc);
+    q.z = (signed char)__float2int_rn(v.z * sc);
+    q.w = (signed char)__float2int_rn(v.w * sc);
+    *(char4 *)(xq + 4 * i) = q;
+    if ((i & 7) == 0) xd[i >> 3] = m / 127.0f;
+}
+__device__ __forceinline__ float4 mmq_ld4(const float *p, int64_t i, bool aligned) {
+    return aligned ? ((const float4 *)p)[i] : make_float4(p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]);
+}
+
+/* the block's input for activation row j, by its NT threads (tid < NT): (fused pre-norm and) int8
+ * quantization into xq[k] + scales xd[k / 32] at the start of mmq_sh (mmq_smem bytes); ends with
+ * __syncthreads. bx: block index (block 0 stores the residual sum h_out). Thread tid takes float4s
+ * tid + NT r of the row, and every global load is issued before any is used: one memory round trip
+ * (the pre-norm: v = h + d or h * silu(z), v·nw kept in shared memory while the squares are summed,
+ * then scaled by 1 / rms of its group and quantized by the same thread). */
+template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh) {
+    constexpr int NW = NT / 32;
+    __shared__ float gsum[MMQ_MAX_GROUPS], wsum[NW];
     const int warp = tid >> 5, lane = tid & 31;
-    const int64_t k = a.k, nb = k >> 5;
+    const int64_t k = a.k, k4 = k >> 2;
     int8_t *xq = (int8_t *)mmq_sh;
     float *xd = (float *)(mmq_sh + ((k + 15) & ~(int64_t)15));
-    const float *src = a.x + (a.x_per_j ? (int64_t)j * a.ldx : 0);
-    if (a.nw) { /* v into shared memory, then 1 / rms per group */
-        float *xf = (float *)(mmq_sh + ((k + 15) & ~(int64_t)15) + ((sizeof(float) * nb + 15) & ~(size_t)15));
-        const bool store = a.d && bx == 0 && j == 0;
-        const float4 *h4 = (const float4 *)a.h, *o4 = (const float4 *)(a.z ? a.z : a.d); /* 16-byte aligned */
-        const int64_t k4 = k >> 2;
-        for (int64_t i0 = tid; i0 < k4; i0 += 4 * 128) { /* all loads of a step before its stores */
-            float4 hv[4], ov[4];
+    if (!a.nw) {
+        const float *src = a.x + (a.x_per_j ? (int64_t)j * a.ldx : 0);
+        const bool v4 = ((uintptr_t)src & 15) == 0;
+        for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += 4 * NT) { /* 4 rounds of loads, then their use */
+            float4 vv[4];
 #pragma unroll
             for (int u = 0; u < 4; u++) {
-                const int64_t i = i0 + 128 * u;
-                hv[u] = ov[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                if (i < k4) {
-                    hv[u] = h4[i];
-                    if (o4) ov[u] = o4[i];
-                }
+                const int64_t i = b0 + NT * u + lane;
+                vv[u] = i < k4 ? mmq_ld4(src, i, v4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             }
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                const int64_t i = i0 + 128 * u;
-                if (i >= k4) break;
-                float4 v;
-                if (a.z) v = make_float4(hv[u].x * al_silu(ov[u].x), hv[u].y * al_silu(ov[u].y), hv[u].z * al_silu(ov[u].z),
-                                         hv[u].w * al_silu(ov[u].w));
-                else v = make_float4(hv[u].x + ov[u].x, hv[u].y + ov[u].y, hv[u].z + ov[u].z, hv[u].w + ov[u].w);
-                ((float4 *)xf)[i] = v;
-                if (store) ((float4 *)a.h_out)[i] = v;
-            }
+            for (int u = 0; u < 4; u++)
+                if (b0 + NT * u < k4) mmq_q8(vv[u], b0 + NT * u + lane, b0 + NT * u + lane < k4, xq, xd); /* warp-uniform */
         }
         __syncthreads();
-        const int ng = (int)(k / a.group);
-        for (int gi = 0; gi < ng; gi++) {
-            float ss = 0.0f;
-            for (int64_t i = tid; i < a.group; i += 128) ss += xf[gi * a.group + i] * xf[gi * a.group + i];
-            ss = al_warp_sum(ss);
-            if (lane == 0) gpart[warp][gi] = ss;
-        }
-        __syncthreads();
-        if (tid < ng) ginv[tid] = 1.0f / sqrtf((gpart[0][tid] + gpart[1][tid] + gpart[2][tid] + gpart[3][tid]) / (float)a.group + a.eps);
-        __syncthreads();
-        src = xf;
+        return;
     }
-    /* x -> int8 xq[k] + scales xd[k / 32]; a lane takes 4 consecutive values, 8 lanes a block of 32,
-     * a warp 4 blocks per step; the loads of 4 steps are issued before any of them is used (one
-     * memory round trip per 4 steps, not per step) */
-    const bool v4 = ((uintptr_t)src & 15) == 0, n4 = a.nw && ((uintptr_t)a.nw & 15) == 0;
-    for (int64_t b00 = (int64_t)warp * 4; b00 < nb; b00 += 64) {
-        float4 vv[4], ww[4];
+    float4 *xf = (float4 *)(mmq_sh + ((k + 15) & ~(int64_t)15) + ((sizeof(float) * (size_t)(k >> 5) + 15) & ~(size_t)15));
+    const int ng = (int)(k / a.group);
+    if (ng > 1) {
+        for (int g = tid; g < ng; g += NT) gsum[g] = 0.0f;
+        __syncthreads();
+    }
+    const bool store = a.d && bx == 0 && j == 0, n4 = ((uintptr_t)a.nw & 15) == 0;
+    const float4 *h4 = (const float4 *)a.h, *o4 = (const float4 *)(a.z ? a.z : a.d); /* 16-byte aligned */
+    float ss = 0.0f;
+    for (int64_t i0 = tid; i0 < k4; i0 += 4 * NT) {
+        float4 hv[4], ov[4], nv[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) {
-            const int64_t b = b00 + 16 * u + (lane >> 3), e = 32 * b + 4 * (lane & 7);
-            vv[u] = ww[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (b < nb) {
-                vv[u] = v4 ? *(const float4 *)(src + e) : make_float4(src[e], src[e + 1], src[e + 2], src[e + 3]);
-                if (a.nw) ww[u] = n4 ? *(const float4 *)(a.nw + e) : make_float4(a.nw[e], a.nw[e + 1], a.nw[e + 2], a.nw[e + 3]);
+            const int64_t i = i0 + NT * u;
+            hv[u] = ov[u] = nv[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (i < k4) {
+                hv[u] = h4[i];
+                if (o4) ov[u] = o4[i];
+                nv[u] = mmq_ld4(a.nw, i, n4);
             }
         }
 #pragma unroll
         for (int u = 0; u < 4; u++) {
-            const int64_t b = b00 + 16 * u + (lane >> 3), e = 32 * b + 4 * (lane & 7);
-            float4 v = vv[u];
-            if (a.nw && b < nb) { /* e .. e + 3 lie in one group (group % 32 == 0) */
-                const float inv = ginv[e / a.group];
-                v.x = (v.x * inv) * ww[u].x, v.y = (v.y * inv) * ww[u].y;
-                v.z = (v.z * inv) * ww[u].z, v.w = (v.w * inv) * ww[u].w;
-            }
-            float m = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
-            if (b < nb) {
-                const float sc = m > 0.0f ? 127.0f / m : 0.0f;
-                char4 q;
-                q.x = (signed char)__float2int_rn(v.x * sc);
-                q.y = (signed char)__float2int_rn(v.y * sc);
-                q.z = (signed char)__float2int_rn(v.z * sc);
-                q.w = (signed char)__float2int_rn(v.w * sc);
-                *(char4 *)(xq + e) = q;
-                if ((lane & 7) == 0) xd[b] = m / 127.0f;
-            }
+            const int64_t i = i0 + NT * u;
+            if (i >= k4) break;
+            float4 v;
+            if (a.z) v = make_float4(hv[u].x * al_silu(ov[u].x), hv[u].y * al_silu(ov[u].y), hv[u].z * al_silu(ov[u].z),
+                                     hv[u].w * al_silu(ov[u].w));
+            else v = make_float4(hv[u].x + ov[u].x, hv[u].y + ov[u].y, hv[u].z + ov[u].z, hv[u].w + ov[u].w);
+            if (store) ((float4 *)a.h_out)[i] = v;
+            xf[i] = make_float4(v.x * nv[u].x, v.y * nv[u].y, v.z * nv[u].z, v.w * nv[u].w);
+            const float s = v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            if (ng == 1) ss += s;
+            else atomicAdd(&gsum[4 * i / a.group], s);
         }
+    }
+    if (ng == 1) {
+        ss = al_warp_sum(ss);
+        if (lane == 0) wsum[warp] = ss;
+    }
+    __syncthreads();
+    float inv1 = 0.0f;
+    if (ng == 1) {
+        float t = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) t += wsum[w];
+        inv1 = 1.0f / sqrtf(t / (float)a.group + a.eps);
+    }
+    for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += NT) { /* the float4s this thread wrote */
+        const int64_t i = b0 + lane;
+        const bool ok = i < k4;
+        float4 v = ok ? xf[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float inv = ng == 1 ? inv1 : ok ? 1.0f / sqrtf(gsum[4 * i / a.group] / (float)a.group + a.eps) : 0.0f;
+        v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
+        mmq_q8(v, i, ok, xq, xd);
     }
     __syncthreads();
 }
 
-/* one step of a row group: in (mmq_rows: matrix | rows << 8), rows from w rb bytes apart, output row
- * vrow; the g warps of the group reduce and the first stores. Every warp of the block calls it the
- * same number of times (g > 1: __syncthreads). */
-static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, const uint8_t *w, int64_t rb, int in,
-                                                int64_t vrow, const int8_t *xq, const float *xd) {
-    __shared__ float red[4][MMQ_R];
+/* one step of a row group: in (mmq_rows: matrix | rows << 8), rows at w + al_mmq_row(r, rb, rb2),
+ * first output row vrow; the g warps of the group reduce and the first stores. A share is 4 warps
+ * (tid < 128) with barrier id bar (mmq_bar), sub (< 4) its slot of the reduction buffer; every warp
+ * of the share calls it the same number of times (g > 1: barriers). */
+template <int R>
+static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, int sub, int bar, const uint8_t *w, int64_t rb,
+                                                int64_t rb2, int in, int64_t vrow, const int8_t *xq, const float *xd) {
+    __shared__ float reds[4][4][MMQ_R];
+    float(*red)[MMQ_R] = reds[sub];
     const int warp = tid >> 5, lane = tid & 31, grp = warp / g, wig = warp - grp * g;
     const int64_t k = a.k;
     const int i = in & 0xff, nr = in >> 8;
     if (a.ids && w) w += (size_t)a.ids[j] * a.mat_bytes;
-    float acc[MMQ_R];
+    float acc[R];
 #pragma unroll
-    for (int r = 0; r < MMQ_R; r++) acc[r] = 0.0f;
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
     if (nr > 0) {
         const int first = wig * 32 + lane, step = 32 * g;
         switch (a.type[i]) {
-        case AL_TYPE_Q8_0: mmq_loop<AL_TYPE_Q8_0>(w, rb, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q4_K: mmq_loop<AL_TYPE_Q4_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q5_K: mmq_loop<AL_TYPE_Q5_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q6_K: mmq_loop<AL_TYPE_Q6_K>(w, rb, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q8_0: mmq_loop<AL_TYPE_Q8_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q4_K: mmq_loop<AL_TYPE_Q4_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q5_K: mmq_loop<AL_TYPE_Q5_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q6_K: mmq_loop<AL_TYPE_Q6_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         default: break;
         }
     }
     if (g > 1) {
 #pragma unroll
-        for (int r = 0; r < MMQ_R; r++) {
+        for (int r = 0; r < R; r++) {
             const float s = al_warp_sum(acc[r]);
             if (lane == 0) red[warp][r] = s;
         }
-        __syncthreads();
+        mmq_bar(bar);
         if (wig == 0) {
             for (int q = 1; q < g; q++)
 #pragma unroll
-                for (int r = 0; r < MMQ_R; r++) acc[r] += lane == 0 ? red[grp * g + q][r] : 0.0f;
+                for (int r = 0; r < R; r++) acc[r] += lane == 0 ? red[grp * g + q][r] : 0.0f;
         }
-        __syncthreads(); /* red is reused by the next step */
+        mmq_bar(bar); /* red is reused by the next step */
     }
     if (wig == 0 && nr > 0) {
-        float s0 = al_warp_sum(acc[0]), s1 = al_warp_sum(acc[1]);
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = al_warp_sum(acc[r]);
         if (lane == 0) {
-            if (a.glu) a.y[0][(int64_t)j * a.ldy + vrow] = al_act_f(a.glu - 1, s0) * s1;
-            else {
+            if (a.glu) {
+                float *y = a.y[0] + (int64_t)j * a.ldy + vrow;
+#pragma unroll
+                for (int o = 0; o < R / 2; o++)
+                    if (2 * o < nr) y[o] = al_act_f(a.glu - 1, acc[2 * o]) * acc[2 * o + 1];
+            } else {
                 float *y = a.y[i] + (int64_t)j * a.ldy + (vrow - a.beg[i]);
-                y[0] = a.act ? al_act_f(a.act - 1, s0) : s0;
-                if (nr > 1) y[1] = a.act ? al_act_f(a.act - 1, s1) : s1;
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    if (r < nr) y[r] = a.act ? al_act_f(a.act - 1, acc[r]) : acc[r];
             }
         }
     }
 }
 
-/* the share of block bx of nbx for activation row j: groups bx * ngrp + grp + s * nbx * ngrp; tid =
- * 0..127 (4 warps); mmq_sh: dynamic shared memory of mmq_smem bytes */
-static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
+template <int R>
+static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh) {
     const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
-    const int rpg = a.glu ? 1 : MMQ_R; /* output rows per group */
-    const int64_t nvg = (a.end[a.n - 1] + rpg - 1) / rpg, vstep = (int64_t)nbx * ngrp;
-    mmq_input(a, bx, j, tid, mmq_sh);
+    const int64_t rpg = R / (a.glu ? 2 : 1), nvg = (a.end[a.n - 1] + rpg - 1) / rpg, vstep = (int64_t)nbx * ngrp;
     const int8_t *xq = (const int8_t *)mmq_sh;
     const float *xd = (const float *)(mmq_sh + ((a.k + 15) & ~(int64_t)15));
     for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {
         const uint8_t *w;
-        int64_t rb, vrow;
-        const int in = mmq_rows(a, vg, rpg, &w, &rb, &vrow);
+        int64_t rb, rb2, vrow;
+        const int in = mmq_rows(a, vg, &w, &rb, &rb2, &vrow);
         if (wig == 0 && lane == 0 && vg + vstep < nvg) {
             const uint8_t *wn;
-            int64_t rbn, vrn;
-            const int inn = mmq_rows(a, vg + vstep, rpg, &wn, &rbn, &vrn);
+            int64_t rbn, rb2n, vrn;
+            const int inn = mmq_rows(a, vg + vstep, &wn, &rbn, &rb2n, &vrn);
             mmq_prefetch(a, wn, rbn, inn >> 8);
         }
-        mmq_step(a, g, j, tid, w, rb, in, vrow, xq, xd);
+        mmq_step<R>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd);
     }
+}
+
+/* share bx of nbx for activation row j, after its input (mmq_input): groups bx * ngrp + grp + s * nbx *
+ * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step */
+static __device__ __forceinline__ void mmq_products(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar,
+                                                    const uint8_t *mmq_sh) {
+    if (a.R == 4) mmq_rows_loop<4>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh);
+    else mmq_rows_loop<2>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh);
+}
+
+/* a block of 128 threads: mmq_input, then mmq_products; mmq_sh: dynamic shared memory of mmq_smem bytes */
+static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
+    mmq_input<128>(a, bx, j, tid, mmq_sh);
+    mmq_products(a, g, bx, nbx, j, tid, 0, 0, mmq_sh);
 }
 
 #define MMQ_MAX_K 40000 /* shared memory: k + k / 8 bytes of quantized activations, under 48 KiB */
@@ -306,6 +358,7 @@ static inline al_status mmq_args_n(const al_cuda_weight *const *W, int n, const 
     if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda matvec_n: %d weights", n);
     AL_TRY(vec_in_args(W, n, in, a));
     a->n = n;
+    a->R = 2;
     a->x = in->x;
     a->ldx = W[0]->k;
     int64_t v = 0;
@@ -336,6 +389,7 @@ static inline al_status mmq_args_glu(al_cuda_act_kind act, const al_cuda_weight 
     if (Wg->type != Wu->type || Wg->n_out != Wu->n_out || Wg->row_bytes != Wu->row_bytes)
         return al_err(AL_ERR_UNSUPPORTED, "cuda matvec_glu: gate and up differ in type or shape");
     a->n = 1;
+    a->R = 2;
     a->glu = 1 + (int)act;
     a->w[0] = (const uint8_t *)Wg->data;
     a->w[1] = (const uint8_t *)Wu->data;

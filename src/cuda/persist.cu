@@ -2,15 +2,19 @@
  * persist.cu — the persistent decode kernel (al_cuda_prog, alloy/cuda.h).
  *
  * k_persist runs a recorded list of ops with a fixed grid of blocks that are all resident at once
- * (cooperative launch). Block b does units b, b + grid, … of each op; after an op marked `sync` the
- * blocks meet at a grid barrier: a monotonic 64-bit arrival counter in device memory (red.release
- * to arrive, ld.acquire polling to wait), released when it reaches base + (barriers so far) × grid,
- * so it never needs resetting (the host advances base by n_sync × grid per run).
+ * (cooperative launch): one block of MK_SUB sub-blocks of MK_T threads per multiprocessor. Sub-block
+ * vb = sub × grid + block of nvb = MK_SUB × grid does units vb, vb + nvb, … of each op (sub-blocks
+ * synchronize on their own named barrier). After an op marked `sync` the blocks meet at a grid
+ * barrier: a monotonic 64-bit arrival counter in device memory (red.release to arrive, relaxed
+ * polling + fence to wait), released when it reaches base + (barriers so far) × grid, so it never
+ * needs resetting (the host advances base by n_sync × grid per run). One block per multiprocessor
+ * rather than four of 128 threads: a quarter of the arrivals on the counter and a product's input
+ * loaded and quantized once per multiprocessor (v8 in docs/benchmarks-cuda.md).
  *
  * Ops (units of work):
- *  - MK_MATVEC: mmq_block (mmq_kernel.cuh), the body of k_mmq: fused pre-norm, in-block int8
- *    activations, groups of rows dealt to the blocks round-robin.
- *  - MK_ATTN: unit = (KV head hk, split of ch = 64 or 32 keys) over the live keys [j0, pos]. The
+ *  - MK_MATVEC: mmq_input by the whole block (fused pre-norm, int8 activations in shared memory),
+ *    then mmq_products (mmq_kernel.cuh) by each sub-block: groups of rows dealt round-robin.
+ *  - MK_ATTN: unit = (KV head hk, split of ch = 64, 32 or 16 keys) over the live keys [j0, pos]. The
  *    cached keys and values of the split come into shared memory by cp.async; the unit takes the G =
  *    n_head / n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE and scale of q; the unit holding
  *    key pos also forms the new k / v (into its tiles and the cache). Scores (MK_T / ch lanes per key),
@@ -20,7 +24,7 @@
  *  - MK_SSM: unit = (head h, MK_PS rows of P): dt = clamp(softplus(dt + bias)), conv1d + SiLU of the
  *    unit's x channels and of its group's B and C channels from the conv state (read only), then
  *    S ← exp(dt A) S + dt x Bᵀ, y = S C + D x for its rows.
- * A block's first unit of the next op is prepared between its arrival at the barrier and the release
+ * A sub-block's first unit of the next op is prepared between its block's arrival at the barrier and the release
  * (mk_pre): the weight rows of a product into L2, the cached K/V tile of an attention unit and the
  * state rows + conv partial sums (all but the new input's tap) of an SSM unit, since none of these
  * depend on the op before.
@@ -34,7 +38,9 @@
 #include "cuda/cuda_impl.cuh"
 #include "cuda/mmq_kernel.cuh"
 
-#define MK_T 128     /* threads per block (4 warps; mmq_block's layout) */
+#define MK_T 128     /* threads per sub-block (4 warps; mmq_products' layout) */
+#define MK_SUB 4     /* sub-blocks per block */
+#define MK_BT (MK_T * MK_SUB)
 #define MK_PS 16     /* state rows per SSM unit */
 #define MK_MAX_G 16  /* query heads per KV head */
 
@@ -44,7 +50,7 @@ typedef struct mk_attn {
     al_cuda_prog_attn a;
     float *part; /* [n_head][n_split][hd + 2] */
     int *cnt;    /* [n_head_kv], zero between runs */
-    int n_split, ch; /* splits of ch keys (64 or 32: the K / V tiles fit in 48 KiB) */
+    int n_split, ch; /* splits of ch keys (64, or 32 / 16 where the tiles of MK_SUB units would not fit) */
 } mk_attn;
 typedef struct mk_shift {
     const float *x;
@@ -64,13 +70,13 @@ typedef struct mk_op {
 struct al_cuda_prog {
     al_cuda *c;
     mk_op *ops, *d_ops;
-    int n_ops, cap, n_sync, grid;
-    size_t smem;
+    int n_ops, cap, n_sync, grid, rows;
+    size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
     size_t part_floats;
     int *cnt, max_kv;
     unsigned long long *bar, epoch;
-    unsigned long long *tm; /* [n_ops + 1] globaltimer stamps of the last run, or NULL */
+    unsigned long long *tm; /* [4 n_ops + 1] globaltimer stamps of the last run (k_persist), or NULL */
     bool ready;
 };
 
@@ -180,16 +186,18 @@ __host__ __device__ __forceinline__ size_t mk_attn_smem(int hd, int elt, int ch,
 __device__ __forceinline__ float *mk_attn_f(uint8_t *sh, int hd, int elt, int ch) {
     return (float *)(sh + 2 * (size_t)ch * (size_t)mk_attn_rs(hd, elt, ch));
 }
-__device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n) {
+__device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n, int tid) {
     if (!src) return;
     if (((uintptr_t)src & 15) == 0 && n % 4 == 0)
-        for (int c = threadIdx.x; c < n / 4; c += MK_T) mk_cp16(dst + 4 * c, src + 4 * c);
+        for (int c = tid; c < n / 4; c += MK_T) mk_cp16(dst + 4 * c, src + 4 * c);
     else
-        for (int c = threadIdx.x; c < n; c += MK_T) dst[c] = src[c];
+        for (int c = tid; c < n; c += MK_T) dst[c] = src[c];
 }
+/* barrier of sub-block sub's MK_T threads (named barrier 1 + sub; 0 is __syncthreads) */
+__device__ __forceinline__ void mk_sync(int sub) { mmq_bar(1 + sub); }
 
 /* start copying the unit's cached keys / values (positions < pos) into the tiles */
-template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, int u, uint8_t *sh) {
+template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, int u, uint8_t *sh, int tid) {
     const al_cuda_prog_attn &a = m.a;
     const mk_au g = mk_attn_unit(m, pos, u);
     const int hd = a.head_dim, per = hd * (int)sizeof(KV) / 16, rs = mk_attn_rs(hd, (int)sizeof(KV), m.ch);
@@ -198,15 +206,15 @@ template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, in
     uint8_t *kt = sh, *vt = sh + (size_t)m.ch * rs;
     const uint8_t *kc = (const uint8_t *)a.kc + (int64_t)g.start * kv_row + (int64_t)g.hk * hd * (int64_t)sizeof(KV);
     const uint8_t *vc = (const uint8_t *)a.vc + (kc - (const uint8_t *)a.kc);
-    for (int c = threadIdx.x; c < n * per; c += MK_T) {
+    for (int c = tid; c < n * per; c += MK_T) {
         const int r = c / per, q = c - r * per;
         mk_cp16(kt + r * rs + 16 * q, kc + r * kv_row + 16 * q);
         mk_cp16(vt + r * rs + 16 * q, vc + r * kv_row + 16 * q);
     }
     float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), m.ch);
-    mk_cp_vec(wq, a.q_norm, hd);
-    mk_cp_vec(wq + hd, a.k_norm, hd);
-    if (a.rope_mode) mk_cp_vec(wq + 2 * hd, a.inv_freq, a.n_dims / 2);
+    mk_cp_vec(wq, a.q_norm, hd, tid);
+    mk_cp_vec(wq + hd, a.k_norm, hd, tid);
+    if (a.rope_mode) mk_cp_vec(wq + 2 * hd, a.inv_freq, a.n_dims / 2, tid);
 }
 
 /* q[0..8) (shared, floats) · the 16-byte piece k of a key row */
@@ -230,10 +238,12 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * holding key pos) into the tiles and the cache; (2) scores with L lanes per key, each lane taking
  * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
  * (4) P·V, a thread per (head, pair of dims); (5) partial results + last-arriver merge. */
-template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh) {
-    __shared__ int last;
+template <typename KV>
+__device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub) {
+    __shared__ int lasts[MK_SUB];
+    int &last = lasts[sub];
     const al_cuda_prog_attn &a = m.a;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int warp = tid >> 5, lane = tid & 31;
     const int hd = a.head_dim, nkv = a.n_head_kv, G = a.n_head / nkv, hp = hd + 2;
     const int ch = m.ch, L = MK_T / ch, rs = mk_attn_rs(hd, (int)sizeof(KV), ch), epp = 16 / (int)sizeof(KV);
     const int npc = hd / epp; /* 16-byte pieces per row */
@@ -242,13 +252,13 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
     float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), ch), *wk = wq + hd, *ifr = wk + hd, *kn = ifr + hd, *qs = kn + hd,
           *sc = qs + G * hd, *ml = sc + G * ch;
     const mk_au g0 = mk_attn_unit(m, pos, 0);
-    for (int u = blockIdx.x; u < nkv * g0.nlive; u += gridDim.x) {
+    for (int u = vb; u < nkv * g0.nlive; u += nvb) {
         const mk_au g = mk_attn_unit(m, pos, u);
         const int hk = g.hk, sp = g.sp, n = g.end - g.start;
         const bool has_new = g.end == pos + 1;
-        if (!(pre && u == blockIdx.x)) mk_attn_pre<KV>(m, pos, u, sh);
+        if (!(pre && u == vb)) mk_attn_pre<KV>(m, pos, u, sh, tid);
         mk_cp_wait();
-        __syncthreads();
+        mk_sync(sub);
         for (int q = warp; q < G; q += 4) {
             const int h = hk * G + q;
             mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, ifr, pos, a.scale,
@@ -273,7 +283,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
                 ((KV *)a.kc)[off + d] = kk, ((KV *)a.vc)[off + d] = vk;
             }
         }
-        __syncthreads();
+        mk_sync(sub);
         { /* scores: key tid / L, lane part tid % L of its row */
             const int key = tid / L, part = tid - key * L;
             const KV *kr = (const KV *)(kt + (size_t)key * rs);
@@ -285,17 +295,17 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
                 if (part == 0) sc[q * ch + key] = key < n ? s : -INFINITY;
             }
         }
-        __syncthreads();
+        mk_sync(sub);
         for (int q = warp; q < G; q += 4) { /* softmax of the split, a warp per head (ch <= 64) */
-            float v0 = sc[q * ch + lane], v1 = lane + 32 < ch ? sc[q * ch + lane + 32] : -INFINITY;
+            float v0 = lane < ch ? sc[q * ch + lane] : -INFINITY, v1 = lane + 32 < ch ? sc[q * ch + lane + 32] : -INFINITY;
             const float mx = al_warp_max(fmaxf(v0, v1));
             v0 = expf(v0 - mx), v1 = expf(v1 - mx); /* keys >= n: exp(-inf) = 0 */
             const float sum = al_warp_sum(v0 + v1);
-            sc[q * ch + lane] = v0;
+            if (lane < ch) sc[q * ch + lane] = v0;
             if (lane + 32 < ch) sc[q * ch + lane + 32] = v1;
             if (lane == 0) ml[2 * q] = mx, ml[2 * q + 1] = sum;
         }
-        __syncthreads();
+        mk_sync(sub);
         const bool single = g.nlive == 1; /* the only split: normalise and write out directly */
         for (int idx = tid; idx < G * hd / 2; idx += MK_T) {
             const int q = idx / (hd / 2), d = 2 * (idx - q * (hd / 2));
@@ -317,7 +327,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
             }
         }
         if (!single) {
-            __syncthreads();
+            mk_sync(sub);
             if (tid == 0) {
                 int old;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
@@ -329,7 +339,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
 #endif
                 last = old == g.nlive - 1;
             }
-            __syncthreads();
+            mk_sync(sub);
             if (last) { /* every split of hk is in part: merge */
                 for (int idx = tid; idx < G * hd; idx += MK_T) {
                     const int q = idx / hd, d = idx - q * hd, h = hk * G + q;
@@ -349,7 +359,7 @@ template <typename KV> __device__ void mk_attention(const mk_attn &m, int pos, b
                 if (tid == 0) m.cnt[hk] = 0;
             }
         }
-        __syncthreads(); /* shared memory is reused by the next unit */
+        mk_sync(sub); /* shared memory is reused by the next unit */
     }
 }
 
@@ -373,14 +383,14 @@ __device__ __forceinline__ int64_t mk_ssm_ch(const al_cuda_prog_ssm &a, const mk
 }
 
 /* everything of unit u that does not depend on this step's in_proj output */
-__device__ void mk_ssm_pre(const al_cuda_prog_ssm &a, int u, float *sh) {
+__device__ void mk_ssm_pre(const al_cuda_prog_ssm &a, int u, float *sh, int tid) {
     const mk_su g = mk_ssm_unit(a, u);
     const int N = a.N, K = a.d_conv, nc = g.ps + 2 * N;
     const int64_t di = (int64_t)a.H * a.P, gn = (int64_t)a.G * N, ch = di + 2 * gn;
     float *S = sh, *cp = S + g.ps * N, *wl = cp + nc;
     const float *src = a.state + ((int64_t)g.h * a.P + g.p0) * N;
-    for (int c = threadIdx.x; c < g.ps * N / 4; c += MK_T) mk_cp16(S + 4 * c, src + 4 * c);
-    for (int i = threadIdx.x; i < nc; i += MK_T) {
+    for (int c = tid; c < g.ps * N / 4; c += MK_T) mk_cp16(S + 4 * c, src + 4 * c);
+    for (int i = tid; i < nc; i += MK_T) {
         const int64_t c = mk_ssm_ch(a, g, i, di, gn);
         float acc = a.conv_b ? a.conv_b[c] : 0.0f;
         for (int j = 0; j < K - 1; j++) acc = fmaf(a.conv_w[c * K + j], a.conv_state[(int64_t)j * ch + c], acc);
@@ -389,18 +399,18 @@ __device__ void mk_ssm_pre(const al_cuda_prog_ssm &a, int u, float *sh) {
     }
 }
 
-__device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+__device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh, int vb, int nvb, int tid, int sub) {
+    const int warp = tid >> 5, lane = tid & 31;
     const int P = a.P, N = a.N, H = a.H;
     const int64_t di = (int64_t)H * P, gn = (int64_t)a.G * N, ch = di + 2 * gn;
     const float *xbc = a.zx + di, *dtr = a.zx + di + ch;
-    for (int u = blockIdx.x; u < H * (P / (P < MK_PS ? P : MK_PS)); u += gridDim.x) {
+    for (int u = vb; u < H * (P / (P < MK_PS ? P : MK_PS)); u += nvb) {
         const mk_su g = mk_ssm_unit(a, u);
         const int nc = g.ps + 2 * N;
         float *S = sh, *cp = S + g.ps * N, *wl = cp + nc, *xs = wl + nc, *Bs = xs + g.ps, *Cs = Bs + N;
-        if (!(pre && u == blockIdx.x)) {
-            mk_ssm_pre(a, u, sh);
-            __syncthreads();
+        if (!(pre && u == vb)) {
+            mk_ssm_pre(a, u, sh, tid);
+            mk_sync(sub);
         }
         for (int i0 = tid; i0 < nc; i0 += 4 * MK_T) { /* the loads of 4 steps first */
             float xv[4];
@@ -414,7 +424,7 @@ __device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
         dt = fminf(fmaxf(dt, a.dt_lo), a.dt_hi);
         const float dA = expf(dt * a.A[g.h]), Dh = a.D ? a.D[g.h] : 0.0f;
         mk_cp_wait();
-        __syncthreads();
+        mk_sync(sub);
         for (int p = warp; p < g.ps; p += 4) {
             float *Sg = a.state + ((int64_t)g.h * P + g.p0 + p) * N;
             const float xv = xs[p];
@@ -427,12 +437,12 @@ __device__ void mk_ssm(const al_cuda_prog_ssm &a, bool pre, float *sh) {
             acc = al_warp_sum(acc);
             if (lane == 0) a.y[(int64_t)g.h * P + g.p0 + p] = acc + Dh * xv;
         }
-        __syncthreads();
+        mk_sync(sub);
     }
 }
 
 __device__ void mk_conv_shift(const mk_shift &a) {
-    for (int64_t c = (int64_t)blockIdx.x * MK_T + threadIdx.x; c < a.ch; c += (int64_t)gridDim.x * MK_T)
+    for (int64_t c = (int64_t)blockIdx.x * MK_BT + threadIdx.x; c < a.ch; c += (int64_t)gridDim.x * MK_BT)
         al_conv_state_update(a.x, 0, 1, a.ch, a.km1, a.state, c);
 }
 
@@ -444,49 +454,60 @@ __device__ __forceinline__ unsigned long long mk_clock() {
 __device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
     if (tm && blockIdx.x == 0 && threadIdx.x == 0) tm[i] = mk_clock();
 }
-/* tm[n_ops + 1 + i]: the latest time any block finished op i (zeroed before each run) */
-__device__ __forceinline__ void mk_stamp_done(unsigned long long *tm, int n_ops, int i) {
+/* tm[n_ops + 1 + w * n_ops + i]: the latest time any block reached point w of op i (zeroed before each
+ * run): MK_DONE finished it, MK_ENTER entered it, MK_INPUT had its input (products) */
+enum { MK_DONE, MK_ENTER, MK_INPUT };
+__device__ __forceinline__ void mk_stamp_max(unsigned long long *tm, int n_ops, int w, int i) {
     if (tm) {
         __syncthreads();
-        if (threadIdx.x == 0) atomicMax(tm + n_ops + 1 + i, mk_clock());
+        if (threadIdx.x == 0) atomicMax(tm + n_ops + 1 + w * n_ops + i, mk_clock());
     }
 }
 
-/* work for op j that a block can do while the barrier before it is pending (inputs of earlier
- * steps only); op: its descriptor; returns whether the block's first unit of op j was prepared */
-__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh) {
+/* work for op j that sub-block vb (thread tid, shared memory sh) can do while the barrier before it is
+ * pending (inputs of earlier steps only); op: its descriptor; returns whether the sub-block's first
+ * unit of op j was prepared */
+__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh, int vb, int tid) {
     switch (op.kind) {
-    case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, blockIdx.x, threadIdx.x); return false;
+    case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, vb, tid); return false;
     case MK_ATTN: {
         const mk_au g0 = mk_attn_unit(op.u.at, pos, 0);
-        if ((int)blockIdx.x >= op.u.at.a.n_head_kv * g0.nlive) return false;
-        if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at, pos, blockIdx.x, sh);
-        else mk_attn_pre<float>(op.u.at, pos, blockIdx.x, sh);
+        if (vb >= op.u.at.a.n_head_kv * g0.nlive) return false;
+        if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at, pos, vb, sh, tid);
+        else mk_attn_pre<float>(op.u.at, pos, vb, sh, tid);
         return true;
     }
     case MK_SSM: {
         const al_cuda_prog_ssm &a = op.u.ss;
-        if ((int)blockIdx.x >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
-        mk_ssm_pre(a, blockIdx.x, (float *)sh);
+        if (vb >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
+        mk_ssm_pre(a, vb, (float *)sh, tid);
         return true;
     }
     default:
-        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[j + 1].u.mv, ops[j + 1].g, blockIdx.x, threadIdx.x);
+        if (j + 1 < n_ops && ops[j + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[j + 1].u.mv, ops[j + 1].g, vb, tid);
         return false;
     }
 }
 
 __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
-    for (int i = threadIdx.x; i < (int)(sizeof(mk_op) / 4); i += MK_T) ((int *)dst)[i] = ((const int *)src)[i];
+    for (int i = threadIdx.x; i < (int)(sizeof(mk_op) / 4); i += MK_BT) ((int *)dst)[i] = ((const int *)src)[i];
 }
 
-/* tm: NULL, or [n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i. Op
- * descriptors are read from shared memory (two buffers: op i and op i + 1, loaded while the barrier
- * before it is pending). */
-__global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops, int n_ops, const int32_t *d_pos,
-                                                  unsigned long long *bar, unsigned long long base, unsigned long long *tm) {
+/* A block is MK_SUB sub-blocks of MK_T threads: a product's input is made once per block (all
+ * threads), then each sub-block takes the share of virtual block vb = sub * gridDim.x + blockIdx.x of
+ * MK_SUB * gridDim.x (consecutive units on different multiprocessors), attention and SSM units too,
+ * each in its own sub_bytes of shared memory; the grid barrier counts blocks.
+ * tm: NULL, or [4 n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i, then the
+ * latest times of mk_stamp_max. Op descriptors are read from shared memory (two buffers: op i and op
+ * i + 1, loaded while the barrier before it is pending). */
+__global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, const int32_t *d_pos,
+                                                      unsigned long long *bar, unsigned long long base, unsigned long long *tm,
+                                                      int sub_bytes) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
+    const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
+    const int vb = sub * gridDim.x + blockIdx.x, nvb = MK_SUB * gridDim.x;
+    uint8_t *ssh = mk_sh + (size_t)sub * (size_t)sub_bytes;
     const int pos = *d_pos;
     unsigned long long target = base;
     bool pre = false;
@@ -495,17 +516,22 @@ __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops,
     __syncthreads();
     for (int i = 0; i < n_ops; i++) {
         const mk_op &op = desc[i & 1];
+        mk_stamp_max(tm, n_ops, MK_ENTER, i);
         switch (op.kind) {
-        case MK_MATVEC: mmq_block(op.u.mv, op.g, blockIdx.x, gridDim.x, 0, threadIdx.x, mk_sh); break;
-        case MK_ATTN:
-            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, mk_sh);
-            else mk_attention<float>(op.u.at, pos, pre, mk_sh);
+        case MK_MATVEC:
+            mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh);
+            mk_stamp_max(tm, n_ops, MK_INPUT, i);
+            mmq_products(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh);
             break;
-        case MK_SSM: mk_ssm(op.u.ss, pre, (float *)mk_sh); break;
+        case MK_ATTN:
+            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub);
+            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub);
+            break;
+        case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         default: mk_conv_shift(op.u.sh); break;
         }
         pre = false;
-        mk_stamp_done(tm, n_ops, i);
+        mk_stamp_max(tm, n_ops, MK_DONE, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
         if (op.sync) {
@@ -513,7 +539,7 @@ __global__ void __launch_bounds__(MK_T) k_persist(const mk_op *__restrict__ ops,
             mk_arrive(bar);
             mk_load_op(&next, &ops[i + 1]);
             __syncthreads();
-            pre = mk_pre(next, ops, i + 1, n_ops, pos, mk_sh);
+            pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid);
             mk_wait(bar, target);
         } else {
             __syncthreads();
@@ -566,6 +592,10 @@ static al_status prog_push(al_cuda_prog *p, const mk_op *op) {
 static void need_smem(al_cuda_prog *p, size_t bytes) {
     if (bytes > p->smem) p->smem = bytes;
 }
+static void need_sub_smem(al_cuda_prog *p, size_t bytes) {
+    bytes = (bytes + 15) & ~(size_t)15;
+    if (bytes > p->sub_smem) p->sub_smem = bytes;
+}
 
 static al_status push_mmq(al_cuda_prog *p, const mmq_args *a) {
     mk_op op;
@@ -616,9 +646,13 @@ extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_
     op.u.at.a = *a;
     const int elt = a->kv_type == AL_TYPE_F16 ? 2 : 4, G = a->n_head / a->n_head_kv;
     if (a->head_dim * elt % 16) return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: rows of %d bytes", a->head_dim * elt);
-    op.u.at.ch = mk_attn_smem(a->head_dim, elt, 64, G) <= 48 * 1024 ? 64 : 32;
+    /* the tiles of MK_SUB units fit in a block's shared memory */
+    const size_t cap = p->c->prop.sharedMemPerBlockOptin / MK_SUB / 16 * 16;
+    op.u.at.ch = mk_attn_smem(a->head_dim, elt, 64, G) <= 48 * 1024 ? 64 : mk_attn_smem(a->head_dim, elt, 32, G) <= cap ? 32 : 16;
+    if (mk_attn_smem(a->head_dim, elt, op.u.at.ch, G) > cap)
+        return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: head_dim %d with %d heads per KV head", a->head_dim, G);
     op.u.at.n_split = (int)al_cdiv(a->n_ctx, op.u.at.ch);
-    need_smem(p, mk_attn_smem(a->head_dim, elt, op.u.at.ch, G));
+    need_sub_smem(p, mk_attn_smem(a->head_dim, elt, op.u.at.ch, G));
     const size_t part = (size_t)a->n_head * (size_t)op.u.at.n_split * (size_t)(a->head_dim + 2);
     if (part > p->part_floats) p->part_floats = part;
     if (a->n_head_kv > p->max_kv) p->max_kv = a->n_head_kv;
@@ -636,7 +670,7 @@ extern "C" al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_s
     op.u.ss = *a;
     if (a->N % 4) return al_err(AL_ERR_UNSUPPORTED, "cuda prog ssm: state size %d", a->N);
     const int ps = a->P < MK_PS ? a->P : MK_PS;
-    need_smem(p, sizeof(float) * (size_t)(ps * a->N + 3 * (ps + 2 * a->N)));
+    need_sub_smem(p, sizeof(float) * (size_t)(ps * a->N + 3 * (ps + 2 * a->N)));
     AL_TRY(prog_push(p, &op));
     if (a->d_conv < 2) return al_ok();
     memset(&op, 0, sizeof op);
@@ -659,12 +693,13 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     int coop = 0;
     AL_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, c->device), "cooperative launch attribute");
     if (!coop) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the device has no cooperative launch");
+    if (MK_SUB * p->sub_smem > p->smem) p->smem = MK_SUB * p->sub_smem;
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
         AL_CUDA_TRY(cudaFuncSetAttribute(k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
     }
     int occ = 0;
-    AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_persist, MK_T, p->smem), "persist occupancy");
+    AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_persist, MK_BT, p->smem), "persist occupancy");
     if (occ < 1) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the kernel does not fit on a multiprocessor");
     if (blocks_per_sm > 0 && blocks_per_sm < occ) occ = blocks_per_sm;
     p->grid = occ * c->prop.multiProcessorCount;
@@ -673,6 +708,14 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         AL_TRY(al_cuda_alloc(c, (void **)&p->cnt, sizeof(int) * (size_t)p->max_kv));
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->bar, sizeof(unsigned long long)));
+    for (int i = 0; i < p->n_ops; i++) { /* 4 rows per step where every group has >= 2 steps of 2 */
+        mmq_args *a = &p->ops[i].u.mv;
+        if (p->ops[i].kind != MK_MATVEC || a->ids) continue;
+        const int64_t groups2 = (a->end[a->n - 1] + 1) / 2 * (a->glu ? 2 : 1), warp_groups = (int64_t)p->grid * MK_SUB * (4 / p->ops[i].g);
+        bool q6 = true; /* measured: 4 rows help the Q6_K LM heads, slow the Q8_0 one */
+        for (int m = 0; m < a->n; m++) q6 = q6 && a->type[m] == AL_TYPE_Q6_K;
+        a->R = p->rows == 4 || (p->rows <= 0 && q6 && groups2 >= 2 * warp_groups) ? 4 : 2;
+    }
     p->n_sync = 0;
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
     for (int i = 0; i < p->n_ops; i++) {
@@ -689,14 +732,17 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos) {
     const mk_op *ops = p->d_ops;
     int n_ops = p->n_ops;
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
-    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * (size_t)n_ops, p->c->stream), "timing reset");
-    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&d_pos, (void *)&bar, (void *)&base, (void *)&tm};
-    AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_T), args, p->smem,
+    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * 3 * (size_t)n_ops, p->c->stream), "timing reset");
+    int sub_bytes = (int)p->sub_smem;
+    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&d_pos, (void *)&bar, (void *)&base, (void *)&tm, (void *)&sub_bytes};
+    AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
                                             p->c->stream),
                 "persistent decode kernel");
     p->epoch += (unsigned long long)p->n_sync * (unsigned long long)p->grid;
     return al_ok();
 }
+
+extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
     if (n_ops) *n_ops = p ? p->n_ops : 0;
@@ -711,20 +757,25 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         p->tm = NULL;
         return al_ok();
     }
-    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(2 * p->n_ops + 1)));
+    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(4 * p->n_ops + 1)));
     return al_ok();
 }
 
-extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, double *us, double *work) {
+extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *out) {
     if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
     const int n = p->n_ops;
-    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * (size_t)(2 * n + 1));
+    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * (size_t)(4 * n + 1));
     if (!t) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
-    al_status st = al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * (size_t)(2 * n + 1));
+    al_status st = al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * (size_t)(4 * n + 1));
+    /* from block 0 entering op i (t[i]) to the latest stamp w of op i, 0 when none came later */
+#define SINCE(w) (t[n + 1 + (w) * n + i] > t[i] ? (double)(t[n + 1 + (w) * n + i] - t[i]) * 1e-3 : 0.0)
     for (int i = 0; i < n && !al_failed(&st); i++) {
-        us[i] = (double)(t[i + 1] - t[i]) * 1e-3;
-        if (work) work[i] = t[n + 1 + i] > t[i] ? (double)(t[n + 1 + i] - t[i]) * 1e-3 : 0.0;
+        out[i].us = (double)(t[i + 1] - t[i]) * 1e-3;
+        out[i].work = SINCE(MK_DONE);
+        out[i].enter = SINCE(MK_ENTER);
+        out[i].input = SINCE(MK_INPUT);
     }
+#undef SINCE
     free(t);
     return st;
 }
