@@ -3,10 +3,11 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
- * tg<N>: N single-token evals from an empty context (the decode graph replayed). One untimed warm-up
+ * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
+ * graph; logits copied to the session's pinned buffer, as llama.cpp's). One untimed warm-up
  * repetition, then the median of -r repetitions. Roofline: bandwidth / weight bytes per token
  * (al_model_weight_bytes: every matrix read once per token), default 3.0 TB/s (H100 SXM HBM3).
  * Without CUDA (or without a device) it says so and exits 0.
@@ -53,6 +54,9 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
             sum[j].enter += t[j].enter / steps, sum[j].input += t[j].input / steps;
         }
     }
+    double ph[7];
+    al_status sp = al_cuda_prog_attn_phases(p, ph);
+    const bool ph_ok = !al_failed(&st) && !al_failed(&sp);
     (void)al_cuda_prog_timing(p, false);
     if (al_failed(&st)) {
         fprintf(stderr, "bench_cuda: phases: %s\n", st.msg);
@@ -80,6 +84,9 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
                    a.work / cnt, a.us);
         }
         printf("| all | %d | | | | %.1f | %.1f |\n\n", n_ops, wtotal, total);
+        if (ph_ok && ph[0] + ph[6] > 0)
+            printf("attention unit 0 (last step), µs: tiles %.2f, q/k heads %.2f, scores %.2f, softmax %.2f, P·V + stores %.2f, "
+                   "split arrival %.2f, merge %.2f\n\n", ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]);
     }
     free(t);
     free(sum);
@@ -87,7 +94,7 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
 }
 
 static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps, int rows,
-                     bool phases, double bw) {
+                     bool merge, int keys, bool phases, double bw) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -107,6 +114,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     sp.persistent = persist;
     sp.persist_blocks_per_sm = bps;
     sp.persist_rows = rows;
+    sp.persist_no_merge = !merge;
+    sp.persist_attn_keys = keys;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
@@ -128,7 +137,10 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         if (tg > 0 && !al_failed(&st)) {
             al_cuda_session_reset(s);
             double a = al_time_sec();
-            for (int i = 0; i < tg && !al_failed(&st); i++) st = al_cuda_session_eval(s, &toks[i], 1, lg, false);
+            for (int i = 0; i < tg && !al_failed(&st); i++) {
+                const float *out; /* logits left in the session's pinned buffer, as llama_get_logits */
+                st = al_cuda_session_decode(s, toks[i], &out);
+            }
             if (r) ttg[r - 1] = al_time_sec() - a;
         }
     }
@@ -178,8 +190,8 @@ int main(int argc, char **argv) {
     const char *models[16];
     int n_models = 0, pp = 512, tg = 128, reps = 3;
     al_type kvt = AL_TYPE_F16;
-    bool graph = true, pdl = true, persist = true, phases = false;
-    int bps = 0, rows = 0;
+    bool graph = true, pdl = true, persist = true, phases = false, merge = true;
+    int bps = 0, rows = 0, keys = 0;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -194,9 +206,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--phases")) phases = true;
         else if (!strcmp(a, "--bps") && v) bps = atoi(argv[++i]);
         else if (!strcmp(a, "--rows") && v) rows = atoi(argv[++i]);
+        else if (!strcmp(a, "--no-merge")) merge = false;
+        else if (!strcmp(a, "--keys") && v) keys = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--phases] [--bw B/s]\n");
             return 2;
         }
     }
@@ -216,7 +230,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, rows, phases, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, rows, merge, keys, phases, bw);
     al_cuda_free(cu);
     return rc;
 }

@@ -85,10 +85,13 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
     for (int i = 0; i < 12; i++) {
         if (i < 8 && tol_ref > 0 && tok != r->greedy[i]) greedy_ok = false;
         CHECK_OK(al_session_eval(cs, &tok, 1, lc, false));
-        CHECK_OK(al_cuda_session_eval(gs, &tok, 1, lg, false));
-        double ed = al_test_rel_err(lg, lc, (size_t)V);
+        const float *dl = lg; /* odd steps: al_cuda_session_decode (logits left in the pinned buffer) */
+        if (i % 2) CHECK_OK(al_cuda_session_decode(gs, tok, &dl));
+        else CHECK_OK(al_cuda_session_eval(gs, &tok, 1, lg, false));
+        if (!dl) break;
+        double ed = al_test_rel_err(dl, lc, (size_t)V);
         if (ed > worst) worst = ed;
-        tok = (int32_t)al_test_argmax(lg, V);
+        tok = (int32_t)al_test_argmax(dl, V);
     }
     al_status why, pwhy;
     bool graph = al_cuda_session_graph_active(gs, &why), persist = al_cuda_session_persistent_active(gs, &pwhy);
@@ -108,6 +111,7 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
     /* bad input is refused */
     int32_t bad = V;
     CHECK_ERR(al_cuda_session_eval(gs, &bad, 1, lg, false), AL_ERR_RANGE);
+    CHECK_ERR(al_cuda_session_decode(gs, bad, NULL), AL_ERR_RANGE);
     free(lc);
     free(lg);
     al_cuda_session_free(gs);

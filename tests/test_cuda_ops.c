@@ -196,6 +196,19 @@ static void test_matmul(void) {
                 check_close(what, y + j * (k + 1), wf + (int64_t)ids[j] * k, k, 1e-6);
             }
             free(y);
+            /* the same row as the first op of a persistent program (token by value) */
+            al_cuda_prog *p;
+            CHECK_OK(al_cuda_prog_init(&p, g_cu));
+            CHECK_OK(al_cuda_prog_embed(p, &w, dy));
+            CHECK_OK(al_cuda_prog_finish(p, 0));
+            CHECK_OK(al_cuda_prog_run(p, 0, 36));
+            CHECK_ERR(al_cuda_prog_run(p, 0, (int32_t)w.n_out), AL_ERR_RANGE);
+            y = back(dy, k);
+            char what[64];
+            snprintf(what, sizeof what, "prog embed %s", al_type_name(t));
+            check_close(what, y, wf + 36 * k, k, 1e-6);
+            free(y);
+            al_cuda_prog_free(p);
             FREE_D(dids), FREE_D(dy);
         }
         al_cuda_weight_free(g_cu, &w);
@@ -284,13 +297,12 @@ static void test_matvec(void) {
     /* the same products as ops of a persistent program, 2 and 4 weight rows per warp step */
     for (int rows = 2; rows <= 4; rows += 2) {
         al_cuda_prog *p;
-        int32_t zero = 0, *dpos = dev(&zero, sizeof zero);
         al_cuda_vec_in in = {NULL, dh, dd, dn, 1e-6f, dho, NULL, 0};
         CHECK_OK(al_cuda_prog_init(&p, g_cu));
         CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
         al_cuda_prog_set_rows(p, rows);
         CHECK_OK(al_cuda_prog_finish(p, 0));
-        CHECK_OK(al_cuda_prog_run(p, dpos));
+        CHECK_OK(al_cuda_prog_run(p, 0, 0));
         CHECK_OK(al_cuda_sync(g_cu));
         for (int i = 0; i < 3; i++) {
             float *y = back(dy[i], n_out[i]);
@@ -300,7 +312,6 @@ static void test_matvec(void) {
             free(y);
         }
         al_cuda_prog_free(p);
-        FREE_D(dpos);
     }
     /* glu: y = silu(x·gᵀ) * (x·uᵀ), norm fused without a residual add (launched, and in a program
      * with 2 and 4 rows per step) */
@@ -322,13 +333,12 @@ static void test_matvec(void) {
         check_close("matvec_glu Q4_K (fused norm)", y, g, nf, 2e-2);
         for (int rows = 2; rows <= 4; rows += 2) {
             al_cuda_prog *p;
-            int32_t zero = 0, *dpos = dev(&zero, sizeof zero);
             CHECK_OK(al_cuda_memset(g_cu, dgl, 0, sizeof(float) * (size_t)nf));
             CHECK_OK(al_cuda_prog_init(&p, g_cu));
             CHECK_OK(al_cuda_prog_matvec_glu(p, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
             al_cuda_prog_set_rows(p, rows);
             CHECK_OK(al_cuda_prog_finish(p, 0));
-            CHECK_OK(al_cuda_prog_run(p, dpos));
+            CHECK_OK(al_cuda_prog_run(p, 0, 0));
             CHECK_OK(al_cuda_sync(g_cu));
             float *yp = back(dgl, nf);
             char what[96];
@@ -336,7 +346,6 @@ static void test_matvec(void) {
             check_close(what, yp, g, nf, 2e-2);
             free(yp);
             al_cuda_prog_free(p);
-            FREE_D(dpos);
         }
         /* refused: aliasing h_out, a float weight */
         al_cuda_vec_in bad = {NULL, dh, dd, dn, 1e-6f, dh, NULL, 0};
@@ -551,7 +560,7 @@ static void test_attention(void) {
 /* the persistent kernel's attention unit (al_cuda_prog_attention, one op in a program of its own):
  * new k / v of position pos written to the cache, attention of the n_head query heads over keys
  * [max(0, pos - window + 1), pos] against the CPU reference with the same cache */
-static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al_type kvt) {
+static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al_type kvt, int keys) {
     const int n_ctx = 300;
     const int64_t row = (int64_t)n_kv * hd, total = pos + 1;
     float *k = rand_vec(total * row, 1.5f), *v = rand_vec(total * row, 1.0f), *q = rand_vec(n_head * hd, 1.5f);
@@ -567,7 +576,6 @@ static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al
         CHECK_OK(al_cuda_kv_store(g_cu, dk, kvt, row, dsrc_k, row, pos, 0, NULL));
         CHECK_OK(al_cuda_kv_store(g_cu, dv, kvt, row, dsrc_v, row, pos, 0, NULL));
     }
-    int32_t p32 = pos, *dpos = dev(&p32, 4);
     float *dq = devf(q, n_head * hd), *dout = devf(NULL, n_head * hd);
     al_cuda_prog_attn pa;
     memset(&pa, 0, sizeof pa);
@@ -577,12 +585,14 @@ static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al
     pa.scale = scale, pa.eps = 1e-6f;
     al_cuda_prog *p = NULL;
     CHECK_OK(al_cuda_prog_init(&p, g_cu));
+    al_cuda_prog_set_attn_split(p, keys);
     CHECK_OK(al_cuda_prog_attention(p, &pa));
     CHECK_OK(al_cuda_prog_finish(p, 0));
-    CHECK_OK(al_cuda_prog_run(p, dpos));
+    CHECK_OK(al_cuda_prog_run(p, pos, 0));
     float *y = back(dout, n_head * hd);
     char what[128];
-    snprintf(what, sizeof what, "persistent attention h%d/%d hd%d pos %d win %d %s", n_head, n_kv, hd, pos, window, al_type_name(kvt));
+    snprintf(what, sizeof what, "persistent attention h%d/%d hd%d pos %d win %d %s keys %d", n_head, n_kv, hd, pos, window,
+             al_type_name(kvt), keys);
     check_close(what, y, ref, n_head * hd, 2e-5);
     /* the new row in the cache, as stored by the kernel */
     float *rk = malloc(sizeof(float) * (size_t)row), *rv = malloc(sizeof(float) * (size_t)row);
@@ -595,22 +605,56 @@ static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al
     check_close("persistent attention: new cache row k", rk, k + pos * row, row, 0);
     check_close("persistent attention: new cache row v", rv, v + pos * row, row, 0);
     al_cuda_prog_free(p);
+    /* attention then a product of its output (wo): with the merge on, the product merges 2 .. 4 live
+     * splits itself; both ways against the reference attention times W */
+    if ((n_head * hd) % 32 == 0) {
+        const int64_t kw = (int64_t)n_head * hd, nw = 40;
+        al_cuda_weight w;
+        float *wf, *yref = malloc(sizeof(float) * (size_t)nw);
+        rand_weight(AL_TYPE_Q8_0, nw, kw, &w, &wf);
+        ref_matmul(wf, nw, kw, ref, 1, yref);
+        float *dy = devf(NULL, nw);
+        for (int merge = 0; merge < 2; merge++) {
+            al_cuda_vec_in in = {dout, NULL, NULL, NULL, 0.0f, NULL, NULL, 0};
+            const al_cuda_weight *W[1] = {&w};
+            CHECK_OK(al_cuda_prog_init(&p, g_cu));
+            al_cuda_prog_set_attn_split(p, keys);
+            CHECK_OK(al_cuda_prog_attention(p, &pa));
+            CHECK_OK(al_cuda_prog_matvec(p, W, 1, &in, &dy));
+            al_cuda_prog_set_merge(p, merge);
+            CHECK_OK(al_cuda_prog_finish(p, 0));
+            CHECK_OK(al_cuda_prog_run(p, pos, 0));
+            float *yw = back(dy, nw);
+            snprintf(what, sizeof what, "persistent attention + wo (merge %s) h%d/%d hd%d pos %d win %d %s", merge ? "on" : "off",
+                     n_head, n_kv, hd, pos, window, al_type_name(kvt));
+            check_close(what, yw, yref, nw, 2e-2);
+            free(yw);
+            al_cuda_prog_free(p);
+        }
+        free(wf), free(yref);
+        FREE_D(dy);
+        al_cuda_weight_free(g_cu, &w);
+    }
     free(k), free(v), free(q), free(ref), free(scr), free(y), free(rk), free(rv), free(raw);
-    FREE_D(dk), FREE_D(dv), FREE_D(dsrc_k), FREE_D(dsrc_v), FREE_D(dpos), FREE_D(dq), FREE_D(dout);
+    FREE_D(dk), FREE_D(dv), FREE_D(dsrc_k), FREE_D(dsrc_v), FREE_D(dq), FREE_D(dout);
 }
 
 static void test_prog_attention(void) {
     const al_type kvts[2] = {AL_TYPE_F32, AL_TYPE_F16};
     for (int i = 0; i < 2; i++) {
-        prog_attn_case(6, 2, 16, 41, 0, kvts[i]);   /* G = 3, one split */
-        prog_attn_case(6, 2, 16, 0, 0, kvts[i]);    /* only the new key */
-        prog_attn_case(16, 8, 128, 130, 0, kvts[i]); /* Qwen3-0.6B heads, 3 splits of 64 (F32: 5 of 32) */
-        prog_attn_case(32, 8, 64, 129, 0, kvts[i]); /* Llama-3.2-1B heads */
-        prog_attn_case(4, 2, 128, 63, 0, kvts[i]);  /* split edges */
-        prog_attn_case(4, 2, 128, 64, 0, kvts[i]);
-        prog_attn_case(4, 4, 128, 250, 17, kvts[i]); /* sliding window */
-        prog_attn_case(8, 1, 256, 77, 0, kvts[i]);  /* G = 8, head_dim 256 */
-        prog_attn_case(6, 3, 48, 299, 0, kvts[i]);  /* head_dim 48, last cache row */
+        prog_attn_case(6, 2, 16, 41, 0, kvts[i], 0);   /* G = 3, one split */
+        prog_attn_case(6, 2, 16, 0, 0, kvts[i], 0);    /* only the new key */
+        prog_attn_case(16, 8, 128, 130, 0, kvts[i], 0); /* Qwen3-0.6B heads, 3 splits of 64 (F32: 5 of 32) */
+        prog_attn_case(32, 8, 64, 129, 0, kvts[i], 0); /* Llama-3.2-1B heads */
+        prog_attn_case(4, 2, 128, 63, 0, kvts[i], 0);  /* split edges */
+        prog_attn_case(4, 2, 128, 64, 0, kvts[i], 0);
+        prog_attn_case(16, 8, 128, 130, 0, kvts[i], 32); /* 32-key units (F16: 5 splits, the wo merge falls back) */
+        prog_attn_case(32, 8, 64, 100, 0, kvts[i], 32);  /* 4 splits of 32: merged by wo */
+        prog_attn_case(4, 2, 128, 31, 0, kvts[i], 32);
+        prog_attn_case(4, 2, 128, 32, 0, kvts[i], 32);
+        prog_attn_case(4, 4, 128, 250, 17, kvts[i], 0); /* sliding window */
+        prog_attn_case(8, 1, 256, 77, 0, kvts[i], 0);  /* G = 8, head_dim 256 */
+        prog_attn_case(6, 3, 48, 299, 0, kvts[i], 0);  /* head_dim 48, last cache row */
     }
 }
 

@@ -38,6 +38,9 @@ al_status cli_device_wanted(int argc, char **argv, bool *gpu);
 al_status cli_session_init(cli_session **out, al_model *m, int n_ctx, int argc, char **argv);
 void cli_session_free(cli_session *s);
 al_status cli_session_eval(cli_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);
+/* one token; *out: its logits — lg (the CPU fills it) or the GPU session's pinned buffer (no copy),
+ * valid until the next eval / decode */
+al_status cli_session_decode(cli_session *s, int32_t token, float *lg, const float **out);
 void cli_session_reset(cli_session *s);
 int cli_session_pos(const cli_session *s);
 int cli_session_n_ctx(const cli_session *s);

@@ -100,6 +100,14 @@ al_status cli_session_eval(cli_session *s, const int32_t *tokens, int n, float *
     return al_session_eval(s->cpu, tokens, n, logits, all_logits);
 }
 
+al_status cli_session_decode(cli_session *s, int32_t token, float *lg, const float **out) {
+#ifdef ALLOY_HAVE_CUDA
+    if (s->cs) return al_cuda_session_decode(s->cs, token, out);
+#endif
+    *out = lg;
+    return al_session_eval(s->cpu, &token, 1, lg, false);
+}
+
 void cli_session_reset(cli_session *s) {
 #ifdef ALLOY_HAVE_CUDA
     if (s->cs) {

@@ -105,8 +105,8 @@ int cmd_bench(int argc, char **argv) {
         { int32_t t = toks[0]; if (!al_failed(&st)) st = cli_session_eval(s, &t, 1, lg, false); }
         t0 = al_time_sec();
         for (int i = 0; i < tg && !al_failed(&st); i++) {
-            int32_t t = toks[i % (pp > 0 ? pp : 1)];
-            st = cli_session_eval(s, &t, 1, lg, false);
+            const float *out; /* the logits stay where the backend put them (llama.cpp's llama_get_logits) */
+            st = cli_session_decode(s, toks[i % (pp > 0 ? pp : 1)], lg, &out);
         }
         t1 = al_time_sec();
         if (tg > 0 && tg / (t1 - t0) > best_tg) best_tg = tg / (t1 - t0);

@@ -107,8 +107,9 @@ static al_status generate(cli_session *s, const al_tokenizer *tok, al_sampler *s
     char *acc = reply ? malloc(cap) : NULL;
     t0 = al_time_sec();
     g_interrupted = 0;
+    const float *cur = lg; /* logits of the last step: lg, or the GPU session's pinned buffer */
     for (int i = 0; i < n_predict && !al_failed(&st) && !g_interrupted; i++) {
-        int32_t t = al_sampler_sample(smp, lg, NULL);
+        int32_t t = al_sampler_sample(smp, cur, NULL);
         if (al_tokenizer_is_eog(tok, t)) break;
         const char *piece;
         size_t plen;
@@ -132,7 +133,7 @@ static al_status generate(cli_session *s, const al_tokenizer *tok, al_sampler *s
         al_sampler_accept(smp, t);
         gs->n_gen++;
         if (cli_session_pos(s) >= cli_session_n_ctx(s)) break;
-        st = cli_session_eval(s, &t, 1, lg, false);
+        st = cli_session_decode(s, t, lg, &cur);
     }
     const char *piece;
     size_t plen;

@@ -279,15 +279,28 @@ al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const a
                                   const al_cuda_vec_in *in, float *Y);
 al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a);
 al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a);
+/* out[k] = row `token` (al_cuda_prog_run's) of W, dequantized; no grid barrier after it: every block
+ * writes the whole row, so the next op may read it in each block (recorded first, before a product
+ * that takes out as its input). */
+al_status al_cuda_prog_embed(al_cuda_prog *p, const al_cuda_weight *W, float *out);
 /* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit). */
 al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm);
-/* Enqueues one run on the context's stream. */
-al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos);
+/* Enqueues one run on the context's stream: the token at position pos (attention keys [0, pos]);
+ * token is range-checked against the embedding table when one was recorded. */
+al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token);
 /* ops recorded, grid-wide barriers per run, blocks of the grid */
 void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks);
 /* Before al_cuda_prog_finish: weight rows a warp group takes per step in the products, 2 or 4 (more
- * loads in flight, fewer groups); <= 0 (the default): 4 where every group has >= 2 steps of 2 rows. */
+ * loads in flight, fewer groups); <= 0 (the default): 4 for all-Q6_K products where every group has >= 2
+ * steps of 2 rows (the LM heads), else 2. */
 void al_cuda_prog_set_rows(al_cuda_prog *p, int rows);
+/* Before al_cuda_prog_finish: where an attention's output feeds only the next product (wo), that
+ * product merges 2 .. 4 live key splits while loading its input, instead of the attention's last
+ * unit of each KV head after an arrival count (on by default). */
+void al_cuda_prog_set_merge(al_cuda_prog *p, bool on);
+/* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
+ * the tiles fit in 48 KiB); fewer where shared memory is short. */
+void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
 /* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the latest
  * times any block entered it, had its input (products: pre-norm and int8 activations done) and
  * finished it; al_cuda_prog_times (synchronous) fills t[n_ops] of the last run, in µs from block 0
@@ -301,6 +314,9 @@ typedef struct al_cuda_prog_time {
 al_status al_cuda_prog_timing(al_cuda_prog *p, bool on);
 al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *t);
 void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size);
+/* With timing on: the mean µs (SM clock) of the phases of attention unit 0 in the last run — tiles
+ * arrived, q / k heads formed, scores, softmax, P·V and partial stores, split arrival (atomic), merge. */
+al_status al_cuda_prog_attn_phases(al_cuda_prog *p, double us[7]);
 
 /* ---- the GPU forward pass ------------------------------------------------------------------
  * al_cuda_model uploads every weight of a loaded al_model (in its stored type) to the device.
@@ -318,6 +334,8 @@ typedef struct al_cuda_session_params {
     bool persistent;    /* decode as one persistent kernel (al_cuda_prog) where every op has one */
     int persist_blocks_per_sm; /* <= 0: as many as fit */
     int persist_rows;          /* al_cuda_prog_set_rows (<= 0: automatic) */
+    bool persist_no_merge;     /* al_cuda_prog_set_merge(false) */
+    int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */
 al_cuda_session_params al_cuda_session_default_params(void);
@@ -340,6 +358,9 @@ bool al_cuda_session_persistent_active(const al_cuda_session *s, al_status *why)
 al_cuda_prog *al_cuda_session_prog(al_cuda_session *s);
 /* As al_session_eval; logits is host memory ([n][n_vocab] or [n_vocab]) or NULL. */
 al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);
+/* One decode step of token (al_cuda_session_eval of one token without the copy): *logits (if not
+ * NULL) points at the session's pinned host buffer [n_vocab], valid until its next eval / decode. */
+al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits);
 
 #ifdef __cplusplus
 }

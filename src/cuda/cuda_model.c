@@ -306,10 +306,10 @@ struct al_cuda_session {
     al_status prog_why;
 };
 
-static void prog_build(al_cuda_session *s, int blocks_per_sm, int rows);
+static void prog_build(al_cuda_session *s, const al_cuda_session_params *p);
 
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0, 0};
+    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0, 0, false, 0};
     return p;
 }
 
@@ -386,7 +386,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
         al_cuda_session_free(s);
         return al_err_wrap(st, "cuda session (n_ctx %d)", n_ctx);
     }
-    if (p->persistent) prog_build(s, p->persist_blocks_per_sm, p->persist_rows);
+    if (p->persistent) prog_build(s, p);
     else s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode is off");
     *out = s;
     return al_ok();
@@ -727,7 +727,9 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     const al_hparams *hp = s->hp;
     const int64_t d = hp->n_embd;
     al_cuda *c = s->cu;
-    if (!s->rec) { /* the persistent kernel starts after these (decode_step) */
+    if (s->rec) { /* the persistent kernel takes token and position as arguments (decode_step) */
+        AL_TRY(al_cuda_prog_embed(s->prog, &cm->tok_embd, s->h));
+    } else {
         AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
         if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
         AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
@@ -780,18 +782,20 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
 
 /* Records the decode step (forward_body with s->rec) into the persistent program; on any op without
  * a recorded form decode stays on the graph path and s->prog_why says why. */
-static void prog_build(al_cuda_session *s, int blocks_per_sm, int rows) {
+static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
     if (!s->fuse) {
         s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode: zamba2, Mamba-1 and MoE layers are not fused");
         return;
     }
     al_status st = al_cuda_prog_init(&s->prog, s->cu);
     if (!al_failed(&st)) {
+        al_cuda_prog_set_attn_split(s->prog, p->persist_attn_keys);
         s->rec = true;
         st = forward_body(s, 1, true);
         s->rec = false;
-        al_cuda_prog_set_rows(s->prog, rows);
-        al_status fin = al_cuda_prog_finish(s->prog, blocks_per_sm);
+        al_cuda_prog_set_rows(s->prog, p->persist_rows);
+        al_cuda_prog_set_merge(s->prog, !p->persist_no_merge);
+        al_status fin = al_cuda_prog_finish(s->prog, p->persist_blocks_per_sm);
         if (!al_failed(&st)) st = fin;
     }
     if (al_failed(&st)) {
@@ -807,13 +811,13 @@ static al_status stage(al_cuda_session *s, const int32_t *tok, int64_t n) {
     return al_cuda_copy_async(s->cu, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1));
 }
 
-static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logits) {
+/* logits: copied out of the pinned buffer (or NULL); ref: set to the pinned buffer itself (or NULL) */
+static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logits, const float **ref) {
     al_cuda *c = s->cu;
-    AL_TRY(stage(s, tok, 1));
     bool can_graph = s->use_graph && !s->graph_failed;
+    if (!s->prog) AL_TRY(stage(s, tok, 1));
     if (s->prog) {
-        AL_TRY(al_cuda_get_rows(c, &s->cm->tok_embd, s->d_stage + 1, 1, s->h, s->hp->n_embd));
-        AL_TRY(al_cuda_prog_run(s->prog, s->d_stage));
+        AL_TRY(al_cuda_prog_run(s->prog, s->pos, tok[0])); /* no staging copy, no embedding launch */
     } else if (can_graph && s->graph && s->graph_gen == al_cuda_scratch_gen(c)) {
         AL_TRY(al_cuda_graph_launch(c, s->graph));
     } else {
@@ -840,15 +844,23 @@ static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logi
             }
         }
     }
-    if (logits) AL_TRY(al_cuda_copy_async(c, s->h_logits, s->logits, sizeof(float) * (size_t)s->hp->n_vocab));
+    if (logits || ref) AL_TRY(al_cuda_copy_async(c, s->h_logits, s->logits, sizeof(float) * (size_t)s->hp->n_vocab));
     AL_TRY(al_cuda_sync(c));
     if (logits) memcpy(logits, s->h_logits, sizeof(float) * (size_t)s->hp->n_vocab);
+    if (ref) *ref = s->h_logits;
     s->pos += 1;
     return al_ok();
 }
 
+al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits) {
+    if (logits) *logits = NULL;
+    if (s->pos + 1 > s->n_ctx) return al_err(AL_ERR_RANGE, "decode: context full (%d)", s->n_ctx);
+    if (token < 0 || token >= s->hp->n_vocab) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", token, s->hp->n_vocab);
+    return decode_step(s, &token, NULL, logits);
+}
+
 static al_status forward_ubatch(al_cuda_session *s, const int32_t *tok, int64_t n, float *logits, bool all_logits) {
-    if (n == 1 && !all_logits) return decode_step(s, tok, logits);
+    if (n == 1 && !all_logits) return decode_step(s, tok, logits, NULL);
     al_cuda *c = s->cu;
     const al_hparams *hp = s->hp;
     const int64_t d = hp->n_embd, V = hp->n_vocab;

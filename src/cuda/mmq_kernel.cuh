@@ -36,7 +36,50 @@ typedef struct mmq_args {
     float *h_out;
     float eps;
     int64_t group;
+    int h_blk; /* persistent kernel: h is [blocks][k], block bx reads its own row bx (a copy of the embedding) */
+    /* persistent kernel, no pre-norm: x is an attention output [n_head][att_hd] that the attention op
+     * left split where its keys at position pos span 2 .. MMQ_MERGE_MAX splits of att_ch (window
+     * att_win): partial sums att_o[h][s][att_hd] with max and sum att_ml[h][s][2], s < att_ns, merged
+     * here (NULL: x is complete) */
+    const float *att_o, *att_ml;
+    int att_hd, att_ns, att_ch, att_win;
 } mmq_args;
+
+#define MMQ_MERGE_MAX 4
+
+/* the live key splits of an attention at position pos: first s0, count (return) */
+__host__ __device__ __forceinline__ int mmq_att_live(int pos, int ch, int win, int *s0) {
+    const int j0 = win > 0 && pos - win + 1 > 0 ? pos - win + 1 : 0;
+    *s0 = j0 / ch;
+    return pos / ch - *s0 + 1;
+}
+
+/* float4 i of the merged attention output (att_o set, nl live splits from s0) */
+__device__ __forceinline__ float4 mmq_att_merge4(const mmq_args &a, int64_t i, int s0, int nl) {
+    const int64_t e = 4 * i, h = e / a.att_hd, d = e - h * a.att_hd;
+    const float *o = a.att_o + (h * a.att_ns + s0) * a.att_hd + d, *ml = a.att_ml + (h * a.att_ns + s0) * 2;
+    float4 ov[MMQ_MERGE_MAX];
+    float2 mv[MMQ_MERGE_MAX];
+#pragma unroll
+    for (int s = 0; s < MMQ_MERGE_MAX; s++) /* every load first */
+        if (s < nl) ov[s] = __ldcg((const float4 *)(o + (int64_t)s * a.att_hd)), mv[s] = __ldcg((const float2 *)(ml + 2 * s));
+    float M = mv[0].x;
+#pragma unroll
+    for (int s = 1; s < MMQ_MERGE_MAX; s++)
+        if (s < nl) M = fmaxf(M, mv[s].x);
+    float L = 0.0f;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int s = 0; s < MMQ_MERGE_MAX; s++)
+        if (s < nl) { /* every split holds a key: its max is finite */
+            const float w = expf(mv[s].x - M);
+            L = fmaf(mv[s].y, w, L);
+            acc.x = fmaf(ov[s].x, w, acc.x), acc.y = fmaf(ov[s].y, w, acc.y);
+            acc.z = fmaf(ov[s].z, w, acc.z), acc.w = fmaf(ov[s].w, w, acc.w);
+        }
+    const float inv = 1.0f / L;
+    return make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
+}
 
 template <int T, int R>
 __device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t k, int first, int step,
@@ -48,6 +91,8 @@ __device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t r
 
 /* output rows per group */
 __device__ __forceinline__ int mmq_rpg(const mmq_args &a) { return a.glu ? a.R / 2 : a.R; }
+/* log2 of g (warps per group: 1, 2 or 4): shifts instead of divisions by a run-time g */
+__device__ __forceinline__ int mmq_lg(int g) { return g >> 1 == 2 ? 2 : g >> 1; }
 
 /* the rows of virtual group vg: matrix i, first row pointer, weight rows nr (0: none) at
  * al_mmq_row(r, rb, rb2) (glu: gate and up rows pair up) */
@@ -85,7 +130,7 @@ __device__ __forceinline__ void mmq_prefetch(const mmq_args &a, const uint8_t *w
  * waiting for the inputs: PDL in k_mmq, the grid barrier in the persistent kernel); each step
  * prefetches the next step's rows. */
 static __device__ __forceinline__ void mmq_prefetch_first(const mmq_args &a, int g, int bx, int tid) {
-    const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
+    const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const uint8_t *w0;
     int64_t rb0, rb20, vr0;
     const int in = mmq_rows(a, (int64_t)bx * ngrp + grp, &w0, &rb0, &rb20, &vr0);
@@ -127,7 +172,7 @@ __device__ __forceinline__ float4 mmq_ld4(const float *p, int64_t i, bool aligne
  * tid + NT r of the row, and every global load is issued before any is used: one memory round trip
  * (the pre-norm: v = h + d or h * silu(z), v·nw kept in shared memory while the squares are summed,
  * then scaled by 1 / rms of its group and quantized by the same thread). */
-template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh) {
+template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh, int pos = 0) {
     constexpr int NW = NT / 32;
     __shared__ float gsum[MMQ_MAX_GROUPS], wsum[NW];
     const int warp = tid >> 5, lane = tid & 31;
@@ -137,6 +182,16 @@ template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, in
     if (!a.nw) {
         const float *src = a.x + (a.x_per_j ? (int64_t)j * a.ldx : 0);
         const bool v4 = ((uintptr_t)src & 15) == 0;
+        int s0 = 0, nl = 1;
+        if (a.att_o) nl = mmq_att_live(pos, a.att_ch, a.att_win, &s0);
+        if (nl >= 2 && nl <= MMQ_MERGE_MAX) { /* one float4 per round (the merge's loads are several already) */
+            for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += NT) {
+                const int64_t i = b0 + lane;
+                mmq_q8(i < k4 ? mmq_att_merge4(a, i, s0, nl) : make_float4(0.0f, 0.0f, 0.0f, 0.0f), i, i < k4, xq, xd);
+            }
+            __syncthreads();
+            return;
+        }
         for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += 4 * NT) { /* 4 rounds of loads, then their use */
             float4 vv[4];
 #pragma unroll
@@ -158,7 +213,7 @@ template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, in
         __syncthreads();
     }
     const bool store = a.d && bx == 0 && j == 0, n4 = ((uintptr_t)a.nw & 15) == 0;
-    const float4 *h4 = (const float4 *)a.h, *o4 = (const float4 *)(a.z ? a.z : a.d); /* 16-byte aligned */
+    const float4 *h4 = (const float4 *)(a.h + (a.h_blk ? (int64_t)bx * k : 0)), *o4 = (const float4 *)(a.z ? a.z : a.d); /* 16-byte aligned */
     float ss = 0.0f;
     for (int64_t i0 = tid; i0 < k4; i0 += 4 * NT) {
         float4 hv[4], ov[4], nv[4];
@@ -219,7 +274,7 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
                                                 int64_t rb2, int in, int64_t vrow, const int8_t *xq, const float *xd) {
     __shared__ float reds[4][4][MMQ_R];
     float(*red)[MMQ_R] = reds[sub];
-    const int warp = tid >> 5, lane = tid & 31, grp = warp / g, wig = warp - grp * g;
+    const int warp = tid >> 5, lane = tid & 31, grp = warp >> mmq_lg(g), wig = warp & (g - 1);
     const int64_t k = a.k;
     const int i = in & 0xff, nr = in >> 8;
     if (a.ids && w) w += (size_t)a.ids[j] * a.mat_bytes;
@@ -271,8 +326,9 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
 
 template <int R>
 static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh) {
-    const int warp = tid >> 5, lane = tid & 31, ngrp = 4 / g, grp = warp / g, wig = warp - grp * g;
-    const int64_t rpg = R / (a.glu ? 2 : 1), nvg = (a.end[a.n - 1] + rpg - 1) / rpg, vstep = (int64_t)nbx * ngrp;
+    const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
+    const int lr = (R == 4 ? 2 : 1) - (a.glu ? 1 : 0); /* log2 of the output rows per group */
+    const int64_t nvg = (a.end[a.n - 1] + (1 << lr) - 1) >> lr, vstep = (int64_t)nbx * ngrp;
     const int8_t *xq = (const int8_t *)mmq_sh;
     const float *xd = (const float *)(mmq_sh + ((a.k + 15) & ~(int64_t)15));
     for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {

@@ -15,12 +15,17 @@
  *  - MK_MATVEC: mmq_input by the whole block (fused pre-norm, int8 activations in shared memory),
  *    then mmq_products (mmq_kernel.cuh) by each sub-block: groups of rows dealt round-robin.
  *  - MK_ATTN: unit = (KV head hk, split of ch = 64, 32 or 16 keys) over the live keys [j0, pos]. The
- *    cached keys and values of the split come into shared memory by cp.async; the unit takes the G =
- *    n_head / n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE and scale of q; the unit holding
- *    key pos also forms the new k / v (into its tiles and the cache). Scores (MK_T / ch lanes per key),
- *    softmax and P·V of the split go to part[head][split][hd + 2] (o, max, sum); the last unit of hk to
- *    finish (arrival counter cnt[hk], reset by that unit) merges the splits into out (one split:
- *    written directly).
+ *    cached keys and values of the split come into shared memory by cp.async (with the RoPE cos / sin
+ *    of pos); the unit takes the G = n_head / n_head_kv query heads of hk: bias, per-head RMSNorm, RoPE
+ *    and scale of q; the unit holding key pos also forms the new k / v (into its tiles and the cache).
+ *    Scores (MK_T / ch lanes per key, a key piece read once for 4 heads), softmax and P·V of the split
+ *    go to part (o [head][split][hd], then max, sum [head][split][2]). One live split: written to out
+ *    directly. 2 .. MMQ_MERGE_MAX splits and a next product that only reads out (wo): that product
+ *    merges them while loading its input (al_cuda_prog_set_merge). Otherwise the last unit of hk to
+ *    finish (arrival counter cnt[hk], reset by that unit) merges the splits into out.
+ *  - MK_EMBED: the token's embedding row (token a kernel argument, every type of al_cuda_get_rows); when
+ *    the next product reads it as its pre-norm input, every block writes its own copy and no grid
+ *    barrier follows (block 0 also writes the shared row that later ops read as the residual).
  *  - MK_SSM: unit = (head h, MK_PS rows of P): dt = clamp(softplus(dt + bias)), conv1d + SiLU of the
  *    unit's x channels and of its group's B and C channels from the conv state (read only), then
  *    S ← exp(dt A) S + dt x Bᵀ, y = S C + D x for its rows.
@@ -43,20 +48,29 @@
 #define MK_BT (MK_T * MK_SUB)
 #define MK_PS 16     /* state rows per SSM unit */
 #define MK_MAX_G 16  /* query heads per KV head */
+#define MK_NPH 8     /* attention profiling counters: 7 phases, then the count of units timed */
 
-enum { MK_MATVEC, MK_ATTN, MK_SSM, MK_SHIFT };
+enum { MK_MATVEC, MK_ATTN, MK_SSM, MK_SHIFT, MK_EMBED };
 
 typedef struct mk_attn {
     al_cuda_prog_attn a;
-    float *part; /* [n_head][n_split][hd + 2] */
+    float *part; /* [n_head][n_split][hd] partial P·V, then [n_head][n_split][2] max and sum */
     int *cnt;    /* [n_head_kv], zero between runs */
     int n_split, ch; /* splits of ch keys (64, or 32 / 16 where the tiles of MK_SUB units would not fit) */
+    int wo_merge;    /* the next product merges 2 .. MMQ_MERGE_MAX live splits itself (mmq_args.att_o) */
 } mk_attn;
 typedef struct mk_shift {
     const float *x;
     float *state;
     int ch, km1;
 } mk_shift;
+typedef struct mk_embed {
+    const uint8_t *w; /* [n_vocab][row_bytes] */
+    size_t row_bytes;
+    float *out; /* [k]: written by block 0 */
+    float *blk; /* NULL (then a grid barrier follows), or [grid][k]: each block's copy, read by the next product */
+    int type, k;
+} mk_embed;
 typedef struct mk_op {
     int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
     union {
@@ -64,6 +78,7 @@ typedef struct mk_op {
         mk_attn at;
         al_cuda_prog_ssm ss;
         mk_shift sh;
+        mk_embed em;
     } u;
 } mk_op;
 
@@ -71,6 +86,10 @@ struct al_cuda_prog {
     al_cuda *c;
     mk_op *ops, *d_ops;
     int n_ops, cap, n_sync, grid, rows;
+    int n_vocab; /* rows of the MK_EMBED table (0: none) */
+    float *emb;  /* [grid][k]: per-block copies of the embedding row, or NULL */
+    bool no_merge; /* al_cuda_prog_set_merge(p, false) */
+    int attn_ch;   /* al_cuda_prog_set_attn_split */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
     size_t part_floats;
@@ -126,33 +145,48 @@ __device__ __forceinline__ void mk_cp_wait() {
 }
 
 /* one warp: dst[hd] (shared) = RoPE(RMSNorm(src + bias) * nw) * scale, as k_qkv_post + k_decode;
- * nw (or NULL) and the inverse frequencies ifr in shared memory */
-__device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const float *bias, const float *nw, const float *ifr,
-                        int pos, float scale, float *dst, int lane) {
+ * nw (or NULL) and cs[n_dims / 2][2] (cos, sin of pair i's angle at this position) in shared memory.
+ * Element d = lane + 32 t stays in a register through norm and NORM-mode RoPE (partner d ^ 1 by a
+ * shuffle); NEOX pairs (i, i + half) go through dst. */
+__device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const float *bias, const float *nw, const float *cs,
+                        float scale, float *dst, int lane) {
     const int hd = a.head_dim;
     float ss = 0.0f, xv[8];
 #pragma unroll
-    for (int t = 0; t < 8; t++) /* all loads before the stores (hd <= 256) */
+    for (int t = 0; t < 8; t++) /* all loads first (hd <= 256) */
         xv[t] = lane + 32 * t < hd ? src[lane + 32 * t] + (bias ? bias[lane + 32 * t] : 0.0f) : 0.0f;
-#pragma unroll
-    for (int t = 0; t < 8; t++)
-        if (lane + 32 * t < hd) {
-            dst[lane + 32 * t] = xv[t];
-            ss += xv[t] * xv[t];
-        }
     if (nw) {
+#pragma unroll
+        for (int t = 0; t < 8; t++) ss += xv[t] * xv[t];
         ss = al_warp_sum(ss);
         const float inv = 1.0f / sqrtf(ss / (float)hd + a.eps);
-        for (int d = lane; d < hd; d += 32) dst[d] = (dst[d] * inv) * nw[d];
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            if (lane + 32 * t < hd) xv[t] = (xv[t] * inv) * nw[lane + 32 * t];
     }
+    if (a.rope_mode == 1) {
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const int d = lane + 32 * t;
+            const float o = __shfl_xor_sync(0xffffffffu, xv[t], 1); /* d ^ 1: the same t, lane ^ 1 */
+            if (d < a.n_dims) {
+                const float co = cs[d & ~1], sn = cs[(d & ~1) + 1];
+                xv[t] = (d & 1) ? xv[t] * co + o * sn : xv[t] * co - o * sn;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < 8; t++)
+        if (lane + 32 * t < hd) dst[lane + 32 * t] = a.rope_mode == 2 ? xv[t] : xv[t] * scale;
     __syncwarp();
-    if (a.rope_mode) {
+    if (a.rope_mode == 2) {
         const int half = a.n_dims / 2;
-        for (int i = lane; i < half; i += 32) al_rope_pair(dst, i, half, a.rope_mode, pos, ifr);
-        __syncwarp();
-    }
-    if (scale != 1.0f) {
-        for (int d = lane; d < hd; d += 32) dst[d] *= scale;
+        for (int i = lane; i < half; i += 32) {
+            const float co = cs[2 * i], sn = cs[2 * i + 1], x0 = dst[i], x1 = dst[i + half];
+            dst[i] = (x0 * co - x1 * sn) * scale;
+            dst[i + half] = (x1 * co + x0 * sn) * scale;
+        }
+        for (int d = a.n_dims + lane; d < hd; d += 32) dst[d] *= scale;
         __syncwarp();
     }
 }
@@ -165,8 +199,7 @@ __device__ __forceinline__ mk_au mk_attn_unit(const mk_attn &m, int pos, int u) 
     mk_au r;
     const int ch = m.ch, w = m.a.window;
     const int j0 = w > 0 && pos - w + 1 > 0 ? pos - w + 1 : 0;
-    r.s0 = j0 / ch;
-    r.nlive = pos / ch - r.s0 + 1;
+    r.nlive = mmq_att_live(pos, ch, w, &r.s0);
     r.hk = u / r.nlive;
     r.sp = r.s0 + u % r.nlive;
     r.start = r.sp * ch;
@@ -177,7 +210,7 @@ __device__ __forceinline__ mk_au mk_attn_unit(const mk_attn &m, int pos, int u) 
 }
 /* shared memory of an attention unit: K and V tiles [ch][rs bytes] (KV type; a row padded by 16 L
  * bytes, L = MK_T / ch lanes per key, so that the 16-byte reads of the score loop hit distinct
- * banks), then floats: q and k norm weights, inverse frequencies, new k [hd] each, q [G][hd], scores
+ * banks), then floats: q and k norm weights, RoPE cos / sin [n_dims / 2][2], new k [hd] each, q [G][hd], scores
  * [G][ch], max and sum [G][2] */
 __host__ __device__ __forceinline__ int mk_attn_rs(int hd, int elt, int ch) { return hd * elt + 16 * (MK_T / ch); }
 __host__ __device__ __forceinline__ size_t mk_attn_smem(int hd, int elt, int ch, int G) {
@@ -211,25 +244,35 @@ template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, in
         mk_cp16(kt + r * rs + 16 * q, kc + r * kv_row + 16 * q);
         mk_cp16(vt + r * rs + 16 * q, vc + r * kv_row + 16 * q);
     }
-    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), m.ch);
+    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), m.ch), *cs = wq + 2 * hd;
     mk_cp_vec(wq, a.q_norm, hd, tid);
     mk_cp_vec(wq + hd, a.k_norm, hd, tid);
-    if (a.rope_mode) mk_cp_vec(wq + 2 * hd, a.inv_freq, a.n_dims / 2, tid);
+    if (a.rope_mode) /* cos, sin of the angles at pos (fp32 angle as the CPU, accurate sincos) */
+        for (int i = tid; i < a.n_dims / 2; i += MK_T) sincosf((float)pos * a.inv_freq[i], &cs[2 * i + 1], &cs[2 * i]);
 }
 
-/* q[0..8) (shared, floats) · the 16-byte piece k of a key row */
-__device__ __forceinline__ float mk_dot16(const __half *k, const float *q, float s) {
+/* the 16-byte piece of a key row at k as floats (8 halves or 4 floats) */
+__device__ __forceinline__ void mk_unpack(const __half *k, float *f) {
     const uint4 u = *(const uint4 *)k;
-    const float4 q0 = *(const float4 *)q, q1 = *(const float4 *)(q + 4);
     const float2 a = __half22float2(*(const __half2 *)&u.x), b = __half22float2(*(const __half2 *)&u.y);
     const float2 c = __half22float2(*(const __half2 *)&u.z), d = __half22float2(*(const __half2 *)&u.w);
-    s = fmaf(a.x, q0.x, s), s = fmaf(a.y, q0.y, s), s = fmaf(b.x, q0.z, s), s = fmaf(b.y, q0.w, s);
-    s = fmaf(c.x, q1.x, s), s = fmaf(c.y, q1.y, s), s = fmaf(d.x, q1.z, s), s = fmaf(d.y, q1.w, s);
-    return s;
+    f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y, f[4] = c.x, f[5] = c.y, f[6] = d.x, f[7] = d.y;
 }
-__device__ __forceinline__ float mk_dot16(const float *k, const float *q, float s) {
-    const float4 u = *(const float4 *)k, q0 = *(const float4 *)q;
-    return fmaf(u.x, q0.x, fmaf(u.y, q0.y, fmaf(u.z, q0.z, fmaf(u.w, q0.w, s))));
+__device__ __forceinline__ void mk_unpack(const float *k, float *f) {
+    const float4 u = *(const float4 *)k;
+    f[0] = u.x, f[1] = u.y, f[2] = u.z, f[3] = u.w;
+}
+/* sa += kf[0 .. E/2) · q[0 .. E/2), sb += the rest (q: shared, 16-byte aligned) */
+template <int E> __device__ __forceinline__ void mk_dot_piece(const float *kf, const float *q, float &sa, float &sb) {
+    const float4 q0 = *(const float4 *)q;
+    if (E == 8) {
+        const float4 q1 = *(const float4 *)(q + 4);
+        sa = fmaf(kf[0], q0.x, sa), sa = fmaf(kf[1], q0.y, sa), sa = fmaf(kf[2], q0.z, sa), sa = fmaf(kf[3], q0.w, sa);
+        sb = fmaf(kf[4], q1.x, sb), sb = fmaf(kf[5], q1.y, sb), sb = fmaf(kf[6], q1.z, sb), sb = fmaf(kf[7], q1.w, sb);
+    } else {
+        sa = fmaf(kf[0], q0.x, sa), sa = fmaf(kf[1], q0.y, sa);
+        sb = fmaf(kf[2], q0.z, sb), sb = fmaf(kf[3], q0.w, sb);
+    }
 }
 __device__ __forceinline__ float2 mk_ld2(const __half *v) { return __half22float2(*(const __half2 *)v); }
 __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2 *)v; }
@@ -239,41 +282,52 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
  * (4) P·V, a thread per (head, pair of dims); (5) partial results + last-arriver merge. */
 template <typename KV>
-__device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub) {
+__device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
+                             unsigned long long *ph) {
     __shared__ int lasts[MK_SUB];
     int &last = lasts[sub];
     const al_cuda_prog_attn &a = m.a;
     const int warp = tid >> 5, lane = tid & 31;
-    const int hd = a.head_dim, nkv = a.n_head_kv, G = a.n_head / nkv, hp = hd + 2;
+    const int hd = a.head_dim, nkv = a.n_head_kv, G = a.n_head / nkv;
     const int ch = m.ch, L = MK_T / ch, rs = mk_attn_rs(hd, (int)sizeof(KV), ch), epp = 16 / (int)sizeof(KV);
     const int npc = hd / epp; /* 16-byte pieces per row */
     const int64_t kv_row = (int64_t)nkv * hd;
     uint8_t *kt = sh, *vt = sh + (size_t)ch * rs;
-    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), ch), *wk = wq + hd, *ifr = wk + hd, *kn = ifr + hd, *qs = kn + hd,
+    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), ch), *wk = wq + hd, *cs = wk + hd, *kn = cs + hd, *qs = kn + hd,
           *sc = qs + G * hd, *ml = sc + G * ch;
     const mk_au g0 = mk_attn_unit(m, pos, 0);
     for (int u = vb; u < nkv * g0.nlive; u += nvb) {
         const mk_au g = mk_attn_unit(m, pos, u);
         const int hk = g.hk, sp = g.sp, n = g.end - g.start;
         const bool has_new = g.end == pos + 1;
+        /* profiling (ph: MK_NPH counters): cycles of each phase of unit 0, summed over the run */
+        unsigned long long t_ph = ph && u == 0 && tid == 0 ? clock64() : 0;
+#define MK_PH(k)                                                              \
+    if (ph && u == 0 && tid == 0) {                                           \
+        const unsigned long long t_now = clock64();                           \
+        atomicAdd(ph + (k), t_now - t_ph);                                    \
+        t_ph = t_now;                                                         \
+        if ((k) == 6) atomicAdd(ph + MK_NPH - 1, 1ull);                       \
+    }
         if (!(pre && u == vb)) mk_attn_pre<KV>(m, pos, u, sh, tid);
         mk_cp_wait();
         mk_sync(sub);
+        MK_PH(0);
         for (int q = warp; q < G; q += 4) {
             const int h = hk * G + q;
-            mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, ifr, pos, a.scale,
+            mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, cs, a.scale,
                     qs + q * hd, lane);
         }
         if (has_new && warp == G % 4) { /* the new token's k, v: into the last tile row and the cache */
             const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
             KV *kr = (KV *)(kt + (size_t)(n - 1) * rs), *vr = (KV *)(vt + (size_t)(n - 1) * rs);
-            mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, ifr, pos, 1.0f, kn, lane);
-            float vv[8];
+            float vv[8]; /* loaded before k's head: one round trip for both */
 #pragma unroll
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
                 vv[t] = d < hd ? a.v[(int64_t)hk * hd + d] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f) : 0.0f;
             }
+            mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, cs, 1.0f, kn, lane);
 #pragma unroll
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
@@ -284,18 +338,31 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
             }
         }
         mk_sync(sub);
-        { /* scores: key tid / L, lane part tid % L of its row */
+        MK_PH(1);
+        { /* scores: key tid / L, lane part tid % L of its row; each 16-byte piece of the key read once
+           * for up to 4 heads, two partial sums per head */
             const int key = tid / L, part = tid - key * L;
             const KV *kr = (const KV *)(kt + (size_t)key * rs);
-            for (int q = 0; q < G; q++) {
-                float s = 0.0f;
+            for (int q0 = 0; q0 < G; q0 += 4) {
+                float sa[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sb[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                 if (key < n)
-                    for (int c = part; c < npc; c += L) s = mk_dot16(kr + c * epp, qs + q * hd + c * epp, s);
-                for (int o = 1; o < L; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-                if (part == 0) sc[q * ch + key] = key < n ? s : -INFINITY;
+                    for (int c = part; c < npc; c += L) {
+                        float kf[8];
+                        mk_unpack(kr + c * epp, kf);
+#pragma unroll
+                        for (int qq = 0; qq < 4; qq++)
+                            if (q0 + qq < G) mk_dot_piece<16 / sizeof(KV)>(kf, qs + (q0 + qq) * hd + c * epp, sa[qq], sb[qq]);
+                    }
+#pragma unroll
+                for (int qq = 0; qq < 4; qq++) {
+                    float v = sa[qq] + sb[qq];
+                    for (int o = 1; o < L; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+                    if (part == 0 && q0 + qq < G) sc[(q0 + qq) * ch + key] = key < n ? v : -INFINITY;
+                }
             }
         }
         mk_sync(sub);
+        MK_PH(2);
         for (int q = warp; q < G; q += 4) { /* softmax of the split, a warp per head (ch <= 64) */
             float v0 = lane < ch ? sc[q * ch + lane] : -INFINITY, v1 = lane + 32 < ch ? sc[q * ch + lane + 32] : -INFINITY;
             const float mx = al_warp_max(fmaxf(v0, v1));
@@ -306,28 +373,39 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
             if (lane == 0) ml[2 * q] = mx, ml[2 * q + 1] = sum;
         }
         mk_sync(sub);
+        MK_PH(3);
         const bool single = g.nlive == 1; /* the only split: normalise and write out directly */
+        const bool keep = !single && m.wo_merge && g.nlive <= MMQ_MERGE_MAX; /* partials left to the next product */
+        float *po = m.part, *pml = m.part + (int64_t)a.n_head * m.n_split * hd;
         for (int idx = tid; idx < G * hd / 2; idx += MK_T) {
             const int q = idx / (hd / 2), d = 2 * (idx - q * (hd / 2));
             const float *p = sc + q * ch;
-            float a0 = 0.0f, a1 = 0.0f;
+            float a0 = 0.0f, a1 = 0.0f, b0 = 0.0f, b1 = 0.0f; /* even / odd keys: two chains per dim */
+            int i = 0;
 #pragma unroll 4
-            for (int i = 0; i < n; i++) {
+            for (; i + 1 < n; i += 2) {
+                const float2 v = mk_ld2((const KV *)(vt + (size_t)i * rs) + d), w = mk_ld2((const KV *)(vt + (size_t)(i + 1) * rs) + d);
+                a0 = fmaf(p[i], v.x, a0), a1 = fmaf(p[i], v.y, a1);
+                b0 = fmaf(p[i + 1], w.x, b0), b1 = fmaf(p[i + 1], w.y, b1);
+            }
+            if (i < n) {
                 const float2 v = mk_ld2((const KV *)(vt + (size_t)i * rs) + d);
                 a0 = fmaf(p[i], v.x, a0), a1 = fmaf(p[i], v.y, a1);
             }
+            a0 += b0, a1 += b1;
             if (single) {
                 const float inv = 1.0f / ml[2 * q + 1];
                 float *o = a.out + (int64_t)(hk * G + q) * hd + d;
                 o[0] = a0 * inv, o[1] = a1 * inv;
             } else {
-                float *pp = m.part + ((int64_t)(hk * G + q) * m.n_split + sp) * hp;
-                pp[d] = a0, pp[d + 1] = a1;
-                if (d == 0) pp[hd] = ml[2 * q], pp[hd + 1] = ml[2 * q + 1];
+                const int64_t hs = (int64_t)(hk * G + q) * m.n_split + sp;
+                *(float2 *)(po + hs * hd + d) = make_float2(a0, a1);
+                if (d == 0) *(float2 *)(pml + 2 * hs) = make_float2(ml[2 * q], ml[2 * q + 1]);
             }
         }
-        if (!single) {
+        if (!single && !keep) {
             mk_sync(sub);
+            MK_PH(4);
             if (tid == 0) {
                 int old;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
@@ -340,15 +418,16 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 last = old == g.nlive - 1;
             }
             mk_sync(sub);
+            MK_PH(5);
             if (last) { /* every split of hk is in part: merge */
                 for (int idx = tid; idx < G * hd; idx += MK_T) {
                     const int q = idx / hd, d = idx - q * hd, h = hk * G + q;
-                    const float *ph = m.part + (int64_t)h * m.n_split * hp;
+                    const float *oh = po + (int64_t)h * m.n_split * hd, *mh = pml + (int64_t)h * m.n_split * 2;
                     float M = -INFINITY, Ls = 0.0f, acc = 0.0f; /* online merge: one pass, loads independent */
 #pragma unroll 4
                     for (int s = g.s0; s < g.s0 + g.nlive; s++) {
-                        const float ms = __ldcg(ph + (int64_t)s * hp + hd), ls = __ldcg(ph + (int64_t)s * hp + hd + 1);
-                        const float os = __ldcg(ph + (int64_t)s * hp + d);
+                        const float ms = __ldcg(mh + 2 * s), ls = __ldcg(mh + 2 * s + 1);
+                        const float os = __ldcg(oh + (int64_t)s * hd + d);
                         const float mn = fmaxf(M, ms), co = expf(M - mn), cn = expf(ms - mn); /* every split has a key */
                         Ls = Ls * co + ls * cn;
                         acc = acc * co + os * cn;
@@ -360,6 +439,12 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
             }
         }
         mk_sync(sub); /* shared memory is reused by the next unit */
+        if (single || keep) {
+            MK_PH(4);
+            MK_PH(5);
+        }
+        MK_PH(6);
+#undef MK_PH
     }
 }
 
@@ -446,6 +531,39 @@ __device__ void mk_conv_shift(const mk_shift &a) {
         al_conv_state_update(a.x, 0, 1, a.ch, a.km1, a.state, c);
 }
 
+/* block 0 writes the row to out (read by later ops after a grid barrier); with blk every block also
+ * writes its own copy (no two blocks storing to one line), which the next op reads */
+__device__ void mk_embed_row(const mk_embed &e, int token) {
+    const uint8_t *row = e.w + (size_t)token * e.row_bytes;
+    float *mine = e.blk ? e.blk + (int64_t)blockIdx.x * e.k : NULL, *out = blockIdx.x == 0 ? e.out : NULL;
+    switch (e.type) {
+#define CASE_Q(T)                                                                          \
+    case T:                                                                                \
+        for (int i = threadIdx.x; i < (e.k >> 3); i += MK_BT) {                            \
+            float v[8];                                                                    \
+            al_qt<T>::load8(row, i, v);                                                    \
+            for (int j = 0; j < 8; j++) {                                                  \
+                if (mine) mine[8 * i + j] = v[j];                                          \
+                if (out) out[8 * i + j] = v[j];                                            \
+            }                                                                              \
+        }                                                                                  \
+        break;
+#define CASE_F(T)                                                                          \
+    case T:                                                                                \
+        for (int i = threadIdx.x; i < e.k; i += MK_BT) {                                   \
+            const float v = al_load1<T>(row, i);                                           \
+            if (mine) mine[i] = v;                                                         \
+            if (out) out[i] = v;                                                           \
+        }                                                                                  \
+        break;
+        AL_CUDA_QUANT_TYPES(CASE_Q)
+        AL_CUDA_FLOAT_TYPES(CASE_F)
+#undef CASE_Q
+#undef CASE_F
+    default: break;
+    }
+}
+
 __device__ __forceinline__ unsigned long long mk_clock() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -500,7 +618,7 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * tm: NULL, or [4 n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i, then the
  * latest times of mk_stamp_max. Op descriptors are read from shared memory (two buffers: op i and op
  * i + 1, loaded while the barrier before it is pending). */
-__global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, const int32_t *d_pos,
+__global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
                                                       int sub_bytes) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
@@ -508,7 +626,6 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
     const int vb = sub * gridDim.x + blockIdx.x, nvb = MK_SUB * gridDim.x;
     uint8_t *ssh = mk_sh + (size_t)sub * (size_t)sub_bytes;
-    const int pos = *d_pos;
     unsigned long long target = base;
     bool pre = false;
     mk_stamp(tm, 0);
@@ -519,15 +636,19 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_max(tm, n_ops, MK_ENTER, i);
         switch (op.kind) {
         case MK_MATVEC:
-            mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh);
+            mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos);
             mk_stamp_max(tm, n_ops, MK_INPUT, i);
             mmq_products(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh);
             break;
         case MK_ATTN:
-            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub);
-            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub);
+            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + 4 * n_ops + 1 : NULL);
+            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + 4 * n_ops + 1 : NULL);
             break;
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
+        case MK_EMBED:
+            if (i + 1 < n_ops && ops[i + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[i + 1].u.mv, ops[i + 1].g, vb, tid);
+            mk_embed_row(op.u.em, token);
+            break;
         default: mk_conv_shift(op.u.sh); break;
         }
         pre = false;
@@ -571,6 +692,7 @@ extern "C" void al_cuda_prog_free(al_cuda_prog *p) {
     al_cuda_release(p->c, p->part);
     al_cuda_release(p->c, p->cnt);
     al_cuda_release(p->c, p->bar);
+    al_cuda_release(p->c, p->emb);
     al_cuda_release(p->c, p->tm);
     free(p->ops);
     free(p);
@@ -648,7 +770,9 @@ extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_
     if (a->head_dim * elt % 16) return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: rows of %d bytes", a->head_dim * elt);
     /* the tiles of MK_SUB units fit in a block's shared memory */
     const size_t cap = p->c->prop.sharedMemPerBlockOptin / MK_SUB / 16 * 16;
-    op.u.at.ch = mk_attn_smem(a->head_dim, elt, 64, G) <= 48 * 1024 ? 64 : mk_attn_smem(a->head_dim, elt, 32, G) <= cap ? 32 : 16;
+    op.u.at.ch = p->attn_ch != 32 && mk_attn_smem(a->head_dim, elt, 64, G) <= 48 * 1024 ? 64
+                 : mk_attn_smem(a->head_dim, elt, 32, G) <= cap                         ? 32
+                                                                                       : 16;
     if (mk_attn_smem(a->head_dim, elt, op.u.at.ch, G) > cap)
         return al_err(AL_ERR_UNSUPPORTED, "cuda prog attention: head_dim %d with %d heads per KV head", a->head_dim, G);
     op.u.at.n_split = (int)al_cdiv(a->n_ctx, op.u.at.ch);
@@ -656,6 +780,28 @@ extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_
     const size_t part = (size_t)a->n_head * (size_t)op.u.at.n_split * (size_t)(a->head_dim + 2);
     if (part > p->part_floats) p->part_floats = part;
     if (a->n_head_kv > p->max_kv) p->max_kv = a->n_head_kv;
+    return prog_push(p, &op);
+}
+
+extern "C" al_status al_cuda_prog_embed(al_cuda_prog *p, const al_cuda_weight *W, float *out) {
+    if (!W || !W->data || !out || W->k <= 0) return al_err(AL_ERR_INVALID, "cuda prog embed: bad arguments");
+    bool known = false;
+#define CASE(T) known = known || W->type == T;
+    AL_CUDA_QUANT_TYPES(CASE)
+    AL_CUDA_FLOAT_TYPES(CASE)
+#undef CASE
+    if (!known) return al_err(AL_ERR_UNSUPPORTED, "cuda prog embed: type %s", al_type_name(W->type));
+    if (W->type != AL_TYPE_F32 && W->type != AL_TYPE_F16 && W->type != AL_TYPE_BF16 && W->k % 8) return al_err(AL_ERR_UNSUPPORTED, "cuda prog embed: row of %lld", (long long)W->k);
+    mk_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = MK_EMBED;
+    op.sync = 1; /* al_cuda_prog_finish drops it where the next product can read per-block copies */
+    op.u.em.w = (const uint8_t *)W->data;
+    op.u.em.row_bytes = W->row_bytes;
+    op.u.em.out = out;
+    op.u.em.type = (int)W->type;
+    op.u.em.k = (int)W->k;
+    p->n_vocab = (int)W->n_out;
     return prog_push(p, &op);
 }
 
@@ -712,9 +858,33 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         mmq_args *a = &p->ops[i].u.mv;
         if (p->ops[i].kind != MK_MATVEC || a->ids) continue;
         const int64_t groups2 = (a->end[a->n - 1] + 1) / 2 * (a->glu ? 2 : 1), warp_groups = (int64_t)p->grid * MK_SUB * (4 / p->ops[i].g);
-        bool q6 = true; /* measured: 4 rows help the Q6_K LM heads, slow the Q8_0 one */
+        bool q6 = true; /* measured: 4 rows help the Q6_K LM heads, slow the Q8_0 one and Llama's Q4_K gate/up and down */
         for (int m = 0; m < a->n; m++) q6 = q6 && a->type[m] == AL_TYPE_Q6_K;
         a->R = p->rows == 4 || (p->rows <= 0 && q6 && groups2 >= 2 * warp_groups) ? 4 : 2;
+    }
+    for (int i = 0; i + 1 < p->n_ops; i++) { /* an attention whose output only the next product reads: */
+        mk_op *t = &p->ops[i], *n = &p->ops[i + 1]; /* that product merges the splits (no arrival count) */
+        if (t->kind != MK_ATTN || n->kind != MK_MATVEC || n->u.mv.nw || n->u.mv.x != t->u.at.a.out || n->u.mv.x_per_j ||
+            t->u.at.a.head_dim % 4 || p->no_merge)
+            continue;
+        const int hd = t->u.at.a.head_dim;
+        t->u.at.wo_merge = 1;
+        n->u.mv.att_o = p->part;
+        n->u.mv.att_ml = p->part + (int64_t)t->u.at.a.n_head * t->u.at.n_split * hd;
+        n->u.mv.att_hd = hd;
+        n->u.mv.att_ns = t->u.at.n_split;
+        n->u.mv.att_ch = t->u.at.ch;
+        n->u.mv.att_win = t->u.at.a.window;
+    }
+    for (int i = 0; i + 1 < p->n_ops; i++) { /* an embedding read by the next product's pre-norm only: */
+        mk_op *e = &p->ops[i], *n = &p->ops[i + 1]; /* per-block copies instead of a barrier */
+        if (e->kind != MK_EMBED || n->kind != MK_MATVEC || !n->u.mv.nw || n->u.mv.h != e->u.em.out || n->u.mv.z || e->u.em.k % 4)
+            continue;
+        if (!p->emb) AL_TRY(al_cuda_alloc(c, (void **)&p->emb, sizeof(float) * (size_t)p->grid * (size_t)e->u.em.k));
+        e->u.em.blk = p->emb;
+        e->sync = 0;
+        n->u.mv.h = p->emb;
+        n->u.mv.h_blk = 1;
     }
     p->n_sync = 0;
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
@@ -726,15 +896,16 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     return al_cuda_upload(c, p->d_ops, p->ops, sizeof(mk_op) * (size_t)p->n_ops);
 }
 
-extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos) {
+extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     if (!p->ready || !p->d_ops) return al_err(AL_ERR_INVALID, "cuda prog: not finished");
-    if (!d_pos) return al_err(AL_ERR_INVALID, "cuda prog: no position");
+    if (pos < 0) return al_err(AL_ERR_INVALID, "cuda prog: position %d", pos);
+    if (p->n_vocab && (token < 0 || token >= p->n_vocab)) return al_err(AL_ERR_RANGE, "cuda prog: token %d out of [0, %d)", token, p->n_vocab);
     const mk_op *ops = p->d_ops;
     int n_ops = p->n_ops;
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
-    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * 3 * (size_t)n_ops, p->c->stream), "timing reset");
+    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * (3 * (size_t)n_ops + MK_NPH), p->c->stream), "timing reset");
     int sub_bytes = (int)p->sub_smem;
-    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&d_pos, (void *)&bar, (void *)&base, (void *)&tm, (void *)&sub_bytes};
+    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&pos, (void *)&token, (void *)&bar, (void *)&base, (void *)&tm, (void *)&sub_bytes};
     AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
                                             p->c->stream),
                 "persistent decode kernel");
@@ -743,6 +914,8 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, const int32_t *d_pos) {
 }
 
 extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
+extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge = !on; }
+extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
     if (n_ops) *n_ops = p ? p->n_ops : 0;
@@ -757,7 +930,7 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         p->tm = NULL;
         return al_ok();
     }
-    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(4 * p->n_ops + 1)));
+    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(4 * p->n_ops + 1 + MK_NPH)));
     return al_ok();
 }
 
@@ -780,6 +953,17 @@ extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *out)
     return st;
 }
 
+extern "C" al_status al_cuda_prog_attn_phases(al_cuda_prog *p, double us[7]) {
+    if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
+    unsigned long long t[MK_NPH];
+    AL_TRY(al_cuda_download(p->c, t, p->tm + 4 * p->n_ops + 1, sizeof t));
+    int khz = 0;
+    AL_CUDA_TRY(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, p->c->device), "clock rate");
+    const double per = t[MK_NPH - 1] && khz > 0 ? 1e3 / ((double)khz * (double)t[MK_NPH - 1]) : 0.0;
+    for (int k = 0; k < 7; k++) us[k] = (double)t[k] * per;
+    return al_ok();
+}
+
 extern "C" void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size) {
     if (!p || i < 0 || i >= p->n_ops) {
         snprintf(buf, size, "?");
@@ -795,6 +979,7 @@ extern "C" void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, si
     }
     case MK_ATTN: snprintf(buf, size, "attention hd %d heads %d/%d", o->u.at.a.head_dim, o->u.at.a.n_head, o->u.at.a.n_head_kv); break;
     case MK_SSM: snprintf(buf, size, "ssm step H %d P %d N %d", o->u.ss.H, o->u.ss.P, o->u.ss.N); break;
+    case MK_EMBED: snprintf(buf, size, "embedding %s k %d", al_type_name((al_type)o->u.em.type), o->u.em.k); break;
     default: snprintf(buf, size, "conv shift"); break;
     }
 }
