@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
@@ -94,7 +94,7 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
 }
 
 static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps, int rows,
-                     bool merge, int keys, bool phases, double bw) {
+                     bool merge, int keys, int ub, bool phases, double bw) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -116,6 +116,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     sp.persist_rows = rows;
     sp.persist_no_merge = !merge;
     sp.persist_attn_keys = keys;
+    sp.ubatch = ub;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
@@ -191,7 +192,7 @@ int main(int argc, char **argv) {
     int n_models = 0, pp = 512, tg = 128, reps = 3;
     al_type kvt = AL_TYPE_F16;
     bool graph = true, pdl = true, persist = true, phases = false, merge = true;
-    int bps = 0, rows = 0, keys = 0;
+    int bps = 0, rows = 0, keys = 0, ub = 0;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -208,9 +209,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rows") && v) rows = atoi(argv[++i]);
         else if (!strcmp(a, "--no-merge")) merge = false;
         else if (!strcmp(a, "--keys") && v) keys = atoi(argv[++i]);
+        else if (!strcmp(a, "--ub") && v) ub = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--ub N] [--phases] [--bw B/s]\n");
             return 2;
         }
     }
@@ -230,7 +232,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, rows, merge, keys, phases, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, rows, merge, keys, ub, phases, bw);
     al_cuda_free(cu);
     return rc;
 }

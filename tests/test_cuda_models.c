@@ -78,6 +78,22 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
         printf(", vs HF %.3g", eh);
         CHECKF(eh < tol_ref, "%s: prefill GPU vs HF rel err %g", name, eh);
     }
+    { /* micro-batches of 5+ tokens: the same logits as one micro-batch (state and cache carried across);
+       * none of <= 4 tokens, which would take the int8-activation products of decode */
+        al_cuda_session *us;
+        al_cuda_session_params up = gp;
+        up.ubatch = 5;
+        while (up.ubatch < T && T % up.ubatch != 0 && T % up.ubatch <= 4) up.ubatch++;
+        REQUIRE_OK(al_cuda_session_init(&us, cm, &up));
+        float *lu = malloc(sizeof(float) * (size_t)V * (size_t)T);
+        CHECK_OK(al_cuda_session_eval(us, r->ids, T, lu, true));
+        double eu = al_test_rel_err(lu, lg, (size_t)V * (size_t)T);
+        printf(", micro-batches of %d %.3g", up.ubatch, eu);
+        CHECKF(up.ubatch < T, "%s: prompt of %d tokens too short for micro-batches", name, T);
+        CHECKF(eu < 1e-3, "%s %s: prefill in micro-batches of %d vs one rel err %g", name, al_type_name(kvt), up.ubatch, eu);
+        free(lu);
+        al_cuda_session_free(us);
+    }
     /* decode: greedy on the GPU; the CPU fed the same tokens */
     int32_t tok = (int32_t)al_test_argmax(lg + (size_t)(T - 1) * (size_t)V, V);
     double worst = 0;

@@ -321,7 +321,7 @@ al_status al_cuda_prog_attn_phases(al_cuda_prog *p, double us[7]);
 /* ---- the GPU forward pass ------------------------------------------------------------------
  * al_cuda_model uploads every weight of a loaded al_model (in its stored type) to the device.
  * al_cuda_session is the GPU twin of al_session: same eval semantics, logits returned to host
- * memory. Prefill runs in micro-batches of up to 512 tokens; decode (n == 1) runs as one persistent
+ * memory. Prefill runs in micro-batches of up to 2048 tokens (session parameter ubatch); decode (n == 1) runs as one persistent
  * kernel (al_cuda_prog, recorded at session start) where every op of the model has a recorded form,
  * else it is captured once into a CUDA graph and replayed (position and token live in device memory). */
 typedef struct al_cuda_model al_cuda_model;
@@ -336,6 +336,7 @@ typedef struct al_cuda_session_params {
     int persist_rows;          /* al_cuda_prog_set_rows (<= 0: automatic) */
     bool persist_no_merge;     /* al_cuda_prog_set_merge(false) */
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
+    int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */
 al_cuda_session_params al_cuda_session_default_params(void);

@@ -24,7 +24,7 @@
 #include "alloy/ops.h"
 #include "model/model_internal.h"
 
-#define UBATCH 512
+#define UBATCH 2048 /* default prefill micro-batch: each quantized weight is dequantized once per micro-batch */
 #define LOGIT_ROWS 64 /* rows of logits computed per LM-head product when all are requested */
 
 typedef struct g_attn {
@@ -309,7 +309,7 @@ struct al_cuda_session {
 static void prog_build(al_cuda_session *s, const al_cuda_session_params *p);
 
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0, 0, false, 0};
+    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0, 0, false, 0, 0};
     return p;
 }
 
@@ -335,7 +335,8 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     s->cu = cm->cu;
     s->hp = hp;
     s->n_ctx = n_ctx;
-    s->ubatch = UBATCH;
+    s->ubatch = p->ubatch > 0 ? p->ubatch : UBATCH;
+    if (s->ubatch > n_ctx) s->ubatch = n_ctx; /* scratch grows with the micro-batch */
     s->kv_type = p->kv_type;
     s->use_graph = p->use_graph;
     s->fuse = hp->arch != AL_ARCH_ZAMBA2 && hp->n_embd <= 8192;
