@@ -589,6 +589,7 @@ static void prog_attn_case(int n_head, int n_kv, int hd, int pos, int window, al
     CHECK_OK(al_cuda_prog_attention(p, &pa));
     CHECK_OK(al_cuda_prog_finish(p, 0));
     CHECK_OK(al_cuda_prog_run(p, pos, 0));
+    CHECK_ERR(al_cuda_prog_run(p, n_ctx, 0), AL_ERR_RANGE); /* past the cache: refused, nothing launched */
     float *y = back(dout, n_head * hd);
     char what[128];
     snprintf(what, sizeof what, "persistent attention h%d/%d hd%d pos %d win %d %s keys %d", n_head, n_kv, hd, pos, window,

@@ -87,6 +87,7 @@ struct al_cuda_prog {
     mk_op *ops, *d_ops;
     int n_ops, cap, n_sync, grid, rows;
     int n_vocab; /* rows of the MK_EMBED table (0: none) */
+    int n_ctx;   /* smallest cache of the attention ops (0: none): positions must stay below it */
     float *emb;  /* [grid][k]: per-block copies of the embedding row, or NULL */
     bool no_merge; /* al_cuda_prog_set_merge(p, false) */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
@@ -780,6 +781,7 @@ extern "C" al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_
     const size_t part = (size_t)a->n_head * (size_t)op.u.at.n_split * (size_t)(a->head_dim + 2);
     if (part > p->part_floats) p->part_floats = part;
     if (a->n_head_kv > p->max_kv) p->max_kv = a->n_head_kv;
+    if (!p->n_ctx || a->n_ctx < p->n_ctx) p->n_ctx = a->n_ctx;
     return prog_push(p, &op);
 }
 
@@ -898,7 +900,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
 
 extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     if (!p->ready || !p->d_ops) return al_err(AL_ERR_INVALID, "cuda prog: not finished");
-    if (pos < 0) return al_err(AL_ERR_INVALID, "cuda prog: position %d", pos);
+    if (pos < 0 || (p->n_ctx && pos >= p->n_ctx)) return al_err(AL_ERR_RANGE, "cuda prog: position %d outside the cache (%d)", pos, p->n_ctx);
     if (p->n_vocab && (token < 0 || token >= p->n_vocab)) return al_err(AL_ERR_RANGE, "cuda prog: token %d out of [0, %d)", token, p->n_vocab);
     const mk_op *ops = p->d_ops;
     int n_ops = p->n_ops;
