@@ -279,9 +279,9 @@ al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const a
                                   const al_cuda_vec_in *in, float *Y);
 al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a);
 al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a);
-/* out[k] = row `token` (al_cuda_prog_run's) of W, dequantized; no grid barrier after it: every block
- * writes the whole row, so the next op may read it in each block (recorded first, before a product
- * that takes out as its input). */
+/* out[k] = row `token` (al_cuda_prog_run's) of W, dequantized (recorded first). Where the next op is a
+ * product whose pre-norm reads out, every block also writes a copy of its own that the product reads,
+ * and no grid barrier follows; otherwise one does. */
 al_status al_cuda_prog_embed(al_cuda_prog *p, const al_cuda_weight *W, float *out);
 /* Ends recording: uploads the ops and sizes the grid (blocks_per_sm <= 0: as many as fit). */
 al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm);

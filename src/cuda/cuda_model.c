@@ -816,7 +816,7 @@ static al_status stage(al_cuda_session *s, const int32_t *tok, int64_t n) {
 static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logits, const float **ref) {
     al_cuda *c = s->cu;
     bool can_graph = s->use_graph && !s->graph_failed;
-    if (!s->prog) AL_TRY(stage(s, tok, 1));
+    if (!s->prog) AL_TRY(stage(s, tok, 1)); /* the graph and eager paths read token and position from device memory */
     if (s->prog) {
         AL_TRY(al_cuda_prog_run(s->prog, s->pos, tok[0])); /* no staging copy, no embedding launch */
     } else if (can_graph && s->graph && s->graph_gen == al_cuda_scratch_gen(c)) {
@@ -853,12 +853,7 @@ static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logi
     return al_ok();
 }
 
-al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits) {
-    if (logits) *logits = NULL;
-    if (s->pos + 1 > s->n_ctx) return al_err(AL_ERR_RANGE, "decode: context full (%d)", s->n_ctx);
-    if (token < 0 || token >= s->hp->n_vocab) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", token, s->hp->n_vocab);
-    return decode_step(s, &token, NULL, logits);
-}
+
 
 static al_status forward_ubatch(al_cuda_session *s, const int32_t *tok, int64_t n, float *logits, bool all_logits) {
     if (n == 1 && !all_logits) return decode_step(s, tok, logits, NULL);
@@ -882,12 +877,25 @@ static al_status forward_ubatch(al_cuda_session *s, const int32_t *tok, int64_t 
     return al_ok();
 }
 
-al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {
+/* n tokens fit after pos and are in the vocabulary */
+static al_status check_tokens(const al_cuda_session *s, const int32_t *tokens, int n) {
     if (n <= 0) return al_err(AL_ERR_INVALID, "eval: no tokens");
     if (s->pos + n > s->n_ctx) return al_err(AL_ERR_RANGE, "eval: context full (%d + %d > %d)", s->pos, n, s->n_ctx);
     const int V = s->hp->n_vocab;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", tokens[i], V);
+    return al_ok();
+}
+
+al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits) {
+    if (logits) *logits = NULL;
+    AL_TRY(check_tokens(s, &token, 1));
+    return decode_step(s, &token, NULL, logits);
+}
+
+al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    AL_TRY(check_tokens(s, tokens, n));
+    const int V = s->hp->n_vocab;
     for (int i = 0; i < n; i += s->ubatch) {
         int cnt = n - i < s->ubatch ? n - i : s->ubatch;
         bool last = i + cnt == n;

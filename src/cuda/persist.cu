@@ -281,7 +281,8 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
 /* One unit: (1) q heads normed / roped / scaled into shared memory by warps, the new k / v (unit
  * holding key pos) into the tiles and the cache; (2) scores with L lanes per key, each lane taking
  * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
- * (4) P·V, a thread per (head, pair of dims); (5) partial results + last-arriver merge. */
+ * (4) P·V, a thread per (head, pair of dims); (5) one split: out; else partial results, merged by the
+ * next product (wo_merge, 2 .. MMQ_MERGE_MAX splits) or by the last unit of hk to arrive. */
 template <typename KV>
 __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
                              unsigned long long *ph) {
@@ -617,7 +618,7 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * MK_SUB * gridDim.x (consecutive units on different multiprocessors), attention and SSM units too,
  * each in its own sub_bytes of shared memory; the grid barrier counts blocks.
  * tm: NULL, or [4 n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i, then the
- * latest times of mk_stamp_max. Op descriptors are read from shared memory (two buffers: op i and op
+ * latest times of mk_stamp_max, then MK_NPH attention phase counters (mk_attention). Op descriptors are read from shared memory (two buffers: op i and op
  * i + 1, loaded while the barrier before it is pending). */
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
