@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
@@ -43,12 +43,34 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
     int n_ops, n_sync, n_blk;
     al_cuda_prog_shape(p, &n_ops, &n_sync, &n_blk);
     al_cuda_prog_time *t = calloc((size_t)n_ops, sizeof *t), *sum = calloc((size_t)n_ops, sizeof *sum);
+    /* per op, from the release of the barrier before it (the last block done with the op before): the
+     * median and the last block entering, having its input and done, mean over the steps */
+    double *bt = calloc(3 * (size_t)n_ops * (size_t)n_blk, sizeof *bt), *col = calloc((size_t)n_blk, sizeof *col);
+    double(*rel)[6] = calloc((size_t)n_ops, sizeof *rel);
     char(*names)[96] = calloc((size_t)n_ops, sizeof *names);
     al_status st = al_cuda_prog_timing(p, true);
     const int steps = 8;
     for (int i = 0; i < steps && !al_failed(&st); i++) {
         st = al_cuda_session_eval(s, &toks[i], 1, lg, false);
         if (!al_failed(&st)) st = al_cuda_prog_times(p, t);
+        if (!al_failed(&st)) st = al_cuda_prog_block_times(p, bt);
+        for (int j = 0; j < n_ops && !al_failed(&st); j++) {
+            double r = 0.0;
+            for (int b = 0; b < n_blk; b++) {
+                const double d = j ? bt[3 * ((size_t)(j - 1) * n_blk + b)] : bt[3 * (size_t)b + 1];
+                if (b == 0 || (j ? d > r : d < r)) r = d;
+            }
+            for (int w = 0; w < 3; w++) {
+                const int pt = w == 0 ? 1 : w == 1 ? 2 : 0; /* entered, input, done */
+                double mx = 0.0;
+                for (int b = 0; b < n_blk; b++) {
+                    const double v = bt[3 * ((size_t)j * n_blk + b) + pt];
+                    col[b] = v > 0.0 ? v - r : 0.0; /* no input stamp: not a product */
+                    if (col[b] > mx) mx = col[b];
+                }
+                rel[j][2 * w] += median(col, n_blk) / steps, rel[j][2 * w + 1] += mx / steps;
+            }
+        }
         for (int j = 0; j < n_ops && !al_failed(&st); j++) {
             sum[j].us += t[j].us / steps, sum[j].work += t[j].work / steps;
             sum[j].enter += t[j].enter / steps, sum[j].input += t[j].input / steps;
@@ -84,6 +106,23 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
                    a.work / cnt, a.us);
         }
         printf("| all | %d | | | | %.1f | %.1f |\n\n", n_ops, wtotal, total);
+        printf("per op from the release of the barrier before it (the last block done with the previous op), µs, "
+               "median block / last block:\n| op | entered | has its input | done |\n|---|---|---|---|\n");
+        for (int j = 0; j < n_ops; j++) al_cuda_prog_op_name(p, j, names[j], sizeof names[j]);
+        for (int j = 0; j < n_ops; j++) {
+            if (!names[j][0]) continue;
+            int cnt = 0;
+            double a[6] = {0, 0, 0, 0, 0, 0};
+            for (int k = j; k < n_ops; k++)
+                if (k == j || !strcmp(names[k], names[j])) {
+                    cnt++;
+                    for (int w = 0; w < 6; w++) a[w] += rel[k][w];
+                    if (k != j) names[k][0] = 0;
+                }
+            printf("| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n", names[j], a[0] / cnt, a[1] / cnt, a[2] / cnt,
+                   a[3] / cnt, a[4] / cnt, a[5] / cnt);
+        }
+        printf("\n");
         if (ph_ok && ph[0] + ph[6] > 0)
             printf("attention unit 0 (last step), µs: tiles %.2f, q/k heads %.2f, scores %.2f, softmax %.2f, P·V + stores %.2f, "
                    "split arrival %.2f, merge %.2f\n\n", ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]);
@@ -91,10 +130,13 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
     free(t);
     free(sum);
     free(names);
+    free(bt);
+    free(col);
+    free(rel);
 }
 
-static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_type kvt, bool graph, bool persist, int bps, int rows,
-                     bool merge, int keys, int ub, bool phases, double bw) {
+/* sp: the session parameters of the command line (n_ctx set here) */
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_cuda_session_params sp, bool phases, double bw) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -107,16 +149,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     st = al_cuda_model_init(&cm, cu, m);
     double t_up = al_time_sec() - t0;
     al_cuda_session *s = NULL;
-    al_cuda_session_params sp = al_cuda_session_default_params();
     sp.n_ctx = pp + tg + 8;
-    sp.kv_type = kvt;
-    sp.use_graph = graph;
-    sp.persistent = persist;
-    sp.persist_blocks_per_sm = bps;
-    sp.persist_rows = rows;
-    sp.persist_no_merge = !merge;
-    sp.persist_attn_keys = keys;
-    sp.ubatch = ub;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
@@ -159,8 +192,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         if (pers) printf("decode: persistent kernel\n");
         else printf("decode: graph/eager: %s\n", pwhy.msg);
         printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; PDL %s; decode graph %s%s%s\n", dev,
-               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(kvt), al_cuda_pdl(cu) ? "on" : "off", active ? "on" : "off",
-               graph && !active ? ": " : "", graph && !active ? why.msg : "");
+               (double)al_cuda_model_bytes(cm) / 1e6, t_up, al_type_name(sp.kv_type), al_cuda_pdl(cu) ? "on" : "off", active ? "on" : "off",
+               sp.use_graph && !active ? ": " : "", sp.use_graph && !active ? why.msg : "");
         printf("| test | tokens/s | ms/token |\n|---|---|---|\n");
         double pps = 0, tgs = 0;
         if (pp > 0) {
@@ -190,9 +223,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
 int main(int argc, char **argv) {
     const char *models[16];
     int n_models = 0, pp = 512, tg = 128, reps = 3;
-    al_type kvt = AL_TYPE_F16;
-    bool graph = true, pdl = true, persist = true, phases = false, merge = true;
-    int bps = 0, rows = 0, keys = 0, ub = 0;
+    al_cuda_session_params sp = al_cuda_session_default_params();
+    bool pdl = true, phases = false;
     double bw = 3.0e12;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -200,19 +232,20 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-p") && v) pp = atoi(argv[++i]);
         else if (!strcmp(a, "-n") && v) tg = atoi(argv[++i]);
         else if (!strcmp(a, "-r") && v) reps = atoi(argv[++i]);
-        else if (!strcmp(a, "--kv") && v) kvt = !strcmp(argv[++i], "f32") ? AL_TYPE_F32 : AL_TYPE_F16;
-        else if (!strcmp(a, "--no-graph")) graph = false;
+        else if (!strcmp(a, "--kv") && v) sp.kv_type = !strcmp(argv[++i], "f32") ? AL_TYPE_F32 : AL_TYPE_F16;
+        else if (!strcmp(a, "--no-graph")) sp.use_graph = false;
         else if (!strcmp(a, "--no-pdl")) pdl = false;
-        else if (!strcmp(a, "--no-persist")) persist = false;
+        else if (!strcmp(a, "--no-persist")) sp.persistent = false;
         else if (!strcmp(a, "--phases")) phases = true;
-        else if (!strcmp(a, "--bps") && v) bps = atoi(argv[++i]);
-        else if (!strcmp(a, "--rows") && v) rows = atoi(argv[++i]);
-        else if (!strcmp(a, "--no-merge")) merge = false;
-        else if (!strcmp(a, "--keys") && v) keys = atoi(argv[++i]);
-        else if (!strcmp(a, "--ub") && v) ub = atoi(argv[++i]);
+        else if (!strcmp(a, "--bps") && v) sp.persist_blocks_per_sm = atoi(argv[++i]);
+        else if (!strcmp(a, "--rows") && v) sp.persist_rows = atoi(argv[++i]);
+        else if (!strcmp(a, "--no-merge")) sp.persist_no_merge = true;
+        else if (!strcmp(a, "--no-unit-pre")) sp.persist_no_unit_pre = true;
+        else if (!strcmp(a, "--keys") && v) sp.persist_attn_keys = atoi(argv[++i]);
+        else if (!strcmp(a, "--ub") && v) sp.ubatch = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--keys 32|64] [--ub N] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--keys 32|64] [--ub N] [--phases] [--bw B/s]\n");
             return 2;
         }
     }
@@ -232,7 +265,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, kvt, graph, persist, bps, rows, merge, keys, ub, phases, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, sp, phases, bw);
     al_cuda_free(cu);
     return rc;
 }

@@ -294,11 +294,14 @@ static void test_matvec(void) {
             free(ho);
         }
     }
-    /* the same products as ops of a persistent program, 2 and 4 weight rows per warp step */
+    /* the same products as ops of a persistent program, 2 and 4 weight rows per warp step; the op twice,
+     * so that the second runs after a grid barrier (its first rows prefetched while it was pending) */
     for (int rows = 2; rows <= 4; rows += 2) {
         al_cuda_prog *p;
         al_cuda_vec_in in = {NULL, dh, dd, dn, 1e-6f, dho, NULL, 0};
+        CHECK_OK(al_cuda_memset(g_cu, dy[0], 0, sizeof(float) * (size_t)n_out[0]));
         CHECK_OK(al_cuda_prog_init(&p, g_cu));
+        CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
         CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
         al_cuda_prog_set_rows(p, rows);
         CHECK_OK(al_cuda_prog_finish(p, 0));
@@ -312,6 +315,31 @@ static void test_matvec(void) {
             free(y);
         }
         al_cuda_prog_free(p);
+    }
+    /* k = 8192: 4 warps per row group, several steps per group, after a grid barrier */
+    {
+        const int64_t kb = 8192, nb = 5003;
+        al_cuda_weight wb;
+        float *bf, *xb = rand_vec(kb, 1.0f), *refb = malloc(sizeof(float) * (size_t)nb);
+        rand_weight(AL_TYPE_Q4_K, nb, kb, &wb, &bf);
+        ref_matmul(bf, nb, kb, xb, 1, refb);
+        float *dxb = devf(xb, kb), *dyb = devf(NULL, nb);
+        const al_cuda_weight *WB[1] = {&wb};
+        al_cuda_vec_in in = {dxb, NULL, NULL, NULL, 0.0f, NULL, NULL, 0};
+        al_cuda_prog *p;
+        CHECK_OK(al_cuda_prog_init(&p, g_cu));
+        CHECK_OK(al_cuda_prog_matvec(p, WB, 1, &in, &dyb));
+        CHECK_OK(al_cuda_prog_matvec(p, WB, 1, &in, &dyb));
+        CHECK_OK(al_cuda_prog_finish(p, 0));
+        CHECK_OK(al_cuda_prog_run(p, 0, 0));
+        CHECK_OK(al_cuda_sync(g_cu));
+        float *y = back(dyb, nb);
+        check_close("prog matvec Q4_K k 8192 (4 warps per row group)", y, refb, nb, 5e-2);
+        free(y);
+        al_cuda_prog_free(p);
+        free(bf), free(xb), free(refb);
+        FREE_D(dxb), FREE_D(dyb);
+        al_cuda_weight_free(g_cu, &wb);
     }
     /* glu: y = silu(x·gᵀ) * (x·uᵀ), norm fused without a residual add (launched, and in a program
      * with 2 and 4 rows per step) */
@@ -331,10 +359,11 @@ static void test_matvec(void) {
         CHECK_OK(al_cuda_matvec_glu(g_cu, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
         float *y = back(dgl, nf);
         check_close("matvec_glu Q4_K (fused norm)", y, g, nf, 2e-2);
-        for (int rows = 2; rows <= 4; rows += 2) {
+        for (int rows = 2; rows <= 4; rows += 2) { /* twice: the second after a grid barrier */
             al_cuda_prog *p;
             CHECK_OK(al_cuda_memset(g_cu, dgl, 0, sizeof(float) * (size_t)nf));
             CHECK_OK(al_cuda_prog_init(&p, g_cu));
+            CHECK_OK(al_cuda_prog_matvec_glu(p, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
             CHECK_OK(al_cuda_prog_matvec_glu(p, AL_CUDA_ACT_SILU, &wg, &wu, &in, dgl));
             al_cuda_prog_set_rows(p, rows);
             CHECK_OK(al_cuda_prog_finish(p, 0));

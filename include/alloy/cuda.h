@@ -298,6 +298,10 @@ void al_cuda_prog_set_rows(al_cuda_prog *p, int rows);
  * product merges 2 .. 4 live key splits while loading its input, instead of the attention's last
  * unit of each KV head after an arrival count (on by default). */
 void al_cuda_prog_set_merge(al_cuda_prog *p, bool on);
+/* Before al_cuda_prog_finish: whether a sub-block prepares its first attention / SSM unit (cached K/V
+ * tiles, state rows by cp.async) while the grid barrier before the op is pending (on by default), or
+ * only once the barrier is passed. */
+void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
@@ -314,6 +318,10 @@ typedef struct al_cuda_prog_time {
 al_status al_cuda_prog_timing(al_cuda_prog *p, bool on);
 al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *t);
 void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size);
+/* With timing on, after a run: t[3 (i n_blocks + b) + w] = µs from the start of the run to block b
+ * finishing op i (w = 0), entering it (w = 1, after the barrier before it) and having its input (w =
+ * 2, products only; else 0); n_blocks of al_cuda_prog_shape. */
+al_status al_cuda_prog_block_times(al_cuda_prog *p, double *t);
 /* With timing on: the mean µs (SM clock) of the phases of attention unit 0 in the last run — tiles
  * arrived, q / k heads formed, scores, softmax, P·V and partial stores, split arrival (atomic), merge. */
 al_status al_cuda_prog_attn_phases(al_cuda_prog *p, double us[7]);
@@ -336,6 +344,7 @@ typedef struct al_cuda_session_params {
     int persist_rows;          /* al_cuda_prog_set_rows (<= 0: automatic) */
     bool persist_no_merge;     /* al_cuda_prog_set_merge(false) */
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
+    bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */

@@ -73,6 +73,7 @@ typedef struct mk_embed {
 } mk_embed;
 typedef struct mk_op {
     int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
+    int no_pre;        /* MK_ATTN, MK_SSM: no unit prepared while the barrier before it is pending */
     union {
         mmq_args mv;
         mk_attn at;
@@ -90,6 +91,7 @@ struct al_cuda_prog {
     int n_ctx;   /* smallest cache of the attention ops (0: none): positions must stay below it */
     float *emb;  /* [grid][k]: per-block copies of the embedding row, or NULL */
     bool no_merge; /* al_cuda_prog_set_merge(p, false) */
+    bool no_unit_pre; /* al_cuda_prog_set_unit_pre(p, false) */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
@@ -577,10 +579,15 @@ __device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
 /* tm[n_ops + 1 + w * n_ops + i]: the latest time any block reached point w of op i (zeroed before each
  * run): MK_DONE finished it, MK_ENTER entered it, MK_INPUT had its input (products) */
 enum { MK_DONE, MK_ENTER, MK_INPUT };
+/* and tm[4 n_ops + 1 + MK_NPH + 3 (i grid + block) + w]: the time this block reached point w of op i */
 __device__ __forceinline__ void mk_stamp_max(unsigned long long *tm, int n_ops, int w, int i) {
     if (tm) {
         __syncthreads();
-        if (threadIdx.x == 0) atomicMax(tm + n_ops + 1 + w * n_ops + i, mk_clock());
+        if (threadIdx.x == 0) {
+            const unsigned long long t = mk_clock();
+            atomicMax(tm + n_ops + 1 + w * n_ops + i, t);
+            tm[4 * n_ops + 1 + MK_NPH + 3 * ((size_t)i * gridDim.x + blockIdx.x) + w] = t;
+        }
     }
 }
 
@@ -591,6 +598,7 @@ __device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, in
     switch (op.kind) {
     case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, vb, tid); return false;
     case MK_ATTN: {
+        if (op.no_pre) return false;
         const mk_au g0 = mk_attn_unit(op.u.at, pos, 0);
         if (vb >= op.u.at.a.n_head_kv * g0.nlive) return false;
         if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at, pos, vb, sh, tid);
@@ -599,6 +607,7 @@ __device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, in
     }
     case MK_SSM: {
         const al_cuda_prog_ssm &a = op.u.ss;
+        if (op.no_pre) return false;
         if (vb >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
         mk_ssm_pre(a, vb, (float *)sh, tid);
         return true;
@@ -894,6 +903,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     for (int i = 0; i < p->n_ops; i++) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
         p->n_sync += p->ops[i].sync;
+        p->ops[i].no_pre = p->no_unit_pre;
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
     return al_cuda_upload(c, p->d_ops, p->ops, sizeof(mk_op) * (size_t)p->n_ops);
@@ -918,6 +928,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
 
 extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
 extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge = !on; }
+extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
@@ -933,8 +944,22 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         p->tm = NULL;
         return al_ok();
     }
-    if (!p->tm) AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, sizeof(unsigned long long) * (size_t)(4 * p->n_ops + 1 + MK_NPH)));
+    if (!p->tm)
+        AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm,
+                             sizeof(unsigned long long) * ((size_t)(4 * p->n_ops + 1 + MK_NPH) + 3 * (size_t)p->n_ops * (size_t)p->grid)));
     return al_ok();
+}
+
+extern "C" al_status al_cuda_prog_block_times(al_cuda_prog *p, double *out) {
+    if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
+    const size_t n = 3 * (size_t)p->n_ops * (size_t)p->grid;
+    unsigned long long t0, *t = (unsigned long long *)malloc(sizeof(unsigned long long) * n);
+    if (!t) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
+    al_status st = al_cuda_download(p->c, &t0, p->tm, sizeof t0);
+    if (!al_failed(&st)) st = al_cuda_download(p->c, t, p->tm + 4 * p->n_ops + 1 + MK_NPH, sizeof(unsigned long long) * n);
+    for (size_t i = 0; i < n && !al_failed(&st); i++) out[i] = t[i] >= t0 ? (double)(t[i] - t0) * 1e-3 : 0.0;
+    free(t);
+    return st;
 }
 
 extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *out) {
