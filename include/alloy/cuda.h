@@ -302,6 +302,10 @@ void al_cuda_prog_set_merge(al_cuda_prog *p, bool on);
  * tiles, state rows by cp.async) while the grid barrier before the op is pending (on by default), or
  * only once the barrier is passed. */
 void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on);
+/* Which sub-block's first thread polls the grid barrier (0 .. 3; default 0). Unit u of an op goes to
+ * sub-block u / blocks, so sub-block 0 holds the first attention / SSM units and issues their copies
+ * while the barrier is pending (al_cuda_prog_set_unit_pre). */
+void al_cuda_prog_set_poller(al_cuda_prog *p, int sub);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
@@ -345,6 +349,7 @@ typedef struct al_cuda_session_params {
     bool persist_no_merge;     /* al_cuda_prog_set_merge(false) */
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
     bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
+    int persist_poller;        /* al_cuda_prog_set_poller */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */

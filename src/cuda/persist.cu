@@ -92,6 +92,7 @@ struct al_cuda_prog {
     float *emb;  /* [grid][k]: per-block copies of the embedding row, or NULL */
     bool no_merge; /* al_cuda_prog_set_merge(p, false) */
     bool no_unit_pre; /* al_cuda_prog_set_unit_pre(p, false) */
+    int poller;       /* thread of a block that polls the grid barrier (al_cuda_prog_set_poller) */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
@@ -116,8 +117,8 @@ __device__ __forceinline__ void mk_arrive(unsigned long long *bar) {
 #endif
     }
 }
-__device__ __forceinline__ void mk_wait(unsigned long long *bar, unsigned long long target) {
-    if (threadIdx.x == 0) {
+__device__ __forceinline__ void mk_wait(unsigned long long *bar, unsigned long long target, int poller) {
+    if (threadIdx.x == poller) {
         unsigned long long v;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
         do { /* relaxed polling: an acquire load would invalidate the SM's L1 at every poll */
@@ -625,13 +626,14 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
 /* A block is MK_SUB sub-blocks of MK_T threads: a product's input is made once per block (all
  * threads), then each sub-block takes the share of virtual block vb = sub * gridDim.x + blockIdx.x of
  * MK_SUB * gridDim.x (consecutive units on different multiprocessors), attention and SSM units too,
- * each in its own sub_bytes of shared memory; the grid barrier counts blocks.
+ * each in its own sub_bytes of shared memory; the grid barrier counts blocks (thread 0 arrives,
+ * thread `poller` polls).
  * tm: NULL, or [4 n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i, then the
  * latest times of mk_stamp_max, then MK_NPH attention phase counters (mk_attention). Op descriptors are read from shared memory (two buffers: op i and op
  * i + 1, loaded while the barrier before it is pending). */
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
-                                                      int sub_bytes) {
+                                                      int sub_bytes, int poller) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
@@ -672,7 +674,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
             mk_load_op(&next, &ops[i + 1]);
             __syncthreads();
             pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid);
-            mk_wait(bar, target);
+            mk_wait(bar, target, poller);
         } else {
             __syncthreads();
             mk_load_op(&next, &ops[i + 1]);
@@ -917,8 +919,9 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     int n_ops = p->n_ops;
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
     if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * (3 * (size_t)n_ops + MK_NPH), p->c->stream), "timing reset");
-    int sub_bytes = (int)p->sub_smem;
-    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&pos, (void *)&token, (void *)&bar, (void *)&base, (void *)&tm, (void *)&sub_bytes};
+    int sub_bytes = (int)p->sub_smem, poller = p->poller;
+    void *args[] = {(void *)&ops,  (void *)&n_ops, (void *)&pos, (void *)&token,     (void *)&bar,
+                    (void *)&base, (void *)&tm,    (void *)&sub_bytes, (void *)&poller};
     AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
                                             p->c->stream),
                 "persistent decode kernel");
@@ -929,6 +932,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
 extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
 extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge = !on; }
 extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
+extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = sub > 0 && sub < MK_SUB ? sub * MK_T : 0; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
