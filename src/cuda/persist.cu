@@ -948,9 +948,11 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         p->tm = NULL;
         return al_ok();
     }
-    if (!p->tm)
-        AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm,
-                             sizeof(unsigned long long) * ((size_t)(4 * p->n_ops + 1 + MK_NPH) + 3 * (size_t)p->n_ops * (size_t)p->grid)));
+    if (!p->tm) { /* zeroed: the per-block stamps of points an op never reaches (input, for non-products) stay 0 */
+        const size_t bytes = sizeof(unsigned long long) * ((size_t)(4 * p->n_ops + 1 + MK_NPH) + 3 * (size_t)p->n_ops * (size_t)p->grid);
+        AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, bytes));
+        AL_TRY(al_cuda_memset(p->c, p->tm, 0, bytes));
+    }
     return al_ok();
 }
 
