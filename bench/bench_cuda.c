@@ -88,40 +88,46 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
                n_ops, n_sync, n_blk, steps, al_cuda_session_pos(s) - steps);
         printf("| op | count | µs each | last block entered | last block has its input | last block done (work) | µs per token "
                "|\n|---|---|---|---|---|---|---|\n");
-        double total = 0, wtotal = 0;
-        for (int j = 0; j < n_ops; j++) al_cuda_prog_op_name(p, j, names[j], sizeof names[j]);
+        /* ops of one kind (the same name) are summed: grp[j] = the first op named as op j */
+        int *grp = malloc(sizeof(int) * (size_t)n_ops), *cnt = calloc((size_t)n_ops, sizeof *cnt);
         for (int j = 0; j < n_ops; j++) {
-            if (!names[j][0]) continue;
-            int cnt = 0;
-            al_cuda_prog_time a = {0, 0, 0, 0};
-            for (int k = j; k < n_ops; k++)
-                if (k == j || !strcmp(names[k], names[j])) {
-                    cnt++;
-                    a.us += sum[k].us, a.work += sum[k].work, a.enter += sum[k].enter, a.input += sum[k].input;
-                    if (k != j) names[k][0] = 0;
+            al_cuda_prog_op_name(p, j, names[j], sizeof names[j]);
+            grp[j] = j;
+            for (int k = 0; k < j; k++)
+                if (!strcmp(names[k], names[j])) {
+                    grp[j] = k;
+                    break;
                 }
-            total += a.us;
-            wtotal += a.work;
-            printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.1f |\n", names[j], cnt, a.us / cnt, a.enter / cnt, a.input / cnt,
-                   a.work / cnt, a.us);
+            cnt[grp[j]]++;
+        }
+        for (int j = 0; j < n_ops; j++)
+            if (grp[j] != j) {
+                al_cuda_prog_time *a = &sum[grp[j]];
+                a->us += sum[j].us, a->work += sum[j].work, a->enter += sum[j].enter, a->input += sum[j].input;
+                for (int w = 0; w < 6; w++) rel[grp[j]][w] += rel[j][w];
+            }
+        double total = 0, wtotal = 0;
+        for (int j = 0; j < n_ops; j++) {
+            if (grp[j] != j) continue;
+            const al_cuda_prog_time *a = &sum[j];
+            const int c = cnt[j];
+            total += a->us;
+            wtotal += a->work;
+            printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.1f |\n", names[j], c, a->us / c, a->enter / c, a->input / c,
+                   a->work / c, a->us);
         }
         printf("| all | %d | | | | %.1f | %.1f |\n\n", n_ops, wtotal, total);
         printf("per op from the release of the barrier before it (the last block done with the previous op), µs, "
                "median block / last block:\n| op | entered | has its input | done |\n|---|---|---|---|\n");
-        for (int j = 0; j < n_ops; j++) al_cuda_prog_op_name(p, j, names[j], sizeof names[j]);
         for (int j = 0; j < n_ops; j++) {
-            if (!names[j][0]) continue;
-            int cnt = 0;
-            double a[6] = {0, 0, 0, 0, 0, 0};
-            for (int k = j; k < n_ops; k++)
-                if (k == j || !strcmp(names[k], names[j])) {
-                    cnt++;
-                    for (int w = 0; w < 6; w++) a[w] += rel[k][w];
-                    if (k != j) names[k][0] = 0;
-                }
-            printf("| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n", names[j], a[0] / cnt, a[1] / cnt, a[2] / cnt,
-                   a[3] / cnt, a[4] / cnt, a[5] / cnt);
+            if (grp[j] != j) continue;
+            const double *a = rel[j];
+            const int c = cnt[j];
+            printf("| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n", names[j], a[0] / c, a[1] / c, a[2] / c, a[3] / c,
+                   a[4] / c, a[5] / c);
         }
+        free(grp);
+        free(cnt);
         printf("\n");
         if (ph_ok && ph[0] + ph[6] > 0)
             printf("attention unit 0 (last step), µs: tiles %.2f, q/k heads %.2f, scores %.2f, softmax %.2f, P·V + stores %.2f, "

@@ -331,11 +331,36 @@ static void test_matvec(void) {
         CHECK_OK(al_cuda_prog_matvec(p, WB, 1, &in, &dyb));
         CHECK_OK(al_cuda_prog_matvec(p, WB, 1, &in, &dyb));
         CHECK_OK(al_cuda_prog_finish(p, 0));
+        CHECK_ERR(al_cuda_prog_times(p, NULL), AL_ERR_INVALID); /* timing off */
+        CHECK_OK(al_cuda_prog_timing(p, true));
         CHECK_OK(al_cuda_prog_run(p, 0, 0));
         CHECK_OK(al_cuda_sync(g_cu));
         float *y = back(dyb, nb);
         check_close("prog matvec Q4_K k 8192 (4 warps per row group)", y, refb, nb, 5e-2);
         free(y);
+        { /* the stamps of the run: per block entered <= has its input <= done, and the grid barrier
+           * between the two ops: no block enters op 1 before every block is done with op 0 */
+            int n_ops, n_blk;
+            al_cuda_prog_shape(p, &n_ops, NULL, &n_blk);
+            double *bt = malloc(sizeof(double) * 3 * (size_t)n_ops * (size_t)n_blk), done0 = 0.0, enter1 = 1e30;
+            al_cuda_prog_time tt[2];
+            CHECK(n_ops == 2);
+            CHECK_OK(al_cuda_prog_block_times(p, bt));
+            CHECK_OK(al_cuda_prog_times(p, tt));
+            bool ordered = true;
+            for (int i = 0; i < 2; i++)
+                for (int b = 0; b < n_blk; b++) {
+                    const double *v = bt + 3 * ((size_t)i * n_blk + b); /* done, entered, input */
+                    ordered = ordered && v[1] <= v[2] && v[2] <= v[0];
+                    if (i == 0 && v[0] > done0) done0 = v[0];
+                    if (i == 1 && v[1] < enter1) enter1 = v[1];
+                }
+            CHECK(ordered);
+            CHECK(enter1 > 0.0); /* stamped: after the start of the run */
+            CHECKF(done0 <= enter1, "a block entered op 1 at %.3f us, before the last block finished op 0 at %.3f", enter1, done0);
+            CHECK(tt[0].us > 0.0 && tt[0].work >= tt[0].input && tt[0].input >= tt[0].enter);
+            free(bt);
+        }
         al_cuda_prog_free(p);
         free(bf), free(xb), free(refb);
         FREE_D(dxb), FREE_D(dyb);

@@ -309,9 +309,9 @@ void al_cuda_prog_set_poller(al_cuda_prog *p, int sub);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
-/* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the latest
- * times any block entered it, had its input (products: pre-norm and int8 activations done) and
- * finished it; al_cuda_prog_times (synchronous) fills t[n_ops] of the last run, in µs from block 0
+/* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the times
+ * each block entered it, had its input (products: pre-norm and int8 activations done) and finished
+ * it; al_cuda_prog_times (synchronous) fills t[n_ops] of the last run, in µs from block 0
  * entering op i: us to block 0 entering op i + 1 (barrier included), work to the last block
  * finishing (us - work: the barrier's own latency), enter to the last block entering, input to the
  * last block having its input (0 for other ops). op_name describes op i ("matvec glu k 1024 rows 3072

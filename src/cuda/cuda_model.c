@@ -855,8 +855,6 @@ static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logi
     return al_ok();
 }
 
-
-
 static al_status forward_ubatch(al_cuda_session *s, const int32_t *tok, int64_t n, float *logits, bool all_logits) {
     if (n == 1 && !all_logits) return decode_step(s, tok, logits, NULL);
     al_cuda *c = s->cu;

@@ -47,10 +47,11 @@ typedef struct mmq_args {
 
 #define MMQ_MERGE_MAX 4
 
+/* the first key an attention at position pos attends to (sliding window win, 0: none) */
+__host__ __device__ __forceinline__ int mmq_att_first(int pos, int win) { return win > 0 && pos - win + 1 > 0 ? pos - win + 1 : 0; }
 /* the live key splits of an attention at position pos: first s0, count (return) */
 __host__ __device__ __forceinline__ int mmq_att_live(int pos, int ch, int win, int *s0) {
-    const int j0 = win > 0 && pos - win + 1 > 0 ? pos - win + 1 : 0;
-    *s0 = j0 / ch;
+    *s0 = mmq_att_first(pos, win) / ch;
     return pos / ch - *s0 + 1;
 }
 

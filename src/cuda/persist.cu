@@ -99,7 +99,7 @@ struct al_cuda_prog {
     size_t part_floats;
     int *cnt, max_kv;
     unsigned long long *bar, epoch;
-    unsigned long long *tm; /* [4 n_ops + 1] globaltimer stamps of the last run (k_persist), or NULL */
+    unsigned long long *tm; /* timing of the last run (k_persist, layout at mk_tm_ph), or NULL */
     bool ready;
 };
 
@@ -201,9 +201,8 @@ struct mk_au {
 };
 __device__ __forceinline__ mk_au mk_attn_unit(const mk_attn &m, int pos, int u) {
     mk_au r;
-    const int ch = m.ch, w = m.a.window;
-    const int j0 = w > 0 && pos - w + 1 > 0 ? pos - w + 1 : 0;
-    r.nlive = mmq_att_live(pos, ch, w, &r.s0);
+    const int ch = m.ch, j0 = mmq_att_first(pos, m.a.window);
+    r.nlive = mmq_att_live(pos, ch, m.a.window, &r.s0);
     r.hk = u / r.nlive;
     r.sp = r.s0 + u % r.nlive;
     r.start = r.sp * ch;
@@ -577,18 +576,17 @@ __device__ __forceinline__ unsigned long long mk_clock() {
 __device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
     if (tm && blockIdx.x == 0 && threadIdx.x == 0) tm[i] = mk_clock();
 }
-/* tm[n_ops + 1 + w * n_ops + i]: the latest time any block reached point w of op i (zeroed before each
- * run): MK_DONE finished it, MK_ENTER entered it, MK_INPUT had its input (products) */
+/* The timing buffer tm: [n_ops + 1] globaltimer stamps of block 0 (mk_stamp), then at mk_tm_ph the
+ * MK_NPH attention phase counters (zeroed before each run), then at mk_tm_blk [n_ops][grid][3]: the
+ * time each block reached point w of op i — MK_DONE finished it, MK_ENTER entered it, MK_INPUT had its
+ * input (products; 0 for other ops) */
 enum { MK_DONE, MK_ENTER, MK_INPUT };
-/* and tm[4 n_ops + 1 + MK_NPH + 3 (i grid + block) + w]: the time this block reached point w of op i */
-__device__ __forceinline__ void mk_stamp_max(unsigned long long *tm, int n_ops, int w, int i) {
+__host__ __device__ __forceinline__ size_t mk_tm_ph(int n_ops) { return (size_t)n_ops + 1; }
+__host__ __device__ __forceinline__ size_t mk_tm_blk(int n_ops) { return (size_t)n_ops + 1 + MK_NPH; }
+__device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, int w, int i) {
     if (tm) {
         __syncthreads();
-        if (threadIdx.x == 0) {
-            const unsigned long long t = mk_clock();
-            atomicMax(tm + n_ops + 1 + w * n_ops + i, t);
-            tm[4 * n_ops + 1 + MK_NPH + 3 * ((size_t)i * gridDim.x + blockIdx.x) + w] = t;
-        }
+        if (threadIdx.x == 0) tm[mk_tm_blk(n_ops) + 3 * ((size_t)i * gridDim.x + blockIdx.x) + w] = mk_clock();
     }
 }
 
@@ -628,9 +626,10 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * MK_SUB * gridDim.x (consecutive units on different multiprocessors), attention and SSM units too,
  * each in its own sub_bytes of shared memory; the grid barrier counts blocks (thread 0 arrives,
  * thread `poller` polls).
- * tm: NULL, or [4 n_ops + 1] stamps: tm[0] at the start, tm[i + 1] when block 0 leaves op i, then the
- * latest times of mk_stamp_max, then MK_NPH attention phase counters (mk_attention). Op descriptors are read from shared memory (two buffers: op i and op
- * i + 1, loaded while the barrier before it is pending). */
+ * tm: NULL, or the timing buffer (mk_tm_ph): tm[0] at the start, tm[i + 1] when block 0 leaves op i,
+ * the attention phase counters (mk_attention), each block's stamps (mk_stamp_blk). Op descriptors are
+ * read from shared memory (two buffers: op i and op i + 1, loaded while the barrier before it is
+ * pending). */
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
                                                       int sub_bytes, int poller) {
@@ -646,16 +645,16 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
     __syncthreads();
     for (int i = 0; i < n_ops; i++) {
         const mk_op &op = desc[i & 1];
-        mk_stamp_max(tm, n_ops, MK_ENTER, i);
+        mk_stamp_blk(tm, n_ops, MK_ENTER, i);
         switch (op.kind) {
         case MK_MATVEC:
             mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos);
-            mk_stamp_max(tm, n_ops, MK_INPUT, i);
+            mk_stamp_blk(tm, n_ops, MK_INPUT, i);
             mmq_products(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh);
             break;
         case MK_ATTN:
-            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + 4 * n_ops + 1 : NULL);
-            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + 4 * n_ops + 1 : NULL);
+            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL);
+            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL);
             break;
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         case MK_EMBED:
@@ -665,7 +664,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         default: mk_conv_shift(op.u.sh); break;
         }
         pre = false;
-        mk_stamp_max(tm, n_ops, MK_DONE, i);
+        mk_stamp_blk(tm, n_ops, MK_DONE, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
         if (op.sync) {
@@ -918,7 +917,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     const mk_op *ops = p->d_ops;
     int n_ops = p->n_ops;
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
-    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + n_ops + 1, 0, sizeof(unsigned long long) * (3 * (size_t)n_ops + MK_NPH), p->c->stream), "timing reset");
+    if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + mk_tm_ph(n_ops), 0, sizeof(unsigned long long) * MK_NPH, p->c->stream), "timing reset");
     int sub_bytes = (int)p->sub_smem, poller = p->poller;
     void *args[] = {(void *)&ops,  (void *)&n_ops, (void *)&pos, (void *)&token,     (void *)&bar,
                     (void *)&base, (void *)&tm,    (void *)&sub_bytes, (void *)&poller};
@@ -949,40 +948,55 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         return al_ok();
     }
     if (!p->tm) { /* zeroed: the per-block stamps of points an op never reaches (input, for non-products) stay 0 */
-        const size_t bytes = sizeof(unsigned long long) * ((size_t)(4 * p->n_ops + 1 + MK_NPH) + 3 * (size_t)p->n_ops * (size_t)p->grid);
+        const size_t bytes = sizeof(unsigned long long) * (mk_tm_blk(p->n_ops) + 3 * (size_t)p->n_ops * (size_t)p->grid);
         AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, bytes));
         AL_TRY(al_cuda_memset(p->c, p->tm, 0, bytes));
     }
     return al_ok();
 }
 
+/* the timing buffer of the last run, downloaded: stamps of block 0 t[0 .. n_ops], per-block stamps
+ * at mk_tm_blk (a malloc'ed copy the caller frees, or NULL) */
+static unsigned long long *prog_tm(al_cuda_prog *p, al_status *st) {
+    const size_t n = mk_tm_blk(p->n_ops) + 3 * (size_t)p->n_ops * (size_t)p->grid;
+    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * n);
+    *st = !p->tm ? al_err(AL_ERR_INVALID, "cuda prog: timing is off")
+          : !t   ? al_err(AL_ERR_NOMEM, "cuda prog: out of memory")
+                 : al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * n);
+    if (al_failed(st)) free(t);
+    return al_failed(st) ? NULL : t;
+}
+
 extern "C" al_status al_cuda_prog_block_times(al_cuda_prog *p, double *out) {
-    if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
-    const size_t n = 3 * (size_t)p->n_ops * (size_t)p->grid;
-    unsigned long long t0, *t = (unsigned long long *)malloc(sizeof(unsigned long long) * n);
-    if (!t) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
-    al_status st = al_cuda_download(p->c, &t0, p->tm, sizeof t0);
-    if (!al_failed(&st)) st = al_cuda_download(p->c, t, p->tm + 4 * p->n_ops + 1 + MK_NPH, sizeof(unsigned long long) * n);
-    for (size_t i = 0; i < n && !al_failed(&st); i++) out[i] = t[i] >= t0 ? (double)(t[i] - t0) * 1e-3 : 0.0;
+    al_status st;
+    unsigned long long *t = prog_tm(p, &st);
+    if (!t) return st;
+    const unsigned long long *b = t + mk_tm_blk(p->n_ops);
+    for (size_t i = 0; i < 3 * (size_t)p->n_ops * (size_t)p->grid; i++) out[i] = b[i] >= t[0] ? (double)(b[i] - t[0]) * 1e-3 : 0.0;
     free(t);
     return st;
 }
 
 extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *out) {
-    if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
+    al_status st;
+    unsigned long long *t = prog_tm(p, &st);
+    if (!t) return st;
     const int n = p->n_ops;
-    unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * (size_t)(4 * n + 1));
-    if (!t) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
-    al_status st = al_cuda_download(p->c, t, p->tm, sizeof(unsigned long long) * (size_t)(4 * n + 1));
-    /* from block 0 entering op i (t[i]) to the latest stamp w of op i, 0 when none came later */
-#define SINCE(w) (t[n + 1 + (w) * n + i] > t[i] ? (double)(t[n + 1 + (w) * n + i] - t[i]) * 1e-3 : 0.0)
-    for (int i = 0; i < n && !al_failed(&st); i++) {
+    const unsigned long long *b = t + mk_tm_blk(n);
+    for (int i = 0; i < n; i++) { /* from block 0 entering op i (t[i]) to the latest block reaching each point (0: none later) */
+        unsigned long long last[3] = {0, 0, 0};
+        for (int k = 0; k < p->grid; k++)
+            for (int w = 0; w < 3; w++) {
+                const unsigned long long v = b[3 * ((size_t)i * p->grid + k) + w];
+                if (v > last[w]) last[w] = v;
+            }
+#define SINCE(w) (last[w] > t[i] ? (double)(last[w] - t[i]) * 1e-3 : 0.0)
         out[i].us = (double)(t[i + 1] - t[i]) * 1e-3;
         out[i].work = SINCE(MK_DONE);
         out[i].enter = SINCE(MK_ENTER);
         out[i].input = SINCE(MK_INPUT);
-    }
 #undef SINCE
+    }
     free(t);
     return st;
 }
@@ -990,7 +1004,7 @@ extern "C" al_status al_cuda_prog_times(al_cuda_prog *p, al_cuda_prog_time *out)
 extern "C" al_status al_cuda_prog_attn_phases(al_cuda_prog *p, double us[7]) {
     if (!p->tm) return al_err(AL_ERR_INVALID, "cuda prog: timing is off");
     unsigned long long t[MK_NPH];
-    AL_TRY(al_cuda_download(p->c, t, p->tm + 4 * p->n_ops + 1, sizeof t));
+    AL_TRY(al_cuda_download(p->c, t, p->tm + mk_tm_ph(p->n_ops), sizeof t));
     int khz = 0;
     AL_CUDA_TRY(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, p->c->device), "clock rate");
     const double per = t[MK_NPH - 1] && khz > 0 ? 1e3 / ((double)khz * (double)t[MK_NPH - 1]) : 0.0;
