@@ -306,6 +306,10 @@ void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on);
  * sub-block u / blocks, so sub-block 0 holds the first attention / SSM units and issues their copies
  * while the barrier is pending (al_cuda_prog_set_unit_pre). */
 void al_cuda_prog_set_poller(al_cuda_prog *p, int sub);
+/* Before al_cuda_prog_finish: how many row steps ahead a product's warps put their weight rows into
+ * L2 (1 .. 4; default 1: each step the next step's rows, the first step's while the barrier before
+ * the product is pending). */
+void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
@@ -350,6 +354,7 @@ typedef struct al_cuda_session_params {
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
     bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
     int persist_poller;        /* al_cuda_prog_set_poller */
+    int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */

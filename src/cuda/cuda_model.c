@@ -309,7 +309,7 @@ struct al_cuda_session {
 static void prog_build(al_cuda_session *s, const al_cuda_session_params *p);
 
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {0, AL_TYPE_F16, true, true, 0, 0, false, 0, false, 0, 0};
+    al_cuda_session_params p = {.kv_type = AL_TYPE_F16, .use_graph = true, .persistent = true}; /* the rest 0 / false */
     return p;
 }
 
@@ -798,6 +798,7 @@ static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
         al_cuda_prog_set_merge(s->prog, !p->persist_no_merge);
         al_cuda_prog_set_unit_pre(s->prog, !p->persist_no_unit_pre);
         al_cuda_prog_set_poller(s->prog, p->persist_poller);
+        al_cuda_prog_set_prefetch_ahead(s->prog, p->persist_ahead);
         al_status fin = al_cuda_prog_finish(s->prog, p->persist_blocks_per_sm);
         if (!al_failed(&st)) st = fin;
     }

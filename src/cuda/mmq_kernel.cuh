@@ -20,6 +20,7 @@ typedef struct mmq_args {
     float *y[4];
     int64_t beg[4], end[4]; /* virtual row ranges, beg multiple of MMQ_R (glu: output rows of matrix 0) */
     int R;                  /* weight rows per group and step: 2 or 4 (glu: R / 2 output rows, gate and up each) */
+    int ahead;              /* a step L2-prefetches the rows of the step this many on (<= 1: the next) */
     int type[4];
     int n;
     int glu;                /* 0, or 1 + al_cuda_act_kind: y[0] = act(x·w[0]ᵀ) * (x·w[1]ᵀ), one type */
@@ -129,7 +130,7 @@ __device__ __forceinline__ void mmq_prefetch(const mmq_args &a, const uint8_t *w
  * scales, mmq.cuh) — with the fused pre-norm computed there too. Matrices may differ in type
  * (uniform per group). mmq_prefetch_first puts the block's first weight rows into L2 (called before
  * waiting for the inputs: PDL in k_mmq, the grid barrier in the persistent kernel); each step
- * prefetches the next step's rows. */
+ * prefetches the rows of the step a.ahead on (the first step those of every step up to there). */
 static __device__ __forceinline__ void mmq_prefetch_first(const mmq_args &a, int g, int bx, int tid) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const uint8_t *w0;
@@ -336,11 +337,15 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
         const uint8_t *w;
         int64_t rb, rb2, vrow;
         const int in = mmq_rows(a, vg, &w, &rb, &rb2, &vrow);
-        if (wig == 0 && lane == 0 && vg + vstep < nvg) {
-            const uint8_t *wn;
-            int64_t rbn, rb2n, vrn;
-            const int inn = mmq_rows(a, vg + vstep, &wn, &rbn, &rb2n, &vrn);
-            mmq_prefetch(a, wn, rbn, inn >> 8);
+        if (wig == 0 && lane == 0) { /* rows a.ahead steps on (the first step: every step up to there) */
+            const int ahead = a.ahead > 1 ? a.ahead : 1;
+            for (int t = vg == (int64_t)bx * ngrp + grp ? 1 : ahead; t <= ahead; t++) {
+                if (vg + t * vstep >= nvg) break;
+                const uint8_t *wn;
+                int64_t rbn, rb2n, vrn;
+                const int inn = mmq_rows(a, vg + t * vstep, &wn, &rbn, &rb2n, &vrn);
+                mmq_prefetch(a, wn, rbn, inn >> 8);
+            }
         }
         mmq_step<R>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd);
     }

@@ -93,6 +93,7 @@ struct al_cuda_prog {
     bool no_merge; /* al_cuda_prog_set_merge(p, false) */
     bool no_unit_pre; /* al_cuda_prog_set_unit_pre(p, false) */
     int poller;       /* thread of a block that polls the grid barrier (al_cuda_prog_set_poller) */
+    int ahead;        /* al_cuda_prog_set_prefetch_ahead */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
@@ -874,6 +875,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         bool q6 = true; /* measured: 4 rows help the Q6_K LM heads, slow the Q8_0 one and Llama's Q4_K gate/up and down */
         for (int m = 0; m < a->n; m++) q6 = q6 && a->type[m] == AL_TYPE_Q6_K;
         a->R = p->rows == 4 || (p->rows <= 0 && q6 && groups2 >= 2 * warp_groups) ? 4 : 2;
+        a->ahead = p->ahead;
     }
     for (int i = 0; i + 1 < p->n_ops; i++) { /* an attention whose output only the next product reads: */
         mk_op *t = &p->ops[i], *n = &p->ops[i + 1]; /* that product merges the splits (no arrival count) */
@@ -933,6 +935,7 @@ extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge =
 extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
 extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = sub > 0 && sub < MK_SUB ? sub * MK_T : 0; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
+extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
     if (n_ops) *n_ops = p ? p->n_ops : 0;
