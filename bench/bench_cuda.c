@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
@@ -249,11 +249,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-unit-pre")) sp.persist_no_unit_pre = true;
         else if (!strcmp(a, "--poller") && v) sp.persist_poller = atoi(argv[++i]);
         else if (!strcmp(a, "--ahead") && v) sp.persist_ahead = atoi(argv[++i]);
+        else if (!strcmp(a, "--norm-prefetch")) sp.persist_norm_prefetch = true;
         else if (!strcmp(a, "--keys") && v) sp.persist_attn_keys = atoi(argv[++i]);
         else if (!strcmp(a, "--ub") && v) sp.ubatch = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--keys 32|64] [--ub N] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s]\n");
             return 2;
         }
     }

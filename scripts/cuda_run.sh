@@ -6,8 +6,8 @@
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
-#   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3 (tg128 r 3 on
-#           the three models)
+#   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3,
+#           --norm-prefetch (tg128 r 3 on the three models)
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh: its GPU tests, then tg128 A/B against BIN, twice
 # Logs under $OUT (default .). Models are made by `alloy create` into $MODELS (default /tmp/alloy-models).
 set -u
@@ -42,7 +42,7 @@ for w in "$@"; do
   knobs)
     mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
     for r in 1 2; do
-      for f in "" "--no-unit-pre" "--poller 3" "--no-unit-pre --poller 3" "--ahead 2" "--ahead 3"; do
+      for f in "" "--no-unit-pre" "--poller 3" "--no-unit-pre --poller 3" "--ahead 2" "--ahead 3" "--norm-prefetch"; do
         echo "== ${f:-default}" | tee -a "$OUT/knobs.log"
         # shellcheck disable=SC2086
         "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg" | tee -a "$OUT/knobs.log"

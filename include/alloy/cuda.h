@@ -310,6 +310,10 @@ void al_cuda_prog_set_poller(al_cuda_prog *p, int sub);
  * L2 (1 .. 4; default 1: each step the next step's rows, the first step's while the barrier before
  * the product is pending). */
 void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
+/* Before al_cuda_prog_finish: whether the norm weights of a product's fused pre-norm are put into L2
+ * while the barrier before it is pending (off by default; otherwise the input stage may wait a DRAM
+ * round trip for them, the weights streaming through L2 having evicted them since the last token). */
+void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
@@ -355,6 +359,7 @@ typedef struct al_cuda_session_params {
     bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
     int persist_poller;        /* al_cuda_prog_set_poller */
     int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
+    bool persist_norm_prefetch; /* al_cuda_prog_set_norm_prefetch(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on */

@@ -799,6 +799,7 @@ static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
         al_cuda_prog_set_unit_pre(s->prog, !p->persist_no_unit_pre);
         al_cuda_prog_set_poller(s->prog, p->persist_poller);
         al_cuda_prog_set_prefetch_ahead(s->prog, p->persist_ahead);
+        al_cuda_prog_set_norm_prefetch(s->prog, p->persist_norm_prefetch);
         al_status fin = al_cuda_prog_finish(s->prog, p->persist_blocks_per_sm);
         if (!al_failed(&st)) st = fin;
     }

@@ -30,7 +30,7 @@
  *    unit's x channels and of its group's B and C channels from the conv state (read only), then
  *    S ← exp(dt A) S + dt x Bᵀ, y = S C + D x for its rows.
  * A sub-block's first unit of the next op is prepared between its block's arrival at the barrier and the release
- * (mk_pre): the weight rows of a product into L2, the cached K/V tile of an attention unit and the
+ * (mk_pre): the weight rows of a product into L2 (optionally its pre-norm weights too, by one thread), the cached K/V tile of an attention unit and the
  * state rows + conv partial sums (all but the new input's tap) of an SSM unit, since none of these
  * depend on the op before.
  *  - MK_SHIFT: conv state ← its last d_conv - 2 columns + the new input (grid-stride over channels);
@@ -74,6 +74,7 @@ typedef struct mk_embed {
 typedef struct mk_op {
     int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
     int no_pre;        /* MK_ATTN, MK_SSM: no unit prepared while the barrier before it is pending */
+    int pre_nw;        /* MK_MATVEC with a pre-norm: its norm weights put into L2 while the barrier is pending */
     union {
         mmq_args mv;
         mk_attn at;
@@ -94,6 +95,7 @@ struct al_cuda_prog {
     bool no_unit_pre; /* al_cuda_prog_set_unit_pre(p, false) */
     int poller;       /* thread of a block that polls the grid barrier (al_cuda_prog_set_poller) */
     int ahead;        /* al_cuda_prog_set_prefetch_ahead */
+    bool norm_prefetch; /* al_cuda_prog_set_norm_prefetch */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
@@ -596,7 +598,10 @@ __device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, 
  * unit of op j was prepared */
 __device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh, int vb, int tid) {
     switch (op.kind) {
-    case MK_MATVEC: mmq_prefetch_first(op.u.mv, op.g, vb, tid); return false;
+    case MK_MATVEC:
+        mmq_prefetch_first(op.u.mv, op.g, vb, tid);
+        if (op.pre_nw && vb == 0 && tid == 1) al_prefetch_l2(op.u.mv.nw, sizeof(float) * (size_t)op.u.mv.k);
+        return false;
     case MK_ATTN: {
         if (op.no_pre) return false;
         const mk_au g0 = mk_attn_unit(op.u.at, pos, 0);
@@ -907,6 +912,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
         p->n_sync += p->ops[i].sync;
         p->ops[i].no_pre = p->no_unit_pre;
+        p->ops[i].pre_nw = p->norm_prefetch && p->ops[i].kind == MK_MATVEC && p->ops[i].u.mv.nw;
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
     return al_cuda_upload(c, p->d_ops, p->ops, sizeof(mk_op) * (size_t)p->n_ops);
@@ -936,6 +942,7 @@ extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit
 extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = sub > 0 && sub < MK_SUB ? sub * MK_T : 0; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
+extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
     if (n_ops) *n_ops = p ? p->n_ops : 0;
