@@ -7,8 +7,9 @@
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3,
-#           --norm-prefetch (tg128 r 3 on the three models)
-#   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh: its GPU tests, then tg128 A/B against BIN, twice
+#           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
+#   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
+#           exp-attn-adaptive", when set): its GPU tests, then tg128 A/B against BIN, twice
 # Logs under $OUT (default .). Models are made by `alloy create` into $MODELS (default /tmp/alloy-models).
 set -u
 B=$(cd "$1" && pwd); shift
@@ -42,7 +43,7 @@ for w in "$@"; do
   knobs)
     mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
     for r in 1 2; do
-      for f in "" "--no-unit-pre" "--poller 3" "--no-unit-pre --poller 3" "--ahead 2" "--ahead 3" "--norm-prefetch"; do
+      for f in "" "--no-unit-pre" "--poller 3" "--no-unit-pre --poller 3" "--ahead 2" "--ahead 3" "--norm-prefetch" "--rows 4"; do
         echo "== ${f:-default}" | tee -a "$OUT/knobs.log"
         # shellcheck disable=SC2086
         "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg" | tee -a "$OUT/knobs.log"
@@ -53,6 +54,7 @@ for w in "$@"; do
     for d in "$B"/*/; do
       d=${d%/}; n=$(basename "$d")
       [ -x "$d/bench_cuda" ] || continue
+      case " ${REFS:-$n} " in *" $n "*) ;; *) continue ;; esac
       timeout 200 "$d/test_cuda_ops" >"$OUT/test_cuda_ops.$n.log" 2>&1; echo "$n test_cuda_ops rc=$?"
       grep -E "FAIL|passed" "$OUT/test_cuda_ops.$n.log" | head -10
       (cd "$B" && timeout 200 "$d/test_cuda_models") >"$OUT/test_cuda_models.$n.log" 2>&1; echo "$n test_cuda_models rc=$?"
