@@ -20,7 +20,9 @@ export ALLOY_TEST_DATA=$(pwd)/tests/data
 ldd "$B/alloy" | grep "not found"
 mkdir -p "$M"
 mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M/$1.gguf" >/dev/null; }
+T0=$(date +%s)
 for w in "$@"; do
+  echo "== $w at +$(( $(date +%s) - T0 )) s"
   case $w in
   tests)
     timeout 200 "$B/test_cuda_ops" >"$OUT/test_cuda_ops.log" 2>&1; echo "test_cuda_ops rc=$?"
@@ -55,6 +57,7 @@ for w in "$@"; do
       d=${d%/}; n=$(basename "$d")
       [ -x "$d/bench_cuda" ] || continue
       case " ${REFS:-$n} " in *" $n "*) ;; *) continue ;; esac
+      echo "== $n at +$(( $(date +%s) - T0 )) s"
       timeout 200 "$d/test_cuda_ops" >"$OUT/test_cuda_ops.$n.log" 2>&1; echo "$n test_cuda_ops rc=$?"
       grep -E "FAIL|passed" "$OUT/test_cuda_ops.$n.log" | head -10
       (cd "$B" && timeout 200 "$d/test_cuda_models") >"$OUT/test_cuda_models.$n.log" 2>&1; echo "$n test_cuda_models rc=$?"
@@ -74,3 +77,4 @@ for w in "$@"; do
       "$B/bench_cuda" -p 0 -n 4 -r 1 --no-graph -m "$M/qwen3.gguf" >"$OUT/ncu_qwen3_tg.log" 2>&1 ;;
   esac
 done
+echo "== done at +$(( $(date +%s) - T0 )) s"
