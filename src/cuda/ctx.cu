@@ -205,7 +205,7 @@ static al_status weight_shape(const al_tensor *t, int64_t n_mat, al_cuda_weight 
     w->k = t->ne[0];
     w->n_out = t->ne[1];
     w->n_mat = n_mat;
-    w->row_bytes = al_type_row_size(t->type, t->ne[0]);
+    w->row_bytes = al_cuda_row_bytes(t->type, t->ne[0]);
     if (!w->row_bytes) return al_err(AL_ERR_INVALID, "cuda upload: row of %lld not a whole number of %s blocks",
                                      (long long)t->ne[0], al_type_name(t->type));
     w->mat_bytes = w->row_bytes * (size_t)w->n_out;

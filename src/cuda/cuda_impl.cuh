@@ -10,8 +10,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "alloy/cuda.h"
+#include "alloy/quant.h"
 
 struct al_cuda {
     int device;
@@ -32,6 +34,11 @@ struct al_cuda_graph {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
 };
+
+/* A weight row of k elements of type t on the GPU: its bytes (0: not whole blocks) and its image, the
+ * bytes uploaded for the GGUF row src (al_cuda_weight_upload; tests/test_cuda_host.cu). */
+static inline size_t al_cuda_row_bytes(al_type t, int64_t k) { return al_type_row_size(t, k); }
+static inline void al_cuda_row_image(al_type t, int64_t k, const void *src, void *dst) { memcpy(dst, src, al_type_row_size(t, k)); }
 
 static inline al_status al_cuda_status(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return al_ok();

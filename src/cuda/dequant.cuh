@@ -11,24 +11,72 @@
 
 #include "cuda/cuda_impl.cuh"
 
-__device__ __forceinline__ float al_h2f(const uint8_t *p) { return __half2float(*(const __half *)p); }
+/* AL_HD: the readers below also compile for the host, so that tests/test_cuda_host.cu checks their
+ * arithmetic without a GPU; the intrinsics they use go through these wrappers (host: the same
+ * function in C). */
+#define AL_HD __host__ __device__ __forceinline__
+#ifdef __CUDA_ARCH__
+#define AL_UNROLL _Pragma("unroll")
+#else
+#define AL_UNROLL /* the host compiler does not know the pragma */
+#endif
+/* c + the dot product of the 4 signed bytes of a and of b */
+AL_HD int al_dp4a(int a, int b, int c) {
+#ifdef __CUDA_ARCH__
+    return __dp4a(a, b, c);
+#else
+    for (int i = 0; i < 4; i++) c += (int)(int8_t)(a >> (8 * i)) * (int)(int8_t)(b >> (8 * i));
+    return c;
+#endif
+}
+/* per-byte a - b, modulo 256 */
+AL_HD uint32_t al_vsub4(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+    return __vsub4(a, b);
+#else
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++) r |= (((a >> (8 * i)) - (b >> (8 * i))) & 0xFFu) << (8 * i);
+    return r;
+#endif
+}
+/* the low word of hi:lo shifted right by s & 31 */
+AL_HD uint32_t al_funnel_r(uint32_t lo, uint32_t hi, uint32_t s) {
+#ifdef __CUDA_ARCH__
+    return __funnelshift_r(lo, hi, s);
+#else
+    return (uint32_t)((((uint64_t)hi << 32) | lo) >> (s & 31));
+#endif
+}
+/* byte i of the result = byte (selector nibble i & 7) of b:a */
+AL_HD uint32_t al_byte_perm(uint32_t a, uint32_t b, uint32_t sel) {
+#ifdef __CUDA_ARCH__
+    return __byte_perm(a, b, sel);
+#else
+    const uint64_t v = ((uint64_t)b << 32) | a;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++) r |= (uint32_t)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+    return r;
+#endif
+}
+
+AL_HD float al_h2f(const uint8_t *p) { return __half2float(*(const __half *)p); }
 
 /* 8 bytes from a 2-byte aligned address */
-__device__ __forceinline__ uint64_t al_ld8_a2(const uint8_t *p) {
+AL_HD uint64_t al_ld8_a2(const uint8_t *p) {
     const uint16_t *q = (const uint16_t *)p;
     return (uint64_t)q[0] | ((uint64_t)q[1] << 16) | ((uint64_t)q[2] << 32) | ((uint64_t)q[3] << 48);
 }
-__device__ __forceinline__ uint64_t al_ld8_a8(const uint8_t *p) { return *(const uint64_t *)p; }
-__device__ __forceinline__ uint32_t al_ld4_a2(const uint8_t *p) {
+AL_HD uint64_t al_ld8_a8(const uint8_t *p) { return *(const uint64_t *)p; }
+AL_HD uint32_t al_ld4_a2(const uint8_t *p) {
     const uint16_t *q = (const uint16_t *)p;
     return (uint32_t)q[0] | ((uint32_t)q[1] << 16);
 }
-__device__ __forceinline__ int al_byte(uint64_t v, int i) { return (int)((v >> (8 * i)) & 0xFF); }
+AL_HD int al_byte(uint64_t v, int i) { return (int)((v >> (8 * i)) & 0xFF); }
 
 /* IQ4_NL codebook lookup without memory: the 16 int8 values packed in 4 words, picked by prmt. */
-__device__ __forceinline__ float al_iq4nl(int nib) {
+AL_HD float al_iq4nl(int nib) {
     const uint32_t t0 = 0xBFAD9881u, t1 = 0xF6EADDCFu, t2 = 0x26190D01u, t3 = 0x71594535u;
-    uint32_t w = nib < 8 ? __byte_perm(t0, t1, (uint32_t)nib) : __byte_perm(t2, t3, (uint32_t)(nib - 8));
+    uint32_t w = nib < 8 ? al_byte_perm(t0, t1, (uint32_t)nib) : al_byte_perm(t2, t3, (uint32_t)(nib - 8));
     return (float)(int8_t)(w & 0xFF);
 }
 
@@ -36,13 +84,13 @@ template <int T> struct al_qt;
 
 /* 32-blocks of an f16 scale d and 16 bytes of nibbles (Q4_0, IQ4_NL): elements 8 (i8 & 3) .. + 8 of
  * the block, as (nib - 8) d or codebook[nib] d */
-template <bool NL> __device__ __forceinline__ void al_load8_nib32(const uint8_t *row, int64_t i8, float *v) {
+template <bool NL> AL_HD void al_load8_nib32(const uint8_t *row, int64_t i8, float *v) {
     const uint8_t *b = row + (i8 >> 2) * 18;
     int s = (int)(i8 & 3);
     float d = al_h2f(b);
     uint64_t q = al_ld8_a2(b + 2 + (s & 1) * 8);
     int sh = (s >> 1) * 4;
-#pragma unroll
+AL_UNROLL
     for (int j = 0; j < 8; j++) {
         const int nib = (al_byte(q, j) >> sh) & 0xF;
         v[j] = NL ? al_iq4nl(nib) * d : (float)(nib - 8) * d;
@@ -50,29 +98,29 @@ template <bool NL> __device__ __forceinline__ void al_load8_nib32(const uint8_t 
 }
 template <> struct al_qt<AL_TYPE_Q4_0> {
     static constexpr int bs = 32, bytes = 18;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<false>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<false>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q4_1> {
     static constexpr int bs = 32, bytes = 20;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 2) * bytes;
         int s = (int)(i8 & 3);
         float d = al_h2f(b), m = al_h2f(b + 2);
         uint64_t q = al_ld8_a2(b + 4 + (s & 1) * 8);
         int sh = (s >> 1) * 4;
-#pragma unroll
+AL_UNROLL
         for (int j = 0; j < 8; j++) v[j] = (float)((al_byte(q, j) >> sh) & 0xF) * d + m;
     }
 };
 /* Q5_0 / Q5_1 (MIN: an f16 min after d): d [m] qh[4] qs[16]; value (5-bit q - 16) d, or q d + m */
-template <bool MIN> __device__ __forceinline__ void al_load8_q5(const uint8_t *row, int64_t i8, float *v) {
+template <bool MIN> AL_HD void al_load8_q5(const uint8_t *row, int64_t i8, float *v) {
     const uint8_t *b = row + (i8 >> 2) * (MIN ? 24 : 22);
     int s = (int)(i8 & 3);
     float d = al_h2f(b), m = MIN ? al_h2f(b + 2) : 0.0f;
     uint32_t qh = al_ld4_a2(b + (MIN ? 4 : 2));
     int j0 = (s & 1) * 8, hi = s >> 1;
     uint64_t q = al_ld8_a2(b + (MIN ? 8 : 6) + j0);
-#pragma unroll
+AL_UNROLL
     for (int j = 0; j < 8; j++) {
         int nib = (al_byte(q, j) >> (4 * hi)) & 0xF;
         int h = (int)((qh >> (j0 + j + 16 * hi)) & 1u) << 4;
@@ -81,29 +129,29 @@ template <bool MIN> __device__ __forceinline__ void al_load8_q5(const uint8_t *r
 }
 template <> struct al_qt<AL_TYPE_Q5_0> {
     static constexpr int bs = 32, bytes = 22;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<false>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<false>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q5_1> {
     static constexpr int bs = 32, bytes = 24;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<true>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<true>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q8_0> {
     static constexpr int bs = 32, bytes = 34;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 2) * bytes;
         float d = al_h2f(b);
         uint64_t q = al_ld8_a2(b + 2 + (i8 & 3) * 8);
-#pragma unroll
+AL_UNROLL
         for (int j = 0; j < 8; j++) v[j] = (float)(int8_t)al_byte(q, j) * d;
     }
 };
 template <> struct al_qt<AL_TYPE_IQ4_NL> {
     static constexpr int bs = 32, bytes = 18;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<true>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<true>(row, i8, v); }
 };
 
 /* Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) */
-__device__ __forceinline__ void al_scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+AL_HD void al_scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
     if (j < 4) {
         *d = q[j] & 63;
         *m = q[j + 4] & 63;
@@ -115,20 +163,20 @@ __device__ __forceinline__ void al_scale_min_k4(int j, const uint8_t *q, int *d,
 
 template <> struct al_qt<AL_TYPE_Q4_K> {
     static constexpr int bs = 256, bytes = 144;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, j = e0 >> 6, l = e0 & 63, hi = l >> 5;
         int sc, mn;
         al_scale_min_k4(2 * j + hi, b + 4, &sc, &mn);
         float d = al_h2f(b) * (float)sc, m = al_h2f(b + 2) * (float)mn;
         uint64_t q = al_ld8_a8(b + 16 + 32 * j + (l & 31));
-#pragma unroll
+AL_UNROLL
         for (int t = 0; t < 8; t++) v[t] = d * (float)((al_byte(q, t) >> (4 * hi)) & 0xF) - m;
     }
 };
 template <> struct al_qt<AL_TYPE_Q5_K> {
     static constexpr int bs = 256, bytes = 176;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, j = e0 >> 6, l = e0 & 63, hi = l >> 5;
         int sc, mn;
@@ -137,28 +185,28 @@ template <> struct al_qt<AL_TYPE_Q5_K> {
         uint64_t q = al_ld8_a8(b + 48 + 32 * j + (l & 31));
         uint64_t h = al_ld8_a8(b + 16 + (l & 31));
         int bit = 2 * j + hi;
-#pragma unroll
+AL_UNROLL
         for (int t = 0; t < 8; t++)
             v[t] = d * (float)(((al_byte(q, t) >> (4 * hi)) & 0xF) | (((al_byte(h, t) >> bit) & 1) << 4)) - m;
     }
 };
 template <> struct al_qt<AL_TYPE_Q6_K> {
     static constexpr int bs = 256, bytes = 210;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, n = e0 >> 7, rr = e0 & 127, qq = rr >> 5, l = rr & 31;
         uint64_t ql = al_ld8_a2(b + 64 * n + l + (qq & 1) * 32);
         uint64_t qh = al_ld8_a2(b + 128 + 32 * n + l);
         float d = al_h2f(b + 208) * (float)(int8_t)b[192 + 8 * n + l / 16 + 2 * qq];
         int sh = (qq >> 1) * 4;
-#pragma unroll
+AL_UNROLL
         for (int t = 0; t < 8; t++)
             v[t] = d * (float)((((al_byte(ql, t) >> sh) & 0xF) | (((al_byte(qh, t) >> (2 * qq)) & 3) << 4)) - 32);
     }
 };
 template <> struct al_qt<AL_TYPE_IQ4_XS> {
     static constexpr int bs = 256, bytes = 136;
-    __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, ib = e0 >> 5, rr = e0 & 31;
         uint32_t sh = *(const uint16_t *)(b + 2);
@@ -166,18 +214,18 @@ template <> struct al_qt<AL_TYPE_IQ4_XS> {
         float dl = al_h2f(b) * (float)(ls - 32);
         uint64_t q = al_ld8_a8(b + 8 + 16 * ib + (rr & 15));
         int s = (rr >> 4) * 4;
-#pragma unroll
+AL_UNROLL
         for (int t = 0; t < 8; t++) v[t] = dl * al_iq4nl((al_byte(q, t) >> s) & 0xF);
     }
 };
 
 /* float types, element-wise */
-template <int T> __device__ __forceinline__ float al_load1(const uint8_t *row, int64_t i);
-template <> __device__ __forceinline__ float al_load1<AL_TYPE_F32>(const uint8_t *row, int64_t i) { return ((const float *)row)[i]; }
-template <> __device__ __forceinline__ float al_load1<AL_TYPE_F16>(const uint8_t *row, int64_t i) {
+template <int T> AL_HD float al_load1(const uint8_t *row, int64_t i);
+template <> AL_HD float al_load1<AL_TYPE_F32>(const uint8_t *row, int64_t i) { return ((const float *)row)[i]; }
+template <> AL_HD float al_load1<AL_TYPE_F16>(const uint8_t *row, int64_t i) {
     return __half2float(((const __half *)row)[i]);
 }
-template <> __device__ __forceinline__ float al_load1<AL_TYPE_BF16>(const uint8_t *row, int64_t i) {
+template <> AL_HD float al_load1<AL_TYPE_BF16>(const uint8_t *row, int64_t i) {
     return __bfloat162float(((const __nv_bfloat16 *)row)[i]);
 }
 

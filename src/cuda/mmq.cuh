@@ -19,43 +19,43 @@
 #include "cuda/dequant.cuh"
 
 /* 16 bytes from a 2-byte aligned address: five aligned words, shifted by 0 or 16 bits */
-__device__ __forceinline__ uint4 al_ld16_a2(const uint8_t *p) {
+AL_HD uint4 al_ld16_a2(const uint8_t *p) {
     const uintptr_t a = (uintptr_t)p;
     const uint32_t *w = (const uint32_t *)(a & ~(uintptr_t)3);
     const bool odd = (a & 2) != 0;
     const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[odd ? 4 : 3];
     const uint32_t s = odd ? 16u : 0u;
-    return make_uint4(__funnelshift_r(w0, w1, s), __funnelshift_r(w1, w2, s), __funnelshift_r(w2, w3, s),
-                      __funnelshift_r(w3, w4, s));
+    return make_uint4(al_funnel_r(w0, w1, s), al_funnel_r(w1, w2, s), al_funnel_r(w2, w3, s),
+                      al_funnel_r(w3, w4, s));
 }
-__device__ __forceinline__ int al_u4(const uint4 &v, int i) {
+AL_HD int al_u4(const uint4 &v, int i) {
     return (int)(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w);
 }
-__device__ __forceinline__ int al_i4(const int4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+AL_HD int al_i4(const int4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 /* byte offset of row r of a group: rows pair up rb apart, pairs rb2 apart (R <= 2: r * rb) */
-__device__ __forceinline__ int64_t al_mmq_row(int r, int64_t rb, int64_t rb2) { return (r & 1) * rb + (r >> 1) * rb2; }
+AL_HD int64_t al_mmq_row(int r, int64_t rb, int64_t rb2) { return (r & 1) * rb + (r >> 1) * rb2; }
 /* activation loads: xq / xd live in shared memory (quantized by the product's own block) */
-__device__ __forceinline__ int4 al_ldx16(const int8_t *p) { return *(const int4 *)p; }
+AL_HD int4 al_ldx16(const int8_t *p) { return *(const int4 *)p; }
 
 template <int T> struct al_mmq;
 
 template <> struct al_mmq<AL_TYPE_Q8_0> {
     static constexpr int chunk = 32;
     template <int R>
-    __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
                                float *acc) {
         const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
         const float dx = xd[c];
-#pragma unroll
+AL_UNROLL
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
             const uint8_t *b = w + al_mmq_row(r, rb, rb2) + c * 34;
             const uint4 q0 = al_ld16_a2(b + 2), q1 = al_ld16_a2(b + 18);
             int s = 0;
-#pragma unroll
-            for (int i = 0; i < 4; i++) s = __dp4a(al_u4(q0, i), al_i4(x0, i), s);
-#pragma unroll
-            for (int i = 0; i < 4; i++) s = __dp4a(al_u4(q1, i), al_i4(x1, i), s);
+AL_UNROLL
+            for (int i = 0; i < 4; i++) s = al_dp4a(al_u4(q0, i), al_i4(x0, i), s);
+AL_UNROLL
+            for (int i = 0; i < 4; i++) s = al_dp4a(al_u4(q1, i), al_i4(x1, i), s);
             acc[r] += al_h2f(b) * dx * (float)s;
         }
     }
@@ -67,7 +67,7 @@ template <int T> struct al_mmq_k45 {
     static constexpr int chunk = 32;
     static constexpr int bytes = T == AL_TYPE_Q4_K ? 144 : 176, qs_off = T == AL_TYPE_Q4_K ? 16 : 48;
     template <int R>
-    __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
                                float *acc) {
         const int64_t blk = c >> 3;
         const int j = (int)(c >> 1) & 3, h = (int)c & 1;
@@ -75,9 +75,9 @@ template <int T> struct al_mmq_k45 {
         const int4 xl = al_ldx16(xq + e), xh = al_ldx16(xq + e + 32);
         const float dl = xd[e >> 5], dh = xd[(e >> 5) + 1];
         int sl = 0, sh = 0;
-#pragma unroll
-        for (int i = 0; i < 4; i++) sl = __dp4a(0x01010101, al_i4(xl, i), sl), sh = __dp4a(0x01010101, al_i4(xh, i), sh);
-#pragma unroll
+AL_UNROLL
+        for (int i = 0; i < 4; i++) sl = al_dp4a(0x01010101, al_i4(xl, i), sl), sh = al_dp4a(0x01010101, al_i4(xh, i), sh);
+AL_UNROLL
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
             const uint8_t *b = w + al_mmq_row(r, rb, rb2) + blk * bytes;
@@ -85,15 +85,15 @@ template <int T> struct al_mmq_k45 {
             uint4 qh = make_uint4(0, 0, 0, 0);
             if (T == AL_TYPE_Q5_K) qh = *(const uint4 *)(b + 16 + 16 * h);
             int il = 0, ih = 0;
-#pragma unroll
+AL_UNROLL
             for (int i = 0; i < 4; i++) {
                 int lo = al_u4(q, i) & 0x0F0F0F0F, hi = (al_u4(q, i) >> 4) & 0x0F0F0F0F;
                 if (T == AL_TYPE_Q5_K) {
                     lo |= ((al_u4(qh, i) >> (2 * j)) & 0x01010101) << 4;
                     hi |= ((al_u4(qh, i) >> (2 * j + 1)) & 0x01010101) << 4;
                 }
-                il = __dp4a(lo, al_i4(xl, i), il);
-                ih = __dp4a(hi, al_i4(xh, i), ih);
+                il = al_dp4a(lo, al_i4(xl, i), il);
+                ih = al_dp4a(hi, al_i4(xh, i), ih);
             }
             int sc0, m0, sc1, m1;
             al_scale_min_k4(2 * j, b + 4, &sc0, &m0);
@@ -111,37 +111,37 @@ template <> struct al_mmq<AL_TYPE_Q5_K> : al_mmq_k45<AL_TYPE_Q5_K> {};
 template <> struct al_mmq<AL_TYPE_Q6_K> {
     static constexpr int chunk = 64;
     template <int R>
-    __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
                                float *acc) {
         const int64_t blk = c >> 2;
         const int n = (int)(c >> 1) & 1, hh = (int)c & 1;
         const int64_t e = blk * 256 + 128 * n + 16 * hh;
         int4 x[4];
         float dx[4];
-#pragma unroll
+AL_UNROLL
         for (int qq = 0; qq < 4; qq++) x[qq] = al_ldx16(xq + e + 32 * qq), dx[qq] = xd[(e >> 5) + qq];
-#pragma unroll
+AL_UNROLL
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
             const uint8_t *b = w + al_mmq_row(r, rb, rb2) + blk * 210;
             const uint4 qa = al_ld16_a2(b + 64 * n + 16 * hh), qb = al_ld16_a2(b + 64 * n + 32 + 16 * hh);
             const uint4 qh = al_ld16_a2(b + 128 + 32 * n + 16 * hh);
             int s[4] = {0, 0, 0, 0};
-#pragma unroll
+AL_UNROLL
             for (int i = 0; i < 4; i++) {
                 const unsigned a = (unsigned)al_u4(qa, i), bb = (unsigned)al_u4(qb, i), hw = (unsigned)al_u4(qh, i);
                 const unsigned u0 = (a & 0x0F0F0F0Fu) | ((hw << 4) & 0x30303030u);
                 const unsigned u1 = (bb & 0x0F0F0F0Fu) | ((hw << 2) & 0x30303030u);
                 const unsigned u2 = ((a >> 4) & 0x0F0F0F0Fu) | (hw & 0x30303030u);
                 const unsigned u3 = ((bb >> 4) & 0x0F0F0F0Fu) | ((hw >> 2) & 0x30303030u);
-                s[0] = __dp4a((int)__vsub4(u0, 0x20202020u), al_i4(x[0], i), s[0]);
-                s[1] = __dp4a((int)__vsub4(u1, 0x20202020u), al_i4(x[1], i), s[1]);
-                s[2] = __dp4a((int)__vsub4(u2, 0x20202020u), al_i4(x[2], i), s[2]);
-                s[3] = __dp4a((int)__vsub4(u3, 0x20202020u), al_i4(x[3], i), s[3]);
+                s[0] = al_dp4a((int)al_vsub4(u0, 0x20202020u), al_i4(x[0], i), s[0]);
+                s[1] = al_dp4a((int)al_vsub4(u1, 0x20202020u), al_i4(x[1], i), s[1]);
+                s[2] = al_dp4a((int)al_vsub4(u2, 0x20202020u), al_i4(x[2], i), s[2]);
+                s[3] = al_dp4a((int)al_vsub4(u3, 0x20202020u), al_i4(x[3], i), s[3]);
             }
             const int8_t *sc = (const int8_t *)(b + 192 + 8 * n + hh);
             float t = 0.0f;
-#pragma unroll
+AL_UNROLL
             for (int qq = 0; qq < 4; qq++) t += dx[qq] * (float)(sc[2 * qq] * s[qq]);
             acc[r] += al_h2f(b + 208) * t;
         }
