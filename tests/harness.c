@@ -66,6 +66,21 @@ void *al_test_read_file(const char *path, size_t *size) {
     return buf;
 }
 
+void *al_test_read_data(const char *rel, size_t want) {
+    size_t size = 0;
+    void *p = al_test_read_file(al_test_path(rel), &size);
+    if (!p) {
+        al_test_fail(__FILE__, __LINE__, "cannot read %s", al_test_path(rel));
+        return NULL;
+    }
+    if (size != want) {
+        al_test_fail(__FILE__, __LINE__, "%s: %zu bytes, want %zu", rel, size, want);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 double al_test_rel_err(const float *a, const float *b, size_t n) {
     double md = 0, mb = 0;
     for (size_t i = 0; i < n; i++) {

@@ -25,6 +25,9 @@ int al_test_finish(void);
 const char *al_test_path(const char *rel);
 /* Reads a whole file; returns malloc'd buffer (caller frees) or NULL. */
 void *al_test_read_file(const char *path, size_t *size);
+/* Reads tests/data/<rel>, which must hold exactly `want` bytes: the malloc'd contents, or NULL after
+ * recording a failure (missing file or wrong size). */
+void *al_test_read_data(const char *rel, size_t want);
 /* A reference model of tests/data/hf/<name>: the 37 input ids, HF's 8 greedy continuation tokens and
  * HF's logits [n_ids][vocab] (malloc'd; free with free()). */
 typedef struct al_test_ref {

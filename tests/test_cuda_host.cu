@@ -27,18 +27,15 @@ typedef struct ref_rows {
     size_t rb;    /* bytes of a 256-element row */
 } ref_rows;
 
+/* tests/data/quant/<name>.ffn_up.{bin,f32} (as test_quant reads them) */
 static bool load_ref(const char *name, al_type t, ref_rows *r) {
     char rel[128];
-    size_t size = 0;
     r->rb = al_type_row_size(t, NE0);
     snprintf(rel, sizeof rel, "quant/%s.ffn_up.bin", name);
-    r->raw = (uint8_t *)al_test_read_file(al_test_path(rel), &size);
-    const bool raw_ok = r->raw && size == r->rb * NE1;
+    r->raw = (uint8_t *)al_test_read_data(rel, r->rb * NE1);
     snprintf(rel, sizeof rel, "quant/%s.ffn_up.f32", name);
-    r->f32 = (float *)al_test_read_file(al_test_path(rel), &size);
-    const bool f32_ok = r->f32 && size == sizeof(float) * NE0 * NE1;
-    CHECKF(raw_ok && f32_ok, "%s: reference data missing (run scripts/extract_quant_refs.py)", name);
-    return raw_ok && f32_ok;
+    r->f32 = (float *)al_test_read_data(rel, sizeof(float) * NE0 * NE1);
+    return r->raw && r->f32;
 }
 
 /* the GPU image of n_rows rows of k elements (consecutive blocks of the reference from block b0),

@@ -43,21 +43,11 @@ static const qcase cases[] = {
 
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
+/* tests/data/quant/<name>.ffn_up.<ext> of exactly `want` bytes (made by scripts/extract_quant_refs.py) */
 static void *read_data(const char *name, const char *ext, size_t want) {
     char rel[128];
     snprintf(rel, sizeof rel, "quant/%s.ffn_up.%s", name, ext);
-    size_t size = 0;
-    void *p = al_test_read_file(al_test_path(rel), &size);
-    if (!p) {
-        al_test_fail(__FILE__, __LINE__, "cannot read %s (run scripts/extract_quant_refs.py)", al_test_path(rel));
-        return NULL;
-    }
-    if (size != want) {
-        al_test_fail(__FILE__, __LINE__, "%s: %zu bytes, want %zu", rel, size, want);
-        free(p);
-        return NULL;
-    }
-    return p;
+    return al_test_read_data(rel, want);
 }
 
 /* the unquantized source tensor, float32 [NE1][NE0] */

@@ -35,8 +35,10 @@ struct al_cuda_graph {
     cudaGraphExec_t exec;
 };
 
-/* A weight row of k elements of type t on the GPU: its bytes (0: not whole blocks) and its image, the
- * bytes uploaded for the GGUF row src (al_cuda_weight_upload; tests/test_cuda_host.cu). */
+/* A weight row of k elements of type t on the GPU: its bytes (0: not whole blocks) and its image for
+ * the GGUF row src — the GGUF bytes unchanged for every type, which is why al_cuda_weight_upload
+ * copies matrices as they are (tests/test_cuda_host.cu reads the readers' input through this; a
+ * layout that changes the bytes must go through it in the upload too). */
 static inline size_t al_cuda_row_bytes(al_type t, int64_t k) { return al_type_row_size(t, k); }
 static inline void al_cuda_row_image(al_type t, int64_t k, const void *src, void *dst) { memcpy(dst, src, al_type_row_size(t, k)); }
 

@@ -51,6 +51,9 @@
 #define MK_NPH 8     /* attention profiling counters: 7 phases, then the count of units timed */
 
 enum { MK_MATVEC, MK_ATTN, MK_SSM, MK_SHIFT, MK_EMBED };
+/* what mk_pre does while a barrier is pending, beyond the first weight rows into L2 (k_persist's pre) */
+enum { MK_PRE_UNITS = 1, /* attention / SSM units: cached K/V tiles, state rows (al_cuda_prog_set_unit_pre) */
+       MK_PRE_NORM = 2 /* a product's pre-norm weights into L2 (al_cuda_prog_set_norm_prefetch) */ };
 
 typedef struct mk_attn {
     al_cuda_prog_attn a;
@@ -73,8 +76,6 @@ typedef struct mk_embed {
 } mk_embed;
 typedef struct mk_op {
     int kind, sync, g; /* g: warps per row group (MK_MATVEC) */
-    int no_pre;        /* MK_ATTN, MK_SSM: no unit prepared while the barrier before it is pending */
-    int pre_nw;        /* MK_MATVEC with a pre-norm: its norm weights put into L2 while the barrier is pending */
     union {
         mmq_args mv;
         mk_attn at;
@@ -586,6 +587,7 @@ __device__ __forceinline__ void mk_stamp(unsigned long long *tm, int i) {
 enum { MK_DONE, MK_ENTER, MK_INPUT };
 __host__ __device__ __forceinline__ size_t mk_tm_ph(int n_ops) { return (size_t)n_ops + 1; }
 __host__ __device__ __forceinline__ size_t mk_tm_blk(int n_ops) { return (size_t)n_ops + 1 + MK_NPH; }
+__host__ __device__ __forceinline__ size_t mk_tm_len(int n_ops, int grid) { return mk_tm_blk(n_ops) + 3 * (size_t)n_ops * (size_t)grid; }
 __device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, int w, int i) {
     if (tm) {
         __syncthreads();
@@ -594,16 +596,17 @@ __device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, 
 }
 
 /* work for op j that sub-block vb (thread tid, shared memory sh) can do while the barrier before it is
- * pending (inputs of earlier steps only); op: its descriptor; returns whether the sub-block's first
- * unit of op j was prepared */
-__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh, int vb, int tid) {
+ * pending (inputs of earlier steps only); op: its descriptor; flags: MK_PRE_*; returns whether the
+ * sub-block's first unit of op j was prepared */
+__device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh, int vb, int tid,
+                       int flags) {
     switch (op.kind) {
     case MK_MATVEC:
         mmq_prefetch_first(op.u.mv, op.g, vb, tid);
-        if (op.pre_nw && vb == 0 && tid == 1) al_prefetch_l2(op.u.mv.nw, sizeof(float) * (size_t)op.u.mv.k);
+        if ((flags & MK_PRE_NORM) && op.u.mv.nw && vb == 0 && tid == 1) al_prefetch_l2(op.u.mv.nw, sizeof(float) * (size_t)op.u.mv.k);
         return false;
     case MK_ATTN: {
-        if (op.no_pre) return false;
+        if (!(flags & MK_PRE_UNITS)) return false;
         const mk_au g0 = mk_attn_unit(op.u.at, pos, 0);
         if (vb >= op.u.at.a.n_head_kv * g0.nlive) return false;
         if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attn_pre<__half>(op.u.at, pos, vb, sh, tid);
@@ -612,7 +615,7 @@ __device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, in
     }
     case MK_SSM: {
         const al_cuda_prog_ssm &a = op.u.ss;
-        if (op.no_pre) return false;
+        if (!(flags & MK_PRE_UNITS)) return false;
         if (vb >= a.H * (a.P / (a.P < MK_PS ? a.P : MK_PS))) return false;
         mk_ssm_pre(a, vb, (float *)sh, tid);
         return true;
@@ -638,7 +641,7 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * pending). */
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
-                                                      int sub_bytes, int poller) {
+                                                      int sub_bytes, int poller, int pre_flags) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
@@ -678,7 +681,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
             mk_arrive(bar);
             mk_load_op(&next, &ops[i + 1]);
             __syncthreads();
-            pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid);
+            pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
             mk_wait(bar, target, poller);
         } else {
             __syncthreads();
@@ -911,8 +914,6 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     for (int i = 0; i < p->n_ops; i++) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
         p->n_sync += p->ops[i].sync;
-        p->ops[i].no_pre = p->no_unit_pre;
-        p->ops[i].pre_nw = p->norm_prefetch && p->ops[i].kind == MK_MATVEC && p->ops[i].u.mv.nw;
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
     return al_cuda_upload(c, p->d_ops, p->ops, sizeof(mk_op) * (size_t)p->n_ops);
@@ -926,9 +927,9 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     int n_ops = p->n_ops;
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
     if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + mk_tm_ph(n_ops), 0, sizeof(unsigned long long) * MK_NPH, p->c->stream), "timing reset");
-    int sub_bytes = (int)p->sub_smem, poller = p->poller;
-    void *args[] = {(void *)&ops,  (void *)&n_ops, (void *)&pos, (void *)&token,     (void *)&bar,
-                    (void *)&base, (void *)&tm,    (void *)&sub_bytes, (void *)&poller};
+    int sub_bytes = (int)p->sub_smem, poller = p->poller, pre_flags = (p->no_unit_pre ? 0 : MK_PRE_UNITS) | (p->norm_prefetch ? MK_PRE_NORM : 0);
+    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&pos,       (void *)&token,  (void *)&bar,
+                    (void *)&base, (void *)&tm,   (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags};
     AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
                                             p->c->stream),
                 "persistent decode kernel");
@@ -958,7 +959,7 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
         return al_ok();
     }
     if (!p->tm) { /* zeroed: the per-block stamps of points an op never reaches (input, for non-products) stay 0 */
-        const size_t bytes = sizeof(unsigned long long) * (mk_tm_blk(p->n_ops) + 3 * (size_t)p->n_ops * (size_t)p->grid);
+        const size_t bytes = sizeof(unsigned long long) * mk_tm_len(p->n_ops, p->grid);
         AL_TRY(al_cuda_alloc(p->c, (void **)&p->tm, bytes));
         AL_TRY(al_cuda_memset(p->c, p->tm, 0, bytes));
     }
@@ -968,7 +969,7 @@ extern "C" al_status al_cuda_prog_timing(al_cuda_prog *p, bool on) {
 /* the timing buffer of the last run, downloaded: stamps of block 0 t[0 .. n_ops], per-block stamps
  * at mk_tm_blk (a malloc'ed copy the caller frees, or NULL) */
 static unsigned long long *prog_tm(al_cuda_prog *p, al_status *st) {
-    const size_t n = mk_tm_blk(p->n_ops) + 3 * (size_t)p->n_ops * (size_t)p->grid;
+    const size_t n = mk_tm_len(p->n_ops, p->grid);
     unsigned long long *t = (unsigned long long *)malloc(sizeof(unsigned long long) * n);
     *st = !p->tm ? al_err(AL_ERR_INVALID, "cuda prog: timing is off")
           : !t   ? al_err(AL_ERR_NOMEM, "cuda prog: out of memory")
