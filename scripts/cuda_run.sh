@@ -6,6 +6,8 @@
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
+#   serve   the serving engine on the GPU (bench_serve): Qwen3 and Llama, 1 / 4 / 8 slots, prompt 128,
+#           gen 128, slots decoded one by one (--decode-batch 1) and in batches (4, 8)
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
@@ -71,6 +73,15 @@ for w in "$@"; do
     done ;;
   barrier)
     "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log" ;;
+  serve)
+    mk qwen3 qwen3-0.6b Q4_K_M; mk llama llama-3.2-1b Q4_K_M
+    for mm in qwen3 llama; do
+      for sb in "1 1" "4 1" "4 4" "8 1" "8 8"; do
+        S=${sb% *} DB=${sb#* }
+        timeout 120 "$B/bench_serve" -m "$M/$mm.gguf" --device cuda -S "$S" -R "$S" -p 128 -n 128 --decode-batch "$DB" 2>&1 |
+          grep -vE "^\| device|^\|---" | sed "s/^/$mm /" | tee -a "$OUT/serve.log"
+      done
+    done ;;
   ncu)
     mk qwen3 qwen3-0.6b Q4_K_M
     timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \

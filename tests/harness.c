@@ -1,5 +1,6 @@
 /* harness.c — see harness.h. Prints one line per test and "N passed, N failed" at the end. */
 #include "harness.h"
+#include "alloy/engine.h"
 
 #include <stdarg.h>
 #include <jansson.h>
@@ -116,4 +117,47 @@ int al_test_argmax(const float *x, int n) {
     for (int i = 1; i < n; i++)
         if (x[i] > x[b]) b = i;
     return b;
+}
+
+/* ---- a serial engine backend over al_session ---- */
+
+static al_status tb_init(void *ctx, int n_ctx, void **slot) {
+    al_test_backend *b = ctx;
+    if (b->fail_init && ++b->inits > b->fail_init) return al_err(AL_ERR_NOMEM, "no device memory");
+    if (!b->fail_init) b->inits++;
+    al_session *s;
+    AL_TRY(al_session_init(&s, b->m, n_ctx));
+    b->slots_live++;
+    *slot = s;
+    return al_ok();
+}
+static void tb_free(void *ctx, void *slot) {
+    al_test_backend *b = ctx;
+    if (!slot) return;
+    b->slots_live--;
+    al_session_free(slot);
+}
+static void tb_reset(void *ctx, void *slot) { (void)ctx, al_session_reset(slot); }
+static int tb_pos(void *ctx, const void *slot) { return (void)ctx, al_session_pos(slot); }
+static int tb_n_ctx(void *ctx, const void *slot) { return (void)ctx, al_session_n_ctx(slot); }
+static al_status tb_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
+    al_test_backend *b = ctx;
+    if (n > b->prefill_chunk) return al_err(AL_ERR_INVALID, "prefill chunk of %d > %d", n, b->prefill_chunk);
+    return al_session_eval(slot, tok, n, logits, false);
+}
+static al_status tb_decode(void *ctx, void *const *slots, const int32_t *tok, int n, float *const *logits) {
+    al_test_backend *b = ctx;
+    b->decode_calls++;
+    if (n > b->max_batch) b->max_batch = n;
+    if (b->fail_after && b->decode_calls > b->fail_after) return al_err(AL_ERR_IO, "device lost");
+    for (int i = 0; i < n; i++) AL_TRY(al_session_eval(slots[i], &tok[i], 1, logits[i], false));
+    return al_ok();
+}
+static void tb_destroy(void *ctx) { ((al_test_backend *)ctx)->destroyed++; }
+
+void al_test_backend_make(al_test_backend *b, al_engine_backend *out) {
+    *out = (al_engine_backend){.ctx = b, .device = "serial test device", .device_bytes = 12345,
+                               .prefill_chunk = b->prefill_chunk, .slot_init = tb_init, .slot_free = tb_free,
+                               .slot_reset = tb_reset, .slot_pos = tb_pos, .slot_n_ctx = tb_n_ctx,
+                               .slot_prefill = tb_prefill, .decode = tb_decode, .destroy = tb_destroy};
 }

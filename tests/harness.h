@@ -43,6 +43,20 @@ int al_test_argmax(const float *x, int n);
 /* max |a-b| / max |b| */
 double al_test_rel_err(const float *a, const float *b, size_t n);
 
+/* An engine slot backend of al_session slots on `m` whose decode feeds them one at a time (the shape
+ * of the GPU's serial backend), counting what the engine does with it. fail_after: decode calls that
+ * succeed before they fail with "device lost"; fail_init: slot_init calls before one fails (0: never);
+ * prefill chunks longer than prefill_chunk fail. */
+struct al_engine_backend;
+typedef struct al_test_backend {
+    struct al_model *m;
+    int prefill_chunk;
+    int slots_live, destroyed, decode_calls, max_batch, inits;
+    int fail_after, fail_init;
+} al_test_backend;
+/* fills *out (an al_engine_backend) over b: device "serial test device", device_bytes 12345 */
+void al_test_backend_make(al_test_backend *b, struct al_engine_backend *out);
+
 #define AL_RUN(fn) al_test_run(#fn, fn)
 #define CHECK(cond) do { if (!(cond)) al_test_fail(__FILE__, __LINE__, "CHECK(%s)", #cond); } while (0)
 #define CHECKF(cond, ...) do { if (!(cond)) al_test_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)

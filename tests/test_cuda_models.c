@@ -14,12 +14,21 @@
  *    products, only float summation order differs — which can flip an int8 rounding, hence the int8
  *    decode bound): 80 greedy steps after the prompt and 48 steps from an empty context, F16 and F32
  *    caches, within 5e-2 (the first step over 1e-3 is printed); it must be active for every architecture
- *    whose decode is fused (all but zamba2 and jamba) and report why not for the others.
+ *    whose decode is fused (all but zamba2 and jamba) and report why not for the others;
+ *  - the engine on the GPU backend (al_cuda_engine_backend_init; what `alloy serve --device cuda`
+ *    runs): 6 greedy requests over 3 slots on a hybrid Mamba-2/attention model, prompts prefilled in
+ *    chunks of 16; every generated token is teacher-forced through a lone GPU session and the CPU and
+ *    must be their argmax or within the int8 decode tolerance of it, and at least 90 % must be the lone
+ *    GPU session's argmax exactly; the same with slots decoded in batches (al_cuda_session_decode_batch);
+ *  - al_cuda_session_decode_batch itself: 5 sessions at different positions decoded together vs each
+ *    alone, 10 steps, every architecture, within the int8 decode bound 5e-2.
  * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -31,7 +40,9 @@ int main(void) {
 #else
 
 #include "alloy/cuda.h"
+#include "alloy/engine.h"
 #include "alloy/model.h"
+#include "alloy/tokenizer.h"
 
 static al_cuda *g_cu; /* test-program state */
 
@@ -209,6 +220,20 @@ static void test_gguf_q8_0(void) {
     }
 }
 
+/* tests/data/hf/<arch> as a Q8_0 GGUF (the file `out`, made here), loaded and uploaded to g_cu */
+static al_status q8_model(const char *arch, const char *tag, char *out, size_t size, al_model **m, al_cuda_model **cm) {
+    char src[256];
+    snprintf(src, sizeof src, "hf/%s", arch);
+    snprintf(out, size, "test_cuda_%s_%s.gguf", tag, arch);
+    *m = NULL;
+    *cm = NULL;
+    al_model_params mp = al_model_default_params();
+    al_status st = al_model_convert(al_test_path(src), out, "Q8_0", 2, NULL, NULL);
+    if (!al_failed(&st)) st = al_model_load(m, out, &mp);
+    if (!al_failed(&st)) st = al_cuda_model_init(cm, g_cu, *m);
+    return st;
+}
+
 /* one persistent-vs-graph run; returns the worst step's relative error */
 static double persist_steps(al_cuda_session *pa, al_cuda_session *pb, const al_test_ref *r, int V, bool prompt, int steps) {
     float *la = malloc(sizeof(float) * (size_t)V), *lb = malloc(sizeof(float) * (size_t)V);
@@ -237,15 +262,10 @@ static void test_persistent(void) {
     for (int i = 0; i < N_ARCHS; i++) {
         al_test_ref r = {0};
         REQUIRE(al_test_load_ref(archs[i], &r));
-        char src[256], out[256];
-        snprintf(src, sizeof src, "hf/%s", archs[i]);
-        snprintf(out, sizeof out, "test_cuda_persist_%s.gguf", archs[i]);
-        al_model *m = NULL;
-        al_cuda_model *cm = NULL;
-        al_model_params mp = al_model_default_params();
-        al_status st = al_model_convert(al_test_path(src), out, "Q8_0", 2, NULL, NULL);
-        if (!al_failed(&st)) st = al_model_load(&m, out, &mp);
-        if (!al_failed(&st)) st = al_cuda_model_init(&cm, g_cu, m);
+        char out[256];
+        al_model *m;
+        al_cuda_model *cm;
+        al_status st = q8_model(archs[i], "persist", out, sizeof out, &m, &cm);
         CHECKF(!al_failed(&st), "%s: %s", archs[i], st.msg);
         const bool expect = strcmp(archs[i], "zamba2") && strcmp(archs[i], "jamba");
         for (int kv = 0; kv < 2 && !al_failed(&st); kv++) {
@@ -289,6 +309,213 @@ static void test_persistent(void) {
     }
 }
 
+/* ---- the engine on the GPU ---- */
+
+#define ENG_REQ 6
+#define ENG_GEN 16
+
+typedef struct eng_out {
+    pthread_mutex_t mu;
+    int32_t toks[ENG_GEN];
+    int n_tok;
+    bool done;
+    al_finish finish;
+    char error[256];
+} eng_out;
+
+static bool eng_event(void *ud, const al_event *ev) {
+    eng_out *o = ud;
+    pthread_mutex_lock(&o->mu);
+    if (ev->kind == AL_EV_TOKEN && ev->token >= 0 && o->n_tok < ENG_GEN) o->toks[o->n_tok++] = ev->token;
+    if (ev->kind == AL_EV_DONE) {
+        o->done = true;
+        o->finish = ev->finish;
+        snprintf(o->error, sizeof o->error, "%s", ev->error ? ev->error : "");
+    }
+    pthread_mutex_unlock(&o->mu);
+    return true;
+}
+
+/* how far token t is below the argmax of lg, relative to max |lg| (0: t is an argmax) */
+static double below_max(const float *lg, int V, int32_t t) {
+    const int b = al_test_argmax(lg, V);
+    double mx = 0;
+    for (int i = 0; i < V; i++) mx = fabs(lg[i]) > mx ? fabs(lg[i]) : mx;
+    return mx > 0 ? ((double)lg[b] - lg[t]) / mx : 0;
+}
+
+static void engine_gpu(int n_parallel, int batch) {
+    const char *path = "test_cuda_engine.gguf";
+    al_model *m = NULL;
+    al_model_params mp = al_model_default_params();
+    mp.n_threads = 2;
+    REQUIRE_OK(al_model_create_preset("alloy-tiny", al_test_path("tokenizers/ggml-vocab-llama-spm.gguf"), path, "Q8_0", 5));
+    REQUIRE_OK(al_model_load(&m, path, &mp));
+    const al_tokenizer *tok;
+    REQUIRE_OK(al_model_tokenizer(m, &tok));
+    const int V = al_model_n_vocab(m);
+    al_cuda_serve_params sp = al_cuda_serve_default_params();
+    sp.session.ubatch = 16; /* prompts below span 1 .. 4 prefill chunks */
+    sp.batch = batch;
+    al_engine_backend b;
+    REQUIRE_OK(al_cuda_engine_backend_init(&b, m, &sp));
+    CHECK(b.device_bytes > 0 && b.prefill_chunk == 16);
+    al_engine *e;
+    REQUIRE_OK(al_engine_init_backend(&e, m, n_parallel, 256, &b));
+    printf("  engine on %s (%d slots, decode batch %d), %zu device bytes\n", al_engine_device(e), n_parallel, batch,
+           al_engine_device_bytes(e));
+    const char *prompts[ENG_REQ] = {"Hello world", "The quick brown fox jumps over the lazy dog and keeps running far away",
+                                    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24", "a",
+                                    "int main(void) { return 0; }", "Once upon a time"};
+    eng_out out[ENG_REQ];
+    int32_t *ids[ENG_REQ];
+    size_t n[ENG_REQ];
+    for (int i = 0; i < ENG_REQ; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        pthread_mutex_init(&out[i].mu, NULL);
+        REQUIRE_OK(al_tokenizer_encode(tok, prompts[i], strlen(prompts[i]), true, false, &ids[i], &n[i]));
+        al_gen_request r;
+        memset(&r, 0, sizeof r);
+        r.prompt = ids[i];
+        r.n_prompt = n[i];
+        r.sampling = al_sampler_default_params();
+        r.sampling.temp = 0;
+        r.max_tokens = ENG_GEN;
+        r.ignore_eos = true;
+        r.on_event = eng_event;
+        r.ud = &out[i];
+        CHECK_OK(al_engine_submit(e, &r, NULL));
+    }
+    bool all = false;
+    for (int tries = 0; tries < 6000 && !all; tries++) {
+        all = true;
+        for (int i = 0; i < ENG_REQ; i++) {
+            pthread_mutex_lock(&out[i].mu);
+            all &= out[i].done;
+            pthread_mutex_unlock(&out[i].mu);
+        }
+        if (!all) usleep(10000);
+    }
+    CHECK(all);
+    al_engine_free(e); /* frees the backend: the lone session below uses a context of its own */
+
+    al_cuda_model *cm = NULL;
+    REQUIRE_OK(al_cuda_model_init(&cm, g_cu, m));
+    float *lc = malloc(sizeof(float) * (size_t)V), *lgpu = malloc(sizeof(float) * (size_t)V);
+    int exact = 0, total = 0;
+    double worst_gpu = 0, worst_cpu = 0;
+    for (int i = 0; i < ENG_REQ && all; i++) {
+        CHECKF(out[i].finish == AL_FINISH_LENGTH && out[i].n_tok == ENG_GEN, "req %d: finish %d, %d tokens (%s)", i,
+               out[i].finish, out[i].n_tok, out[i].error);
+        al_cuda_session *gs = NULL;
+        al_session *cs = NULL;
+        al_cuda_session_params lp = al_cuda_session_default_params();
+        lp.n_ctx = 256;
+        REQUIRE_OK(al_cuda_session_init(&gs, cm, &lp));
+        REQUIRE_OK(al_session_init(&cs, m, 256));
+        CHECK_OK(al_cuda_session_eval(gs, ids[i], (int)n[i], lgpu, false));
+        CHECK_OK(al_session_eval(cs, ids[i], (int)n[i], lc, false));
+        for (int t = 0; t < out[i].n_tok; t++) {
+            const int32_t y = out[i].toks[t];
+            const double dg = below_max(lgpu, V, y), dc = below_max(lc, V, y);
+            exact += dg == 0;
+            total++;
+            worst_gpu = dg > worst_gpu ? dg : worst_gpu;
+            worst_cpu = dc > worst_cpu ? dc : worst_cpu;
+            CHECKF(dg < 5e-2 && dc < 5e-2, "req %d step %d: token %d is %.3g (lone GPU) / %.3g (CPU) below the argmax", i, t, y,
+                   dg, dc);
+            CHECK_OK(al_cuda_session_eval(gs, &y, 1, lgpu, false));
+            CHECK_OK(al_session_eval(cs, &y, 1, lc, false));
+        }
+        al_cuda_session_free(gs);
+        al_session_free(cs);
+    }
+    printf("  engine tokens: %d of %d the lone GPU session's argmax; worst gap %.3g (GPU) %.3g (CPU)\n", exact, total,
+           worst_gpu, worst_cpu);
+    CHECKF(total == ENG_REQ * ENG_GEN && exact * 10 >= total * 9, "%d of %d tokens exact", exact, total);
+    free(lc);
+    free(lgpu);
+    for (int i = 0; i < ENG_REQ; i++) free(ids[i]);
+    al_cuda_model_free(cm);
+    al_model_free(m);
+    remove(path);
+}
+
+static void test_engine_gpu(void) {
+    engine_gpu(3, 1); /* each slot's persistent kernel */
+    engine_gpu(3, 2); /* a batched pair and a lone slot */
+    engine_gpu(6, 6); /* one batch of 6: products in row groups of 4 and 2 */
+}
+
+/* al_cuda_session_decode_batch: 5 sessions at different positions decoded together vs each alone
+ * (graph path, same integer products; the batch runs the norms unfused, so int8 roundings of the
+ * activations may differ: the int8 decode bound), for every architecture; then the argument checks. */
+static void test_decode_batch(void) {
+    enum { NS = 5, STEPS = 10 };
+    for (int a = 0; a < N_ARCHS; a++) {
+        al_test_ref r = {0};
+        REQUIRE(al_test_load_ref(archs[a], &r));
+        char out[256];
+        al_model *m;
+        al_cuda_model *cm;
+        al_status st = q8_model(archs[a], "batch", out, sizeof out, &m, &cm);
+        CHECKF(!al_failed(&st), "%s: %s", archs[a], st.msg);
+        if (al_failed(&st)) {
+            al_model_free(m);
+            free(r.logits);
+            continue;
+        }
+        const int V = al_model_n_vocab(m);
+        al_cuda_session_params sp = al_cuda_session_default_params();
+        sp.n_ctx = 128;
+        sp.ubatch = 32;
+        sp.persistent = false;
+        al_cuda_session *A[NS], *B[NS];
+        float *la[NS], *lb[NS];
+        int32_t tok[NS];
+        for (int i = 0; i < NS; i++) {
+            REQUIRE_OK(al_cuda_session_init(&A[i], cm, &sp));
+            REQUIRE_OK(al_cuda_session_init(&B[i], cm, &sp));
+            la[i] = malloc(sizeof(float) * (size_t)V);
+            lb[i] = malloc(sizeof(float) * (size_t)V);
+            const int np = 1 + (7 * i) % r.n_ids; /* prompts of 1, 8, 15, 22, 29 tokens */
+            CHECK_OK(al_cuda_session_eval(A[i], r.ids, np, la[i], false));
+            CHECK_OK(al_cuda_session_eval(B[i], r.ids, np, lb[i], false));
+            tok[i] = (int32_t)al_test_argmax(lb[i], V);
+        }
+        double worst = 0;
+        for (int step = 0; step < STEPS; step++) {
+            for (int i = 0; i < NS; i++)
+                for (int j = 0; j < V; j++) la[i][j] = NAN;
+            CHECK_OK(al_cuda_session_decode_batch(A, tok, NS, la));
+            for (int i = 0; i < NS; i++) {
+                CHECK_OK(al_cuda_session_eval(B[i], &tok[i], 1, lb[i], false));
+                CHECK(al_cuda_session_pos(A[i]) == al_cuda_session_pos(B[i]));
+                const double e = al_test_rel_err(la[i], lb[i], (size_t)V);
+                if (!(e <= worst)) worst = e;
+                tok[i] = (int32_t)al_test_argmax(lb[i], V);
+            }
+        }
+        printf("  %s: %d sessions batched vs alone, %d steps: worst %.3g\n", archs[a], NS, STEPS, worst);
+        CHECKF(worst < 5e-2, "%s: batched decode differs from lone decode: %g", archs[a], worst);
+        al_cuda_session *dup[2] = {A[0], A[0]};
+        CHECK_ERR(al_cuda_session_decode_batch(dup, tok, 2, la), AL_ERR_INVALID);
+        CHECK(al_cuda_session_batch_max(A[0]) == 16);
+        int32_t bad[2] = {tok[0], V};
+        CHECK_ERR(al_cuda_session_decode_batch(A, bad, 2, la), AL_ERR_RANGE);
+        for (int i = 0; i < NS; i++) {
+            al_cuda_session_free(A[i]);
+            al_cuda_session_free(B[i]);
+            free(la[i]);
+            free(lb[i]);
+        }
+        al_cuda_model_free(cm);
+        al_model_free(m);
+        remove(out);
+        free(r.logits);
+    }
+}
+
 int main(void) {
     if (al_cuda_device_count() == 0) {
         printf("no CUDA device: skipped\n");
@@ -303,6 +530,8 @@ int main(void) {
     AL_RUN(test_hf_f16_cache);
     AL_RUN(test_gguf_q8_0);
     AL_RUN(test_persistent);
+    AL_RUN(test_decode_batch);
+    AL_RUN(test_engine_gpu);
     al_cuda_free(g_cu);
     return al_test_finish();
 }

@@ -1,6 +1,8 @@
 /*
  * test_engine.c — continuous batching: concurrent greedy requests produce exactly the tokens a
  * lone session produces; stop strings, max_tokens, cancellation and queueing beyond n_parallel.
+ * The same through a slot backend that decodes its slots one at a time (the shape of the GPU's),
+ * its ownership rules, and a backend whose decode fails.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@ typedef struct collect {
     size_t text_len;
     bool done;
     al_finish finish;
+    char error[256];
     int cancel_after; /* return false after this many tokens (0: never) */
     int n_prompt, n_gen;
 } collect;
@@ -40,6 +43,7 @@ static bool on_event(void *ud, const al_event *ev) {
     } else {
         c->done = true;
         c->finish = ev->finish;
+        snprintf(c->error, sizeof c->error, "%s", ev->error ? ev->error : "");
         c->n_prompt = ev->n_prompt;
         c->n_gen = ev->n_generated;
     }
@@ -97,9 +101,8 @@ static al_gen_request base_req(const int32_t *p, size_t n, collect *c) {
     return r;
 }
 
-static void test_concurrent_greedy(void) {
-    al_engine *e;
-    REQUIRE_OK(al_engine_init(&e, model, 3, 256));
+/* every request's greedy tokens and text equal a lone session's */
+static void check_concurrent_greedy(al_engine *e) {
     const char *prompts[MAXR] = {"Hello world", "The quick brown fox", "1 2 3 4", "Once upon a time",
                                  "int main(void) {", "Paris is", "a", "Lorem ipsum dolor sit amet"};
     collect c[MAXR];
@@ -129,7 +132,65 @@ static void test_concurrent_greedy(void) {
     }
     al_engine_stats st = al_engine_get_stats(e);
     CHECK(st.requests_total == MAXR && st.active == 0 && st.queued == 0);
+}
+
+static void test_concurrent_greedy(void) {
+    al_engine *e;
+    REQUIRE_OK(al_engine_init(&e, model, 3, 256));
+    CHECK(!strcmp(al_engine_device(e), "cpu") && al_engine_device_bytes(e) == 0);
+    check_concurrent_greedy(e);
     al_engine_free(e);
+}
+
+static void test_backend(void) {
+    al_test_backend sb = {.m = model, .prefill_chunk = 5};
+    al_engine_backend b;
+    al_test_backend_make(&sb, &b);
+    al_engine *e;
+    REQUIRE_OK(al_engine_init_backend(&e, model, 3, 256, &b));
+    CHECK(sb.slots_live == 3 && al_engine_n_ctx(e) == 256);
+    CHECK(!strcmp(al_engine_device(e), "serial test device") && al_engine_device_bytes(e) == 12345);
+    check_concurrent_greedy(e); /* prompts longer than 5 tokens prefill in several chunks */
+    CHECKF(sb.max_batch == 3, "largest decode call %d slots", sb.max_batch);
+    al_engine_free(e);
+    CHECK(sb.slots_live == 0 && sb.destroyed == 1);
+
+    /* a failing decode ends every request of the call with its message */
+    al_test_backend fb = {.m = model, .prefill_chunk = 5, .fail_after = 4};
+    al_test_backend_make(&fb, &b);
+    REQUIRE_OK(al_engine_init_backend(&e, model, 2, 256, &b));
+    int32_t *ids;
+    size_t n;
+    REQUIRE_OK(al_tokenizer_encode(tok, "Hello world", 11, true, false, &ids, &n));
+    collect c[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        pthread_mutex_init(&c[i].mu, NULL);
+        al_gen_request r = base_req(ids, n, &c[i]);
+        CHECK_OK(al_engine_submit(e, &r, NULL));
+    }
+    CHECK(wait_done(c, 2));
+    for (int i = 0; i < 2; i++)
+        CHECKF(c[i].finish == AL_FINISH_ERROR && strstr(c[i].error, "device lost") && c[i].n_tok < 12,
+               "req %d: finish %d error '%s' tokens %d", i, c[i].finish, c[i].error, c[i].n_tok);
+    al_engine_free(e);
+    free(ids);
+    CHECK(fb.slots_live == 0 && fb.destroyed == 1);
+
+    /* ownership passes even when initialisation fails: destroy runs once */
+    al_test_backend bad = {.m = model, .prefill_chunk = 5};
+    al_test_backend_make(&bad, &b);
+    b.decode = NULL;
+    CHECK_ERR(al_engine_init_backend(&e, model, 2, 256, &b), AL_ERR_INVALID);
+    CHECK(bad.destroyed == 1 && bad.slots_live == 0);
+    al_test_backend big = {.m = model, .prefill_chunk = 5};
+    al_test_backend_make(&big, &b);
+    CHECK_ERR(al_engine_init_backend(&e, model, 0, 256, &b), AL_ERR_INVALID);
+    CHECK(big.destroyed == 1 && big.slots_live == 0);
+    al_test_backend third = {.m = model, .prefill_chunk = 5, .fail_init = 2}; /* the third slot fails */
+    al_test_backend_make(&third, &b);
+    CHECK_ERR(al_engine_init_backend(&e, model, 3, 256, &b), AL_ERR_NOMEM);
+    CHECK(third.destroyed == 1 && third.slots_live == 0 && third.inits == 3);
 }
 
 static void test_stop_and_cancel(void) {
@@ -200,6 +261,7 @@ int main(void) {
     }
     AL_RUN(test_concurrent_greedy);
     AL_RUN(test_stop_and_cancel);
+    AL_RUN(test_backend);
     al_model_free(model);
     unlink(path);
     return al_test_finish();

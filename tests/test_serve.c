@@ -1201,6 +1201,45 @@ static void test_auth_and_capacity(void) {
     close(fd);
 }
 
+/* A server on a slot backend (what `alloy serve --device cuda` hands it): requests run through it,
+ * /api/ps reports its device bytes as size_vram, and the server owns it (destroyed once, on every path). */
+static void test_server_backend(void) {
+    al_test_backend tb = {.m = g_model, .prefill_chunk = 7};
+    al_engine_backend b;
+    al_test_backend_make(&tb, &b);
+    al_server_params p = al_server_default_params();
+    p.port = 0;
+    p.n_parallel = 2;
+    p.n_ctx = 256;
+    p.backend = &b;
+    al_server *s = NULL;
+    REQUIRE_OK(al_server_start(&s, g_model, &p));
+    CHECK(!strcmp(al_server_device(s), "serial test device") && tb.slots_live == 2);
+    int port = al_server_port(s);
+    resp r = http_port(port, "GET", "/api/ps", NULL, NULL);
+    json_t *j = as_json(&r);
+    CHECK(r.status == 200 && jint(j, "models.0.size_vram") == 12345 && jint(j, "models.0.context_length") == 256);
+    json_decref(j);
+    free(r.body);
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"tell me a long story please\"}],"
+                       "\"max_tokens\":4,\"temperature\":0}";
+    r = http_port(port, "POST", "/v1/chat/completions", chat, NULL);
+    j = as_json(&r);
+    CHECKF(r.status == 200 && jint(j, "usage.completion_tokens") == 4, "status %ld: %s", r.status, r.body);
+    json_decref(j);
+    free(r.body);
+    CHECK(tb.decode_calls >= 3); /* the prompt prefilled in chunks of <= 7 (or the backend fails it) */
+    al_server_free(s);
+    CHECK(tb.destroyed == 1 && tb.slots_live == 0);
+
+    al_test_backend tb2 = {.m = g_model, .prefill_chunk = 7};
+    al_test_backend_make(&tb2, &b);
+    p.host = "no-such-host.invalid";
+    al_status st = al_server_start(&s, g_model, &p);
+    CHECK(al_failed(&st) && !s);
+    CHECK(tb2.destroyed == 1 && tb2.slots_live == 0);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1249,6 +1288,7 @@ int main(void) {
     AL_RUN(test_hostile_clients);
     AL_RUN(test_metrics);
     AL_RUN(test_auth_and_capacity);
+    AL_RUN(test_server_backend);
     al_server_free(g_srv);
     al_model_free(g_model);
     unlink(path);

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "alloy/serve.h"
+#ifdef ALLOY_HAVE_CUDA
+#include "alloy/cuda.h"
+#endif
 #include "cli.h"
 
 int cmd_serve(int argc, char **argv) {
@@ -16,17 +19,22 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr,
                 "usage: alloy serve [-m MODEL] [--host 127.0.0.1] [--port 11434] [--parallel N] [--api-key K]\n"
                 "                   [--ctx-size N] [--threads N] [--http-threads N] [--max-queue N] [--max-body BYTES]\n"
-                "                   [--timeout S] [--name NAME] [--alias NAME]\n"
+                "                   [--timeout S] [--name NAME] [--alias NAME] [--device cpu|cuda | -ngl N] [-ub N]\n"
+                "                   [--decode-batch N]\n"
                 "MODEL: a GGUF file, a Hugging Face folder, or an Ollama name (llama3.2:1b) from ~/.ollama/models.\n"
-                "Without -m the bundled default model is served.\n");
+                "Without -m the bundled default model is served.\n"
+                "--device cuda (or -ngl N, N != 0): every slot on GPU 0 (all layers); -ub: GPU prefill chunk (512);\n"
+                "--decode-batch N: decode up to N slots in one batched GPU pass (1: each slot's own persistent kernel).\n");
         return 0;
     }
-    /* the engine batches its slots through al_session (CPU); the CUDA session has no multi-sequence
-     * batch yet, so a GPU request is refused rather than silently served on the CPU */
     bool gpu = false;
     al_status dst = cli_device_wanted(argc, argv, &gpu);
     if (al_failed(&dst)) return cli_fail(dst);
-    if (gpu) return cli_fail(al_err(AL_ERR_UNSUPPORTED, "serve: --device cuda / -ngl is not supported yet (serve runs on the CPU)"));
+#ifndef ALLOY_HAVE_CUDA
+    if (gpu)
+        return cli_fail(al_err(AL_ERR_UNSUPPORTED, "--device cuda / -ngl: this alloy was built without the CUDA backend "
+                                                   "(rebuild where nvcc is found, or use --device cpu)"));
+#endif
     const char *ref = cli_opt(argc, argv, "-m", "--model");
     char path[4096];
     al_status st = al_serve_resolve_model(ref ? ref : cli_default_model(), NULL, path, sizeof path);
@@ -57,6 +65,21 @@ int cmd_serve(int argc, char **argv) {
     const char *aliases[2] = {cli_opt(argc, argv, NULL, "--alias"), NULL};
     p.aliases = aliases;
     p.log = &lg;
+#ifdef ALLOY_HAVE_CUDA
+    al_engine_backend gpu_backend; /* read by al_server_start, which takes it over */
+    if (gpu) {
+        /* every slot an al_cuda_session on GPU 0 (all layers; -ngl N only selects the GPU) */
+        al_cuda_serve_params sp = al_cuda_serve_default_params();
+        sp.session.ubatch = cli_int(argc, argv, "-ub", "--ubatch-size", 0);
+        sp.batch = cli_int(argc, argv, NULL, "--decode-batch", sp.batch);
+        st = al_cuda_engine_backend_init(&gpu_backend, m, &sp);
+        if (al_failed(&st)) {
+            al_model_free(m);
+            return cli_fail(st);
+        }
+        p.backend = &gpu_backend;
+    }
+#endif
 
     /* block the stop signals here so every thread inherits the mask; wait for them below */
     sigset_t set;
@@ -74,8 +97,8 @@ int cmd_serve(int argc, char **argv) {
     }
     char desc[256];
     al_model_describe(m, desc, sizeof desc);
-    fprintf(stderr, "alloy serve: %s (%s) on http://%s:%d, %d parallel slots\n", al_server_model_name(srv), desc, p.host,
-            al_server_port(srv), p.n_parallel);
+    fprintf(stderr, "alloy serve: %s (%s) on http://%s:%d, %d parallel slots on %s\n", al_server_model_name(srv), desc, p.host,
+            al_server_port(srv), p.n_parallel, al_server_device(srv));
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "alloy serve: stopping (signal %d)\n", sig);

@@ -25,6 +25,7 @@
 #define ALLOY_CUDA_H
 
 #include "alloy/core.h"
+#include "alloy/engine.h"
 #include "alloy/model.h"
 
 #ifdef __cplusplus
@@ -386,6 +387,31 @@ al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n,
 /* One decode step of token (al_cuda_session_eval of one token without the copy): *logits (if not
  * NULL) points at the session's pinned host buffer [n_vocab], valid until its next eval / decode. */
 al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits);
+/* One decode step of each of n distinct sessions of one al_cuda_model, token tok[i] into ss[i], as
+ * the n rows of one forward pass in ss[0]'s buffers: every weight is read once per 4 rows (the
+ * integer matrix-vector kernels), attention and SSM steps run per session on its own state. Eager
+ * launches (no graph, no persistent kernel); n == 1 is al_cuda_session_decode. logits[i]: host
+ * [n_vocab]. n <= al_cuda_session_batch_max(ss[0]) (min(64, ubatch / 2)). */
+al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t *tok, int n, float *const *logits);
+int al_cuda_session_batch_max(const al_cuda_session *s);
+
+/* ---- serving: the engine's GPU backend --------------------------------------------------------
+ * An al_engine_backend (alloy/engine.h) whose slots are al_cuda_sessions of one al_cuda_model on
+ * GPU `device`, in a context of its own made here; hand it to al_engine_init_backend (or
+ * al_server_params.backend), which owns it from then on. Prefill runs in chunks of
+ * session.ubatch tokens (<= 0: 512), the engine's prefill_chunk. A decode call of n slots runs
+ *  - batch <= 1: each slot's decode step in turn (its persistent kernel or graph): n streams share
+ *    one stream's token rate;
+ *  - batch >= 2: groups of up to `batch` slots through al_cuda_session_decode_batch (one forward
+ *    pass per group, eager launches), a lone slot through its own decode step.
+ * The model must outlive the backend. */
+typedef struct al_cuda_serve_params {
+    int device;
+    al_cuda_session_params session; /* every slot's; n_ctx comes from the engine */
+    int batch;
+} al_cuda_serve_params;
+al_cuda_serve_params al_cuda_serve_default_params(void); /* device 0, default session, batch 1 */
+al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const al_cuda_serve_params *p);
 
 #ifdef __cplusplus
 }

@@ -88,8 +88,34 @@ typedef struct al_engine_stats {
     uint64_t requests_total, tokens_prompt, tokens_generated;
 } al_engine_stats;
 
+/* ---- slot backends ---------------------------------------------------------------------------
+ * Where the slots' forward passes run. al_engine_init uses the CPU: one al_session per slot, and
+ * every decode step is one batched forward pass over all active slots. Another device supplies the
+ * functions below (the GPU: al_cuda_engine_backend_init in alloy/cuda.h); the engine calls them
+ * from its worker thread only, one call at a time. A slot is one sequence's state (n_ctx tokens).
+ * Logits are host memory [n_vocab], written by the backend before the call returns. */
+typedef struct al_engine_backend {
+    void *ctx;                 /* passed to every call */
+    const char *device;        /* description for logs ("cpu", the GPU's name); copied */
+    size_t device_bytes;       /* model bytes held in device memory (0 on the CPU) */
+    int prefill_chunk;         /* prompt tokens per prefill step (<= 0: 256) */
+    al_status (*slot_init)(void *ctx, int n_ctx, void **slot); /* n_ctx <= 0: the model's default */
+    void (*slot_free)(void *ctx, void *slot);                   /* slot NULL: no-op */
+    void (*slot_reset)(void *ctx, void *slot);                  /* back to position 0, empty state */
+    int (*slot_pos)(void *ctx, const void *slot);               /* tokens fed so far */
+    int (*slot_n_ctx)(void *ctx, const void *slot);
+    /* n tokens of a prompt (1 <= n <= prefill_chunk); logits of the last one when logits != NULL */
+    al_status (*slot_prefill)(void *ctx, void *slot, const int32_t *tok, int n, float *logits);
+    /* one token into each of n distinct slots; logits[i] receives slot i's next-token logits */
+    al_status (*decode)(void *ctx, void *const *slots, const int32_t *tok, int n, float *const *logits);
+    void (*destroy)(void *ctx); /* after every slot is freed; may be NULL */
+} al_engine_backend;
+
 /* The model must outlive the engine. n_ctx per slot (<= 0: model default). */
 al_status al_engine_init(al_engine **out, al_model *m, int n_parallel, int n_ctx);
+/* As al_engine_init on backend b (copied). The engine owns b->ctx from this call on, whatever it
+ * returns: b->destroy(b->ctx) runs in al_engine_free, or here when initialisation fails. */
+al_status al_engine_init_backend(al_engine **out, al_model *m, int n_parallel, int n_ctx, const al_engine_backend *b);
 /* Stops the worker (pending requests finish with AL_FINISH_CANCELLED) and frees everything. */
 void al_engine_free(al_engine *e);
 /* Queues a request; *id identifies it in events. AL_ERR_RANGE if the prompt exceeds n_ctx. */
@@ -98,6 +124,8 @@ void al_engine_cancel(al_engine *e, uint64_t id);
 al_engine_stats al_engine_get_stats(al_engine *e);
 int al_engine_n_ctx(const al_engine *e);
 const al_model *al_engine_model(const al_engine *e);
+const char *al_engine_device(const al_engine *e);  /* the backend's device description */
+size_t al_engine_device_bytes(const al_engine *e); /* al_engine_backend.device_bytes */
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,7 @@
 #define ALLOY_SERVE_H
 
 #include "alloy/core.h"
+#include "alloy/engine.h"
 #include "alloy/model.h"
 
 #ifdef __cplusplus
@@ -58,12 +59,15 @@ typedef struct al_server_params {
     const char *model_name;   /* served name; NULL: the file's basename without ".gguf" */
     const char *const *aliases; /* extra accepted names, NULL-terminated list; may be NULL */
     const al_logger *log;     /* request log (info) and errors; may be NULL */
+    const al_engine_backend *backend; /* where the slots run; NULL: the CPU. Its ctx is owned by the
+                                         server from al_server_start on, whatever that returns */
 } al_server_params;
 
 al_server_params al_server_default_params(void);
 al_status al_server_start(al_server **out, al_model *m, const al_server_params *p);
 int al_server_port(const al_server *s);
 const char *al_server_model_name(const al_server *s);
+const char *al_server_device(const al_server *s); /* where the slots run: "cpu" or the GPU's description */
 void al_server_free(al_server *s);
 
 /* Resolves a model reference to a loadable path (GGUF file or HF folder):

@@ -15,6 +15,13 @@
  * Otherwise the whole step — all layers and the LM head — is captured once into a CUDA graph and
  * replayed: the first decode step of a session runs eagerly (sizing the context's scratch), the
  * second captures; a graph is re-captured when the scratch has moved since (al_cuda_scratch_gen).
+ *
+ * Batched decode (al_cuda_session_decode_batch): one token of each of n sessions as the n rows of
+ * one forward pass of the first session (its activation buffers; s->bat names the sessions, row i
+ * being bat[i]). Row-wise ops and the products run on all rows (the products in groups of at most
+ * MM_ROWS rows, the integer kernels' limit, so each weight is read once per group); ops that touch a
+ * sequence's state (K/V rows and attention, conv and SSM steps) run once per row on bat[i]'s caches at
+ * bat[i]->pos. Eager launches only.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +33,7 @@
 
 #define UBATCH 2048 /* default prefill micro-batch: each quantized weight is dequantized once per micro-batch */
 #define LOGIT_ROWS 64 /* rows of logits computed per LM-head product when all are requested */
+#define MM_ROWS 4     /* rows per product in batched decode: the integer matrix-vector kernels' limit */
 
 typedef struct g_attn {
     al_cuda_weight wq, wk, wv, wo;
@@ -304,6 +312,7 @@ struct al_cuda_session {
     al_cuda_prog *prog; /* persistent decode (NULL: graph or eager); rec: forward_body records into it */
     bool rec;
     al_status prog_why;
+    al_cuda_session *const *bat; /* batched decode (NULL otherwise): row i of this pass is bat[i]'s token */
 };
 
 static void prog_build(al_cuda_session *s, const al_cuda_session_params *p);
@@ -454,7 +463,9 @@ static al_status mm(al_cuda_session *s, const al_cuda_weight *W, const float *X,
         v.x = X;
         return al_cuda_prog_matvec(s->prog, &W, 1, &v, &Y);
     }
-    AL_TRY(al_cuda_matmul(s->cu, W, X, ldx, Y, W->n_out, n));
+    const int64_t g = s->bat ? MM_ROWS : n;
+    for (int64_t r = 0; r < n; r += g)
+        AL_TRY(al_cuda_matmul(s->cu, W, X + r * ldx, ldx, Y + r * W->n_out, W->n_out, n - r < g ? n - r : g));
     if (bias) AL_TRY(al_cuda_add_bias(s->cu, Y, W->n_out, bias, n, W->n_out));
     return al_ok();
 }
@@ -531,7 +542,14 @@ static al_status mm_in(al_cuda_session *s, const al_cuda_weight *const *W, int n
     }
     const float *x;
     AL_TRY(in_x(s, in, &x));
-    return al_cuda_matmul_n(s->cu, W, nw, x, in->ldx, Y, n);
+    if (!s->bat) return al_cuda_matmul_n(s->cu, W, nw, x, in->ldx, Y, n);
+    for (int64_t r = 0; r < n; r += MM_ROWS) { /* batched decode: groups of MM_ROWS rows */
+        float *Yr[8];
+        if (nw > 8) return al_err(AL_ERR_INVALID, "cuda: %d products in one call", nw);
+        for (int i = 0; i < nw; i++) Yr[i] = Y[i] + r * W[i]->n_out;
+        AL_TRY(al_cuda_matmul_n(s->cu, W, nw, x + r * in->ldx, in->ldx, Yr, n - r < MM_ROWS ? n - r : MM_ROWS));
+    }
+    return al_ok();
 }
 
 /* Y += (X·A0ᵀ)·A1ᵀ (zamba2 adapter) */
@@ -553,12 +571,13 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
     const al_cuda_weight *W3[3] = {&a->wq, &a->wk, &a->wv};
     float *Y3[3] = {q, k, v};
     AL_TRY(mm_in(s, W3, 3, in, n, Y3));
+    const float scale = hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim);
+    const int rope = hp->rope_mode == AL_ROPE_NONE ? 0 : hp->rope_mode == AL_ROPE_NORM ? 1 : 2;
     if (s->rec) { /* biases, norms, RoPE, cache rows and attention in one op; then wo */
         if (L) return al_err(AL_ERR_UNSUPPORTED, "persistent decode: zamba2 adapters");
         al_cuda_prog_attn pa = {q, k, v, a->bq, a->bk, a->bv, a->q_norm, a->k_norm, c->k, c->v, s->kv_type, s->t3,
                                 hp->n_head, hp->n_head_kv, hp->head_dim, hp->sliding_window, s->n_ctx,
-                                hp->rope_mode == AL_ROPE_NONE ? 0 : hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim,
-                                s->cm->inv_freq, hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim), eps};
+                                rope, hp->rope_dim, s->cm->inv_freq, scale, eps};
         AL_TRY(al_cuda_prog_attention(s->prog, &pa));
         return mm(s, &a->wo, s->t3, qd, out, n, a->bo); /* not t1: k is read while out is written */
     }
@@ -570,17 +589,23 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
         AL_TRY(mm_adapter(s, L->z_ad[1], in->x, in->ldx, k, n));
         AL_TRY(mm_adapter(s, L->z_ad[2], in->x, in->ldx, v, n));
     }
-    /* per-head norms, RoPE, and K/V into the cache at positions d_pos (one launch) */
-    al_cuda_qkv_args qa = {q, k, v, a->q_norm, a->k_norm, eps, n, hp->n_head, hp->n_head_kv, hp->head_dim, s->d_pos,
-                           hp->rope_mode == AL_ROPE_NONE ? 0 : hp->rope_mode == AL_ROPE_NORM ? 1 : 2, hp->rope_dim,
-                           s->cm->inv_freq, c->k, c->v, s->kv_type};
-    AL_TRY(al_cuda_qkv_post(s->cu, &qa));
-    const int32_t *dnp = n == 1 ? s->d_stage : NULL; /* decode: position from device memory */
-    float *ao = s->t1;
-    al_cuda_attn_args aa = {q, c->k, c->v, s->kv_type, ao, n, s->pos, dnp, s->n_ctx, hp->n_head, hp->n_head_kv,
-                            hp->head_dim, hp->sliding_window,
-                            hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim)};
-    AL_TRY(al_cuda_attention(s->cu, &aa));
+    /* all n tokens of this sequence, or (batched decode) row i the token of bat[i] at d_pos[i] == bat[i]->pos */
+    const int64_t seqs = s->bat ? n : 1, nt = s->bat ? 1 : n;
+    for (int64_t i = 0; i < seqs; i++) { /* per-head norms, RoPE, K/V into the cache at positions d_pos */
+        al_cuda_session *b = s->bat ? s->bat[i] : s;
+        al_cuda_qkv_args qa = {q + i * qd, k + i * kvd, v + i * kvd, a->q_norm, a->k_norm, eps, nt, hp->n_head,
+                               hp->n_head_kv, hp->head_dim, s->d_pos + i, rope, hp->rope_dim, s->cm->inv_freq, b->lc[il].k,
+                               b->lc[il].v, b->kv_type};
+        AL_TRY(al_cuda_qkv_post(s->cu, &qa));
+    }
+    float *ao = s->t1; /* over k: every row's K is in its cache now */
+    for (int64_t i = 0; i < seqs; i++) {
+        al_cuda_session *b = s->bat ? s->bat[i] : s;
+        const int32_t *dnp = n == 1 ? s->d_stage : NULL; /* single decode: position from device memory (graphs) */
+        al_cuda_attn_args aa = {q + i * qd, b->lc[il].k, b->lc[il].v, b->kv_type, ao + i * qd, nt, b->pos, dnp, b->n_ctx,
+                                hp->n_head, hp->n_head_kv, hp->head_dim, hp->sliding_window, scale};
+        AL_TRY(al_cuda_attention(s->cu, &aa));
+    }
     return mm(s, &a->wo, ao, qd, out, n, a->bo);
 }
 
@@ -600,11 +625,18 @@ static al_status mamba2(al_cuda_session *s, int il, const g_in *in, int64_t n, f
         AL_TRY(al_cuda_prog_ssm_step(s->prog, &ps));
     } else {
         AL_TRY(al_cuda_ssm_dt(s->cu, zx + di + conv_ch, proj, w->dt_bias, dt, n, H,
-                              n > 1 ? hp->ssm_dt_floor_prefill : -INFINITY, hp->ssm_dt_min, hp->ssm_dt_max));
-        AL_TRY(al_cuda_conv1d_causal(s->cu, zx + di, proj, n, (int)conv_ch, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv,
-                                     conv, conv_ch, true));
-        al_cuda_ssd_args sa = {conv, dt, conv + di, conv + di + gn, w->A, w->D, conv_ch, H, conv_ch, c->ssm, y, n, H, P, N, G};
-        AL_TRY(al_cuda_ssd(s->cu, &sa));
+                              n > 1 && !s->bat ? hp->ssm_dt_floor_prefill : -INFINITY, hp->ssm_dt_min, hp->ssm_dt_max));
+        /* conv and SSD on the sequence's state: all n tokens, or (batched decode) a step per row's sequence */
+        const int64_t seqs = s->bat ? n : 1, nt = s->bat ? 1 : n;
+        for (int64_t i = 0; i < seqs; i++) {
+            g_cache *bc = s->bat ? &s->bat[i]->lc[il] : c;
+            float *ci = conv + i * conv_ch;
+            AL_TRY(al_cuda_conv1d_causal(s->cu, zx + i * proj + di, proj, nt, (int)conv_ch, hp->ssm_d_conv, w->conv_w,
+                                         w->conv_b, bc->conv, ci, conv_ch, true));
+            al_cuda_ssd_args sa = {ci, dt + i * H, ci + di, ci + di + gn, w->A, w->D, conv_ch, H, conv_ch, bc->ssm,
+                                   y + i * di, nt, H, P, N, G};
+            AL_TRY(al_cuda_ssd(s->cu, &sa));
+        }
     }
     if (n == 1 && s->fuse && w->norm) { /* gated norm inside the out_proj kernel */
         al_cuda_vec_in v;
@@ -630,7 +662,11 @@ static al_status mamba1(al_cuda_session *s, int il, const float *xn, int64_t n, 
     const int64_t di = hp->ssm_d_inner, N = hp->ssm_d_state, r = hp->ssm_dt_rank, pw = r + 2 * N;
     float *xz = s->big, *xc = s->t1, *dbc = s->t2, *dt = s->t3, *y = s->t0;
     AL_TRY(mm(s, &w->in_proj, xn, hp->n_embd, xz, n, NULL));
-    AL_TRY(al_cuda_conv1d_causal(s->cu, xz, 2 * di, n, (int)di, hp->ssm_d_conv, w->conv_w, w->conv_b, c->conv, xc, di, true));
+    /* state-touching steps: all n tokens on this sequence, or (batched decode) one per row's sequence */
+    const int64_t seqs = s->bat ? n : 1, nt = s->bat ? 1 : n;
+    for (int64_t i = 0; i < seqs; i++)
+        AL_TRY(al_cuda_conv1d_causal(s->cu, xz + i * 2 * di, 2 * di, nt, (int)di, hp->ssm_d_conv, w->conv_w, w->conv_b,
+                                     s->bat ? s->bat[i]->lc[il].conv : c->conv, xc + i * di, di, true));
     AL_TRY(mm(s, &w->x_proj, xc, di, dbc, n, NULL));
     if (w->dt_norm) {
         AL_TRY(al_cuda_rms_norm(s->cu, dbc, pw, w->dt_norm, dbc, pw, n, r, r, hp->norm_eps));
@@ -639,7 +675,9 @@ static al_status mamba1(al_cuda_session *s, int il, const float *xn, int64_t n, 
     }
     AL_TRY(mm(s, &w->dt_proj, dbc, pw, dt, n, NULL));
     AL_TRY(al_cuda_ssm_dt(s->cu, dt, di, w->dt_bias, dt, n, (int)di, -INFINITY, -INFINITY, INFINITY));
-    AL_TRY(al_cuda_selective_scan(s->cu, xc, dt, w->A, dbc + r, dbc + r + N, pw, w->D, c->ssm, y, n, (int)di, (int)N));
+    for (int64_t i = 0; i < seqs; i++)
+        AL_TRY(al_cuda_selective_scan(s->cu, xc + i * di, dt + i * di, w->A, dbc + i * pw + r, dbc + i * pw + r + N, pw, w->D,
+                                      s->bat ? s->bat[i]->lc[il].ssm : c->ssm, y + i * di, nt, (int)di, (int)N));
     AL_TRY(al_cuda_glu(s->cu, AL_CUDA_ACT_SILU, xz + di, 2 * di, y, di, y, di, n, di)); /* y *= silu(z) */
     return mm(s, &w->out_proj, y, di, out, n, NULL);
 }
@@ -733,7 +771,7 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     } else {
         AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
         if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
-        AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0));
+        if (!s->bat) AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0)); /* batched: staged per row */
     }
     /* h += delta is deferred into the next norm (al_cuda_add_rms_norm, or the fused products of
      * decode, which move the residual stream between s->h and s->h2: hc names where it is) */
@@ -893,6 +931,44 @@ al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float 
     if (logits) *logits = NULL;
     AL_TRY(check_tokens(s, &token, 1));
     return decode_step(s, &token, NULL, logits);
+}
+
+int al_cuda_session_batch_max(const al_cuda_session *s) {
+    const int by_stage = s->ubatch / 2; /* tokens and positions share the staging buffer */
+    return by_stage < LOGIT_ROWS ? by_stage : LOGIT_ROWS;
+}
+
+al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t *tok, int n, float *const *logits) {
+    if (n <= 0) return al_err(AL_ERR_INVALID, "decode batch: no sessions");
+    al_cuda_session *s = ss[0];
+    if (n > al_cuda_session_batch_max(s))
+        return al_err(AL_ERR_INVALID, "decode batch: %d sessions (at most %d for a micro-batch of %d)", n,
+                      al_cuda_session_batch_max(s), s->ubatch);
+    for (int i = 0; i < n; i++) {
+        if (ss[i]->cm != s->cm) return al_err(AL_ERR_INVALID, "decode batch: sessions of different models");
+        for (int j = 0; j < i; j++)
+            if (ss[j] == ss[i]) return al_err(AL_ERR_INVALID, "decode batch: session %d appears twice", i);
+        AL_TRY(check_tokens(ss[i], &tok[i], 1));
+    }
+    if (n == 1) return decode_step(s, tok, logits[0], NULL);
+    al_cuda *c = s->cu;
+    const al_hparams *hp = s->hp;
+    const int64_t d = hp->n_embd, V = hp->n_vocab;
+    /* staging: [unused, tok[0..n), pos[0..n)]; tokens at d_stage + 1, positions copied to d_pos */
+    s->h_stage[0] = 0;
+    memcpy(s->h_stage + 1, tok, sizeof(int32_t) * (size_t)n);
+    for (int i = 0; i < n; i++) s->h_stage[1 + n + i] = ss[i]->pos;
+    AL_TRY(al_cuda_copy_async(c, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1)));
+    AL_TRY(al_cuda_copy_async(c, s->d_pos, s->h_stage + 1 + n, sizeof(int32_t) * (size_t)n));
+    s->bat = ss; /* until the LM head: products in groups of MM_ROWS rows */
+    al_status st = forward_body(s, n, false); /* leaves the final residual stream in s->h */
+    if (!al_failed(&st)) st = al_cuda_rms_norm(c, s->h, d, s->cm->out_norm, s->xn, d, n, d, d, hp->norm_eps);
+    if (!al_failed(&st)) st = mm(s, &s->cm->output, s->xn, d, s->logits, n, NULL);
+    s->bat = NULL;
+    AL_TRY(st);
+    for (int i = 0; i < n; i++) AL_TRY(al_cuda_download(c, logits[i], s->logits + i * V, sizeof(float) * (size_t)V));
+    for (int i = 0; i < n; i++) ss[i]->pos += 1;
+    return al_ok();
 }
 
 al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {

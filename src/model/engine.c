@@ -5,9 +5,11 @@
  *   1. admit queued requests into free slots (reset session, new sampler);
  *   2. prefill: at most one chunk of `prefill_chunk` prompt tokens of one admitting slot, so that
  *      a long prompt does not stall the other streams; the last chunk yields the first token;
- *   3. decode: every slot with a token to feed goes into one batched forward pass; each then
- *      samples its next token, runs stop checks and emits its event.
+ *   3. decode: every slot with a token to feed goes into one backend decode call (on the CPU one
+ *      batched forward pass); each then samples its next token, runs stop checks and emits its event.
  * Invariant: a slot in DECODE has exactly one sampled-but-unfed token in `next`.
+ * The slots' sequence state lives in the backend (al_engine_backend); the CPU backend is
+ * engine_cpu.c.
  */
 #include <math.h>
 #include <pthread.h>
@@ -33,7 +35,7 @@ typedef struct req {
 typedef struct slot {
     slot_state state;
     req *rq;
-    al_session *s;
+    void *s;              /* the backend's sequence state */
     al_sampler *smp;
     al_detok *dt;
     float *logits;        /* [n_vocab] */
@@ -51,8 +53,13 @@ struct al_engine {
     const al_tokenizer *tok;
     int n_parallel, n_ctx, n_vocab;
     int prefill_chunk;
+    al_engine_backend b;
+    char *device;
     slot *slots;
-    al_scratch sc;        /* decode batch: n_parallel rows */
+    void **batch_slots;   /* decode call arguments, [n_parallel] each */
+    int32_t *batch_tok;
+    float **batch_logits;
+    int *batch_idx;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -214,7 +221,7 @@ static bool sample_and_emit(al_engine *e, slot *sl) {
     sl->emitted = upto;
     if (!keep || q->cancelled) return finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL), false;
     if (hit) return finish(e, sl, AL_FINISH_STOP, hit, NULL), false;
-    if ((q->r.max_tokens > 0 && sl->n_gen >= q->r.max_tokens) || al_session_pos(sl->s) + 1 >= e->n_ctx) {
+    if ((q->r.max_tokens > 0 && sl->n_gen >= q->r.max_tokens) || e->b.slot_pos(e->b.ctx, sl->s) + 1 >= e->n_ctx) {
         finish(e, sl, flush_held(sl) ? AL_FINISH_LENGTH : AL_FINISH_CANCELLED, NULL, NULL);
         return false;
     }
@@ -249,7 +256,7 @@ static void prefill_step(al_engine *e) {
         if (sl->state != SLOT_PREFILL) continue;
         req *q = sl->rq;
         if (sl->prefilled == 0) {
-            al_session_reset(sl->s);
+            e->b.slot_reset(e->b.ctx, sl->s);
             al_detok_free(sl->dt);
             sl->dt = NULL;
             al_status dst = al_detok_init(&sl->dt, e->tok, q->r.render_special ? AL_DETOK_SPECIAL : 0);
@@ -271,7 +278,7 @@ static void prefill_step(al_engine *e) {
         size_t left = q->r.n_prompt - sl->prefilled;
         int n = left > (size_t)e->prefill_chunk ? e->prefill_chunk : (int)left;
         bool last = (size_t)n == left;
-        al_status st = al_session_eval(sl->s, q->prompt + sl->prefilled, n, last ? sl->logits : NULL, false);
+        al_status st = e->b.slot_prefill(e->b.ctx, sl->s, q->prompt + sl->prefilled, n, last ? sl->logits : NULL);
         if (al_failed(&st)) {
             finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
             continue;
@@ -289,8 +296,7 @@ static void prefill_step(al_engine *e) {
 }
 
 static void decode_step(al_engine *e) {
-    al_fwd_item items[1024];
-    int idx[1024], n = 0;
+    int n = 0;
     for (int i = 0; i < e->n_parallel; i++) {
         slot *sl = &e->slots[i];
         if (sl->state != SLOT_DECODE) continue;
@@ -298,13 +304,15 @@ static void decode_step(al_engine *e) {
             finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
             continue;
         }
-        items[n] = (al_fwd_item){sl->s, &sl->next, 1, sl->logits, false};
-        idx[n++] = i;
+        e->batch_slots[n] = sl->s;
+        e->batch_tok[n] = sl->next;
+        e->batch_logits[n] = sl->logits;
+        e->batch_idx[n++] = i;
     }
     if (n == 0) return;
-    al_status st = al_forward_batch(e->m, &e->sc, items, n);
+    al_status st = e->b.decode(e->b.ctx, e->batch_slots, e->batch_tok, n, e->batch_logits);
     for (int k = 0; k < n; k++) {
-        slot *sl = &e->slots[idx[k]];
+        slot *sl = &e->slots[e->batch_idx[k]];
         if (al_failed(&st)) finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
         else if (!sample_and_emit(e, sl)) sl->state = SLOT_FREE;
     }
@@ -333,31 +341,53 @@ static void *worker(void *arg) {
 
 al_status al_engine_init(al_engine **out, al_model *m, int n_parallel, int n_ctx) {
     *out = NULL;
-    if (n_parallel <= 0 || n_parallel > 1024) return al_err(AL_ERR_INVALID, "engine: n_parallel %d out of [1, 1024]", n_parallel);
+    al_engine_backend b;
+    AL_TRY(al_engine_cpu_backend(m, n_parallel, &b));
+    return al_engine_init_backend(out, m, n_parallel, n_ctx, &b);
+}
+
+al_status al_engine_init_backend(al_engine **out, al_model *m, int n_parallel, int n_ctx, const al_engine_backend *b) {
+    *out = NULL;
+    if (!b || !b->slot_init || !b->slot_free || !b->slot_reset || !b->slot_pos || !b->slot_n_ctx || !b->slot_prefill ||
+        !b->decode) {
+        if (b && b->destroy) b->destroy(b->ctx);
+        return al_err(AL_ERR_INVALID, "engine: backend without all of its functions");
+    }
     const al_tokenizer *tok;
-    AL_TRY(al_model_tokenizer(m, &tok));
-    al_engine *e = calloc(1, sizeof *e);
-    if (!e) return al_err(AL_ERR_NOMEM, "engine: out of memory");
+    al_status st = al_model_tokenizer(m, &tok);
+    if (!al_failed(&st) && (n_parallel <= 0 || n_parallel > 1024))
+        st = al_err(AL_ERR_INVALID, "engine: n_parallel %d out of [1, 1024]", n_parallel);
+    al_engine *e = al_failed(&st) ? NULL : calloc(1, sizeof *e);
+    if (!al_failed(&st) && !e) st = al_err(AL_ERR_NOMEM, "engine: out of memory");
+    if (al_failed(&st)) {
+        if (b->destroy) b->destroy(b->ctx);
+        return st;
+    }
     e->m = m;
     e->tok = tok;
+    e->b = *b;
     e->n_parallel = n_parallel;
     e->n_vocab = al_model_n_vocab(m);
-    e->prefill_chunk = 256;
+    e->prefill_chunk = b->prefill_chunk > 0 ? b->prefill_chunk : 256;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
+    e->device = strdup(b->device ? b->device : "");
     e->slots = calloc((size_t)n_parallel, sizeof *e->slots);
-    al_status st = e->slots ? al_ok() : al_err(AL_ERR_NOMEM, "engine: out of memory");
+    e->batch_slots = calloc((size_t)n_parallel, sizeof *e->batch_slots);
+    e->batch_tok = calloc((size_t)n_parallel, sizeof *e->batch_tok);
+    e->batch_logits = calloc((size_t)n_parallel, sizeof *e->batch_logits);
+    e->batch_idx = calloc((size_t)n_parallel, sizeof *e->batch_idx);
+    if (!e->device || !e->slots || !e->batch_slots || !e->batch_tok || !e->batch_logits || !e->batch_idx)
+        st = al_err(AL_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < n_parallel && !al_failed(&st); i++) {
         slot *sl = &e->slots[i];
-        st = al_session_init(&sl->s, m, n_ctx);
+        /* every slot gets the first one's capacity (the model default resolved once) */
+        st = b->slot_init(b->ctx, i == 0 ? n_ctx : e->n_ctx, &sl->s);
+        if (!al_failed(&st) && i == 0) e->n_ctx = b->slot_n_ctx(b->ctx, sl->s);
         if (!al_failed(&st)) st = al_detok_init(&sl->dt, tok, 0);
         sl->logits = malloc(sizeof(float) * (size_t)e->n_vocab);
         sl->allowed = malloc((size_t)e->n_vocab);
         if (!al_failed(&st) && (!sl->logits || !sl->allowed)) st = al_err(AL_ERR_NOMEM, "engine: out of memory");
-    }
-    if (!al_failed(&st)) {
-        e->n_ctx = al_session_n_ctx(e->slots[0].s);
-        st = al_scratch_init(&e->sc, m, n_parallel, e->n_ctx);
     }
     if (!al_failed(&st) && pthread_create(&e->thread, NULL, worker, e) != 0) st = al_err(AL_ERR_IO, "engine: cannot start worker");
     if (al_failed(&st)) {
@@ -382,7 +412,7 @@ void al_engine_free(al_engine *e) {
     for (int i = 0; e->slots && i < e->n_parallel; i++) {
         slot *sl = &e->slots[i];
         if (sl->state != SLOT_FREE && sl->rq) finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
-        al_session_free(sl->s);
+        e->b.slot_free(e->b.ctx, sl->s);
         al_detok_free(sl->dt);
         free(sl->logits);
         free(sl->allowed);
@@ -401,7 +431,12 @@ void al_engine_free(al_engine *e) {
         q = nx;
     }
     free(e->slots);
-    al_scratch_free(&e->sc);
+    free(e->batch_slots);
+    free(e->batch_tok);
+    free(e->batch_logits);
+    free(e->batch_idx);
+    free(e->device);
+    if (e->b.destroy) e->b.destroy(e->b.ctx);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
@@ -463,3 +498,5 @@ al_engine_stats al_engine_get_stats(al_engine *e) {
 
 int al_engine_n_ctx(const al_engine *e) { return e->n_ctx; }
 const al_model *al_engine_model(const al_engine *e) { return e->m; }
+const char *al_engine_device(const al_engine *e) { return e->device; }
+size_t al_engine_device_bytes(const al_engine *e) { return e->b.device_bytes; }

@@ -5,6 +5,7 @@
 #ifndef ALLOY_SESSION_INTERNAL_H
 #define ALLOY_SESSION_INTERNAL_H
 
+#include "alloy/engine.h"
 #include "model/model_internal.h"
 
 typedef struct layer_cache {
@@ -48,5 +49,8 @@ typedef struct al_fwd_item {
  * pass: shared matrix products over all rows, per-sequence attention and SSM scans. Advances each
  * session's position. */
 al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items);
+
+/* The engine's CPU backend (engine_cpu.c): al_session slots, decode through al_forward_batch. */
+al_status al_engine_cpu_backend(al_model *m, int n_parallel, al_engine_backend *out);
 
 #endif

@@ -336,7 +336,7 @@ static json_t *tag_json(const al_server *s, bool ps) {
                           (json_int_t)al_model_weight_bytes(s->m), "digest", "", "details", details_json(s));
     if (ps) {
         json_object_set_new(o, "expires_at", json_string("2318-01-01T00:00:00Z"));
-        json_object_set_new(o, "size_vram", json_integer(0));
+        json_object_set_new(o, "size_vram", json_integer((json_int_t)al_engine_device_bytes(s->eng)));
         json_object_set_new(o, "context_length", json_integer(al_engine_n_ctx(s->eng)));
     }
     return o;
@@ -790,7 +790,11 @@ al_status al_server_start(al_server **out, al_model *m, const al_server_params *
     *out = NULL;
     al_server_params def = al_server_default_params();
     al_server *s = calloc(1, sizeof *s);
-    if (!s) return al_err(AL_ERR_NOMEM, "serve: out of memory");
+    if (!s) {
+        if (params && params->backend && params->backend->destroy) params->backend->destroy(params->backend->ctx);
+        return al_err(AL_ERR_NOMEM, "serve: out of memory");
+    }
+    bool backend_taken = false;
     pthread_mutex_init(&s->mu, NULL);
     s->p = params ? *params : def;
     if (!s->p.host) s->p.host = def.host;
@@ -822,7 +826,12 @@ al_status al_server_start(al_server **out, al_model *m, const al_server_params *
     if (!al_failed(&st)) st = al_cvocab_from_tokenizer(&s->cvocab, s->tok);
     if (!al_failed(&st) && !(s->ranks = srv_finish_ranks(s->tok))) st = al_err(AL_ERR_NOMEM, "serve: out of memory");
     if (!al_failed(&st)) st = srv_metrics_init(&s->metrics);
-    if (!al_failed(&st)) st = al_engine_init(&s->eng, m, s->p.n_parallel, s->p.n_ctx);
+    if (!al_failed(&st) && s->p.backend) {
+        st = al_engine_init_backend(&s->eng, m, s->p.n_parallel, s->p.n_ctx, s->p.backend);
+        backend_taken = true;
+    } else if (!al_failed(&st)) {
+        st = al_engine_init(&s->eng, m, s->p.n_parallel, s->p.n_ctx);
+    }
     struct addrinfo *ai = NULL;
     if (!al_failed(&st)) {
         struct addrinfo hints;
@@ -851,12 +860,15 @@ al_status al_server_start(al_server **out, al_model *m, const al_server_params *
         s->port = info ? info->port : s->p.port;
     }
     if (al_failed(&st)) {
+        if (!backend_taken && s->p.backend && s->p.backend->destroy) s->p.backend->destroy(s->p.backend->ctx);
         al_server_free(s);
         return st;
     }
+    s->p.backend = NULL; /* the engine's copy is the one in use */
     *out = s;
     return al_ok();
 }
 
 int al_server_port(const al_server *s) { return s->port; }
 const char *al_server_model_name(const al_server *s) { return s->name; }
+const char *al_server_device(const al_server *s) { return al_engine_device(s->eng); }
