@@ -23,6 +23,12 @@
  *  - al_cuda_session_decode_batch itself: 5 sessions at different positions decoded together vs each
  *    alone, 10 steps, every architecture, within the int8 decode bound 5e-2.
  * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
+ *
+ * Built without nvcc, the same file is test_cuda_models_emul: src/cuda's C files (the forward pass, the
+ * batched decode, the serving backend) on the CPU-emulated device of tests/cuda_emul.c (CPU ops, no
+ * graphs, no persistent kernel, no fused products), which checks their host logic in CI; the
+ * persistent-kernel test and the Q8_0 one (bounds of the GPU's F16 prefill GEMM; the emulator's
+ * products take the CPU's int8 path) are left out there.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -122,7 +128,9 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
     }
     al_status why, pwhy;
     bool graph = al_cuda_session_graph_active(gs, &why), persist = al_cuda_session_persistent_active(gs, &pwhy);
+#ifndef ALLOY_CUDA_EMULATED /* the emulated device has neither: decode stays eager */
     CHECKF(graph || persist, "%s: neither the decode graph nor the persistent kernel is active: %s / %s", name, why.msg, pwhy.msg);
+#endif
     printf(", decode (%s) worst step %.3g", persist ? "persistent" : graph ? "graph" : "eager", worst);
     CHECKF(worst < tol_dec, "%s %s: decode GPU vs CPU rel err %g", name, al_type_name(kvt), worst);
     if (tol_ref > 0) CHECKF(greedy_ok, "%s %s: GPU greedy tokens differ from HF greedy_next8", name, al_type_name(kvt));
@@ -198,7 +206,7 @@ static void test_hf_f16_cache(void) {
  * llama3_rope, 4.5 % zamba2; the exactness of the kernels is checked per matrix in test_cuda_ops).
  * (The CPU on the Q8_0 file itself is no closer a reference: its own Q8 activations put it up to 17 %
  * away from the GPU on jamba.) */
-static void test_gguf_q8_0(void) {
+static __attribute__((unused)) void test_gguf_q8_0(void) {
     for (int i = 0; i < N_ARCHS; i++) {
         al_test_ref r = {0};
         REQUIRE(al_test_load_ref(archs[i], &r));
@@ -258,7 +266,7 @@ static double persist_steps(al_cuda_session *pa, al_cuda_session *pb, const al_t
     return worst;
 }
 
-static void test_persistent(void) {
+static __attribute__((unused)) void test_persistent(void) {
     for (int i = 0; i < N_ARCHS; i++) {
         al_test_ref r = {0};
         REQUIRE(al_test_load_ref(archs[i], &r));
@@ -528,8 +536,12 @@ int main(void) {
     }
     AL_RUN(test_hf_f32_cache);
     AL_RUN(test_hf_f16_cache);
+#ifndef ALLOY_CUDA_EMULATED /* its tolerances are those of the GPU's F16 prefill GEMM, which the emulator lacks */
     AL_RUN(test_gguf_q8_0);
+#endif
+#ifndef ALLOY_CUDA_EMULATED
     AL_RUN(test_persistent);
+#endif
     AL_RUN(test_decode_batch);
     AL_RUN(test_engine_gpu);
     al_cuda_free(g_cu);
