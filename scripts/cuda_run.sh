@@ -22,6 +22,8 @@ export ALLOY_TEST_DATA=$(pwd)/tests/data
 ldd "$B/alloy" | grep "not found"
 mkdir -p "$M"
 mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M/$1.gguf" >/dev/null; }
+# the same shape with a tokenizer (GPT-2's, padded to the preset's vocabulary), which the engine needs
+mkv() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" --vocab tests/data/tokenizers/ggml-vocab-gpt-2.gguf -o "$M/$1.gguf" >/dev/null; }
 T0=$(date +%s)
 for w in "$@"; do
   echo "== $w at +$(( $(date +%s) - T0 )) s"
@@ -74,8 +76,8 @@ for w in "$@"; do
   barrier)
     "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log" ;;
   serve)
-    mk qwen3 qwen3-0.6b Q4_K_M; mk llama llama-3.2-1b Q4_K_M
-    for mm in qwen3 llama; do
+    mkv qwen3-tok qwen3-0.6b Q4_K_M; mkv llama-tok llama-3.2-1b Q4_K_M
+    for mm in qwen3-tok llama-tok; do
       for sb in "1 1" "4 1" "4 4" "8 1" "8 8"; do
         S=${sb% *} DB=${sb#* }
         timeout 120 "$B/bench_serve" -m "$M/$mm.gguf" --device cuda -S "$S" -R "$S" -p 128 -n 128 --decode-batch "$DB" 2>&1 |

@@ -1,12 +1,18 @@
 /*
  * test_models.c — every reference model in tests/data/hf (tiny random-weight HF models) against the
  * logits Hugging Face transformers computed: all 37 positions within 1e-4 relative (max |Δ| / max |ref|),
- * and the 8 greedy tokens produced through the cache (prefill, then one token at a time).
+ * and the 8 greedy tokens produced through the cache (prefill, then one token at a time). Also: a
+ * random-weight model with more embedding rows than its tokenizer has tokens gets the token list
+ * padded (every id decodes; encoding is unchanged), and fewer rows than tokens is an error.
  */
 #include <jansson.h>
 #include <stdlib.h>
 
+#include <unistd.h>
+
+#include "alloy/gguf.h"
 #include "alloy/model.h"
+#include "alloy/tokenizer.h"
 #include "model/session_internal.h"
 #include "harness.h"
 
@@ -190,6 +196,48 @@ HF_TEST(jamba)
 HF_TEST(qwen2)       /* made by scripts/make_hf_refs.py: q/k/v biases */
 HF_TEST(llama3_rope) /* made by scripts/make_hf_refs.py: Llama-3 RoPE scaling */
 
+static void test_create_padded_vocab(void) {
+    const char *vocab = al_test_path("tokenizers/ggml-vocab-llama-spm.gguf"), *tiny = "test_models_tiny.gguf",
+               *padded = "test_models_padded.gguf";
+    al_model *m = NULL, *mp = NULL;
+    al_model_params prm = al_model_default_params();
+    REQUIRE_OK(al_model_create_preset("alloy-tiny", vocab, tiny, "F32", 1));
+    REQUIRE_OK(al_model_load(&m, tiny, &prm));
+    al_hparams hp = m->hp;
+    hp.n_vocab = 32100; /* the vocabulary has 32000 tokens */
+    REQUIRE_OK(al_model_create_random(&hp, vocab, padded, "F32", 1));
+    REQUIRE_OK(al_model_load(&mp, padded, &prm));
+    const al_tokenizer *t0, *t1;
+    REQUIRE_OK(al_model_tokenizer(m, &t0));
+    REQUIRE_OK(al_model_tokenizer(mp, &t1));
+    CHECK(al_model_n_vocab(mp) == 32100 && al_tokenizer_vocab_size(t1) == 32100 && al_tokenizer_vocab_size(t0) == 32000);
+    al_detok *dt = NULL; /* every id the model can produce decodes (a padding token as no text, as llama.cpp's UNUSED) */
+    CHECK_OK(al_detok_init(&dt, t1, 0));
+    const char *piece;
+    size_t n;
+    CHECK_OK(al_detok_push(dt, 32050, &piece, &n));
+    CHECK_ERR(al_detok_push(dt, 32100, &piece, &n), AL_ERR_RANGE);
+    al_detok_free(dt);
+    n = al_tokenizer_token_to_piece(t1, 1000, true, &piece);
+    const char *p0;
+    size_t n0 = al_tokenizer_token_to_piece(t0, 1000, true, &p0);
+    CHECK(n == n0 && !memcmp(piece, p0, n));
+    const char *text = "Hello world, the quick brown fox";
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    CHECK_OK(al_tokenizer_encode(t0, text, strlen(text), true, false, &a, &na));
+    CHECK_OK(al_tokenizer_encode(t1, text, strlen(text), true, false, &b, &nb));
+    CHECK(na == nb && na > 0 && !memcmp(a, b, na * sizeof *a));
+    free(a);
+    free(b);
+    hp.n_vocab = 31999;
+    CHECK_ERR(al_model_create_random(&hp, vocab, padded, "F32", 1), AL_ERR_INVALID);
+    al_model_free(m);
+    al_model_free(mp);
+    unlink(tiny);
+    unlink(padded);
+}
+
 int main(void) {
     AL_RUN(test_hf_llama);
     AL_RUN(test_hf_qwen3);
@@ -203,5 +251,6 @@ int main(void) {
     AL_RUN(test_gguf_f32);
     AL_RUN(test_gguf_q8_0);
     AL_RUN(test_gguf_q4_k);
+    AL_RUN(test_create_padded_vocab);
     return al_test_finish();
 }

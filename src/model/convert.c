@@ -392,6 +392,51 @@ static al_status add_random(conv_ctx *c, uint64_t *rng, const char *name, int nd
     return add_f32(c, name, ndim, ne, x, AL_TYPE_F32);
 }
 
+/* The tokenizer's token list (and token types, scores) padded to n_vocab entries "[PAD<id>]" of type
+ * UNUSED (5) and score 0, as converters do where a model's embedding has more rows than its tokenizer
+ * has tokens (e.g. Qwen's 151 936 rows), so every id the model can produce has a token. */
+static al_status pad_vocab(al_gguf_writer *w, const al_gguf *tg, int64_t n_vocab) {
+    al_gguf_value toks, types, scores;
+    if (!al_gguf_get_arr(tg, "tokenizer.ggml.tokens", &toks)) return al_ok();
+    const int64_t n = (int64_t)toks.count;
+    if (n > n_vocab)
+        return al_err(AL_ERR_INVALID, "create: the tokenizer has %lld tokens, more than the model's %lld rows", (long long)n,
+                      (long long)n_vocab);
+    if (n == n_vocab) return al_ok();
+    char **strs = calloc((size_t)n_vocab, sizeof *strs);
+    int32_t *ty = malloc(sizeof(int32_t) * (size_t)n_vocab);
+    float *sc = malloc(sizeof(float) * (size_t)n_vocab);
+    al_status st = strs && ty && sc ? al_ok() : al_err(AL_ERR_NOMEM, "create: out of memory");
+    const bool has_types = al_gguf_get_arr(tg, "tokenizer.ggml.token_type", &types) && (int64_t)types.count == n;
+    const bool has_scores = al_gguf_get_arr(tg, "tokenizer.ggml.scores", &scores) && (int64_t)scores.count == n;
+    for (int64_t i = 0; i < n_vocab && !al_failed(&st); i++) {
+        if (i < n) {
+            const al_gguf_value v = al_gguf_arr_at(&toks, (uint64_t)i);
+            const al_str t = al_gguf_value_str(&v);
+            if ((strs[i] = malloc(t.len + 1))) memcpy(strs[i], t.ptr, t.len), strs[i][t.len] = '\0';
+            const al_gguf_value tv = has_types ? al_gguf_arr_at(&types, (uint64_t)i) : v;
+            const al_gguf_value sv = has_scores ? al_gguf_arr_at(&scores, (uint64_t)i) : v;
+            ty[i] = has_types ? (int32_t)al_gguf_value_i64(&tv) : 1;
+            sc[i] = has_scores ? (float)al_gguf_value_f64(&sv) : 0.0f;
+        } else {
+            if ((strs[i] = malloc(32))) snprintf(strs[i], 32, "[PAD%lld]", (long long)i);
+            ty[i] = 5;
+            sc[i] = 0.0f;
+        }
+        if (!strs[i]) st = al_err(AL_ERR_NOMEM, "create: out of memory");
+    }
+    if (!al_failed(&st)) st = al_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, (uint64_t)n_vocab);
+    if (!al_failed(&st) && has_types)
+        st = al_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", AL_GGUF_INT32, ty, (uint64_t)n_vocab);
+    if (!al_failed(&st) && has_scores)
+        st = al_gguf_writer_set_arr(w, "tokenizer.ggml.scores", AL_GGUF_FLOAT32, sc, (uint64_t)n_vocab);
+    for (int64_t i = 0; strs && i < n_vocab; i++) free(strs[i]);
+    free(strs);
+    free(ty);
+    free(sc);
+    return st;
+}
+
 al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_gguf, const char *out_path, const char *type,
                                  uint64_t seed) {
     conv_ctx c = {0};
@@ -408,6 +453,7 @@ al_status al_model_create_random(const al_hparams *hp, const char *tokenizer_ggu
         al_str k = al_gguf_kv_key(tg, i);
         if (k.len > 10 && !memcmp(k.ptr, "tokenizer.", 10)) st = al_gguf_writer_copy_kv(c.w, tg, i);
     }
+    if (!al_failed(&st) && tg) st = pad_vocab(c.w, tg, hp->n_vocab);
     int64_t d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     int64_t gn = (int64_t)hp->ssm_n_group * hp->ssm_d_state, di = hp->ssm_d_inner, ch = di + 2 * gn;
     int64_t proj = 2 * di + 2 * gn + hp->ssm_n_head;
