@@ -21,7 +21,9 @@
  *    must be their argmax or within the int8 decode tolerance of it, and at least 90 % must be the lone
  *    GPU session's argmax exactly; the same with slots decoded in batches (al_cuda_session_decode_batch);
  *  - al_cuda_session_decode_batch itself: 5 sessions at different positions decoded together vs each
- *    alone, 10 steps, every architecture, within the int8 decode bound 5e-2.
+ *    alone, 10 steps alternating between one set of 5 and two sets of 3 and 2 (other orders, other
+ *    leaders: each set captured once, then replayed from its graph), every architecture, within the
+ *    int8 decode bound 5e-2.
  * Exits 77 (ctest: skipped) when built without CUDA or when no device is present.
  *
  * Built without nvcc, the same file is test_cuda_models_emul: src/cuda's C files (the forward pass, the
@@ -492,10 +494,21 @@ static void test_decode_batch(void) {
             tok[i] = (int32_t)al_test_argmax(lb[i], V);
         }
         double worst = 0;
+        /* even steps: all five in order; odd steps: {2, 0, 1} and {4, 3} (other sets, other leaders) */
+        static const int order[NS] = {2, 0, 1, 4, 3};
         for (int step = 0; step < STEPS; step++) {
             for (int i = 0; i < NS; i++)
                 for (int j = 0; j < V; j++) la[i][j] = NAN;
-            CHECK_OK(al_cuda_session_decode_batch(A, tok, NS, la));
+            if (step % 2 == 0) {
+                CHECK_OK(al_cuda_session_decode_batch(A, tok, NS, la));
+            } else {
+                al_cuda_session *oa[NS];
+                int32_t ot[NS];
+                float *ol[NS];
+                for (int i = 0; i < NS; i++) oa[i] = A[order[i]], ot[i] = tok[order[i]], ol[i] = la[order[i]];
+                CHECK_OK(al_cuda_session_decode_batch(oa, ot, 3, ol));
+                CHECK_OK(al_cuda_session_decode_batch(oa + 3, ot + 3, 2, ol + 3));
+            }
             for (int i = 0; i < NS; i++) {
                 CHECK_OK(al_cuda_session_eval(B[i], &tok[i], 1, lb[i], false));
                 CHECK(al_cuda_session_pos(A[i]) == al_cuda_session_pos(B[i]));
@@ -504,7 +517,16 @@ static void test_decode_batch(void) {
                 tok[i] = (int32_t)al_test_argmax(lb[i], V);
             }
         }
-        printf("  %s: %d sessions batched vs alone, %d steps: worst %.3g\n", archs[a], NS, STEPS, worst);
+        al_status gwhy;
+        const int ng = al_cuda_session_batch_graphs(A[0], &gwhy) + al_cuda_session_batch_graphs(A[2], NULL) +
+                       al_cuda_session_batch_graphs(A[4], NULL);
+        printf("  %s: %d sessions batched vs alone, %d steps: worst %.3g; %d captured passes%s%s\n", archs[a], NS, STEPS, worst,
+               ng, gwhy.msg[0] ? ": " : "", gwhy.msg);
+#ifdef ALLOY_CUDA_EMULATED
+        CHECK(ng == 0 && gwhy.code == AL_ERR_UNSUPPORTED);
+#else
+        CHECKF(ng == 3, "%s: %d batched passes captured, 3 expected (%s)", archs[a], ng, gwhy.msg);
+#endif
         CHECKF(worst < 5e-2, "%s: batched decode differs from lone decode: %g", archs[a], worst);
         al_cuda_session *dup[2] = {A[0], A[0]};
         CHECK_ERR(al_cuda_session_decode_batch(dup, tok, 2, la), AL_ERR_INVALID);

@@ -389,11 +389,15 @@ al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n,
 al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits);
 /* One decode step of each of n distinct sessions of one al_cuda_model, token tok[i] into ss[i], as
  * the n rows of one forward pass in ss[0]'s buffers: every weight is read once per 4 rows (the
- * integer matrix-vector kernels), attention and SSM steps run per session on its own state. Eager
- * launches (no graph, no persistent kernel); n == 1 is al_cuda_session_decode. logits[i]: host
- * [n_vocab]. n <= al_cuda_session_batch_max(ss[0]) (min(64, ubatch / 2)). */
+ * integer matrix-vector kernels), attention and SSM steps run per session on its own state. The
+ * first pass of a set of sessions (in this order) runs eagerly and, with use_graph, is captured into
+ * a CUDA graph that later passes of the same set replay (up to 8 sets per leading session ss[0]);
+ * n == 1 is al_cuda_session_decode. logits[i]: host [n_vocab]. n <= al_cuda_session_batch_max(ss[0])
+ * (min(64, ubatch / 2)). */
 al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t *tok, int n, float *const *logits);
 int al_cuda_session_batch_max(const al_cuda_session *s);
+/* Captured batched-decode graphs led by s; *why (may be NULL): why capture stopped, if it failed. */
+int al_cuda_session_batch_graphs(const al_cuda_session *s, al_status *why);
 
 /* ---- serving: the engine's GPU backend --------------------------------------------------------
  * An al_engine_backend (alloy/engine.h) whose slots are al_cuda_sessions of one al_cuda_model on

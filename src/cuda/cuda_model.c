@@ -21,7 +21,9 @@
  * being bat[i]). Row-wise ops and the products run on all rows (the products in groups of at most
  * MM_ROWS rows, the integer kernels' limit, so each weight is read once per group); ops that touch a
  * sequence's state (K/V rows and attention, conv and SSM steps) run once per row on bat[i]'s caches at
- * bat[i]->pos. Eager launches only.
+ * the row's position, read from device memory (d_pos[i]). So the pass of one set of sessions is
+ * replayable: the leader captures it into a CUDA graph right after its first eager run and replays it
+ * while the same sessions (by id) come back in the same order, up to BATCH_GRAPHS sets per leader.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@
 #define UBATCH 2048 /* default prefill micro-batch: each quantized weight is dequantized once per micro-batch */
 #define LOGIT_ROWS 64 /* rows of logits computed per LM-head product when all are requested */
 #define MM_ROWS 4     /* rows per product in batched decode: the integer matrix-vector kernels' limit */
+#define BATCH_MAX 64  /* sessions per batched decode (<= LOGIT_ROWS) */
+#define BATCH_GRAPHS 8 /* captured batched-decode graphs kept per leading session (least recently used out) */
 
 typedef struct g_attn {
     al_cuda_weight wq, wk, wv, wo;
@@ -74,6 +78,7 @@ struct al_cuda_model {
     g_layer *layers;
     g_zshared *zs;
     int n_zs;
+    uint64_t next_session_id; /* sessions are told apart by id, never by (reusable) address */
     size_t bytes;
     void **vecs; /* device vectors, freed with the model */
     int n_vecs, cap_vecs;
@@ -313,6 +318,16 @@ struct al_cuda_session {
     bool rec;
     al_status prog_why;
     al_cuda_session *const *bat; /* batched decode (NULL otherwise): row i of this pass is bat[i]'s token */
+    uint64_t id;                 /* unique per model */
+    struct bgraph {              /* captured batched decode passes led by this session */
+        al_cuda_graph *g;
+        uint64_t gen, used;      /* scratch generation at capture; last use (bclock) */
+        int n;
+        uint64_t ids[BATCH_MAX]; /* the sessions of rows 0 .. n-1 */
+    } bg[BATCH_GRAPHS];
+    uint64_t bclock;
+    bool bg_failed;              /* a batched capture failed: batched decode stays eager */
+    al_status bg_why;
 };
 
 static void prog_build(al_cuda_session *s, const al_cuda_session_params *p);
@@ -343,6 +358,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     s->cm = cm;
     s->cu = cm->cu;
     s->hp = hp;
+    s->id = ++cm->next_session_id;
     s->n_ctx = n_ctx;
     s->ubatch = p->ubatch > 0 ? p->ubatch : UBATCH;
     if (s->ubatch > n_ctx) s->ubatch = n_ctx; /* scratch grows with the micro-batch */
@@ -407,6 +423,7 @@ void al_cuda_session_free(al_cuda_session *s) {
     al_cuda *c = s->cu;
     al_cuda_sync(c);
     al_cuda_graph_free(s->graph);
+    for (int i = 0; i < BATCH_GRAPHS; i++) al_cuda_graph_free(s->bg[i].g);
     al_cuda_prog_free(s->prog);
     if (s->lc) {
         for (int il = 0; il < s->hp->n_layer; il++) {
@@ -601,7 +618,8 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
     float *ao = s->t1; /* over k: every row's K is in its cache now */
     for (int64_t i = 0; i < seqs; i++) {
         al_cuda_session *b = s->bat ? s->bat[i] : s;
-        const int32_t *dnp = n == 1 ? s->d_stage : NULL; /* single decode: position from device memory (graphs) */
+        /* decode reads the position from device memory (graphs): single, d_stage[0]; batched, d_pos[i] */
+        const int32_t *dnp = s->bat ? s->d_pos + i : n == 1 ? s->d_stage : NULL;
         al_cuda_attn_args aa = {q + i * qd, b->lc[il].k, b->lc[il].v, b->kv_type, ao + i * qd, nt, b->pos, dnp, b->n_ctx,
                                 hp->n_head, hp->n_head_kv, hp->head_dim, hp->sliding_window, scale};
         AL_TRY(al_cuda_attention(s->cu, &aa));
@@ -933,9 +951,59 @@ al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float 
     return decode_step(s, &token, NULL, logits);
 }
 
+/* The batched pass after the staging copies: forward_body, final norm and LM head (s->bat set). */
+static al_status batch_body(al_cuda_session *s, int n) {
+    const al_hparams *hp = s->hp;
+    const int64_t d = hp->n_embd;
+    AL_TRY(forward_body(s, n, false)); /* leaves the final residual stream in s->h */
+    AL_TRY(al_cuda_rms_norm(s->cu, s->h, d, s->cm->out_norm, s->xn, d, n, d, d, hp->norm_eps));
+    return mm(s, &s->cm->output, s->xn, d, s->logits, n, NULL);
+}
+
+/* Captures the pass just run eagerly (enqueue only) for this set of sessions, into e (a stale
+ * entry of the same set) or the least recently used slot. A failed capture leaves batched decode
+ * eager for this leader; the eager results stand. */
+static al_status batch_capture(al_cuda_session *s, al_cuda_session *const *ss, int n, struct bgraph *e) {
+    al_cuda *c = s->cu;
+    AL_TRY(al_cuda_sync(c));
+    if (!e) {
+        e = &s->bg[0];
+        for (int k = 1; k < BATCH_GRAPHS; k++)
+            if (!s->bg[k].g || (e->g && s->bg[k].used < e->used)) e = &s->bg[k];
+    }
+    al_cuda_graph_free(e->g);
+    memset(e, 0, sizeof *e);
+    al_status st = al_cuda_graph_begin(c);
+    if (!al_failed(&st)) {
+        al_status sb = batch_body(s, n);
+        st = al_cuda_graph_end(c, &e->g);
+        if (al_failed(&sb)) st = sb;
+    }
+    if (al_failed(&st)) {
+        al_cuda_graph_free(e->g);
+        e->g = NULL;
+        s->bg_failed = true;
+        s->bg_why = st;
+        (void)al_cuda_sync(c); /* clears the capture error */
+        return al_ok();
+    }
+    e->n = n;
+    for (int i = 0; i < n; i++) e->ids[i] = ss[i]->id;
+    e->gen = al_cuda_scratch_gen(c);
+    e->used = ++s->bclock;
+    return al_ok();
+}
+
+int al_cuda_session_batch_graphs(const al_cuda_session *s, al_status *why) {
+    int n = 0;
+    for (int k = 0; k < BATCH_GRAPHS; k++) n += s->bg[k].g != NULL;
+    if (why) *why = s->bg_failed ? s->bg_why : al_ok();
+    return n;
+}
+
 int al_cuda_session_batch_max(const al_cuda_session *s) {
     const int by_stage = s->ubatch / 2; /* tokens and positions share the staging buffer */
-    return by_stage < LOGIT_ROWS ? by_stage : LOGIT_ROWS;
+    return by_stage < BATCH_MAX ? by_stage : BATCH_MAX;
 }
 
 al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t *tok, int n, float *const *logits) {
@@ -952,18 +1020,29 @@ al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t
     }
     if (n == 1) return decode_step(s, tok, logits[0], NULL);
     al_cuda *c = s->cu;
-    const al_hparams *hp = s->hp;
-    const int64_t d = hp->n_embd, V = hp->n_vocab;
+    const int64_t V = s->hp->n_vocab;
     /* staging: [unused, tok[0..n), pos[0..n)]; tokens at d_stage + 1, positions copied to d_pos */
     s->h_stage[0] = 0;
     memcpy(s->h_stage + 1, tok, sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) s->h_stage[1 + n + i] = ss[i]->pos;
     AL_TRY(al_cuda_copy_async(c, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1)));
     AL_TRY(al_cuda_copy_async(c, s->d_pos, s->h_stage + 1 + n, sizeof(int32_t) * (size_t)n));
+    struct bgraph *e = NULL; /* this set of sessions' captured pass, if any */
+    for (int k = 0; k < BATCH_GRAPHS && !e; k++) {
+        struct bgraph *b = &s->bg[k];
+        bool same = b->g && b->n == n;
+        for (int i = 0; same && i < n; i++) same = b->ids[i] == ss[i]->id;
+        if (same) e = b;
+    }
     s->bat = ss; /* until the LM head: products in groups of MM_ROWS rows */
-    al_status st = forward_body(s, n, false); /* leaves the final residual stream in s->h */
-    if (!al_failed(&st)) st = al_cuda_rms_norm(c, s->h, d, s->cm->out_norm, s->xn, d, n, d, d, hp->norm_eps);
-    if (!al_failed(&st)) st = mm(s, &s->cm->output, s->xn, d, s->logits, n, NULL);
+    al_status st = al_ok();
+    if (e && e->gen == al_cuda_scratch_gen(c)) {
+        st = al_cuda_graph_launch(c, e->g);
+        e->used = ++s->bclock;
+    } else {
+        st = batch_body(s, n);
+        if (!al_failed(&st) && s->use_graph && !s->bg_failed) st = batch_capture(s, ss, n, e);
+    }
     s->bat = NULL;
     AL_TRY(st);
     for (int i = 0; i < n; i++) AL_TRY(al_cuda_download(c, logits[i], s->logits + i * V, sizeof(float) * (size_t)V));
