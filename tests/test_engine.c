@@ -19,6 +19,10 @@ typedef struct collect {
     pthread_mutex_t mu;
     int n_tok;
     int32_t toks[MAXT];
+    float lp[MAXT];                 /* the token's logprob */
+    int n_top[MAXT];
+    int32_t top_ids[MAXT][4];
+    float top_lp[MAXT][4];
     char text[4096];
     size_t text_len;
     bool done;
@@ -33,7 +37,15 @@ static bool on_event(void *ud, const al_event *ev) {
     pthread_mutex_lock(&c->mu);
     bool keep = true;
     if (ev->kind == AL_EV_TOKEN) {
-        if (ev->token >= 0 && c->n_tok < MAXT) c->toks[c->n_tok++] = ev->token;
+        if (ev->token >= 0 && c->n_tok < MAXT) {
+            c->lp[c->n_tok] = ev->logprob;
+            c->n_top[c->n_tok] = ev->n_top;
+            for (int k = 0; k < ev->n_top && k < 4; k++) {
+                c->top_ids[c->n_tok][k] = ev->top_ids[k];
+                c->top_lp[c->n_tok][k] = ev->top_logprobs[k];
+            }
+            c->toks[c->n_tok++] = ev->token;
+        }
         if (c->text_len + ev->text_len < sizeof c->text) {
             memcpy(c->text + c->text_len, ev->text, ev->text_len);
             c->text_len += ev->text_len;
@@ -193,6 +205,56 @@ static void test_backend(void) {
     CHECK(third.destroyed == 1 && third.slots_live == 0 && third.inits == 3);
 }
 
+/* logprobs only when asked; then the token's and the top alternatives' match a log-softmax of a lone
+ * session's logits (greedy: the token is the first alternative) */
+static void test_logprobs(void) {
+    al_engine *e;
+    REQUIRE_OK(al_engine_init(&e, model, 2, 256));
+    int32_t *ids;
+    size_t n;
+    REQUIRE_OK(al_tokenizer_encode(tok, "Once upon a time", 16, true, false, &ids, &n));
+    collect c[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        pthread_mutex_init(&c[i].mu, NULL);
+        al_gen_request r = base_req(ids, n, &c[i]);
+        r.max_tokens = 6;
+        r.logprobs = i == 1;
+        r.top_logprobs = i == 1 ? 4 : 0;
+        CHECK_OK(al_engine_submit(e, &r, NULL));
+    }
+    CHECK(wait_done(c, 2));
+    al_engine_free(e);
+    REQUIRE(c[0].n_tok == 6 && c[1].n_tok == 6);
+    for (int t = 0; t < 6; t++) CHECK(isnan(c[0].lp[t]) && c[0].n_top[t] == 0);
+    /* the reference: log-softmax of a lone session's logits at each step */
+    al_session *s;
+    REQUIRE_OK(al_session_init(&s, model, 256));
+    const int V = al_model_n_vocab(model);
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    CHECK_OK(al_session_eval(s, ids, (int)n, lg, false));
+    for (int t = 0; t < 6; t++) {
+        double mx = lg[0], sum = 0;
+        for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+        for (int i = 0; i < V; i++) sum += exp(lg[i] - mx);
+        const double lse = mx + log(sum);
+        const int32_t y = c[1].toks[t];
+        CHECKF(fabs(c[1].lp[t] - (lg[y] - lse)) < 1e-4, "step %d: logprob %g, reference %g", t, c[1].lp[t], lg[y] - lse);
+        CHECK(c[1].n_top[t] == 4 && c[1].top_ids[t][0] == y);
+        for (int k = 0; k < 4; k++) {
+            const int32_t a = c[1].top_ids[t][k];
+            int above = 0; /* ids with a larger logit, or an equal one and a lower id: exactly k */
+            for (int i = 0; i < V; i++) above += lg[i] > lg[a] || (lg[i] == lg[a] && i < a);
+            CHECKF(above == k && fabs(c[1].top_lp[t][k] - (lg[a] - lse)) < 1e-4, "step %d alternative %d: id %d rank %d", t, k,
+                   a, above);
+        }
+        CHECK_OK(al_session_eval(s, &y, 1, lg, false));
+    }
+    free(lg);
+    al_session_free(s);
+    free(ids);
+}
+
 static void test_stop_and_cancel(void) {
     al_engine *e;
     REQUIRE_OK(al_engine_init(&e, model, 2, 256));
@@ -261,6 +323,7 @@ int main(void) {
     }
     AL_RUN(test_concurrent_greedy);
     AL_RUN(test_stop_and_cancel);
+    AL_RUN(test_logprobs);
     AL_RUN(test_backend);
     al_model_free(model);
     unlink(path);

@@ -123,25 +123,23 @@ static size_t holdback(const slot *sl) {
     return best;
 }
 
-/* log-softmax of the raw logits: logprob of tok and the top alternatives. */
+/* log-softmax of the raw logits: logprob of tok and the n_top best alternatives (highest first, ties
+ * to the lower id), found in the same pass as the maximum by insertion into the kept few. */
 static void fill_logprobs(const float *lg, int V, int32_t tok, int n_top, al_event *ev) {
     double mx = lg[0], sum = 0;
-    for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        mx = lg[i] > mx ? lg[i] : mx;
+        if (n_top <= 0 || (n == n_top && !(lg[i] > lg[ev->top_ids[n - 1]]))) continue;
+        int j = n < n_top ? n++ : n - 1;
+        for (; j > 0 && lg[i] > lg[ev->top_ids[j - 1]]; j--) ev->top_ids[j] = ev->top_ids[j - 1];
+        ev->top_ids[j] = i;
+    }
     for (int i = 0; i < V; i++) sum += exp(lg[i] - mx);
     double lse = mx + log(sum);
     ev->logprob = (float)(lg[tok] - lse);
-    ev->n_top = 0;
-    for (int k = 0; k < n_top; k++) {
-        int best = -1;
-        for (int i = 0; i < V; i++) {
-            bool taken = false;
-            for (int j = 0; j < ev->n_top; j++) taken |= ev->top_ids[j] == i;
-            if (!taken && (best < 0 || lg[i] > lg[best])) best = i;
-        }
-        if (best < 0) break;
-        ev->top_ids[ev->n_top] = best;
-        ev->top_logprobs[ev->n_top++] = (float)(lg[best] - lse);
-    }
+    ev->n_top = n;
+    for (int k = 0; k < n; k++) ev->top_logprobs[k] = (float)(lg[ev->top_ids[k]] - lse);
 }
 
 /* The request ends without completing a stop string: text held back as a possible stop-string
@@ -215,7 +213,8 @@ static bool sample_and_emit(al_engine *e, slot *sl) {
     sl->text[upto] = '\0';
     ev.text = sl->text + sl->emitted;
     ev.text_len = upto - sl->emitted;
-    fill_logprobs(lg, e->n_vocab, t, q->r.top_logprobs, &ev);
+    if (q->r.logprobs || q->r.top_logprobs > 0) fill_logprobs(lg, e->n_vocab, t, q->r.top_logprobs, &ev);
+    else ev.logprob = NAN;
     bool keep = emit(sl, &ev);
     sl->text[upto] = saved;
     sl->emitted = upto;

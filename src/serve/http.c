@@ -530,6 +530,7 @@ static enum MHD_Result handle_gen(al_server *s, const route *rt, conn_ctx *cx, s
     g.max_tokens = j->req.max_tokens;
     g.stop = (const char *const *)j->req.stop;
     g.n_stop = j->req.n_stop;
+    g.logprobs = j->req.logprobs;
     g.top_logprobs = j->req.logprobs ? j->req.top_logprobs : 0;
     g.render_special = tools; /* tool-call markers may be control tokens */
     g.on_event = job_on_event;
