@@ -155,6 +155,51 @@ static void test_penalties(void) {
     CHECK_ERR(al_sampler_init(&s, &bad, 3), AL_ERR_INVALID);
 }
 
+/* penalties over a vocabulary of 1000 with a sliding window of 4 (shorter than the 6 strong tokens
+ * take to come round, so tokens leave it), greedy and through the top-k heap (top_k 1 at temperature
+ * 1 is greedy too), against a brute-force reference over the window */
+static void test_penalties_window(void) {
+    enum { V = 1000, W = 4, STEPS = 60 };
+    al_sampler_params p = plain(0);
+    p.repeat_penalty = 1.5f;
+    p.presence_penalty = 0.25f;
+    p.frequency_penalty = 0.125f;
+    p.penalty_last_n = W;
+    al_sampler_params pk = p;
+    pk.temp = 1.0f;
+    pk.top_k = 1;
+    al_sampler *g, *k;
+    REQUIRE_OK(al_sampler_init(&g, &p, V));
+    REQUIRE_OK(al_sampler_init(&k, &pk, V));
+    float lg[V];
+    int32_t hist[STEPS];
+    uint32_t x = 7;
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < V; i++) { /* a few strong tokens around byte boundaries of the mask, the rest noise */
+            x = x * 1664525u + 1013904223u;
+            lg[i] = (float)(x >> 8) / (float)(1u << 24) - 0.5f;
+        }
+        const int strong[] = {0, 7, 8, 15, 16, 999};
+        for (int j = 0; j < 6; j++) lg[strong[j]] = 3.0f + 0.01f * (float)j;
+        int best = -1;
+        float bl = 0;
+        for (int i = 0; i < V; i++) {
+            int cnt = 0;
+            for (int h = t - W < 0 ? 0 : t - W; h < t; h++) cnt += hist[h] == i;
+            float l = lg[i];
+            if (cnt) l = (l > 0 ? l / p.repeat_penalty : l * p.repeat_penalty) - (float)cnt * p.frequency_penalty - p.presence_penalty;
+            if (best < 0 || l > bl) bl = l, best = i;
+        }
+        const int32_t a = al_sampler_sample(g, lg, NULL), b = al_sampler_sample(k, lg, NULL);
+        CHECKF(a == best && b == best, "step %d: greedy %d, top-1 %d, reference %d", t, a, b, best);
+        hist[t] = best;
+        al_sampler_accept(g, best);
+        al_sampler_accept(k, best);
+    }
+    al_sampler_free(g);
+    al_sampler_free(k);
+}
+
 int main(void) {
     AL_RUN(test_greedy);
     AL_RUN(test_seed_repeatable);
@@ -162,5 +207,6 @@ int main(void) {
     AL_RUN(test_top_p_min_p);
     AL_RUN(test_top_k);
     AL_RUN(test_penalties);
+    AL_RUN(test_penalties_window);
     return al_test_finish();
 }

@@ -18,6 +18,8 @@ struct al_sampler {
     int32_t *hist;    /* ring of the last penalty_last_n tokens */
     int n_hist, hist_pos;
     int *counts;      /* [n_vocab] occurrences within the window */
+    uint8_t *pen;     /* [(n_vocab + 7) / 8] bit i: counts[i] > 0 (a small table the sampling pass reads) */
+    bool penalize;    /* some penalty changes logits (repeat != 1, frequency or presence != 0) */
     uint64_t rng[2];  /* xorshift128+ */
 };
 
@@ -47,6 +49,7 @@ void al_sampler_reset(al_sampler *s, uint64_t seed) {
     s->rng[1] = splitmix(&x);
     s->n_hist = s->hist_pos = 0;
     memset(s->counts, 0, sizeof(int) * (size_t)s->n_vocab);
+    memset(s->pen, 0, (size_t)(s->n_vocab + 7) / 8);
 }
 
 al_status al_sampler_init(al_sampler **out, const al_sampler_params *p, int n_vocab) {
@@ -58,10 +61,12 @@ al_status al_sampler_init(al_sampler **out, const al_sampler_params *p, int n_vo
     if (!s) return al_err(AL_ERR_NOMEM, "sampler: out of memory");
     s->p = *p;
     s->n_vocab = n_vocab;
+    s->penalize = p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
     s->c = malloc(sizeof(cand) * (size_t)n_vocab);
     s->counts = calloc((size_t)n_vocab, sizeof(int));
+    s->pen = calloc((size_t)(n_vocab + 7) / 8, 1);
     s->hist = malloc(sizeof(int32_t) * (size_t)(p->penalty_last_n > 0 ? p->penalty_last_n : 1));
-    if (!s->c || !s->counts || !s->hist) {
+    if (!s->c || !s->counts || !s->pen || !s->hist) {
         al_sampler_free(s);
         return al_err(AL_ERR_NOMEM, "sampler: out of memory");
     }
@@ -74,6 +79,7 @@ void al_sampler_free(al_sampler *s) {
     if (!s) return;
     free(s->c);
     free(s->counts);
+    free(s->pen);
     free(s->hist);
     free(s);
 }
@@ -83,13 +89,14 @@ void al_sampler_accept(al_sampler *s, int32_t token) {
     if (w <= 0 || token < 0 || token >= s->n_vocab) return;
     if (s->n_hist == w) {
         int32_t old = s->hist[s->hist_pos];
-        s->counts[old]--;
+        if (--s->counts[old] == 0) s->pen[old >> 3] &= (uint8_t)~(1u << (old & 7));
     } else {
         s->n_hist++;
     }
     s->hist[s->hist_pos] = token;
     s->hist_pos = (s->hist_pos + 1) % w;
     s->counts[token]++;
+    s->pen[token >> 3] |= (uint8_t)(1u << (token & 7));
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -112,34 +119,47 @@ static void sift_down(cand *h, int n, int i) {
     }
 }
 
+/* logit i after the repetition penalties (tokens within the window only); NaN as -inf */
+static inline float penalized(const al_sampler *s, const float *logits, int i) {
+    float l = logits[i];
+    if (s->penalize && s->pen[i >> 3] >> (i & 7) & 1) {
+        const al_sampler_params *p = &s->p;
+        if (p->repeat_penalty != 1.0f) l = l > 0 ? l / p->repeat_penalty : l * p->repeat_penalty;
+        l -= (float)s->counts[i] * p->frequency_penalty + p->presence_penalty;
+    }
+    return isnan(l) ? -INFINITY : l;
+}
+
 int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
     const al_sampler_params *p = &s->p;
     int n = s->n_vocab;
-    for (int i = 0; i < n; i++) {
-        float l = logits[i];
-        int cnt = s->counts[i];
-        if (cnt > 0) {
-            if (p->repeat_penalty != 1.0f) l = l > 0 ? l / p->repeat_penalty : l * p->repeat_penalty;
-            l -= (float)cnt * p->frequency_penalty + p->presence_penalty;
-        }
-        s->c[i].id = i;
-        s->c[i].logit = isnan(l) ? -INFINITY : l;
-    }
-    if (p->temp <= 0) {
+    if (p->temp <= 0) { /* greedy: the first maximum */
         int best = 0;
-        for (int i = 1; i < n; i++)
-            if (s->c[i].logit > s->c[best].logit) best = i;
+        float bl = penalized(s, logits, 0);
+        if (s->penalize) {
+            for (int i = 1; i < n; i++) {
+                const float l = penalized(s, logits, i);
+                if (l > bl) bl = l, best = i;
+            }
+        } else {
+            for (int i = 1; i < n; i++) /* NaN never compares greater: as -inf */
+                if (logits[i] > bl) bl = logits[i], best = i;
+        }
         if (prob) *prob = 1.0f;
-        return s->c[best].id;
+        return best;
     }
-    /* top-k: a min-heap of the k best (O(n log k)), then sort those k; no top-k: sort all */
+    /* top-k: a min-heap of the k best (O(n log k)), candidates streamed through it in id order so
+     * only better ones are written; then sort those k. No top-k: all candidates, sorted. */
     int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    for (int i = 0; i < k; i++) s->c[i] = (cand){i, penalized(s, logits, i)};
     if (k < n) {
-        cand *hp = s->c; /* heap in c[0..k), remaining candidates streamed through it */
+        cand *hp = s->c; /* heap in c[0..k) */
         for (int i = k / 2 - 1; i >= 0; i--) sift_down(hp, k, i);
         for (int i = k; i < n; i++) {
-            if (cmp_desc(&s->c[i], &hp[0]) < 0) { /* better than the worst kept */
-                hp[0] = s->c[i];
+            /* NaN never compares greater, so the raw logit serves where nothing is penalized */
+            const float l = s->penalize ? penalized(s, logits, i) : logits[i];
+            if (l > hp[0].logit) { /* better than the worst kept (an equal logit has the higher id: worse) */
+                hp[0] = (cand){i, l};
                 sift_down(hp, k, 0);
             }
         }
