@@ -20,6 +20,8 @@
  *    chunks of 16; every generated token is teacher-forced through a lone GPU session and the CPU and
  *    must be their argmax or within the int8 decode tolerance of it, and at least 90 % must be the lone
  *    GPU session's argmax exactly; the same with slots decoded in batches (al_cuda_session_decode_batch);
+ *  - partial offload (al_cuda_model_init_layers: half, none, all but one of the layers on the device,
+ *    the rest on the CPU each step) within 1e-4 of the CPU: prompt, 8 decode steps, a batch of two;
  *  - al_cuda_session_decode_batch itself: 5 sessions at different positions decoded together vs each
  *    alone, 10 steps alternating between one set of 5 and two sets of 3 and 2 (other orders, other
  *    leaders: each set captured once, then replayed from its graph), every architecture, within the
@@ -319,6 +321,86 @@ static __attribute__((unused)) void test_persistent(void) {
     }
 }
 
+/* Partial offload (al_cuda_model_init_layers): with half of the layers, none and all but one on the
+ * device, every reference model (F32 weights, F32 cache) gives the CPU's logits within 1e-4: the prompt
+ * (all positions), 8 greedy decode steps, then two sessions decoded as one batch (each its own CPU
+ * layers); the device holds fewer bytes than with every layer. */
+static void test_partial(void) {
+    for (int a = 0; a < N_ARCHS; a++) {
+        al_test_ref r = {0};
+        REQUIRE(al_test_load_ref(archs[a], &r));
+        char src[256];
+        snprintf(src, sizeof src, "hf/%s", archs[a]);
+        al_model *m = NULL;
+        al_model_params mp = al_model_default_params();
+        mp.n_threads = 2;
+        REQUIRE_OK(al_model_load(&m, al_test_path(src), &mp));
+        const int V = al_model_n_vocab(m), T = r.n_ids, L = al_model_n_layer(m);
+        al_cuda_model *full = NULL;
+        REQUIRE_OK(al_cuda_model_init(&full, g_cu, m));
+        const int counts[3] = {L / 2, 0, L - 1};
+        float *lc = malloc(sizeof(float) * (size_t)V * (size_t)T), *lg = malloc(sizeof(float) * (size_t)V * (size_t)T);
+        float *lb[2] = {malloc(sizeof(float) * (size_t)V), malloc(sizeof(float) * (size_t)V)};
+        for (int k = 0; k < 3; k++) {
+            al_cuda_model *cm = NULL;
+            REQUIRE_OK(al_cuda_model_init_layers(&cm, g_cu, m, counts[k]));
+            CHECK(al_cuda_model_gpu_layers(cm) == counts[k] && al_cuda_model_bytes(cm) < al_cuda_model_bytes(full));
+            al_cuda_session_params gp = al_cuda_session_default_params();
+            gp.n_ctx = 128;
+            gp.kv_type = AL_TYPE_F32;
+            al_cuda_session *gs[2] = {NULL, NULL};
+            al_session *cs[2] = {NULL, NULL};
+            for (int i = 0; i < 2; i++) {
+                REQUIRE_OK(al_cuda_session_init(&gs[i], cm, &gp));
+                REQUIRE_OK(al_session_init(&cs[i], m, 128));
+            }
+            CHECK(!al_cuda_session_persistent_active(gs[0], NULL));
+            CHECK_OK(al_session_eval(cs[0], r.ids, T, lc, true));
+            for (size_t i = 0; i < (size_t)V * (size_t)T; i++) lg[i] = NAN;
+            CHECK_OK(al_cuda_session_eval(gs[0], r.ids, T, lg, true));
+            double e = al_test_rel_err(lg, lc, (size_t)V * (size_t)T), worst = 0;
+            int32_t tok = (int32_t)al_test_argmax(lc + (size_t)(T - 1) * (size_t)V, V);
+            for (int step = 0; step < 8; step++) {
+                CHECK_OK(al_session_eval(cs[0], &tok, 1, lc, false));
+                CHECK_OK(al_cuda_session_eval(gs[0], &tok, 1, lg, false));
+                const double ed = al_test_rel_err(lg, lc, (size_t)V);
+                worst = ed > worst ? ed : worst;
+                tok = (int32_t)al_test_argmax(lc, V);
+            }
+            /* session 1 at another position; then both decoded as one batch */
+            CHECK_OK(al_session_eval(cs[1], r.ids, 5, lc, false));
+            CHECK_OK(al_cuda_session_eval(gs[1], r.ids, 5, lg, false));
+            int32_t bt[2] = {tok, (int32_t)al_test_argmax(lc, V)};
+            double wb = 0;
+            for (int step = 0; step < 3; step++) {
+                CHECK_OK(al_cuda_session_decode_batch(gs, bt, 2, lb));
+                for (int i = 0; i < 2; i++) {
+                    CHECK_OK(al_session_eval(cs[i], &bt[i], 1, lc, false));
+                    const double eb = al_test_rel_err(lb[i], lc, (size_t)V);
+                    wb = eb > wb ? eb : wb;
+                    bt[i] = (int32_t)al_test_argmax(lc, V);
+                }
+            }
+            printf("  %s, %d of %d layers on the device (%zu of %zu bytes): prefill %.3g, decode %.3g, batch %.3g\n", archs[a],
+                   counts[k], L, al_cuda_model_bytes(cm), al_cuda_model_bytes(full), e, worst, wb);
+            CHECKF(e < 1e-4 && worst < 1e-4 && wb < 1e-4, "%s with %d device layers: prefill %g decode %g batch %g", archs[a],
+                   counts[k], e, worst, wb);
+            for (int i = 0; i < 2; i++) {
+                al_cuda_session_free(gs[i]);
+                al_session_free(cs[i]);
+            }
+            al_cuda_model_free(cm);
+        }
+        free(lc);
+        free(lg);
+        free(lb[0]);
+        free(lb[1]);
+        al_cuda_model_free(full);
+        al_model_free(m);
+        free(r.logits);
+    }
+}
+
 /* ---- the engine on the GPU ---- */
 
 #define ENG_REQ 6
@@ -565,6 +647,7 @@ int main(void) {
     AL_RUN(test_persistent);
 #endif
     AL_RUN(test_decode_batch);
+    AL_RUN(test_partial);
     AL_RUN(test_engine_gpu);
     al_cuda_free(g_cu);
     return al_test_finish();

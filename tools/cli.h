@@ -35,6 +35,8 @@ const char *cli_default_model(void);
  * the build has no CUDA backend or no device is present. The model must outlive the session. */
 typedef struct cli_session cli_session;
 al_status cli_device_wanted(int argc, char **argv, bool *gpu);
+/* -ngl N: layers on the GPU (the last N; -1, also when absent: all) */
+int cli_gpu_layers(int argc, char **argv);
 al_status cli_session_init(cli_session **out, al_model *m, int n_ctx, int argc, char **argv);
 void cli_session_free(cli_session *s);
 al_status cli_session_eval(cli_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);

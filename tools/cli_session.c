@@ -1,8 +1,9 @@
 /*
  * cli_session.c — the evaluation session of `alloy run / chat / logits / bench`: an al_session on the
- * CPU or, with `--device cuda` (or `-ngl N`, N != 0, llama.cpp style), an al_cuda_session holding
- * every layer on GPU 0. The CUDA backend always offloads all layers, so any N > 0 or -1 means "all";
- * `--device cpu` or `-ngl 0` keeps the CPU. Without ALLOY_HAVE_CUDA a GPU request is a clear error.
+ * CPU or, with `--device cuda` (or `-ngl N`, N != 0, llama.cpp style), an al_cuda_session on GPU 0
+ * with the last N layers there (N >= n_layer or -1, or --device cuda alone: all of them) and the
+ * layers before them on the CPU; `--device cpu` or `-ngl 0` keeps the CPU. Without ALLOY_HAVE_CUDA a
+ * GPU request is a clear error.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,12 @@ al_status cli_device_wanted(int argc, char **argv, bool *gpu) {
     return al_ok();
 }
 
+int cli_gpu_layers(int argc, char **argv) {
+    const char *ngl = cli_opt(argc, argv, "-ngl", "--n-gpu-layers");
+    if (!ngl) ngl = cli_opt(argc, argv, NULL, "--gpu-layers");
+    return ngl ? atoi(ngl) : -1;
+}
+
 al_status cli_session_init(cli_session **out, al_model *m, int n_ctx, int argc, char **argv) {
     *out = NULL;
     bool gpu;
@@ -58,7 +65,7 @@ al_status cli_session_init(cli_session **out, al_model *m, int n_ctx, int argc, 
         if (!al_failed(&st)) st = al_cuda_init(&s->cu, 0);
         if (!al_failed(&st)) {
             al_cuda_describe(s->cu, s->device, sizeof s->device);
-            st = al_cuda_model_init(&s->cm, s->cu, m);
+            st = al_cuda_model_init_layers(&s->cm, s->cu, m, cli_gpu_layers(argc, argv));
         }
         if (!al_failed(&st)) {
             al_cuda_session_params p = al_cuda_session_default_params();

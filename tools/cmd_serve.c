@@ -23,7 +23,8 @@ int cmd_serve(int argc, char **argv) {
                 "                   [--decode-batch N]\n"
                 "MODEL: a GGUF file, a Hugging Face folder, or an Ollama name (llama3.2:1b) from ~/.ollama/models.\n"
                 "Without -m the bundled default model is served.\n"
-                "--device cuda (or -ngl N, N != 0): every slot on GPU 0 (all layers); -ub: GPU prefill chunk (512);\n"
+                "--device cuda (or -ngl N, N != 0): every slot on GPU 0 (the last N layers there, the rest on the CPU;\n"
+                "all by default); -ub: GPU prefill chunk (512);\n"
                 "--decode-batch N: decode up to N slots in one batched GPU pass (1: each slot's own persistent kernel).\n");
         return 0;
     }
@@ -68,10 +69,11 @@ int cmd_serve(int argc, char **argv) {
 #ifdef ALLOY_HAVE_CUDA
     al_engine_backend gpu_backend; /* read by al_server_start, which takes it over */
     if (gpu) {
-        /* every slot an al_cuda_session on GPU 0 (all layers; -ngl N only selects the GPU) */
+        /* every slot an al_cuda_session on GPU 0 (-ngl N: the last N layers there, the rest on the CPU) */
         al_cuda_serve_params sp = al_cuda_serve_default_params();
         sp.session.ubatch = cli_int(argc, argv, "-ub", "--ubatch-size", 0);
         sp.batch = cli_int(argc, argv, NULL, "--decode-batch", sp.batch);
+        sp.n_gpu_layers = cli_gpu_layers(argc, argv);
         st = al_cuda_engine_backend_init(&gpu_backend, m, &sp);
         if (al_failed(&st)) {
             al_model_free(m);

@@ -368,6 +368,13 @@ al_cuda_session_params al_cuda_session_default_params(void);
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */
 al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, al_model *m);
+/* Partial offload (llama.cpp's -ngl N): only the last n_gpu_layers layers, the final norm and the LM
+ * head go to the device; every session runs the embedding and the layers before them on the CPU (the
+ * model's threads; their caches in host memory) and copies the residual stream up, each eval and
+ * decode step. n_gpu_layers < 0 or >= n_layer: every layer (al_cuda_model_init); 0: only the head.
+ * Decode then replays the CUDA graph (no persistent kernel). */
+al_status al_cuda_model_init_layers(al_cuda_model **out, al_cuda *c, al_model *m, int n_gpu_layers);
+int al_cuda_model_gpu_layers(const al_cuda_model *cm); /* layers on the device */
 void al_cuda_model_free(al_cuda_model *cm);
 size_t al_cuda_model_bytes(const al_cuda_model *cm); /* device bytes of the weights */
 
@@ -411,6 +418,7 @@ int al_cuda_session_batch_graphs(const al_cuda_session *s, al_status *why);
  * The model must outlive the backend. */
 typedef struct al_cuda_serve_params {
     int device;
+    int n_gpu_layers;               /* al_cuda_model_init_layers (< 0: all) */
     al_cuda_session_params session; /* every slot's; n_ctx comes from the engine */
     int batch;
 } al_cuda_serve_params;

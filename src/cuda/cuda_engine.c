@@ -84,7 +84,7 @@ static void gpu_destroy(void *ctx) {
 }
 
 al_cuda_serve_params al_cuda_serve_default_params(void) {
-    return (al_cuda_serve_params){.device = 0, .session = al_cuda_session_default_params(), .batch = 1};
+    return (al_cuda_serve_params){.device = 0, .n_gpu_layers = -1, .session = al_cuda_session_default_params(), .batch = 1};
 }
 
 al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const al_cuda_serve_params *sp) {
@@ -103,7 +103,7 @@ al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const
     al_status st = al_cuda_init(&b->cu, device);
     if (!al_failed(&st)) {
         al_cuda_describe(b->cu, b->device, sizeof b->device);
-        st = al_cuda_model_init(&b->cm, b->cu, m);
+        st = al_cuda_model_init_layers(&b->cm, b->cu, m, sp->n_gpu_layers);
     }
     if (al_failed(&st)) {
         gpu_destroy(b);

@@ -16,6 +16,12 @@
  * replayed: the first decode step of a session runs eagerly (sizing the context's scratch), the
  * second captures; a graph is re-captured when the scratch has moved since (al_cuda_scratch_gen).
  *
+ * Partial offload (al_cuda_model_init_layers, llama.cpp's -ngl N): only layers [first, n_layer), the
+ * final norm and the LM head are on the device; each session also holds a CPU al_session with the
+ * caches of layers [0, first), which runs the embedding and those layers for every token
+ * (al_forward_hidden) before the residual stream is copied up into s->h. The device part is then the
+ * same forward_body from layer `first` (graph-captured for decode; no persistent kernel).
+ *
  * Batched decode (al_cuda_session_decode_batch): one token of each of n sessions as the n rows of
  * one forward pass of the first session (its activation buffers; s->bat names the sessions, row i
  * being bat[i]). Row-wise ops and the products run on all rows (the products in groups of at most
@@ -31,7 +37,7 @@
 
 #include "alloy/cuda.h"
 #include "alloy/ops.h"
-#include "model/model_internal.h"
+#include "model/session_internal.h"
 
 #define UBATCH 2048 /* default prefill micro-batch: each quantized weight is dequantized once per micro-batch */
 #define LOGIT_ROWS 64 /* rows of logits computed per LM-head product when all are requested */
@@ -79,6 +85,7 @@ struct al_cuda_model {
     g_zshared *zs;
     int n_zs;
     uint64_t next_session_id; /* sessions are told apart by id, never by (reusable) address */
+    int first;                /* layers [first, n_layer) are on the device, [0, first) run on the CPU */
     size_t bytes;
     void **vecs; /* device vectors, freed with the model */
     int n_vecs, cap_vecs;
@@ -187,14 +194,14 @@ static al_status up_layer(al_cuda_model *cm, int il) {
 static al_status model_upload(al_cuda_model *cm) {
     al_model *m = cm->m;
     const al_hparams *hp = &m->hp;
-    AL_TRY(up_mat(cm, &m->tok_embd, &cm->tok_embd));
     cm->output_is_embd = m->output.data == m->tok_embd.data;
+    if (cm->first == 0 || cm->output_is_embd) AL_TRY(up_mat(cm, &m->tok_embd, &cm->tok_embd)); /* lookup or LM head */
     if (cm->output_is_embd) cm->output = cm->tok_embd;
     else AL_TRY(up_mat(cm, &m->output, &cm->output));
     AL_TRY(up_vec(cm, m->out_norm, hp->n_embd, &cm->out_norm));
     cm->layers = calloc((size_t)hp->n_layer, sizeof *cm->layers);
     if (!cm->layers) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
-    for (int il = 0; il < hp->n_layer; il++) AL_TRY(up_layer(cm, il));
+    for (int il = cm->first; il < hp->n_layer; il++) AL_TRY(up_layer(cm, il));
     if (hp->arch == AL_ARCH_ZAMBA2 && m->zshared) {
         cm->n_zs = hp->zamba_n_mem_blocks > 0 ? hp->zamba_n_mem_blocks : 1;
         cm->zs = calloc((size_t)cm->n_zs, sizeof *cm->zs);
@@ -233,12 +240,16 @@ static al_status model_upload(al_cuda_model *cm) {
     return al_ok();
 }
 
-al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, al_model *m) {
+al_status al_cuda_model_init(al_cuda_model **out, al_cuda *c, al_model *m) { return al_cuda_model_init_layers(out, c, m, -1); }
+
+al_status al_cuda_model_init_layers(al_cuda_model **out, al_cuda *c, al_model *m, int n_gpu_layers) {
     *out = NULL;
     al_cuda_model *cm = calloc(1, sizeof *cm);
     if (!cm) return al_err(AL_ERR_NOMEM, "cuda model: out of memory");
     cm->cu = c;
     cm->m = m;
+    const int L = m->hp.n_layer;
+    cm->first = n_gpu_layers < 0 || n_gpu_layers >= L ? 0 : L - n_gpu_layers;
     al_status st = model_upload(cm);
     if (al_failed(&st)) {
         al_cuda_model_free(cm);
@@ -285,6 +296,7 @@ void al_cuda_model_free(al_cuda_model *cm) {
 }
 
 size_t al_cuda_model_bytes(const al_cuda_model *cm) { return cm->bytes; }
+int al_cuda_model_gpu_layers(const al_cuda_model *cm) { return cm->m->hp.n_layer - cm->first; }
 
 /* ---- session ---- */
 
@@ -319,6 +331,8 @@ struct al_cuda_session {
     al_status prog_why;
     al_cuda_session *const *bat; /* batched decode (NULL otherwise): row i of this pass is bat[i]'s token */
     uint64_t id;                 /* unique per model */
+    al_session *cpu;             /* partial offload: layers [0, cm->first) on the CPU (else NULL) */
+    float *h_host, *emb_host;    /* pinned [ubatch][n_embd]: their output (emb: zamba2's embeddings) */
     struct bgraph {              /* captured batched decode passes led by this session */
         al_cuda_graph *g;
         uint64_t gen, used;      /* scratch generation at capture; last use (bclock) */
@@ -373,7 +387,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     if (!s->lc) st = al_err(AL_ERR_NOMEM, "cuda session: out of memory");
     size_t kvb = (size_t)n_ctx * (size_t)hp->n_head_kv * (size_t)hp->head_dim * (p->kv_type == AL_TYPE_F16 ? 2 : 4);
     int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
-    for (int il = 0; il < hp->n_layer && !al_failed(&st); il++) {
+    for (int il = cm->first; il < hp->n_layer && !al_failed(&st); il++) {
         g_cache *c = &s->lc[il];
         if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
             A(c->k, kvb);
@@ -408,11 +422,17 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
 #undef A
     if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_stage, (ub + 1) * sizeof(int32_t));
     if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_logits, sizeof(float) * (size_t)hp->n_vocab);
+    if (!al_failed(&st) && cm->first > 0) {
+        st = al_session_init_layers(&s->cpu, cm->m, n_ctx, cm->first);
+        if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_host, ub * d * f);
+        if (!al_failed(&st) && hp->arch == AL_ARCH_ZAMBA2) st = al_cuda_host_alloc((void **)&s->emb_host, ub * d * f);
+    }
     if (al_failed(&st)) {
         al_cuda_session_free(s);
         return al_err_wrap(st, "cuda session (n_ctx %d)", n_ctx);
     }
-    if (p->persistent) prog_build(s, p);
+    if (p->persistent && cm->first == 0) prog_build(s, p);
+    else if (p->persistent) s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode: %d layers run on the CPU", cm->first);
     else s->prog_why = al_err(AL_ERR_UNSUPPORTED, "persistent decode is off");
     *out = s;
     return al_ok();
@@ -439,6 +459,9 @@ void al_cuda_session_free(al_cuda_session *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_cuda_release(c, bufs[i]);
     al_cuda_host_free(s->h_stage);
     al_cuda_host_free(s->h_logits);
+    al_cuda_host_free(s->h_host);
+    al_cuda_host_free(s->emb_host);
+    al_session_free(s->cpu);
     free(s);
 }
 
@@ -451,6 +474,7 @@ void al_cuda_session_reset(al_cuda_session *s) {
         if (c->conv) al_cuda_memset(s->cu, c->conv, 0, (size_t)(hp->ssm_d_conv - 1) * cw * sizeof(float));
         if (c->ssm) al_cuda_memset(s->cu, c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
     }
+    if (s->cpu) al_session_reset(s->cpu);
     s->pos = 0;
 }
 
@@ -787,15 +811,17 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     if (s->rec) { /* the persistent kernel takes token and position as arguments (decode_step) */
         AL_TRY(al_cuda_prog_embed(s->prog, &cm->tok_embd, s->h));
     } else {
-        AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
-        if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
+        if (cm->first == 0) { /* else cpu_front has put the CPU layers' output in s->h (and s->emb0) */
+            AL_TRY(al_cuda_get_rows(c, &cm->tok_embd, s->d_stage + 1, n, s->h, d));
+            if (hp->arch == AL_ARCH_ZAMBA2) AL_TRY(al_cuda_copy_async(c, s->emb0, s->h, sizeof(float) * (size_t)(n * d)));
+        }
         if (!s->bat) AL_TRY(al_cuda_positions(c, s->d_pos, n, s->d_stage, 0)); /* batched: staged per row */
     }
     /* h += delta is deferred into the next norm (al_cuda_add_rms_norm, or the fused products of
      * decode, which move the residual stream between s->h and s->h2: hc names where it is) */
     float *hc = s->h;
     bool pending = false;
-    for (int il = 0; il < hp->n_layer; il++) {
+    for (int il = cm->first; il < hp->n_layer; il++) {
         const g_layer *L = &cm->layers[il];
         al_mixer mx = hp->layer_mixer[il];
         al_ffn ff = hp->layer_ffn[il];
@@ -872,9 +898,33 @@ static al_status stage(al_cuda_session *s, const int32_t *tok, int64_t n) {
     return al_cuda_copy_async(s->cu, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1));
 }
 
+/* Partial offload: the CPU layers of row i's tokens (n of them, session b) into row i.. of the leader
+ * s's pinned buffers; then (last) the rows [0, rows) up into s->h and s->emb0, enqueued before the
+ * device part (outside any graph). */
+static al_status cpu_front(al_cuda_session *s, al_cuda_session *b, int64_t row, const int32_t *tok, int64_t n) {
+    const int64_t d = s->hp->n_embd;
+    for (int64_t i = 0; i < n;) {
+        const int cnt = (int)(n - i < b->cpu->sc.rows ? n - i : b->cpu->sc.rows);
+        AL_TRY(al_forward_hidden(s->cm->m, &b->cpu->sc, b->cpu, tok + i, cnt, s->cm->first, s->h_host + (row + i) * d,
+                                 s->emb_host ? s->emb_host + (row + i) * d : NULL));
+        i += cnt;
+    }
+    return al_ok();
+}
+
+static al_status cpu_upload(al_cuda_session *s, int64_t rows) {
+    const size_t bytes = sizeof(float) * (size_t)(rows * s->hp->n_embd);
+    AL_TRY(al_cuda_copy_async(s->cu, s->h, s->h_host, bytes));
+    return s->emb_host ? al_cuda_copy_async(s->cu, s->emb0, s->emb_host, bytes) : al_ok();
+}
+
 /* logits: copied out of the pinned buffer (or NULL); ref: set to the pinned buffer itself (or NULL) */
 static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logits, const float **ref) {
     al_cuda *c = s->cu;
+    if (s->cpu) {
+        AL_TRY(cpu_front(s, s, 0, tok, 1));
+        AL_TRY(cpu_upload(s, 1));
+    }
     bool can_graph = s->use_graph && !s->graph_failed;
     if (!s->prog) AL_TRY(stage(s, tok, 1)); /* the graph and eager paths read token and position from device memory */
     if (s->prog) {
@@ -918,6 +968,10 @@ static al_status forward_ubatch(al_cuda_session *s, const int32_t *tok, int64_t 
     al_cuda *c = s->cu;
     const al_hparams *hp = s->hp;
     const int64_t d = hp->n_embd, V = hp->n_vocab;
+    if (s->cpu) {
+        AL_TRY(cpu_front(s, s, 0, tok, n));
+        AL_TRY(cpu_upload(s, n));
+    }
     AL_TRY(stage(s, tok, n));
     AL_TRY(forward_body(s, n, false));
     if (logits) {
@@ -1027,6 +1081,10 @@ al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t
     for (int i = 0; i < n; i++) s->h_stage[1 + n + i] = ss[i]->pos;
     AL_TRY(al_cuda_copy_async(c, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1)));
     AL_TRY(al_cuda_copy_async(c, s->d_pos, s->h_stage + 1 + n, sizeof(int32_t) * (size_t)n));
+    if (s->cpu) {
+        for (int i = 0; i < n; i++) AL_TRY(cpu_front(s, ss[i], i, &tok[i], 1));
+        AL_TRY(cpu_upload(s, n));
+    }
     struct bgraph *e = NULL; /* this set of sessions' captured pass, if any */
     for (int k = 0; k < BATCH_GRAPHS && !e; k++) {
         struct bgraph *b = &s->bg[k];

@@ -273,7 +273,9 @@ static al_status embed(fwd *f) {
     return al_ok();
 }
 
-al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items) {
+/* layers [0, layer_end); with h_out the rows of h (and emb0) go to h_out (emb_out) instead of logits */
+static al_status forward(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items, int layer_end, float *h_out,
+                         float *emb_out) {
     fwd F = {m, &m->hp, sc, items, n_items, {0}, 0};
     fwd *f = &F;
     const al_hparams *hp = &m->hp;
@@ -291,7 +293,7 @@ al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int 
     AL_TRY(embed(f));
     if (hp->arch == AL_ARCH_ZAMBA2) memcpy(sc->emb0, sc->h, (size_t)(R * d) * sizeof(float));
     float *xin = sc->xin, *delta = sc->delta;
-    for (int il = 0; il < hp->n_layer; il++) {
+    for (int il = 0; il < layer_end; il++) {
         const al_layer_w *L = &m->layers[il];
         al_mixer mx = hp->layer_mixer[il];
         al_ffn ff = hp->layer_ffn[il];
@@ -313,6 +315,12 @@ al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int 
             else AL_TRY(ffn_dense(f, &L->ffn, ff == AL_FFN_RELU2 ? AL_ACT_RELU2 : hp->ffn_act, sc->xn, delta));
             al_op_add(sc->h, delta, sc->h, R * d);
         }
+    }
+    if (h_out) { /* the next layers (and the LM head) run elsewhere */
+        memcpy(h_out, sc->h, sizeof(float) * (size_t)(R * d));
+        if (emb_out && hp->arch == AL_ARCH_ZAMBA2) memcpy(emb_out, sc->emb0, sizeof(float) * (size_t)(R * d));
+        for (int i = 0; i < n_items; i++) items[i].s->pos += items[i].n;
+        return al_ok();
     }
     /* logits: gather the rows that need them, one product over all */
     int64_t nl = 0;
@@ -343,4 +351,19 @@ al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int 
     }
     for (int i = 0; i < n_items; i++) items[i].s->pos += items[i].n;
     return al_ok();
+}
+
+al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items) {
+    return forward(m, sc, items, n_items, m->hp.n_layer, NULL, NULL);
+}
+
+al_status al_forward_hidden(al_model *m, al_scratch *sc, al_session *s, const int32_t *tok, int n, int n_layers, float *h,
+                            float *emb) {
+    if (n_layers < 0 || n_layers > m->hp.n_layer) return al_err(AL_ERR_INVALID, "forward: %d of %d layers", n_layers, m->hp.n_layer);
+    for (int il = 0; il < n_layers; il++)
+        if ((m->hp.layer_mixer[il] != AL_MIXER_NONE && m->hp.layer_mixer[il] != AL_MIXER_ATTN && !s->lc[il].ssm) ||
+            ((m->hp.layer_mixer[il] == AL_MIXER_ATTN || m->hp.layer_shared[il]) && !s->lc[il].k))
+            return al_err(AL_ERR_INVALID, "forward: the session has no cache for layer %d", il);
+    al_fwd_item it = {s, tok, n, NULL, false};
+    return forward(m, sc, &it, 1, n_layers, h, emb);
 }

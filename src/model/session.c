@@ -64,9 +64,12 @@ void al_scratch_free(al_scratch *sc) {
     memset(sc, 0, sizeof *sc);
 }
 
-al_status al_session_init(al_session **out, al_model *m, int n_ctx) {
+al_status al_session_init(al_session **out, al_model *m, int n_ctx) { return al_session_init_layers(out, m, n_ctx, m->hp.n_layer); }
+
+al_status al_session_init_layers(al_session **out, al_model *m, int n_ctx, int n_layers) {
     *out = NULL;
     const al_hparams *hp = &m->hp;
+    if (n_layers < 0 || n_layers > hp->n_layer) return al_err(AL_ERR_INVALID, "session: %d of %d layers", n_layers, hp->n_layer);
     if (n_ctx <= 0) n_ctx = hp->n_ctx_train < 8192 ? hp->n_ctx_train : 8192;
     if (n_ctx > (1 << 22)) return al_err(AL_ERR_INVALID, "session: n_ctx %d too large", n_ctx);
     al_session *s = calloc(1, sizeof *s);
@@ -77,7 +80,7 @@ al_status al_session_init(al_session **out, al_model *m, int n_ctx) {
     if (!s->lc) goto nomem;
     int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
     int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
-    for (int il = 0; il < hp->n_layer; il++) {
+    for (int il = 0; il < n_layers; il++) {
         layer_cache *c = &s->lc[il];
         if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
             c->k = zalloc((size_t)n_ctx * (size_t)kv);

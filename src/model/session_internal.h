@@ -50,6 +50,17 @@ typedef struct al_fwd_item {
  * session's position. */
 al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items);
 
+/* A session holding the caches of layers [0, n_layers) only: the CPU part of a model whose later
+ * layers run elsewhere (partial GPU offload), evaluated with al_forward_hidden. */
+al_status al_session_init_layers(al_session **out, al_model *m, int n_ctx, int n_layers);
+
+/* One sequence's n tokens (n <= sc->rows) through the embedding and layers [0, n_layers) (n_layers
+ * <= n_layer; no final norm, no LM head): the
+ * residual stream after them into h[n][n_embd] and, for zamba2 (whose shared blocks read the
+ * embeddings), the embeddings into emb[n][n_embd] (else emb may be NULL). Advances s's position. */
+al_status al_forward_hidden(al_model *m, al_scratch *sc, al_session *s, const int32_t *tok, int n, int n_layers, float *h,
+                            float *emb);
+
 /* The engine's CPU backend (engine_cpu.c): al_session slots, decode through al_forward_batch. */
 al_status al_engine_cpu_backend(al_model *m, int n_parallel, al_engine_backend *out);
 
