@@ -3,14 +3,15 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
  * graph; logits copied to the session's pinned buffer, as llama.cpp's). One untimed warm-up
  * repetition, then the median of -r repetitions. Roofline: bandwidth / weight bytes per token
  * (al_model_weight_bytes: every matrix read once per token), default 3.0 TB/s (H100 SXM HBM3).
- * Without CUDA (or without a device) it says so and exits 0.
+ * -ngl N: partial offload (al_cuda_model_init_layers: the last N layers on the GPU, the layers before
+ * them on the CPU's threads every token). Without CUDA (or without a device) it says so and exits 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +143,8 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
 }
 
 /* sp: the session parameters of the command line (n_ctx set here) */
-static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_cuda_session_params sp, bool phases, double bw) {
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_cuda_session_params sp, bool phases, double bw,
+                     int ngl) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -152,7 +154,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     }
     double t0 = al_time_sec();
     al_cuda_model *cm = NULL;
-    st = al_cuda_model_init(&cm, cu, m);
+    st = al_cuda_model_init_layers(&cm, cu, m, ngl);
     double t_up = al_time_sec() - t0;
     al_cuda_session *s = NULL;
     sp.n_ctx = pp + tg + 8;
@@ -232,6 +234,7 @@ int main(int argc, char **argv) {
     al_cuda_session_params sp = al_cuda_session_default_params();
     bool pdl = true, phases = false;
     double bw = 3.0e12;
+    int ngl = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-m") && v && n_models < 16) models[n_models++] = argv[++i];
@@ -253,8 +256,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--keys") && v) sp.persist_attn_keys = atoi(argv[++i]);
         else if (!strcmp(a, "--ub") && v) sp.ubatch = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
+        else if (!strcmp(a, "-ngl") && v) ngl = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s] [-ngl N]\n");
             return 2;
         }
     }
@@ -274,7 +278,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, sp, phases, bw);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, sp, phases, bw, ngl);
     al_cuda_free(cu);
     return rc;
 }

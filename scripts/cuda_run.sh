@@ -6,6 +6,7 @@
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
+#   partial Qwen3 pp512 / tg64 with 28 (all), 20, 14 and 0 of its 28 layers on the GPU (-ngl)
 #   serve   the serving engine on the GPU (bench_serve): Qwen3 and Llama, 1 / 4 / 8 slots, prompt 128,
 #           gen 128, slots decoded one by one (--decode-batch 1) and in batches (4, 8)
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3,
@@ -75,6 +76,12 @@ for w in "$@"; do
     done ;;
   barrier)
     "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log" ;;
+  partial)
+    mk qwen3 qwen3-0.6b Q4_K_M
+    for n in 28 20 14 0; do
+      echo "== -ngl $n" | tee -a "$OUT/partial.log"
+      timeout 120 "$B/bench_cuda" -p 512 -n 64 -r 2 -ngl $n -m "$M/qwen3.gguf" 2>&1 | grep -E "^\| (pp|tg)" | tee -a "$OUT/partial.log"
+    done ;;
   serve)
     mkv qwen3-tok qwen3-0.6b Q4_K_M; mkv llama-tok llama-3.2-1b Q4_K_M
     for mm in qwen3-tok llama-tok; do
