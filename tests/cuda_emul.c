@@ -5,10 +5,14 @@
  * state, batched decode, the engine backend) where there is no GPU — in CI. Test-only: linked into
  * test_cuda_models_emul in builds without nvcc, never into liballoy.
  *
- * "Device" memory is host memory; every op runs at once (the stream is synchronous). There are no
- * CUDA graphs and no persistent kernel (both report AL_ERR_UNSUPPORTED, so the forward pass takes
- * its eager path), and the fused decode products (al_cuda_matvec_*) are unsupported, so the plain
- * norm + product path runs. Products are al_cpu_matmul (the CPU's int8 activation path for
+ * "Device" memory is host memory; every op runs at once (the stream is synchronous) unless a graph
+ * is being captured: then each op's arguments are recorded as they are at the call (values, and
+ * pointers to memory read at replay), as CUDA graphs record kernel parameters, and
+ * al_cuda_graph_launch replays them — so host values baked into a captured step show up as wrong
+ * results here as on a GPU. Synchronising, host copies and growing the scratch inside a capture are
+ * errors, as in CUDA. There is no persistent kernel (AL_ERR_UNSUPPORTED: decode takes the graph
+ * path), and the fused decode products (al_cuda_matvec_*) are unsupported, so the plain norm +
+ * product path runs. Products are al_cpu_matmul (the CPU's int8 activation path for
  * quantized weights, as the GPU's). Nothing here measures the GPU's kernels: test_cuda_ops and
  * test_cuda_models on a device do.
  */
@@ -21,12 +25,59 @@
 #include "alloy/ops.h"
 #include "alloy/quant.h"
 
+/* one recorded op: run(c, args) */
+typedef al_status (*emu_fn)(al_cuda *c, const void *args);
+typedef struct emu_op {
+    emu_fn run;
+    void *args;
+} emu_op;
+
+struct al_cuda_graph {
+    emu_op *ops;
+    int n, cap;
+};
+
 struct al_cuda {
     al_cpu *cpu;
     void *scratch;
     size_t scratch_size;
     uint64_t scratch_gen;
+    al_cuda_graph *cap; /* the graph being captured, or NULL */
+    al_status cap_err;  /* the first error inside the capture */
 };
+
+static void graph_free(al_cuda_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n; i++) free(g->ops[i].args);
+    free(g->ops);
+    free(g);
+}
+
+/* runs an op now, or records it into the graph being captured */
+static al_status enqueue(al_cuda *c, emu_fn run, const void *args, size_t size) {
+    if (!c->cap) return run(c, args);
+    al_cuda_graph *g = c->cap;
+    if (g->n == g->cap) {
+        int cap = g->cap ? 2 * g->cap : 64;
+        emu_op *o = realloc(g->ops, sizeof *o * (size_t)cap);
+        if (!o) return c->cap_err = al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+        g->ops = o;
+        g->cap = cap;
+    }
+    void *a = malloc(size);
+    if (!a) return c->cap_err = al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    memcpy(a, args, size);
+    g->ops[g->n++] = (emu_op){run, a};
+    return al_ok();
+}
+
+/* an op taking the arguments of struct a_<name>, run by r_<name> */
+#define ENQ(c, name, ...) enqueue((c), r_##name, &(a_##name){__VA_ARGS__}, sizeof(a_##name))
+
+static al_status in_capture(al_cuda *c, const char *what) {
+    if (!c->cap) return al_ok();
+    return c->cap_err = al_err(AL_ERR_IO, "emulated CUDA device: %s during graph capture", what);
+}
 
 static al_status unsupported(const char *what) {
     return al_err(AL_ERR_UNSUPPORTED, "emulated CUDA device: no %s", what);
@@ -50,12 +101,13 @@ al_status al_cuda_init(al_cuda **out, int device) {
 
 void al_cuda_free(al_cuda *c) {
     if (!c) return;
+    graph_free(c->cap);
     al_cpu_free(c->cpu);
     free(c->scratch);
     free(c);
 }
 
-al_status al_cuda_sync(al_cuda *c) { return (void)c, al_ok(); }
+al_status al_cuda_sync(al_cuda *c) { return in_capture(c, "synchronize"); }
 void al_cuda_describe(const al_cuda *c, char *buf, size_t size) { (void)c, snprintf(buf, size, "emulated CUDA device (CPU)"); }
 
 al_status al_cuda_alloc(al_cuda *c, void **out, size_t bytes) {
@@ -65,21 +117,43 @@ al_status al_cuda_alloc(al_cuda *c, void **out, size_t bytes) {
 }
 void al_cuda_release(al_cuda *c, void *p) { (void)c, free(p); }
 al_status al_cuda_upload(al_cuda *c, void *dst, const void *src, size_t bytes) {
-    (void)c;
+    AL_TRY(in_capture(c, "synchronous copy"));
     if (bytes) memcpy(dst, src, bytes);
     return al_ok();
 }
 al_status al_cuda_download(al_cuda *c, void *dst, const void *src, size_t bytes) { return al_cuda_upload(c, dst, src, bytes); }
-al_status al_cuda_copy_async(al_cuda *c, void *dst, const void *src, size_t bytes) { return al_cuda_upload(c, dst, src, bytes); }
-al_status al_cuda_host_alloc(void **out, size_t bytes) { return al_cuda_alloc(NULL, out, bytes); }
-void al_cuda_host_free(void *p) { free(p); }
-al_status al_cuda_memset(al_cuda *c, void *p, int value, size_t bytes) {
+
+typedef struct a_copy {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} a_copy;
+static al_status r_copy(al_cuda *c, const void *p) {
+    const a_copy *a = p;
     (void)c;
-    memset(p, value, bytes);
+    if (a->bytes) memmove(a->dst, a->src, a->bytes);
     return al_ok();
 }
+al_status al_cuda_copy_async(al_cuda *c, void *dst, const void *src, size_t bytes) { return ENQ(c, copy, dst, src, bytes); }
+al_status al_cuda_host_alloc(void **out, size_t bytes) { return al_cuda_alloc(NULL, out, bytes); }
+void al_cuda_host_free(void *p) { free(p); }
+
+typedef struct a_memset {
+    void *p;
+    int value;
+    size_t bytes;
+} a_memset;
+static al_status r_memset(al_cuda *c, const void *p) {
+    const a_memset *a = p;
+    (void)c;
+    memset(a->p, a->value, a->bytes);
+    return al_ok();
+}
+al_status al_cuda_memset(al_cuda *c, void *p, int value, size_t bytes) { return ENQ(c, memset, p, value, bytes); }
+
 al_status al_cuda_scratch(al_cuda *c, size_t bytes, void **out) {
     if (bytes > c->scratch_size) {
+        AL_TRY(in_capture(c, "growing the scratch"));
         free(c->scratch);
         c->scratch = malloc(bytes);
         c->scratch_size = c->scratch ? bytes : 0;
@@ -91,15 +165,31 @@ al_status al_cuda_scratch(al_cuda *c, size_t bytes, void **out) {
 }
 uint64_t al_cuda_scratch_gen(const al_cuda *c) { return c->scratch_gen; }
 
-/* ---- graphs: none ---- */
-al_status al_cuda_graph_begin(al_cuda *c) { return (void)c, unsupported("CUDA graphs"); }
-al_status al_cuda_graph_end(al_cuda *c, al_cuda_graph **out) {
-    (void)c;
-    *out = NULL;
-    return unsupported("CUDA graphs");
+/* ---- graphs: recorded ops, replayed in order ---- */
+al_status al_cuda_graph_begin(al_cuda *c) {
+    if (c->cap) return al_err(AL_ERR_INVALID, "emulated CUDA device: a capture is already running");
+    c->cap = calloc(1, sizeof *c->cap);
+    c->cap_err = al_ok();
+    return c->cap ? al_ok() : al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
 }
-al_status al_cuda_graph_launch(al_cuda *c, al_cuda_graph *g) { return (void)c, (void)g, unsupported("CUDA graphs"); }
-void al_cuda_graph_free(al_cuda_graph *g) { (void)g; }
+al_status al_cuda_graph_end(al_cuda *c, al_cuda_graph **out) {
+    *out = NULL;
+    al_cuda_graph *g = c->cap;
+    c->cap = NULL;
+    if (!g) return al_err(AL_ERR_INVALID, "emulated CUDA device: no capture running");
+    if (al_failed(&c->cap_err)) {
+        graph_free(g);
+        return c->cap_err;
+    }
+    *out = g;
+    return al_ok();
+}
+al_status al_cuda_graph_launch(al_cuda *c, al_cuda_graph *g) {
+    AL_TRY(in_capture(c, "graph launch"));
+    for (int i = 0; i < g->n; i++) AL_TRY(g->ops[i].run(c, g->ops[i].args));
+    return al_ok();
+}
+void al_cuda_graph_free(al_cuda_graph *g) { graph_free(g); }
 
 /* ---- weights: contiguous matrices of rows ---- */
 
@@ -152,9 +242,20 @@ static al_tensor mat_view(const al_cuda_weight *W, int64_t i) {
     return t;
 }
 
+typedef struct a_matmul {
+    const al_cuda_weight *W;
+    const float *X;
+    int64_t ldx;
+    float *Y;
+    int64_t ldy, m;
+} a_matmul;
+static al_status r_matmul(al_cuda *c, const void *p) {
+    const a_matmul *a = p;
+    const al_tensor t = mat_view(a->W, 0);
+    return al_cpu_matmul(c->cpu, &t, a->X, a->ldx, a->Y, a->ldy, a->m);
+}
 al_status al_cuda_matmul(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, float *Y, int64_t ldy, int64_t m) {
-    const al_tensor t = mat_view(W, 0);
-    return al_cpu_matmul(c->cpu, &t, X, ldx, Y, ldy, m);
+    return ENQ(c, matmul, W, X, ldx, Y, ldy, m);
 }
 
 al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W, int n, const float *X, int64_t ldx, float *const *Y,
@@ -163,21 +264,48 @@ al_status al_cuda_matmul_n(al_cuda *c, const al_cuda_weight *const *W, int n, co
     return al_ok();
 }
 
-al_status al_cuda_matmul_id(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, bool x_per_id, float *Y,
-                            int64_t ldy, const int32_t *ids, int n_ids) {
-    for (int j = 0; j < n_ids; j++) {
-        if (ids[j] < 0 || ids[j] >= W->n_mat) return al_err(AL_ERR_RANGE, "matmul_id: id %d of %lld", ids[j], (long long)W->n_mat);
-        const al_tensor t = mat_view(W, ids[j]);
-        AL_TRY(al_cpu_matmul(c->cpu, &t, X + (x_per_id ? j * ldx : 0), ldx, Y + j * ldy, ldy, 1));
+typedef struct a_matmul_id {
+    const al_cuda_weight *W;
+    const float *X;
+    int64_t ldx;
+    bool x_per_id;
+    float *Y;
+    int64_t ldy;
+    const int32_t *ids;
+    int n_ids;
+} a_matmul_id;
+static al_status r_matmul_id(al_cuda *c, const void *p) {
+    const a_matmul_id *a = p;
+    for (int j = 0; j < a->n_ids; j++) {
+        const int32_t id = a->ids[j];
+        if (id < 0 || id >= a->W->n_mat) return al_err(AL_ERR_RANGE, "matmul_id: id %d of %lld", id, (long long)a->W->n_mat);
+        const al_tensor t = mat_view(a->W, id);
+        AL_TRY(al_cpu_matmul(c->cpu, &t, a->X + (a->x_per_id ? j * a->ldx : 0), a->ldx, a->Y + j * a->ldy, a->ldy, 1));
     }
     return al_ok();
 }
+al_status al_cuda_matmul_id(al_cuda *c, const al_cuda_weight *W, const float *X, int64_t ldx, bool x_per_id, float *Y,
+                            int64_t ldy, const int32_t *ids, int n_ids) {
+    return ENQ(c, matmul_id, W, X, ldx, x_per_id, Y, ldy, ids, n_ids);
+}
 
-al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, int64_t n, float *out, int64_t ldo) {
+typedef struct a_get_rows {
+    const al_cuda_weight *W;
+    const int32_t *ids;
+    int64_t n;
+    float *out;
+    int64_t ldo;
+} a_get_rows;
+static al_status r_get_rows(al_cuda *c, const void *p) {
+    const a_get_rows *a = p;
     (void)c;
-    for (int64_t t = 0; t < n; t++)
-        AL_TRY(al_dequantize_row(W->type, (const char *)W->data + (size_t)ids[t] * W->row_bytes, out + t * ldo, W->k));
+    for (int64_t t = 0; t < a->n; t++)
+        AL_TRY(al_dequantize_row(a->W->type, (const char *)a->W->data + (size_t)a->ids[t] * a->W->row_bytes, a->out + t * a->ldo,
+                                 a->W->k));
     return al_ok();
+}
+al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, int64_t n, float *out, int64_t ldo) {
+    return ENQ(c, get_rows, W, ids, n, out, ldo);
 }
 
 /* ---- fused decode products and persistent programs: none (the forward pass falls back) ---- */
@@ -233,19 +361,42 @@ void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)key
 
 /* ---- element-wise and normalisation ---- */
 
-al_status al_cuda_rms_norm(al_cuda *c, const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows,
-                           int64_t n, int64_t group, float eps) {
+typedef struct a_rms {
+    const float *x;
+    int64_t ldx;
+    const float *w;
+    float *y;
+    int64_t ldy, rows, n, group;
+    float eps;
+} a_rms;
+static al_status r_rms(al_cuda *c, const void *p) {
+    const a_rms *a = p;
     (void)c;
-    for (int64_t r = 0; r < rows; r++) al_op_rms_norm(x + r * ldx, w, y + r * ldy, 1, n, group, eps);
+    for (int64_t r = 0; r < a->rows; r++) al_op_rms_norm(a->x + r * a->ldx, a->w, a->y + r * a->ldy, 1, a->n, a->group, a->eps);
     return al_ok();
 }
+al_status al_cuda_rms_norm(al_cuda *c, const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows,
+                           int64_t n, int64_t group, float eps) {
+    return ENQ(c, rms, x, ldx, w, y, ldy, rows, n, group, eps);
+}
 
+typedef struct a_add_rms {
+    float *h;
+    const float *d, *w;
+    float *y;
+    int64_t rows, n;
+    float eps;
+} a_add_rms;
+static al_status r_add_rms(al_cuda *c, const void *p) {
+    const a_add_rms *a = p;
+    (void)c;
+    al_op_add(a->h, a->d, a->h, a->rows * a->n);
+    al_op_rms_norm(a->h, a->w, a->y, a->rows, a->n, a->n, a->eps);
+    return al_ok();
+}
 al_status al_cuda_add_rms_norm(al_cuda *c, float *h, const float *d, const float *w, float *y, int64_t rows, int64_t n,
                                float eps) {
-    (void)c;
-    al_op_add(h, d, h, rows * n);
-    al_op_rms_norm(h, w, y, rows, n, n, eps);
-    return al_ok();
+    return ENQ(c, add_rms, h, d, w, y, rows, n, eps);
 }
 
 static void act_apply(al_cuda_act_kind act, const float *x, float *y, int64_t n) {
@@ -257,59 +408,124 @@ static void act_apply(al_cuda_act_kind act, const float *x, float *y, int64_t n)
     }
 }
 
-al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, const float *z, int64_t ldz, const float *w, int64_t rows,
-                                 int64_t n, int64_t group, float eps) {
+typedef struct a_gated {
+    float *y;
+    int64_t ldy;
+    const float *z;
+    int64_t ldz;
+    const float *w;
+    int64_t rows, n, group;
+    float eps;
+} a_gated;
+static al_status r_gated(al_cuda *c, const void *p) {
+    const a_gated *a = p;
     (void)c;
-    float *g = malloc(sizeof(float) * (size_t)n);
+    float *g = malloc(sizeof(float) * (size_t)a->n);
     if (!g) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
-    for (int64_t r = 0; r < rows; r++) {
-        al_op_silu(z + r * ldz, g, n);
-        for (int64_t i = 0; i < n; i++) g[i] *= y[r * ldy + i];
-        al_op_rms_norm(g, w, y + r * ldy, 1, n, group, eps);
+    for (int64_t r = 0; r < a->rows; r++) {
+        al_op_silu(a->z + r * a->ldz, g, a->n);
+        for (int64_t i = 0; i < a->n; i++) g[i] *= a->y[r * a->ldy + i];
+        al_op_rms_norm(g, a->w, a->y + r * a->ldy, 1, a->n, a->group, a->eps);
     }
     free(g);
     return al_ok();
 }
+al_status al_cuda_gated_rms_norm(al_cuda *c, float *y, int64_t ldy, const float *z, int64_t ldz, const float *w, int64_t rows,
+                                 int64_t n, int64_t group, float eps) {
+    return ENQ(c, gated, y, ldy, z, ldz, w, rows, n, group, eps);
+}
 
+typedef struct a_glu {
+    al_cuda_act_kind act;
+    const float *g;
+    int64_t ldg;
+    const float *u;
+    int64_t ldu;
+    float *y;
+    int64_t ldy, rows, n;
+} a_glu;
+static al_status r_glu(al_cuda *c, const void *p) {
+    const a_glu *a = p;
+    (void)c;
+    float *t = malloc(sizeof(float) * (size_t)a->n); /* act(g) apart: y may alias g or u */
+    if (!t) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    for (int64_t r = 0; r < a->rows; r++) {
+        act_apply(a->act, a->g + r * a->ldg, t, a->n);
+        for (int64_t i = 0; i < a->n; i++) a->y[r * a->ldy + i] = a->u ? t[i] * a->u[r * a->ldu + i] : t[i];
+    }
+    free(t);
+    return al_ok();
+}
 al_status al_cuda_glu(al_cuda *c, al_cuda_act_kind act, const float *g, int64_t ldg, const float *u, int64_t ldu, float *y,
                       int64_t ldy, int64_t rows, int64_t n) {
-    (void)c;
-    float *a = malloc(sizeof(float) * (size_t)n); /* act(g) apart: y may alias g or u */
-    if (!a) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
-    for (int64_t r = 0; r < rows; r++) {
-        act_apply(act, g + r * ldg, a, n);
-        for (int64_t i = 0; i < n; i++) y[r * ldy + i] = u ? a[i] * u[r * ldu + i] : a[i];
-    }
-    free(a);
-    return al_ok();
+    return ENQ(c, glu, act, g, ldg, u, ldu, y, ldy, rows, n);
 }
 
-al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n) {
+typedef struct a_add {
+    const float *a, *b;
+    float *y;
+    int64_t n;
+} a_add;
+static al_status r_add(al_cuda *c, const void *p) {
+    const a_add *a = p;
     (void)c;
-    al_op_add(a, b, y, n);
+    al_op_add(a->a, a->b, a->y, a->n);
     return al_ok();
 }
+al_status al_cuda_add(al_cuda *c, const float *a, const float *b, float *y, int64_t n) { return ENQ(c, add, a, b, y, n); }
 
+typedef struct a_bias {
+    float *y;
+    int64_t ldy;
+    const float *b;
+    int64_t rows, n;
+} a_bias;
+static al_status r_bias(al_cuda *c, const void *p) {
+    const a_bias *a = p;
+    (void)c;
+    for (int64_t r = 0; r < a->rows; r++) al_op_add(a->y + r * a->ldy, a->b, a->y + r * a->ldy, a->n);
+    return al_ok();
+}
 al_status al_cuda_add_bias(al_cuda *c, float *y, int64_t ldy, const float *b, int64_t rows, int64_t n) {
-    (void)c;
-    for (int64_t r = 0; r < rows; r++) al_op_add(y + r * ldy, b, y + r * ldy, n);
-    return al_ok();
+    return ENQ(c, bias, y, ldy, b, rows, n);
 }
 
-al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
+typedef struct a_concat {
+    const float *a;
+    int64_t na;
+    const float *b;
+    int64_t nb;
+    float *y;
+    int64_t rows;
+} a_concat;
+static al_status r_concat(al_cuda *c, const void *p) {
+    const a_concat *a = p;
     (void)c;
-    for (int64_t r = 0; r < rows; r++) {
-        memmove(y + r * (na + nb), a + r * na, sizeof(float) * (size_t)na);
-        memmove(y + r * (na + nb) + na, b + r * nb, sizeof(float) * (size_t)nb);
+    for (int64_t r = 0; r < a->rows; r++) {
+        memmove(a->y + r * (a->na + a->nb), a->a + r * a->na, sizeof(float) * (size_t)a->na);
+        memmove(a->y + r * (a->na + a->nb) + a->na, a->b + r * a->nb, sizeof(float) * (size_t)a->nb);
     }
     return al_ok();
 }
+al_status al_cuda_concat(al_cuda *c, const float *a, int64_t na, const float *b, int64_t nb, float *y, int64_t rows) {
+    return ENQ(c, concat, a, na, b, nb, y, rows);
+}
 
-al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
+typedef struct a_positions {
+    int32_t *pos;
+    int64_t n;
+    const int32_t *base;
+    int32_t base_host;
+} a_positions;
+static al_status r_positions(al_cuda *c, const void *p) {
+    const a_positions *a = p;
     (void)c;
-    const int32_t b = base ? *base : base_host;
-    for (int64_t t = 0; t < n; t++) pos[t] = b + (int32_t)t;
+    const int32_t b = a->base ? *a->base : a->base_host;
+    for (int64_t t = 0; t < a->n; t++) a->pos[t] = b + (int32_t)t;
     return al_ok();
+}
+al_status al_cuda_positions(al_cuda *c, int32_t *pos, int64_t n, const int32_t *base, int32_t base_host) {
+    return ENQ(c, positions, pos, n, base, base_host);
 }
 
 /* ---- attention ---- */
@@ -323,7 +539,8 @@ static void row_store(void *cache, al_type kv_type, int64_t row, const float *sr
     }
 }
 
-al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) {
+static al_status r_qkv(al_cuda *c, const void *p) {
+    const al_cuda_qkv_args *a = p;
     (void)c;
     const int hd = a->head_dim;
     const int64_t kvd = (int64_t)a->n_head_kv * hd, qd = (int64_t)a->n_head * hd;
@@ -345,8 +562,10 @@ al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) {
     free(kt);
     return al_ok();
 }
+al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) { return enqueue(c, r_qkv, a, sizeof *a); }
 
-al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a) {
+static al_status r_attn(al_cuda *c, const void *p) {
+    const al_cuda_attn_args *a = p;
     const int64_t n_past = a->d_n_past ? *a->d_n_past : a->n_past, len = n_past + a->n_tok;
     const int64_t kvd = (int64_t)a->n_head_kv * a->head_dim;
     if (len > a->n_ctx) return al_err(AL_ERR_RANGE, "attention: %lld keys in a cache of %d", (long long)len, a->n_ctx);
@@ -379,29 +598,61 @@ al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a) {
     free(vf);
     return st;
 }
+al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a) {
+    if (a->n_tok > 1 && a->d_n_past) return al_err(AL_ERR_INVALID, "cuda attention: device n_past only for decode");
+    return enqueue(c, r_attn, a, sizeof *a);
+}
 
 /* ---- state-space ops ---- */
 
-al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t ldx, int64_t n_tok, int ch, int k, const float *w,
-                                const float *b, float *state, float *y, int64_t ldy, bool apply_silu) {
+typedef struct a_conv {
+    const float *x;
+    int64_t ldx, n_tok;
+    int ch, k;
+    const float *w, *b;
+    float *state, *y;
+    int64_t ldy;
+    bool silu;
+} a_conv;
+static al_status r_conv(al_cuda *c, const void *p) {
+    const a_conv *a = p;
     (void)c;
-    for (int64_t t = 0; t < n_tok; t++) al_op_conv1d_causal(x + t * ldx, 1, ch, k, w, b, state, y + t * ldy, apply_silu);
+    for (int64_t t = 0; t < a->n_tok; t++)
+        al_op_conv1d_causal(a->x + t * a->ldx, 1, a->ch, a->k, a->w, a->b, a->state, a->y + t * a->ldy, a->silu);
     return al_ok();
 }
+al_status al_cuda_conv1d_causal(al_cuda *c, const float *x, int64_t ldx, int64_t n_tok, int ch, int k, const float *w,
+                                const float *b, float *state, float *y, int64_t ldy, bool apply_silu) {
+    return ENQ(c, conv, x, ldx, n_tok, ch, k, w, b, state, y, ldy, apply_silu);
+}
 
-al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H,
-                         float floor_, float lo, float hi) {
+typedef struct a_dt {
+    const float *raw;
+    int64_t ld_raw;
+    const float *bias;
+    float *dt;
+    int64_t n_tok;
+    int H;
+    float floor_, lo, hi;
+} a_dt;
+static al_status r_dt(al_cuda *c, const void *p) {
+    const a_dt *a = p;
     (void)c;
-    for (int64_t t = 0; t < n_tok; t++)
-        for (int h = 0; h < H; h++) {
-            float v = al_softplus(raw[t * ld_raw + h] + (bias ? bias[h] : 0.0f));
-            v = v > floor_ ? v : floor_;
-            dt[t * H + h] = v < lo ? lo : v > hi ? hi : v;
+    for (int64_t t = 0; t < a->n_tok; t++)
+        for (int h = 0; h < a->H; h++) {
+            float v = al_softplus(a->raw[t * a->ld_raw + h] + (a->bias ? a->bias[h] : 0.0f));
+            v = v > a->floor_ ? v : a->floor_;
+            a->dt[t * a->H + h] = v < a->lo ? a->lo : v > a->hi ? a->hi : v;
         }
     return al_ok();
 }
+al_status al_cuda_ssm_dt(al_cuda *c, const float *raw, int64_t ld_raw, const float *bias, float *dt, int64_t n_tok, int H,
+                         float floor_, float lo, float hi) {
+    return ENQ(c, dt, raw, ld_raw, bias, dt, n_tok, H, floor_, lo, hi);
+}
 
-al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a) {
+static al_status r_ssd(al_cuda *c, const void *p) {
+    const al_cuda_ssd_args *a = p;
     enum { CHUNK = 64 };
     float *scratch = malloc(sizeof(float) * (CHUNK * CHUNK + 2 * CHUNK));
     if (!scratch) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
@@ -411,20 +662,42 @@ al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a) {
     free(scratch);
     return al_ok();
 }
+al_status al_cuda_ssd(al_cuda *c, const al_cuda_ssd_args *a) { return enqueue(c, r_ssd, a, sizeof *a); }
 
+typedef struct a_scan {
+    const float *x, *dt, *A, *B, *C;
+    int64_t bc_stride;
+    const float *Dskip;
+    float *state, *y;
+    int64_t n_tok;
+    int Dn, N;
+} a_scan;
+static al_status r_scan(al_cuda *c, const void *p) {
+    const a_scan *a = p;
+    (void)c;
+    al_op_selective_scan(NULL, a->x, a->dt, a->A, a->B, a->C, a->bc_stride, a->Dskip, a->state, a->y, a->n_tok, a->Dn, a->N);
+    return al_ok();
+}
 al_status al_cuda_selective_scan(al_cuda *c, const float *x, const float *dt, const float *A, const float *B, const float *C,
                                  int64_t bc_stride, const float *Dskip, float *state, float *y, int64_t n_tok, int Dn, int N) {
-    (void)c;
-    al_op_selective_scan(NULL, x, dt, A, B, C, bc_stride, Dskip, state, y, n_tok, Dn, N);
-    return al_ok();
+    return ENQ(c, scan, x, dt, A, B, C, bc_stride, Dskip, state, y, n_tok, Dn, N);
 }
 
 /* ---- MoE ---- */
 
-al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights) {
+typedef struct a_route {
+    const float *logits;
+    int64_t n_tok;
+    int E, k;
+    int32_t *ids;
+    float *weights;
+} a_route;
+static al_status r_route(al_cuda *c, const void *p) {
+    const a_route *a = p;
     (void)c;
-    for (int64_t t = 0; t < n_tok; t++) {
-        const float *l = logits + t * E;
+    const int E = a->E, k = a->k;
+    for (int64_t t = 0; t < a->n_tok; t++) {
+        const float *l = a->logits + t * E;
         float mx = l[0];
         for (int e = 1; e < E; e++) mx = l[e] > mx ? l[e] : mx;
         double sum = 0;
@@ -433,19 +706,34 @@ al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int 
             int best = -1;
             for (int e = 0; e < E; e++) {
                 bool taken = false;
-                for (int i = 0; i < j; i++) taken |= ids[t * k + i] == e;
+                for (int i = 0; i < j; i++) taken |= a->ids[t * k + i] == e;
                 if (!taken && (best < 0 || l[e] > l[best])) best = e;
             }
-            ids[t * k + j] = best;
-            weights[t * k + j] = (float)(exp((double)(l[best] - mx)) / sum);
+            a->ids[t * k + j] = best;
+            a->weights[t * k + j] = (float)(exp((double)(l[best] - mx)) / sum);
         }
     }
     return al_ok();
 }
+al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights) {
+    return ENQ(c, route, logits, n_tok, E, k, ids, weights);
+}
 
-al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
+typedef struct a_wsum {
+    const float *x;
+    int64_t ldx;
+    const float *w;
+    int k;
+    float *y;
+    int64_t n;
+} a_wsum;
+static al_status r_wsum(al_cuda *c, const void *p) {
+    const a_wsum *a = p;
     (void)c;
-    for (int j = 0; j < k; j++)
-        for (int64_t i = 0; i < n; i++) y[i] += w[j] * x[j * ldx + i];
+    for (int j = 0; j < a->k; j++)
+        for (int64_t i = 0; i < a->n; i++) a->y[i] += a->w[j] * a->x[j * a->ldx + i];
     return al_ok();
+}
+al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
+    return ENQ(c, wsum, x, ldx, w, k, y, n);
 }
