@@ -10,9 +10,11 @@
  * pointers to memory read at replay), as CUDA graphs record kernel parameters, and
  * al_cuda_graph_launch replays them — so host values baked into a captured step show up as wrong
  * results here as on a GPU. Synchronising, host copies and growing the scratch inside a capture are
- * errors, as in CUDA. There is no persistent kernel (AL_ERR_UNSUPPORTED: decode takes the graph
- * path), and the fused decode products (al_cuda_matvec_*) are unsupported, so the plain norm +
- * product path runs. Products are al_cpu_matmul (the CPU's int8 activation path for
+ * errors, as in CUDA. The fused decode products (al_cuda_matvec_*: residual add, RMSNorm or the
+ * Mamba-2 gate, then the products) exist for the integer kernels' types (Q8_0, Q4_K, Q5_K, Q6_K) as
+ * on the GPU, and a persistent program is its recorded ops run in order at al_cuda_prog_run (token
+ * and position of the run read by the embedding, attention and SSM ops), so the forward pass's
+ * recording path runs too. Products are al_cpu_matmul (the CPU's int8 activation path for
  * quantized weights, as the GPU's). Nothing here measures the GPU's kernels: test_cuda_ops and
  * test_cuda_models on a device do.
  */
@@ -53,22 +55,27 @@ static void graph_free(al_cuda_graph *g) {
     free(g);
 }
 
-/* runs an op now, or records it into the graph being captured */
-static al_status enqueue(al_cuda *c, emu_fn run, const void *args, size_t size) {
-    if (!c->cap) return run(c, args);
-    al_cuda_graph *g = c->cap;
+static al_status graph_add(al_cuda_graph *g, emu_fn run, const void *args, size_t size) {
     if (g->n == g->cap) {
         int cap = g->cap ? 2 * g->cap : 64;
         emu_op *o = realloc(g->ops, sizeof *o * (size_t)cap);
-        if (!o) return c->cap_err = al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+        if (!o) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
         g->ops = o;
         g->cap = cap;
     }
     void *a = malloc(size);
-    if (!a) return c->cap_err = al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    if (!a) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
     memcpy(a, args, size);
     g->ops[g->n++] = (emu_op){run, a};
     return al_ok();
+}
+
+/* runs an op now, or records it into the graph being captured */
+static al_status enqueue(al_cuda *c, emu_fn run, const void *args, size_t size) {
+    if (!c->cap) return run(c, args);
+    al_status st = graph_add(c->cap, run, args, size);
+    if (al_failed(&st)) c->cap_err = st;
+    return st;
 }
 
 /* an op taking the arguments of struct a_<name>, run by r_<name> */
@@ -79,9 +86,6 @@ static al_status in_capture(al_cuda *c, const char *what) {
     return c->cap_err = al_err(AL_ERR_IO, "emulated CUDA device: %s during graph capture", what);
 }
 
-static al_status unsupported(const char *what) {
-    return al_err(AL_ERR_UNSUPPORTED, "emulated CUDA device: no %s", what);
-}
 
 int al_cuda_device_count(void) { return 1; }
 
@@ -307,57 +311,6 @@ static al_status r_get_rows(al_cuda *c, const void *p) {
 al_status al_cuda_get_rows(al_cuda *c, const al_cuda_weight *W, const int32_t *ids, int64_t n, float *out, int64_t ldo) {
     return ENQ(c, get_rows, W, ids, n, out, ldo);
 }
-
-/* ---- fused decode products and persistent programs: none (the forward pass falls back) ---- */
-al_status al_cuda_matvec_n(al_cuda *c, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y) {
-    return (void)c, (void)W, (void)n, (void)in, (void)Y, unsupported("fused decode products");
-}
-al_status al_cuda_matvec_glu(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
-                             const al_cuda_vec_in *in, float *Y) {
-    return (void)c, (void)act, (void)Wg, (void)Wu, (void)in, (void)Y, unsupported("fused decode products");
-}
-al_status al_cuda_matvec_act(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in, float *Y) {
-    return (void)c, (void)act, (void)W, (void)in, (void)Y, unsupported("fused decode products");
-}
-al_status al_cuda_prog_init(al_cuda_prog **out, al_cuda *c) {
-    (void)c;
-    *out = NULL;
-    return unsupported("persistent kernel");
-}
-void al_cuda_prog_free(al_cuda_prog *p) { (void)p; }
-al_status al_cuda_prog_matvec(al_cuda_prog *p, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y) {
-    return (void)p, (void)W, (void)n, (void)in, (void)Y, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_matvec_act(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in,
-                                  float *Y) {
-    return (void)p, (void)act, (void)W, (void)in, (void)Y, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
-                                  const al_cuda_vec_in *in, float *Y) {
-    return (void)p, (void)act, (void)Wg, (void)Wu, (void)in, (void)Y, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a) {
-    return (void)p, (void)a, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a) {
-    return (void)p, (void)a, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_embed(al_cuda_prog *p, const al_cuda_weight *W, float *out) {
-    return (void)p, (void)W, (void)out, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
-    return (void)p, (void)blocks_per_sm, unsupported("persistent kernel");
-}
-al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
-    return (void)p, (void)pos, (void)token, unsupported("persistent kernel");
-}
-void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { (void)p, (void)rows; }
-void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { (void)p, (void)on; }
-void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { (void)p, (void)on; }
-void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { (void)p, (void)sub; }
-void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { (void)p, (void)steps; }
-void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { (void)p, (void)on; }
-void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)keys; }
 
 /* ---- element-wise and normalisation ---- */
 
@@ -737,3 +690,232 @@ static al_status r_wsum(al_cuda *c, const void *p) {
 al_status al_cuda_weighted_sum(al_cuda *c, const float *x, int64_t ldx, const float *w, int k, float *y, int64_t n) {
     return ENQ(c, wsum, x, ldx, w, k, y, n);
 }
+
+/* ---- fused decode products: the integer kernels' types only, as on the GPU ---- */
+
+static bool int_type(al_type t) {
+    return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K;
+}
+
+typedef struct a_vec {
+    const al_cuda_weight *W[4]; /* matvec_n: W[0..n); glu: W[0] gate, W[1] up; act: W[0] */
+    float *Y[4];
+    int n, kind;                /* kind 0 matvec_n, 1 glu, 2 act */
+    al_cuda_act_kind act;
+    al_cuda_vec_in in;
+} a_vec;
+
+/* x[k] = the product input: in->x, or the fused residual add / gate and RMSNorm */
+static void vec_input(const al_cuda_vec_in *in, int64_t k, float *x) {
+    if (!in->norm) {
+        memcpy(x, in->x, sizeof(float) * (size_t)k);
+        return;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        float v = in->z ? in->h[i] * (in->z[i] / (1.0f + expf(-in->z[i]))) : in->h[i] + (in->d ? in->d[i] : 0.0f);
+        if (in->d && in->h_out) in->h_out[i] = v;
+        x[i] = v;
+    }
+    al_op_rms_norm(x, in->norm, x, 1, k, in->group > 0 ? in->group : k, in->eps);
+}
+
+static al_status r_vec(al_cuda *c, const void *p) {
+    const a_vec *a = p;
+    const int64_t k = a->W[0]->k;
+    float *x = malloc(sizeof(float) * (size_t)k), *u = NULL;
+    if (!x) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    vec_input(&a->in, k, x);
+    al_status st = al_ok();
+    if (a->kind == 0) {
+        for (int i = 0; i < a->n && !al_failed(&st); i++) {
+            const al_tensor t = mat_view(a->W[i], 0);
+            st = al_cpu_matmul(c->cpu, &t, x, k, a->Y[i], a->W[i]->n_out, 1);
+        }
+    } else {
+        const int64_t no = a->W[0]->n_out;
+        const al_tensor tg = mat_view(a->W[0], 0);
+        st = al_cpu_matmul(c->cpu, &tg, x, k, a->Y[0], no, 1);
+        act_apply(a->act, a->Y[0], a->Y[0], no);
+        if (a->kind == 1 && !al_failed(&st)) {
+            u = malloc(sizeof(float) * (size_t)no);
+            const al_tensor tu = mat_view(a->W[1], 0);
+            st = u ? al_cpu_matmul(c->cpu, &tu, x, k, u, no, 1) : al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+            for (int64_t i = 0; i < no && !al_failed(&st); i++) a->Y[0][i] *= u[i];
+        }
+    }
+    free(x);
+    free(u);
+    return st;
+}
+
+static al_status vec_args(a_vec *a, int kind, al_cuda_act_kind act, const al_cuda_weight *const *W, int n,
+                          const al_cuda_vec_in *in, float *const *Y) {
+    memset(a, 0, sizeof *a);
+    if (n < 1 || n > 4) return al_err(AL_ERR_INVALID, "cuda matvec: %d weights", n);
+    for (int i = 0; i < n; i++) {
+        if (!int_type(W[i]->type)) return al_err(AL_ERR_UNSUPPORTED, "cuda matvec: no integer kernel for %s", al_type_name(W[i]->type));
+        if (W[i]->k != W[0]->k) return al_err(AL_ERR_INVALID, "cuda matvec: k differs");
+        a->W[i] = W[i];
+        a->Y[i] = kind == 0 ? Y[i] : Y[0];
+    }
+    a->n = n;
+    a->kind = kind;
+    a->act = act;
+    a->in = *in;
+    return al_ok();
+}
+
+al_status al_cuda_matvec_n(al_cuda *c, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y) {
+    a_vec a;
+    AL_TRY(vec_args(&a, 0, AL_CUDA_ACT_SILU, W, n, in, Y));
+    return enqueue(c, r_vec, &a, sizeof a);
+}
+al_status al_cuda_matvec_glu(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
+                             const al_cuda_vec_in *in, float *Y) {
+    const al_cuda_weight *W[2] = {Wg, Wu};
+    a_vec a;
+    AL_TRY(vec_args(&a, 1, act, W, 2, in, &Y));
+    return enqueue(c, r_vec, &a, sizeof a);
+}
+al_status al_cuda_matvec_act(al_cuda *c, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in, float *Y) {
+    a_vec a;
+    AL_TRY(vec_args(&a, 2, act, &W, 1, in, &Y));
+    return enqueue(c, r_vec, &a, sizeof a);
+}
+
+/* ---- persistent programs: the recorded ops run in order by al_cuda_prog_run ---- */
+
+struct al_cuda_prog {
+    al_cuda *c;
+    al_cuda_graph ops;
+    const al_cuda_weight *embd; /* the embedding table, when recorded */
+    int32_t pos, token;         /* of the current run */
+    bool finished;
+};
+
+al_status al_cuda_prog_init(al_cuda_prog **out, al_cuda *c) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    (*out)->c = c;
+    return al_ok();
+}
+void al_cuda_prog_free(al_cuda_prog *p) {
+    if (!p) return;
+    for (int i = 0; i < p->ops.n; i++) free(p->ops.ops[i].args);
+    free(p->ops.ops);
+    free(p);
+}
+static al_status prog_add(al_cuda_prog *p, emu_fn run, const void *args, size_t size) {
+    if (p->finished) return al_err(AL_ERR_INVALID, "cuda prog: recording after finish");
+    return graph_add(&p->ops, run, args, size);
+}
+
+al_status al_cuda_prog_matvec(al_cuda_prog *p, const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, float *const *Y) {
+    a_vec a;
+    AL_TRY(vec_args(&a, 0, AL_CUDA_ACT_SILU, W, n, in, Y));
+    return prog_add(p, r_vec, &a, sizeof a);
+}
+al_status al_cuda_prog_matvec_act(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *W, const al_cuda_vec_in *in,
+                                  float *Y) {
+    a_vec a;
+    AL_TRY(vec_args(&a, 2, act, &W, 1, in, &Y));
+    return prog_add(p, r_vec, &a, sizeof a);
+}
+al_status al_cuda_prog_matvec_glu(al_cuda_prog *p, al_cuda_act_kind act, const al_cuda_weight *Wg, const al_cuda_weight *Wu,
+                                  const al_cuda_vec_in *in, float *Y) {
+    const al_cuda_weight *W[2] = {Wg, Wu};
+    a_vec a;
+    AL_TRY(vec_args(&a, 1, act, W, 2, in, &Y));
+    return prog_add(p, r_vec, &a, sizeof a);
+}
+
+typedef struct a_pattn {
+    al_cuda_prog *p;
+    al_cuda_prog_attn a;
+} a_pattn;
+/* biases, per-head norms and RoPE on copies of q and k, K/V into cache row pos, attention over [0, pos] */
+static al_status r_pattn(al_cuda *c, const void *args) {
+    const a_pattn *pa = args;
+    const al_cuda_prog_attn *a = &pa->a;
+    const int64_t qd = (int64_t)a->n_head * a->head_dim, kvd = (int64_t)a->n_head_kv * a->head_dim;
+    float *q = malloc(sizeof(float) * (size_t)(qd + 2 * kvd));
+    if (!q) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    float *k = q + qd, *v = k + kvd;
+    memcpy(q, a->q, sizeof(float) * (size_t)qd);
+    memcpy(k, a->k, sizeof(float) * (size_t)kvd);
+    memcpy(v, a->v, sizeof(float) * (size_t)kvd);
+    if (a->bq) al_op_add(q, a->bq, q, qd);
+    if (a->bk) al_op_add(k, a->bk, k, kvd);
+    if (a->bv) al_op_add(v, a->bv, v, kvd);
+    const int32_t pos = pa->p->pos;
+    al_cuda_qkv_args qa = {q, k, v, a->q_norm, a->k_norm, a->eps, 1, a->n_head, a->n_head_kv, a->head_dim, &pos,
+                           a->rope_mode, a->n_dims, a->inv_freq, a->kc, a->vc, a->kv_type};
+    al_status st = r_qkv(c, &qa);
+    al_cuda_attn_args aa = {q, a->kc, a->vc, a->kv_type, a->out, 1, pos, NULL, a->n_ctx, a->n_head, a->n_head_kv,
+                            a->head_dim, a->window, a->scale};
+    if (!al_failed(&st)) st = r_attn(c, &aa);
+    free(q);
+    return st;
+}
+al_status al_cuda_prog_attention(al_cuda_prog *p, const al_cuda_prog_attn *a) {
+    if (a->head_dim > 256) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: head_dim %d", a->head_dim);
+    a_pattn pa = {p, *a};
+    return prog_add(p, r_pattn, &pa, sizeof pa);
+}
+
+/* dt, the conv step (+ SiLU) and the SSD step of Mamba-2 for the token of the run */
+static al_status r_pssm(al_cuda *c, const void *args) {
+    const al_cuda_prog_ssm *a = args;
+    const int64_t di = (int64_t)a->H * a->P, gn = (int64_t)a->G * a->N, ch = di + 2 * gn;
+    float *dt = malloc(sizeof(float) * (size_t)(a->H + ch));
+    if (!dt) return al_err(AL_ERR_NOMEM, "emulated CUDA device: out of memory");
+    float *xbc = dt + a->H;
+    a_dt d = {a->zx + di + ch, 0, a->dt_bias, dt, 1, a->H, -INFINITY, a->dt_lo, a->dt_hi};
+    al_status st = r_dt(c, &d);
+    al_op_conv1d_causal(a->zx + di, 1, (int)ch, a->d_conv, a->conv_w, a->conv_b, a->conv_state, xbc, true);
+    al_cuda_ssd_args sa = {xbc, dt, xbc + di, xbc + di + gn, a->A, a->D, ch, a->H, ch, a->state, a->y, 1, a->H, a->P, a->N, a->G};
+    if (!al_failed(&st)) st = r_ssd(c, &sa);
+    free(dt);
+    return st;
+}
+al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_ssm *a) { return prog_add(p, r_pssm, a, sizeof *a); }
+
+typedef struct a_pembed {
+    al_cuda_prog *p;
+    const al_cuda_weight *W;
+    float *out;
+} a_pembed;
+static al_status r_pembed(al_cuda *c, const void *args) {
+    const a_pembed *a = args;
+    (void)c;
+    return al_dequantize_row(a->W->type, (const char *)a->W->data + (size_t)a->p->token * a->W->row_bytes, a->out, a->W->k);
+}
+al_status al_cuda_prog_embed(al_cuda_prog *p, const al_cuda_weight *W, float *out) {
+    if (p->ops.n) return al_err(AL_ERR_INVALID, "cuda prog: the embedding must be recorded first");
+    p->embd = W;
+    a_pembed a = {p, W, out};
+    return prog_add(p, r_pembed, &a, sizeof a);
+}
+al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
+    (void)blocks_per_sm;
+    if (!p->ops.n) return al_err(AL_ERR_INVALID, "cuda prog: nothing recorded");
+    p->finished = true;
+    return al_ok();
+}
+al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
+    if (!p->finished) return al_err(AL_ERR_INVALID, "cuda prog: run before finish");
+    if (p->embd && (token < 0 || token >= p->embd->n_out)) return al_err(AL_ERR_RANGE, "cuda prog: token %d", token);
+    AL_TRY(in_capture(p->c, "persistent kernel"));
+    p->pos = pos;
+    p->token = token;
+    for (int i = 0; i < p->ops.n; i++) AL_TRY(p->ops.ops[i].run(p->c, p->ops.ops[i].args));
+    return al_ok();
+}
+void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { (void)p, (void)rows; }
+void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { (void)p, (void)on; }
+void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { (void)p, (void)on; }
+void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { (void)p, (void)sub; }
+void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { (void)p, (void)steps; }
+void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { (void)p, (void)on; }
+void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)keys; }
+

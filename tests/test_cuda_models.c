@@ -30,10 +30,9 @@
  *
  * Built without nvcc, the same file is test_cuda_models_emul: src/cuda's C files (the forward pass, the
  * batched decode, the serving backend) on the CPU-emulated device of tests/cuda_emul.c (CPU ops,
- * graphs recorded and replayed, no persistent kernel, no fused products), which checks their host
- * logic in CI; the
- * persistent-kernel test and the Q8_0 one (bounds of the GPU's F16 prefill GEMM; the emulator's
- * products take the CPU's int8 path) are left out there.
+ * graphs recorded and replayed, persistent programs as their recorded ops run in order, fused decode
+ * products for the integer types), which checks their host logic in CI; the Q8_0 test (bounds of the
+ * GPU's F16 prefill GEMM; the emulator's products take the CPU's int8 path) is left out there.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -269,7 +268,7 @@ static double persist_steps(al_cuda_session *pa, al_cuda_session *pb, const al_t
     return worst;
 }
 
-static __attribute__((unused)) void test_persistent(void) {
+static void test_persistent(void) {
     for (int i = 0; i < N_ARCHS; i++) {
         al_test_ref r = {0};
         REQUIRE(al_test_load_ref(archs[i], &r));
@@ -635,12 +634,10 @@ int main(void) {
     }
     AL_RUN(test_hf_f32_cache);
     AL_RUN(test_hf_f16_cache);
-#ifndef ALLOY_CUDA_EMULATED /* its tolerances are those of the GPU's F16 prefill GEMM, which the emulator lacks */
+#ifndef ALLOY_CUDA_EMULATED /* its bounds are those of the GPU's F16 prefill GEMM, which the emulator lacks */
     AL_RUN(test_gguf_q8_0);
 #endif
-#ifndef ALLOY_CUDA_EMULATED
     AL_RUN(test_persistent);
-#endif
     AL_RUN(test_decode_batch);
     AL_RUN(test_partial);
     AL_RUN(test_engine_gpu);
