@@ -90,7 +90,28 @@ for w in "$@"; do
         timeout 120 "$B/bench_serve" -m "$M/$mm.gguf" --device cuda -S "$S" -R "$S" -p 128 -n 128 --decode-batch "$DB" 2>&1 |
           grep -vE "^\| device|^\|---" | sed "s/^/$mm /" | tee -a "$OUT/serve.log"
       done
-    done ;;
+    done
+    # end to end over HTTP: alloy serve --device cuda, one chat completion, Ollama's /api/ps
+    "$B/alloy" serve -m "$M/qwen3-tok.gguf" --device cuda --port 18080 --parallel 4 >"$OUT/serve_http.log" 2>&1 &
+    spid=$!
+    python3 - <<'PY' 2>&1 | tee -a "$OUT/serve.log"
+import json, time, urllib.request
+base = "http://127.0.0.1:18080"
+for _ in range(120):
+    try:
+        urllib.request.urlopen(base + "/health", timeout=1); break
+    except Exception:
+        time.sleep(0.5)
+req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(
+    {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 32, "temperature": 0}).encode(),
+    headers={"Content-Type": "application/json"})
+t = time.time()
+r = json.load(urllib.request.urlopen(req, timeout=60))
+print("http chat:", r["choices"][0]["finish_reason"], r["usage"], "%.3f s" % (time.time() - t))
+ps = json.load(urllib.request.urlopen(base + "/api/ps", timeout=10))
+print("http /api/ps size_vram:", ps["models"][0]["size_vram"], "size:", ps["models"][0]["size"])
+PY
+    kill $spid; wait $spid 2>/dev/null; tail -3 "$OUT/serve_http.log" ;;
   ncu)
     mk qwen3 qwen3-0.6b Q4_K_M
     timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
