@@ -22,6 +22,8 @@
  *    GPU session's argmax exactly; the same with slots decoded in batches (al_cuda_session_decode_batch);
  *  - partial offload (al_cuda_model_init_layers: half, none, all but one of the layers on the device,
  *    the rest on the CPU each step) within 1e-4 of the CPU: prompt, 8 decode steps, a batch of two;
+ *    and al_cuda_session_truncate (attention-only models: re-evaluated tokens give the same logits;
+ *    models with SSM state: AL_ERR_UNSUPPORTED);
  *  - al_cuda_session_decode_batch itself: 5 sessions at different positions decoded together vs each
  *    alone, 10 steps alternating between one set of 5 and two sets of 3 and 2 (other orders, other
  *    leaders: each set captured once, then replayed from its graph), every architecture, within the
@@ -353,6 +355,7 @@ static void test_partial(void) {
                 REQUIRE_OK(al_session_init(&cs[i], m, 128));
             }
             CHECK(!al_cuda_session_persistent_active(gs[0], NULL));
+            al_status st_cut;
             CHECK_OK(al_session_eval(cs[0], r.ids, T, lc, true));
             for (size_t i = 0; i < (size_t)V * (size_t)T; i++) lg[i] = NAN;
             CHECK_OK(al_cuda_session_eval(gs[0], r.ids, T, lg, true));
@@ -378,6 +381,18 @@ static void test_partial(void) {
                     wb = eb > wb ? eb : wb;
                     bt[i] = (int32_t)al_test_argmax(lc, V);
                 }
+            }
+            /* cutting back (prefix reuse): the same tokens again after a truncate give the same logits */
+            al_cuda_session_reset(gs[0]);
+            CHECK_OK(al_cuda_session_eval(gs[0], r.ids, 10, lc, false));
+            st_cut = al_cuda_session_truncate(gs[0], 6);
+            if (al_model_can_truncate(m)) {
+                CHECK_OK(st_cut);
+                CHECK_OK(al_cuda_session_eval(gs[0], r.ids + 6, 4, lg, false));
+                CHECKF(al_cuda_session_pos(gs[0]) == 10 && al_test_rel_err(lg, lc, (size_t)V) < 1e-5, "%s: after a truncate %g",
+                       archs[a], al_test_rel_err(lg, lc, (size_t)V));
+            } else {
+                CHECK(st_cut.code == AL_ERR_UNSUPPORTED && al_cuda_session_pos(gs[0]) == 10);
             }
             printf("  %s, %d of %d layers on the device (%zu of %zu bytes): prefill %.3g, decode %.3g, batch %.3g\n", archs[a],
                    counts[k], L, al_cuda_model_bytes(cm), al_cuda_model_bytes(full), e, worst, wb);

@@ -2,7 +2,8 @@
  * test_engine.c — continuous batching: concurrent greedy requests produce exactly the tokens a
  * lone session produces; stop strings, max_tokens, cancellation and queueing beyond n_parallel.
  * The same through a slot backend that decodes its slots one at a time (the shape of the GPU's),
- * its ownership rules, and a backend whose decode fails.
+ * its ownership rules, and a backend whose decode fails; prefix reuse on a hybrid and an
+ * attention-only model.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "alloy/engine.h"
 #include "alloy/tokenizer.h"
+#include "model/model_internal.h"
 #include "harness.h"
 
 #define MAXR 8
@@ -80,11 +82,11 @@ static bool wait_done(collect *c, int n) {
 static al_model *model;
 static const al_tokenizer *tok;
 
-/* greedy continuation of prompt by a lone session */
-static int lone_greedy(const int32_t *prompt, int n, int steps, int32_t *out) {
+/* greedy continuation of prompt by a lone session of m */
+static int lone_greedy_of(al_model *m, const int32_t *prompt, int n, int steps, int32_t *out) {
     al_session *s;
-    if (al_session_init(&s, model, 256).code) return 0;
-    int V = al_model_n_vocab(model);
+    if (al_session_init(&s, m, 256).code) return 0;
+    int V = al_model_n_vocab(m);
     float *lg = malloc(sizeof(float) * (size_t)V);
     al_session_eval(s, prompt, n, lg, false);
     for (int i = 0; i < steps; i++) {
@@ -97,6 +99,10 @@ static int lone_greedy(const int32_t *prompt, int n, int steps, int32_t *out) {
     free(lg);
     al_session_free(s);
     return steps;
+}
+
+static int lone_greedy(const int32_t *prompt, int n, int steps, int32_t *out) {
+    return lone_greedy_of(model, prompt, n, steps, out);
 }
 
 static al_gen_request base_req(const int32_t *p, size_t n, collect *c) {
@@ -305,6 +311,85 @@ static void test_stop_and_cancel(void) {
     al_engine_free(e);
 }
 
+/* runs one greedy request of max_tokens 8 to the end; its tokens into c */
+static void run_one(al_engine *e, const int32_t *p, size_t n, collect *c) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    al_gen_request r = base_req(p, n, c);
+    r.max_tokens = 8;
+    CHECK_OK(al_engine_submit(e, &r, NULL));
+    CHECK(wait_done(c, 1));
+}
+
+/* prompt = a ++ b */
+static size_t join(int32_t *out, const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    memmove(out, a, sizeof *a * na);
+    memcpy(out + na, b, sizeof *b * nb);
+    return na + nb;
+}
+
+/* Prefix reuse on model m (hybrid: only a prompt extending the cached sequence; attention-only: any
+ * common prefix): every answer equals a lone session's, and the engine counts the tokens it reused. */
+static void check_prefix_reuse(al_model *m, bool attention_only) {
+    const al_tokenizer *t;
+    REQUIRE_OK(al_model_tokenizer(m, &t));
+    al_engine *e;
+    REQUIRE_OK(al_engine_init(&e, m, 1, 256));
+    int32_t *p, *more, *other;
+    size_t np, nm, no;
+    REQUIRE_OK(al_tokenizer_encode(t, "Once upon a time", 16, true, false, &p, &np));
+    REQUIRE_OK(al_tokenizer_encode(t, " there was a fox", 16, false, false, &more, &nm));
+    REQUIRE_OK(al_tokenizer_encode(t, "The end of it all", 17, false, false, &other, &no));
+    int32_t prompt[128], want[8];
+    collect a, b, c, d;
+    run_one(e, p, np, &a); /* caches p + a's first 7 tokens (the 8th is never fed) */
+    REQUIRE(a.n_tok == 8);
+    size_t n = join(prompt, p, np, a.toks, 7);
+    n = join(prompt, prompt, n, more, nm);
+    run_one(e, prompt, n, &b); /* extends the cached sequence: reused on any model */
+    lone_greedy_of(m, prompt, (int)n, 8, want);
+    CHECK(b.n_tok == 8 && !memcmp(b.toks, want, sizeof want));
+    al_engine_stats st = al_engine_get_stats(e);
+    CHECKF(st.tokens_cached == np + 7, "extending prompt: %llu tokens reused, %zu expected",
+           (unsigned long long)st.tokens_cached, np + 7);
+    n = join(prompt, p, np - 1, other, no); /* diverges inside the cached sequence */
+    run_one(e, prompt, n, &c);
+    lone_greedy_of(m, prompt, (int)n, 8, want);
+    CHECK(c.n_tok == 8 && !memcmp(c.toks, want, sizeof want));
+    const uint64_t before = st.tokens_cached;
+    st = al_engine_get_stats(e);
+    const uint64_t expect = attention_only ? np - 1 : 0; /* a hybrid model's SSM state cannot be cut back */
+    CHECKF(st.tokens_cached - before == expect, "diverging prompt: %llu reused, %llu expected",
+           (unsigned long long)(st.tokens_cached - before), (unsigned long long)expect);
+    run_one(e, prompt, n, &d); /* the same prompt again: all but its last token, where cut back is possible */
+    CHECK(d.n_tok == 8 && !memcmp(d.toks, want, sizeof want));
+    const uint64_t before2 = st.tokens_cached;
+    st = al_engine_get_stats(e);
+    CHECKF(st.tokens_cached - before2 == (attention_only ? n - 1 : 0), "repeated prompt: %llu reused",
+           (unsigned long long)(st.tokens_cached - before2));
+    al_engine_free(e);
+    free(p);
+    free(more);
+    free(other);
+}
+
+static void test_prefix_reuse(void) {
+    check_prefix_reuse(model, false); /* alloy-tiny: Mamba-2 and attention */
+    /* the same shape with attention layers only */
+    al_hparams hp = model->hp;
+    REQUIRE_OK(al_hparams_set_pattern(&hp, "AAAA"));
+    const char *path = "test_engine_attn.gguf";
+    REQUIRE_OK(al_model_create_random(&hp, al_test_path("tokenizers/ggml-vocab-llama-spm.gguf"), path, "Q8_0", 4));
+    al_model *attn = NULL;
+    al_model_params mp = al_model_default_params();
+    mp.n_threads = 2;
+    REQUIRE_OK(al_model_load(&attn, path, &mp));
+    CHECK(al_model_can_truncate(attn) && !al_model_can_truncate(model));
+    check_prefix_reuse(attn, true);
+    al_model_free(attn);
+    unlink(path);
+}
+
 int main(void) {
     char path[] = "/tmp/alloy_test_engine_XXXXXX";
     int fd = mkstemp(path);
@@ -324,6 +409,7 @@ int main(void) {
     AL_RUN(test_concurrent_greedy);
     AL_RUN(test_stop_and_cancel);
     AL_RUN(test_logprobs);
+    AL_RUN(test_prefix_reuse);
     AL_RUN(test_backend);
     al_model_free(model);
     unlink(path);

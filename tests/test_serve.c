@@ -832,6 +832,49 @@ static void test_tool_choice_misc(void) {
     free(tools);
 }
 
+static long metric(const char *name);
+
+/* Multi-turn chat: the next turn's prompt extends the last one (its reply of one token was never
+ * fed), so its tokens are served from the slot's state — reported as OpenAI's cached_tokens and
+ * Anthropic's cache_read_input_tokens, and counted in /metrics. */
+static void test_prefix_reuse(void) {
+    const char *t1 = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about foxes\"}],\"max_tokens\":1,\"temperature\":0}";
+    resp r = http("POST", "/v1/chat/completions", t1);
+    json_t *j = as_json(&r);
+    REQUIRE(r.status == 200 && j);
+    const long long p1 = jint(j, "usage.prompt_tokens");
+    CHECK(p1 > 5 && jint(j, "usage.prompt_tokens_details.cached_tokens") >= 0);
+    json_decref(j);
+    free(r.body);
+    const long m0 = metric("alloy_prompt_tokens_cached_total");
+    const char *t2 = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about foxes\"},{\"role\":\"assistant\","
+                     "\"content\":\"Foxes are small\"},{\"role\":\"user\",\"content\":\"And wolves?\"}],\"max_tokens\":1,"
+                     "\"temperature\":0}";
+    r = http("POST", "/v1/chat/completions", t2);
+    j = as_json(&r);
+    REQUIRE(r.status == 200 && j);
+    CHECKF(jint(j, "usage.prompt_tokens_details.cached_tokens") == p1 && jint(j, "usage.prompt_tokens") > p1,
+           "second turn: %lld of %lld prompt tokens cached, %lld expected", jint(j, "usage.prompt_tokens_details.cached_tokens"),
+           jint(j, "usage.prompt_tokens"), p1);
+    const long long p2 = jint(j, "usage.prompt_tokens");
+    json_decref(j);
+    free(r.body);
+    CHECK(metric("alloy_prompt_tokens_cached_total") == m0 + p1);
+    /* the third turn through the Anthropic API: its prompt extends the second (same template) */
+    const char *t3 = "{\"model\":\"m\",\"max_tokens\":1,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":"
+                     "\"Tell me about foxes\"},{\"role\":\"assistant\",\"content\":\"Foxes are small\"},{\"role\":\"user\","
+                     "\"content\":\"And wolves?\"},{\"role\":\"assistant\",\"content\":\"Bigger\"},{\"role\":\"user\","
+                     "\"content\":\"Thanks\"}]}";
+    r = http("POST", "/v1/messages", t3);
+    j = as_json(&r);
+    REQUIRE(r.status == 200 && j);
+    CHECKF(jint(j, "usage.cache_read_input_tokens") == p2 && jint(j, "usage.input_tokens") > 0,
+           "third turn: %lld cached + %lld, %lld expected cached", jint(j, "usage.cache_read_input_tokens"),
+           jint(j, "usage.input_tokens"), p2);
+    json_decref(j);
+    free(r.body);
+}
+
 static void test_anthropic(void) {
     const char *msgs = "\"system\":\"Be terse.\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"}]";
     char b[1024];
@@ -849,7 +892,7 @@ static void test_anthropic(void) {
     CHECK(!strcmp(jstr(j, "type"), "message") && !strcmp(jstr(j, "role"), "assistant"));
     CHECK(!strncmp(jstr(j, "id"), "msg_", 4));
     CHECK(!strcmp(jstr(j, "content.0.type"), "text") && jstr(j, "content.0.text"));
-    CHECK(jint(j, "usage.input_tokens") == n_in);
+    CHECK(jint(j, "usage.input_tokens") + jint(j, "usage.cache_read_input_tokens") == n_in);
     const char *sr = jstr(j, "stop_reason");
     CHECK(sr && (!strcmp(sr, "end_turn") || (!strcmp(sr, "max_tokens") && jint(j, "usage.output_tokens") == 7)));
     json_decref(j);
@@ -1283,6 +1326,7 @@ int main(void) {
     AL_RUN(test_tool_choice_ollama);
     AL_RUN(test_tool_choice_misc);
     AL_RUN(test_anthropic);
+    AL_RUN(test_prefix_reuse);
     AL_RUN(test_ollama);
     AL_RUN(test_bad_requests);
     AL_RUN(test_hostile_clients);

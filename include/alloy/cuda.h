@@ -381,6 +381,8 @@ size_t al_cuda_model_bytes(const al_cuda_model *cm); /* device bytes of the weig
 al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const al_cuda_session_params *p);
 void al_cuda_session_free(al_cuda_session *s);
 void al_cuda_session_reset(al_cuda_session *s);
+/* As al_session_truncate: keep the first n tokens (models without conv / SSM state only). */
+al_status al_cuda_session_truncate(al_cuda_session *s, int n);
 int al_cuda_session_pos(const al_cuda_session *s);
 int al_cuda_session_n_ctx(const al_cuda_session *s); /* capacity in tokens */
 /* Whether decode replays a CUDA graph; when capture failed, *why (may be NULL) says why. */

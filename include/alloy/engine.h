@@ -16,6 +16,12 @@
  *    is held back until it is decided, and the stop string itself is not emitted.
  *  - `constraint` (optional) restricts which tokens may be sampled (JSON / JSON-schema output);
  *    see al_engine_constraint below.
+ *  - Prefix reuse: each slot remembers the tokens its state holds (the last request's prompt and the
+ *    generated tokens fed back). A new request goes to the free slot whose remembered tokens share
+ *    the longest prefix with its prompt, and prefills only the rest when that prefix is reusable:
+ *    all of the remembered tokens (any model: a multi-turn chat whose new prompt extends the last
+ *    exchange), or any common prefix where the backend can cut the state back (attention-only
+ *    models). At least the prompt's last token is always evaluated (its logits start generation).
  */
 #ifndef ALLOY_ENGINE_H
 #define ALLOY_ENGINE_H
@@ -56,6 +62,7 @@ typedef struct al_event {
     const char *stop_string; /* the stop string that ended it, or NULL */
     const char *error;       /* AL_FINISH_ERROR: why */
     int n_prompt, n_generated;
+    int n_cached;            /* prompt tokens served by prefix reuse (not evaluated again) */
     double t_queue, t_prompt, t_gen; /* seconds waiting, prefilling, generating */
 } al_event;
 
@@ -89,6 +96,7 @@ typedef struct al_engine al_engine;
 typedef struct al_engine_stats {
     int n_parallel, active, queued;
     uint64_t requests_total, tokens_prompt, tokens_generated;
+    uint64_t tokens_cached; /* prompt tokens not evaluated again (prefix reuse) */
 } al_engine_stats;
 
 /* ---- slot backends ---------------------------------------------------------------------------
@@ -107,6 +115,9 @@ typedef struct al_engine_backend {
     void (*slot_reset)(void *ctx, void *slot);                  /* back to position 0, empty state */
     int (*slot_pos)(void *ctx, const void *slot);               /* tokens fed so far */
     int (*slot_n_ctx)(void *ctx, const void *slot);
+    /* keep the first n tokens of the slot's sequence (prefix reuse); NULL where the state cannot be cut
+     * back (recurrent layers): then only a cached sequence that the new prompt extends is reused */
+    al_status (*slot_truncate)(void *ctx, void *slot, int n);
     /* n tokens of a prompt (1 <= n <= prefill_chunk); logits of the last one when logits != NULL */
     al_status (*slot_prefill)(void *ctx, void *slot, const int32_t *tok, int n, float *logits);
     /* one token into each of n distinct slots; logits[i] receives slot i's next-token logits */

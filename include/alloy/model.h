@@ -90,6 +90,11 @@ al_status al_model_create_preset(const char *preset, const char *tokenizer_gguf,
 al_status al_session_init(al_session **out, al_model *m, int n_ctx);
 void al_session_free(al_session *s);
 void al_session_reset(al_session *s);
+/* Keeps the first n tokens (n <= position): later ones are forgotten, the next eval continues at n.
+ * Only where every layer's state is its KV rows: AL_ERR_UNSUPPORTED for models with conv / SSM
+ * state (it has absorbed the later tokens). */
+al_status al_session_truncate(al_session *s, int n);
+bool al_model_can_truncate(const al_model *m); /* no layer keeps recurrent (conv / SSM) state */
 int al_session_pos(const al_session *s);
 int al_session_n_ctx(const al_session *s);
 al_status al_session_eval(al_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);

@@ -50,6 +50,11 @@ static int gpu_slot_n_ctx(void *ctx, const void *slot) {
     return al_cuda_session_n_ctx(slot);
 }
 
+static al_status gpu_slot_truncate(void *ctx, void *slot, int n) {
+    (void)ctx;
+    return al_cuda_session_truncate(slot, n);
+}
+
 static al_status gpu_slot_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
     (void)ctx;
     return al_cuda_session_eval(slot, tok, n, logits, false);
@@ -119,6 +124,7 @@ al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const
         .slot_reset = gpu_slot_reset,
         .slot_pos = gpu_slot_pos,
         .slot_n_ctx = gpu_slot_n_ctx,
+        .slot_truncate = al_model_can_truncate(m) ? gpu_slot_truncate : NULL,
         .slot_prefill = gpu_slot_prefill,
         .decode = gpu_decode,
         .destroy = gpu_destroy,

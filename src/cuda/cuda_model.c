@@ -479,6 +479,14 @@ void al_cuda_session_reset(al_cuda_session *s) {
 }
 
 int al_cuda_session_pos(const al_cuda_session *s) { return s->pos; }
+
+al_status al_cuda_session_truncate(al_cuda_session *s, int n) {
+    if (n < 0 || n > s->pos) return al_err(AL_ERR_RANGE, "truncate: %d of %d tokens", n, s->pos);
+    if (!al_model_can_truncate(s->cm->m)) return al_err(AL_ERR_UNSUPPORTED, "truncate: the model keeps recurrent (SSM) state");
+    if (s->cpu) AL_TRY(al_session_truncate(s->cpu, n));
+    s->pos = n;
+    return al_ok();
+}
 int al_cuda_session_n_ctx(const al_cuda_session *s) { return s->n_ctx; }
 
 bool al_cuda_session_graph_active(const al_cuda_session *s, al_status *why) {

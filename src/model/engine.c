@@ -7,7 +7,8 @@
  *      a long prompt does not stall the other streams; the last chunk yields the first token;
  *   3. decode: every slot with a token to feed goes into one backend decode call (on the CPU one
  *      batched forward pass); each then samples its next token, runs stop checks and emits its event.
- * Invariant: a slot in DECODE has exactly one sampled-but-unfed token in `next`.
+ * Invariant: a slot in DECODE has exactly one sampled-but-unfed token in `next`; a slot's
+ * cached[0 .. n_cached) are the tokens its backend state holds (n_cached < 0: unknown, reset first).
  * The slots' sequence state lives in the backend (al_engine_backend); the CPU backend is
  * engine_cpu.c.
  */
@@ -41,6 +42,10 @@ typedef struct slot {
     float *logits;        /* [n_vocab] */
     uint8_t *allowed;     /* [n_vocab] */
     size_t prefilled;
+    bool started;         /* the first prefill chunk of the request has run */
+    int reuse;            /* prompt tokens the state already holds (chosen at admission) */
+    int32_t *cached;      /* [n_ctx] tokens fed into the state, in order */
+    int n_cached;         /* -1: the state is unknown (a backend call failed) */
     int32_t next;         /* token sampled, to be fed */
     int n_gen;
     char *text;           /* generated text so far */
@@ -92,6 +97,7 @@ static void finish(al_engine *e, slot *sl, al_finish why, const char *stop_strin
     ev.error = error;
     ev.n_prompt = (int)sl->rq->r.n_prompt;
     ev.n_generated = sl->n_gen;
+    ev.n_cached = sl->started ? sl->reuse : 0;
     double now = al_time_sec();
     ev.t_queue = sl->t_start - sl->rq->t_submit;
     ev.t_prompt = (sl->t_prompt_done > 0 ? sl->t_prompt_done : now) - sl->t_start;
@@ -228,12 +234,28 @@ static bool sample_and_emit(al_engine *e, slot *sl) {
     return true;
 }
 
+/* prompt tokens of q that slot sl's state can serve: its whole cached sequence when the prompt
+ * extends it, else (with slot_truncate) the common prefix; never the prompt's last token */
+static int reusable(const al_engine *e, const slot *sl, const req *q) {
+    if (sl->n_cached <= 0) return 0;
+    const int lim = (int)q->r.n_prompt - 1 < sl->n_cached ? (int)q->r.n_prompt - 1 : sl->n_cached;
+    int n = 0;
+    while (n < lim && sl->cached[n] == q->prompt[n]) n++;
+    return n == sl->n_cached || e->b.slot_truncate ? n : 0;
+}
+
 static void admit(al_engine *e) {
     pthread_mutex_lock(&e->mu);
-    for (int i = 0; i < e->n_parallel && e->queue_head; i++) {
-        slot *sl = &e->slots[i];
-        if (sl->state != SLOT_FREE) continue;
+    while (e->queue_head) {
         req *q = e->queue_head;
+        slot *sl = NULL; /* the free slot with the most reusable tokens (the first on ties) */
+        int best = -1;
+        for (int i = 0; i < e->n_parallel; i++) {
+            if (e->slots[i].state != SLOT_FREE) continue;
+            const int r = reusable(e, &e->slots[i], q);
+            if (r > best) best = r, sl = &e->slots[i];
+        }
+        if (!sl) break;
         e->queue_head = q->next;
         if (!e->queue_head) e->queue_tail = NULL;
         e->queued--;
@@ -241,6 +263,8 @@ static void admit(al_engine *e) {
         sl->rq = q;
         sl->state = SLOT_PREFILL;
         sl->prefilled = 0;
+        sl->started = false;
+        sl->reuse = best;
         sl->n_gen = 0;
         sl->text_len = sl->emitted = 0;
         sl->t_start = al_time_sec();
@@ -249,13 +273,36 @@ static void admit(al_engine *e) {
     pthread_mutex_unlock(&e->mu);
 }
 
+/* tokens fed into the slot's state: remembered for prefix reuse */
+static void remember(al_engine *e, slot *sl, const int32_t *tok, int n) {
+    if (sl->n_cached < 0) return;
+    if (sl->n_cached + n > e->n_ctx) {
+        sl->n_cached = -1;
+        return;
+    }
+    memcpy(sl->cached + sl->n_cached, tok, sizeof(int32_t) * (size_t)n);
+    sl->n_cached += n;
+}
+
 static void prefill_step(al_engine *e) {
     for (int i = 0; i < e->n_parallel; i++) {
         slot *sl = &e->slots[i];
         if (sl->state != SLOT_PREFILL) continue;
         req *q = sl->rq;
-        if (sl->prefilled == 0) {
-            e->b.slot_reset(e->b.ctx, sl->s);
+        if (!sl->started) {
+            sl->started = true;
+            /* keep the reusable prefix of the state (cut back to it where needed), or start afresh */
+            al_status tr = al_ok();
+            if (sl->reuse > 0 && sl->reuse < sl->n_cached) tr = e->b.slot_truncate(e->b.ctx, sl->s, sl->reuse);
+            if (sl->reuse <= 0 || al_failed(&tr)) {
+                e->b.slot_reset(e->b.ctx, sl->s);
+                sl->reuse = 0;
+            }
+            sl->n_cached = sl->reuse;
+            sl->prefilled = (size_t)sl->reuse;
+            pthread_mutex_lock(&e->mu);
+            e->stats.tokens_cached += (uint64_t)sl->reuse;
+            pthread_mutex_unlock(&e->mu);
             al_detok_free(sl->dt);
             sl->dt = NULL;
             al_status dst = al_detok_init(&sl->dt, e->tok, q->r.render_special ? AL_DETOK_SPECIAL : 0);
@@ -279,9 +326,11 @@ static void prefill_step(al_engine *e) {
         bool last = (size_t)n == left;
         al_status st = e->b.slot_prefill(e->b.ctx, sl->s, q->prompt + sl->prefilled, n, last ? sl->logits : NULL);
         if (al_failed(&st)) {
+            sl->n_cached = -1;
             finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
             continue;
         }
+        remember(e, sl, q->prompt + sl->prefilled, n);
         sl->prefilled += (size_t)n;
         if (last) {
             sl->t_prompt_done = al_time_sec();
@@ -312,6 +361,8 @@ static void decode_step(al_engine *e) {
     al_status st = e->b.decode(e->b.ctx, e->batch_slots, e->batch_tok, n, e->batch_logits);
     for (int k = 0; k < n; k++) {
         slot *sl = &e->slots[e->batch_idx[k]];
+        if (al_failed(&st)) sl->n_cached = -1;
+        else remember(e, sl, &e->batch_tok[k], 1);
         if (al_failed(&st)) finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
         else if (!sample_and_emit(e, sl)) sl->state = SLOT_FREE;
     }
@@ -386,7 +437,8 @@ al_status al_engine_init_backend(al_engine **out, al_model *m, int n_parallel, i
         if (!al_failed(&st)) st = al_detok_init(&sl->dt, tok, 0);
         sl->logits = malloc(sizeof(float) * (size_t)e->n_vocab);
         sl->allowed = malloc((size_t)e->n_vocab);
-        if (!al_failed(&st) && (!sl->logits || !sl->allowed)) st = al_err(AL_ERR_NOMEM, "engine: out of memory");
+        sl->cached = !al_failed(&st) ? malloc(sizeof(int32_t) * (size_t)(e->n_ctx > 0 ? e->n_ctx : 1)) : NULL;
+        if (!al_failed(&st) && (!sl->logits || !sl->allowed || !sl->cached)) st = al_err(AL_ERR_NOMEM, "engine: out of memory");
     }
     if (!al_failed(&st) && pthread_create(&e->thread, NULL, worker, e) != 0) st = al_err(AL_ERR_IO, "engine: cannot start worker");
     if (al_failed(&st)) {
@@ -415,6 +467,7 @@ void al_engine_free(al_engine *e) {
         al_detok_free(sl->dt);
         free(sl->logits);
         free(sl->allowed);
+        free(sl->cached);
         free(sl->text);
     }
     for (req *q = e->queue_head; q;) {

@@ -44,6 +44,11 @@ static int cpu_slot_n_ctx(void *ctx, const void *slot) {
     return al_session_n_ctx(slot);
 }
 
+static al_status cpu_slot_truncate(void *ctx, void *slot, int n) {
+    (void)ctx;
+    return al_session_truncate(slot, n);
+}
+
 static al_status cpu_slot_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
     (void)ctx;
     return al_session_eval(slot, tok, n, logits, false);
@@ -93,6 +98,7 @@ al_status al_engine_cpu_backend(al_model *m, int n_parallel, al_engine_backend *
         .slot_reset = cpu_slot_reset,
         .slot_pos = cpu_slot_pos,
         .slot_n_ctx = cpu_slot_n_ctx,
+        .slot_truncate = al_model_can_truncate(m) ? cpu_slot_truncate : NULL,
         .slot_prefill = cpu_slot_prefill,
         .decode = cpu_decode,
         .destroy = cpu_destroy,

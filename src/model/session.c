@@ -152,6 +152,19 @@ void al_session_reset(al_session *s) {
 }
 
 int al_session_pos(const al_session *s) { return s->pos; }
+
+bool al_model_can_truncate(const al_model *m) {
+    for (int il = 0; il < m->hp.n_layer; il++)
+        if (m->hp.layer_mixer[il] == AL_MIXER_MAMBA1 || m->hp.layer_mixer[il] == AL_MIXER_MAMBA2) return false;
+    return true;
+}
+
+al_status al_session_truncate(al_session *s, int n) {
+    if (n < 0 || n > s->pos) return al_err(AL_ERR_RANGE, "truncate: %d of %d tokens", n, s->pos);
+    if (!al_model_can_truncate(s->m)) return al_err(AL_ERR_UNSUPPORTED, "truncate: the model keeps recurrent (SSM) state");
+    s->pos = n;
+    return al_ok();
+}
 int al_session_n_ctx(const al_session *s) { return s->n_ctx; }
 
 al_status al_session_eval(al_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {

@@ -98,10 +98,12 @@ static void full(srv_job *j, sbuf *out) {
     for (size_t i = 0; i < m->n_calls; i++)
         json_array_append_new(content, json_pack("{s:s,s:s,s:s,s:O}", "type", "tool_use", "id", m->calls[i].id, "name",
                                                  m->calls[i].name, "input", m->calls[i].arguments));
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:{s:i,s:i}}", "id", j->id, "type", "message", "role", "assistant",
+    /* Anthropic counts prompt tokens read from a cache apart from input_tokens */
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:{s:i,s:i,s:i}}", "id", j->id, "type", "message", "role", "assistant",
                           "model", j->req.model ? j->req.model : srv_model_name(j->srv), "content", content, "stop_reason",
                           stop_reason(j), "stop_sequence", j->stop_string ? json_string(j->stop_string) : json_null(),
-                          "usage", "input_tokens", j->n_prompt_tokens, "output_tokens", j->n_gen);
+                          "usage", "input_tokens", j->n_prompt_tokens - j->n_cached, "cache_read_input_tokens", j->n_cached,
+                          "output_tokens", j->n_gen);
     sbuf_add_json_steal(out, o);
 }
 
@@ -174,9 +176,9 @@ static void close_stream(srv_job *j) {
     if (j->block < 0) delta(j, SRV_CH_CONTENT, "", 0); /* always one block */
     block_stop(j);
     event(j, "message_delta",
-          json_pack("{s:s,s:{s:s,s:o},s:{s:i,s:i}}", "type", "message_delta", "delta", "stop_reason", stop_reason(j),
+          json_pack("{s:s,s:{s:s,s:o},s:{s:i,s:i,s:i}}", "type", "message_delta", "delta", "stop_reason", stop_reason(j),
                     "stop_sequence", j->stop_string ? json_string(j->stop_string) : json_null(), "usage", "input_tokens",
-                    j->n_prompt_tokens, "output_tokens", j->n_gen));
+                    j->n_prompt_tokens - j->n_cached, "cache_read_input_tokens", j->n_cached, "output_tokens", j->n_gen));
     event(j, "message_stop", json_pack("{s:s}", "type", "message_stop"));
 }
 

@@ -145,8 +145,8 @@ static json_t *chat_logprobs(srv_job *j, size_t from, size_t to) {
 }
 
 static json_t *usage_json(srv_job *j) {
-    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", j->n_prompt_tokens, "completion_tokens", j->n_gen,
-                     "total_tokens", j->n_prompt_tokens + j->n_gen);
+    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", j->n_prompt_tokens, "completion_tokens", j->n_gen,
+                     "total_tokens", j->n_prompt_tokens + j->n_gen, "prompt_tokens_details", "cached_tokens", j->n_cached);
 }
 
 static json_t *tool_calls_json(srv_job *j) {

@@ -205,6 +205,7 @@ static bool job_on_event(void *ud, const al_event *ev) {
         if (ev->error) snprintf(j->errmsg, sizeof j->errmsg, "%s", ev->error);
         j->n_prompt_tokens = ev->n_prompt;
         j->n_gen = ev->n_generated;
+        j->n_cached = ev->n_cached;
         j->t_queue = ev->t_queue;
         j->t_prompt = ev->t_prompt;
         j->t_gen = ev->t_gen;

@@ -125,6 +125,8 @@ void srv_metrics_render(srv_metrics *m, const al_engine_stats *st, int in_flight
                 "# HELP alloy_active_slots Slots generating.\n# TYPE alloy_active_slots gauge\nalloy_active_slots %d\n"
                 "# HELP alloy_slots Slots in total.\n# TYPE alloy_slots gauge\nalloy_slots %d\n"
                 "# HELP alloy_requests_in_flight Generation requests accepted and not finished.\n"
-                "# TYPE alloy_requests_in_flight gauge\nalloy_requests_in_flight %d\n",
-                st->queued, st->active, st->n_parallel, in_flight);
+                "# TYPE alloy_requests_in_flight gauge\nalloy_requests_in_flight %d\n"
+                "# HELP alloy_prompt_tokens_cached_total Prompt tokens served by prefix reuse (not evaluated again).\n"
+                "# TYPE alloy_prompt_tokens_cached_total counter\nalloy_prompt_tokens_cached_total %llu\n",
+                st->queued, st->active, st->n_parallel, in_flight, (unsigned long long)st->tokens_cached);
 }

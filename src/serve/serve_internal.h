@@ -170,7 +170,7 @@ typedef struct srv_job {
     al_finish finish;
     char *stop_string;
     char errmsg[256];
-    int n_prompt_tokens, n_gen;
+    int n_prompt_tokens, n_gen, n_cached;
     double t_queue, t_prompt, t_gen;
     /* per-API streaming state */
     bool started;

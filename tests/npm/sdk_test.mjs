@@ -217,7 +217,7 @@ await test('anthropic messages', async () => {
   assert.ok(['end_turn', 'max_tokens', 'stop_sequence'].includes(r.stop_reason));
   assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens <= 9);
   const n = await anthropic.messages.countTokens({ model: 'claude-sonnet-4-5', system: 'Be terse.', messages: [{ role: 'user', content: 'Hi' }] });
-  assert.equal(n.input_tokens, r.usage.input_tokens);
+  assert.equal(n.input_tokens, r.usage.input_tokens + (r.usage.cache_read_input_tokens ?? 0));
 });
 
 await test('anthropic streaming event sequence', async () => {
