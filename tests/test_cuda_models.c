@@ -23,7 +23,8 @@
  *  - partial offload (al_cuda_model_init_layers: half, none, all but one of the layers on the device,
  *    the rest on the CPU each step) within 1e-4 of the CPU: prompt, 8 decode steps, a batch of two;
  *    and al_cuda_session_truncate (attention-only models: re-evaluated tokens give the same logits;
- *    models with SSM state: AL_ERR_UNSUPPORTED);
+ *    models with SSM state: AL_ERR_UNSUPPORTED); al_cuda_session_snapshot / restore (all layers,
+ *    partial too): the tokens after the snapshot re-evaluated after a restore give the same logits;
  *  - al_cuda_session_decode_batch itself: 5 sessions at different positions decoded together vs each
  *    alone, 10 steps alternating between one set of 5 and two sets of 3 and 2 (other orders, other
  *    leaders: each set captured once, then replayed from its graph), every architecture, within the
@@ -321,6 +322,28 @@ static void test_persistent(void) {
     }
 }
 
+/* snapshot after 8 tokens, 4 more (logits X), 3 others, restore: the same 4 give X again */
+static double snapshot_check(al_cuda_model *cm, const al_test_ref *r, int V) {
+    al_cuda_session_params gp = al_cuda_session_default_params();
+    gp.n_ctx = 64;
+    gp.kv_type = AL_TYPE_F32;
+    al_cuda_session *s = NULL;
+    if (al_cuda_session_init(&s, cm, &gp).code) return INFINITY;
+    float *x = malloc(sizeof(float) * (size_t)V), *y = malloc(sizeof(float) * (size_t)V);
+    double e = INFINITY;
+    if (!al_cuda_session_eval(s, r->ids, 8, x, false).code && !al_cuda_session_snapshot(s).code &&
+        !al_cuda_session_eval(s, r->ids + 8, 4, x, false).code && !al_cuda_session_eval(s, r->ids + 20, 3, y, false).code &&
+        !al_cuda_session_restore(s).code && al_cuda_session_pos(s) == 8 && !al_cuda_session_eval(s, r->ids + 8, 4, y, false).code)
+        e = al_test_rel_err(y, x, (size_t)V);
+    CHECK(al_cuda_session_restore(s).code == AL_ERR_NOT_FOUND || al_cuda_session_pos(s) == 8); /* still valid: back again */
+    al_cuda_session_reset(s);
+    CHECK(al_cuda_session_restore(s).code == AL_ERR_NOT_FOUND); /* reset drops it */
+    free(x);
+    free(y);
+    al_cuda_session_free(s);
+    return e;
+}
+
 /* Partial offload (al_cuda_model_init_layers): with half of the layers, none and all but one on the
  * device, every reference model (F32 weights, F32 cache) gives the CPU's logits within 1e-4: the prompt
  * (all positions), 8 greedy decode steps, then two sessions decoded as one batch (each its own CPU
@@ -394,8 +417,10 @@ static void test_partial(void) {
             } else {
                 CHECK(st_cut.code == AL_ERR_UNSUPPORTED && al_cuda_session_pos(gs[0]) == 10);
             }
-            printf("  %s, %d of %d layers on the device (%zu of %zu bytes): prefill %.3g, decode %.3g, batch %.3g\n", archs[a],
-                   counts[k], L, al_cuda_model_bytes(cm), al_cuda_model_bytes(full), e, worst, wb);
+            const double es = snapshot_check(cm, &r, V);
+            CHECKF(es < 1e-5, "%s with %d device layers: after restoring a snapshot %g", archs[a], counts[k], es);
+            printf("  %s, %d of %d layers on the device (%zu of %zu bytes): prefill %.3g, decode %.3g, batch %.3g, "
+                   "snapshot %.3g\n", archs[a], counts[k], L, al_cuda_model_bytes(cm), al_cuda_model_bytes(full), e, worst, wb, es);
             CHECKF(e < 1e-4 && worst < 1e-4 && wb < 1e-4, "%s with %d device layers: prefill %g decode %g batch %g", archs[a],
                    counts[k], e, worst, wb);
             for (int i = 0; i < 2; i++) {
@@ -404,6 +429,8 @@ static void test_partial(void) {
             }
             al_cuda_model_free(cm);
         }
+        const double ef = snapshot_check(full, &r, V);
+        CHECKF(ef < 1e-5, "%s: after restoring a snapshot %g", archs[a], ef);
         free(lc);
         free(lg);
         free(lb[0]);

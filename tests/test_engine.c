@@ -328,8 +328,9 @@ static size_t join(int32_t *out, const int32_t *a, size_t na, const int32_t *b, 
     return na + nb;
 }
 
-/* Prefix reuse on model m (hybrid: only a prompt extending the cached sequence; attention-only: any
- * common prefix): every answer equals a lone session's, and the engine counts the tokens it reused. */
+/* Prefix reuse on model m (hybrid: a prompt extending the cached sequence, or the last prompt through
+ * its snapshot; attention-only: any common prefix): every answer equals a lone session's, and the
+ * engine counts the tokens it reused. */
 static void check_prefix_reuse(al_model *m, bool attention_only) {
     const al_tokenizer *t;
     REQUIRE_OK(al_model_tokenizer(m, &t));
@@ -342,6 +343,7 @@ static void check_prefix_reuse(al_model *m, bool attention_only) {
     REQUIRE_OK(al_tokenizer_encode(t, "The end of it all", 17, false, false, &other, &no));
     int32_t prompt[128], want[8];
     collect a, b, c, d;
+    memset(&b, 0, sizeof b);
     run_one(e, p, np, &a); /* caches p + a's first 7 tokens (the 8th is never fed) */
     REQUIRE(a.n_tok == 8);
     size_t n = join(prompt, p, np, a.toks, 7);
@@ -352,6 +354,18 @@ static void check_prefix_reuse(al_model *m, bool attention_only) {
     al_engine_stats st = al_engine_get_stats(e);
     CHECKF(st.tokens_cached == np + 7, "extending prompt: %llu tokens reused, %zu expected",
            (unsigned long long)st.tokens_cached, np + 7);
+    /* the whole last prompt, then something else than its reply (a template dropping past reasoning):
+     * a hybrid model goes back to the snapshot taken at that prompt's end */
+    collect e5;
+    const size_t nb = n;
+    n = join(prompt, prompt, nb, other, no);
+    run_one(e, prompt, n, &e5);
+    lone_greedy_of(m, prompt, (int)n, 8, want);
+    CHECK(e5.n_tok == 8 && !memcmp(e5.toks, want, sizeof want) && b.toks[0] != other[0]);
+    uint64_t before0 = st.tokens_cached;
+    st = al_engine_get_stats(e);
+    CHECKF(st.tokens_cached - before0 == nb, "prompt after the last prompt: %llu reused, %zu expected",
+           (unsigned long long)(st.tokens_cached - before0), nb);
     n = join(prompt, p, np - 1, other, no); /* diverges inside the cached sequence */
     run_one(e, prompt, n, &c);
     lone_greedy_of(m, prompt, (int)n, 8, want);

@@ -383,6 +383,9 @@ void al_cuda_session_free(al_cuda_session *s);
 void al_cuda_session_reset(al_cuda_session *s);
 /* As al_session_truncate: keep the first n tokens (models without conv / SSM state only). */
 al_status al_cuda_session_truncate(al_cuda_session *s, int n);
+/* As al_session_snapshot / al_session_restore (the snapshot in device memory, enqueued copies). */
+al_status al_cuda_session_snapshot(al_cuda_session *s);
+al_status al_cuda_session_restore(al_cuda_session *s);
 int al_cuda_session_pos(const al_cuda_session *s);
 int al_cuda_session_n_ctx(const al_cuda_session *s); /* capacity in tokens */
 /* Whether decode replays a CUDA graph; when capture failed, *why (may be NULL) says why. */

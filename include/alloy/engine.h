@@ -20,8 +20,10 @@
  *    generated tokens fed back). A new request goes to the free slot whose remembered tokens share
  *    the longest prefix with its prompt, and prefills only the rest when that prefix is reusable:
  *    all of the remembered tokens (any model: a multi-turn chat whose new prompt extends the last
- *    exchange), or any common prefix where the backend can cut the state back (attention-only
- *    models). At least the prompt's last token is always evaluated (its logits start generation).
+ *    exchange), any common prefix where the backend can cut the state back (attention-only
+ *    models), or the last prompt (any model: a snapshot of the state taken where it ended) when the
+ *    new prompt starts with it. At least the prompt's last token is always evaluated (its logits
+ *    start generation).
  */
 #ifndef ALLOY_ENGINE_H
 #define ALLOY_ENGINE_H
@@ -118,6 +120,11 @@ typedef struct al_engine_backend {
     /* keep the first n tokens of the slot's sequence (prefix reuse); NULL where the state cannot be cut
      * back (recurrent layers): then only a cached sequence that the new prompt extends is reused */
     al_status (*slot_truncate)(void *ctx, void *slot, int n);
+    /* remember the slot's state now / go back to it (see al_session_snapshot); may be NULL. The
+     * engine snapshots each prompt's end, so that a next prompt that shares the whole prompt but not
+     * the reply (a chat template dropping the reasoning of past turns) reuses it on hybrid models */
+    al_status (*slot_snapshot)(void *ctx, void *slot);
+    al_status (*slot_restore)(void *ctx, void *slot);
     /* n tokens of a prompt (1 <= n <= prefill_chunk); logits of the last one when logits != NULL */
     al_status (*slot_prefill)(void *ctx, void *slot, const int32_t *tok, int n, float *logits);
     /* one token into each of n distinct slots; logits[i] receives slot i's next-token logits */

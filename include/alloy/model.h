@@ -95,6 +95,13 @@ void al_session_reset(al_session *s);
  * state (it has absorbed the later tokens). */
 al_status al_session_truncate(al_session *s, int n);
 bool al_model_can_truncate(const al_model *m); /* no layer keeps recurrent (conv / SSM) state */
+/* Remembers the recurrent (conv / SSM) state and the position now (one snapshot per session, in
+ * host memory the size of that state). al_session_restore goes back to it: the position becomes the
+ * snapshot's and the KV rows before it are those kept, so it is valid while the session has only
+ * gone on from there (reset, or a truncate below it, drop it: AL_ERR_NOT_FOUND). */
+al_status al_session_snapshot(al_session *s);
+al_status al_session_restore(al_session *s);
+int al_session_snapshot_pos(const al_session *s); /* -1: none */
 int al_session_pos(const al_session *s);
 int al_session_n_ctx(const al_session *s);
 al_status al_session_eval(al_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);

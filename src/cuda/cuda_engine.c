@@ -55,6 +55,16 @@ static al_status gpu_slot_truncate(void *ctx, void *slot, int n) {
     return al_cuda_session_truncate(slot, n);
 }
 
+static al_status gpu_slot_snapshot(void *ctx, void *slot) {
+    (void)ctx;
+    return al_cuda_session_snapshot(slot);
+}
+
+static al_status gpu_slot_restore(void *ctx, void *slot) {
+    (void)ctx;
+    return al_cuda_session_restore(slot);
+}
+
 static al_status gpu_slot_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
     (void)ctx;
     return al_cuda_session_eval(slot, tok, n, logits, false);
@@ -125,6 +135,8 @@ al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const
         .slot_pos = gpu_slot_pos,
         .slot_n_ctx = gpu_slot_n_ctx,
         .slot_truncate = al_model_can_truncate(m) ? gpu_slot_truncate : NULL,
+        .slot_snapshot = al_model_can_truncate(m) ? NULL : gpu_slot_snapshot, /* truncation covers the rest */
+        .slot_restore = al_model_can_truncate(m) ? NULL : gpu_slot_restore,
         .slot_prefill = gpu_slot_prefill,
         .decode = gpu_decode,
         .destroy = gpu_destroy,

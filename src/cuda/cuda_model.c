@@ -332,6 +332,8 @@ struct al_cuda_session {
     al_cuda_session *const *bat; /* batched decode (NULL otherwise): row i of this pass is bat[i]'s token */
     uint64_t id;                 /* unique per model */
     al_session *cpu;             /* partial offload: layers [0, cm->first) on the CPU (else NULL) */
+    float *snap;                 /* al_cuda_session_snapshot: conv and SSM states of the device layers */
+    int snap_pos;                /* -1: none */
     float *h_host, *emb_host;    /* pinned [ubatch][n_embd]: their output (emb: zamba2's embeddings) */
     struct bgraph {              /* captured batched decode passes led by this session */
         al_cuda_graph *g;
@@ -373,6 +375,7 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     s->cu = cm->cu;
     s->hp = hp;
     s->id = ++cm->next_session_id;
+    s->snap_pos = -1;
     s->n_ctx = n_ctx;
     s->ubatch = p->ubatch > 0 ? p->ubatch : UBATCH;
     if (s->ubatch > n_ctx) s->ubatch = n_ctx; /* scratch grows with the micro-batch */
@@ -462,6 +465,7 @@ void al_cuda_session_free(al_cuda_session *s) {
     al_cuda_host_free(s->h_host);
     al_cuda_host_free(s->emb_host);
     al_session_free(s->cpu);
+    al_cuda_release(c, s->snap);
     free(s);
 }
 
@@ -476,6 +480,7 @@ void al_cuda_session_reset(al_cuda_session *s) {
     }
     if (s->cpu) al_session_reset(s->cpu);
     s->pos = 0;
+    s->snap_pos = -1;
 }
 
 int al_cuda_session_pos(const al_cuda_session *s) { return s->pos; }
@@ -485,6 +490,53 @@ al_status al_cuda_session_truncate(al_cuda_session *s, int n) {
     if (!al_model_can_truncate(s->cm->m)) return al_err(AL_ERR_UNSUPPORTED, "truncate: the model keeps recurrent (SSM) state");
     if (s->cpu) AL_TRY(al_session_truncate(s->cpu, n));
     s->pos = n;
+    if (s->snap_pos > n) s->snap_pos = -1;
+    return al_ok();
+}
+
+/* bytes of layer il's conv and SSM states (0 for layers without them) */
+static void state_bytes(const al_hparams *hp, int il, size_t *conv, size_t *ssm) {
+    al_layer_state_sizes(hp, il, conv, ssm);
+    *conv *= sizeof(float);
+    *ssm *= sizeof(float);
+}
+
+/* every device layer's recurrent state to (save) or from the snapshot, enqueued */
+static al_status snap_copy(al_cuda_session *s, bool save) {
+    char *p = (char *)s->snap;
+    for (int il = s->cm->first; il < s->hp->n_layer; il++) {
+        size_t nc, ns;
+        state_bytes(s->hp, il, &nc, &ns);
+        g_cache *c = &s->lc[il];
+        if (!nc) continue;
+        AL_TRY(al_cuda_copy_async(s->cu, save ? p : (char *)c->conv, save ? (char *)c->conv : p, nc));
+        AL_TRY(al_cuda_copy_async(s->cu, save ? p + nc : (char *)c->ssm, save ? (char *)c->ssm : p + nc, ns));
+        p += nc + ns;
+    }
+    return al_ok();
+}
+
+al_status al_cuda_session_snapshot(al_cuda_session *s) {
+    if (!s->snap) {
+        size_t n = 16;
+        for (int il = s->cm->first; il < s->hp->n_layer; il++) {
+            size_t nc, ns;
+            state_bytes(s->hp, il, &nc, &ns);
+            n += nc + ns;
+        }
+        AL_TRY(al_cuda_alloc(s->cu, (void **)&s->snap, n));
+    }
+    if (s->cpu) AL_TRY(al_session_snapshot(s->cpu));
+    AL_TRY(snap_copy(s, true));
+    s->snap_pos = s->pos;
+    return al_ok();
+}
+
+al_status al_cuda_session_restore(al_cuda_session *s) {
+    if (s->snap_pos < 0 || s->snap_pos > s->pos) return al_err(AL_ERR_NOT_FOUND, "restore: no snapshot");
+    if (s->cpu) AL_TRY(al_session_restore(s->cpu));
+    AL_TRY(snap_copy(s, false));
+    s->pos = s->snap_pos;
     return al_ok();
 }
 int al_cuda_session_n_ctx(const al_cuda_session *s) { return s->n_ctx; }

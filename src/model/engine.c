@@ -46,6 +46,7 @@ typedef struct slot {
     int reuse;            /* prompt tokens the state already holds (chosen at admission) */
     int32_t *cached;      /* [n_ctx] tokens fed into the state, in order */
     int n_cached;         /* -1: the state is unknown (a backend call failed) */
+    int snap_pos;         /* the backend's snapshot of the state after cached[0 .. snap_pos); -1: none */
     int32_t next;         /* token sampled, to be fed */
     int n_gen;
     char *text;           /* generated text so far */
@@ -241,7 +242,8 @@ static int reusable(const al_engine *e, const slot *sl, const req *q) {
     const int lim = (int)q->r.n_prompt - 1 < sl->n_cached ? (int)q->r.n_prompt - 1 : sl->n_cached;
     int n = 0;
     while (n < lim && sl->cached[n] == q->prompt[n]) n++;
-    return n == sl->n_cached || e->b.slot_truncate ? n : 0;
+    if (n == sl->n_cached || e->b.slot_truncate) return n;
+    return sl->snap_pos > 0 && n >= sl->snap_pos ? sl->snap_pos : 0; /* back to the snapshot */
 }
 
 static void admit(al_engine *e) {
@@ -293,11 +295,15 @@ static void prefill_step(al_engine *e) {
             sl->started = true;
             /* keep the reusable prefix of the state (cut back to it where needed), or start afresh */
             al_status tr = al_ok();
-            if (sl->reuse > 0 && sl->reuse < sl->n_cached) tr = e->b.slot_truncate(e->b.ctx, sl->s, sl->reuse);
+            if (sl->reuse > 0 && sl->reuse < sl->n_cached)
+                tr = e->b.slot_truncate ? e->b.slot_truncate(e->b.ctx, sl->s, sl->reuse)
+                                        : e->b.slot_restore(e->b.ctx, sl->s); /* reuse == snap_pos */
             if (sl->reuse <= 0 || al_failed(&tr)) {
                 e->b.slot_reset(e->b.ctx, sl->s);
                 sl->reuse = 0;
+                sl->snap_pos = -1;
             }
+            if (sl->snap_pos > sl->reuse) sl->snap_pos = -1;
             sl->n_cached = sl->reuse;
             sl->prefilled = (size_t)sl->reuse;
             pthread_mutex_lock(&e->mu);
@@ -332,6 +338,10 @@ static void prefill_step(al_engine *e) {
         }
         remember(e, sl, q->prompt + sl->prefilled, n);
         sl->prefilled += (size_t)n;
+        if (last && e->b.slot_snapshot && sl->n_cached > 0) { /* the prompt's end, for the next request */
+            al_status ss = e->b.slot_snapshot(e->b.ctx, sl->s);
+            sl->snap_pos = al_failed(&ss) ? -1 : sl->n_cached;
+        }
         if (last) {
             sl->t_prompt_done = al_time_sec();
             pthread_mutex_lock(&e->mu);
@@ -432,6 +442,7 @@ al_status al_engine_init_backend(al_engine **out, al_model *m, int n_parallel, i
     for (int i = 0; i < n_parallel && !al_failed(&st); i++) {
         slot *sl = &e->slots[i];
         /* every slot gets the first one's capacity (the model default resolved once) */
+        sl->snap_pos = -1;
         st = b->slot_init(b->ctx, i == 0 ? n_ctx : e->n_ctx, &sl->s);
         if (!al_failed(&st) && i == 0) e->n_ctx = b->slot_n_ctx(b->ctx, sl->s);
         if (!al_failed(&st)) st = al_detok_init(&sl->dt, tok, 0);

@@ -49,6 +49,16 @@ static al_status cpu_slot_truncate(void *ctx, void *slot, int n) {
     return al_session_truncate(slot, n);
 }
 
+static al_status cpu_slot_snapshot(void *ctx, void *slot) {
+    (void)ctx;
+    return al_session_snapshot(slot);
+}
+
+static al_status cpu_slot_restore(void *ctx, void *slot) {
+    (void)ctx;
+    return al_session_restore(slot);
+}
+
 static al_status cpu_slot_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
     (void)ctx;
     return al_session_eval(slot, tok, n, logits, false);
@@ -99,6 +109,8 @@ al_status al_engine_cpu_backend(al_model *m, int n_parallel, al_engine_backend *
         .slot_pos = cpu_slot_pos,
         .slot_n_ctx = cpu_slot_n_ctx,
         .slot_truncate = al_model_can_truncate(m) ? cpu_slot_truncate : NULL,
+        .slot_snapshot = al_model_can_truncate(m) ? NULL : cpu_slot_snapshot, /* truncation covers the rest */
+        .slot_restore = al_model_can_truncate(m) ? NULL : cpu_slot_restore,
         .slot_prefill = cpu_slot_prefill,
         .decode = cpu_decode,
         .destroy = cpu_destroy,

@@ -76,6 +76,7 @@ al_status al_session_init_layers(al_session **out, al_model *m, int n_ctx, int n
     if (!s) return al_err(AL_ERR_NOMEM, "session: out of memory");
     s->m = m;
     s->n_ctx = n_ctx;
+    s->snap_pos = -1;
     s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
     if (!s->lc) goto nomem;
     int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -135,6 +136,7 @@ void al_session_free(al_session *s) {
         free(s->lc);
     }
     al_free(NULL, s->inv_freq);
+    al_free(NULL, s->snap);
     al_scratch_free(&s->sc);
     free(s);
 }
@@ -149,6 +151,7 @@ void al_session_reset(al_session *s) {
         if (c->ssm) memset(c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
     }
     s->pos = 0;
+    s->snap_pos = -1;
 }
 
 int al_session_pos(const al_session *s) { return s->pos; }
@@ -163,8 +166,56 @@ al_status al_session_truncate(al_session *s, int n) {
     if (n < 0 || n > s->pos) return al_err(AL_ERR_RANGE, "truncate: %d of %d tokens", n, s->pos);
     if (!al_model_can_truncate(s->m)) return al_err(AL_ERR_UNSUPPORTED, "truncate: the model keeps recurrent (SSM) state");
     s->pos = n;
+    if (s->snap_pos > n) s->snap_pos = -1;
     return al_ok();
 }
+
+void al_layer_state_sizes(const al_hparams *hp, int il, size_t *conv, size_t *ssm) {
+    const int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
+    const al_mixer mx = hp->layer_mixer[il];
+    const bool rec = mx == AL_MIXER_MAMBA1 || mx == AL_MIXER_MAMBA2;
+    *conv = rec ? (size_t)(hp->ssm_d_conv - 1) * (size_t)(mx == AL_MIXER_MAMBA2 ? conv_ch2 : hp->ssm_d_inner) : 0;
+    *ssm = rec ? (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state : 0;
+}
+
+/* copies every layer's recurrent state to (save) or from the snapshot */
+static void snap_copy(al_session *s, bool save) {
+    const al_hparams *hp = &s->m->hp;
+    float *p = s->snap;
+    for (int il = 0; il < hp->n_layer; il++) {
+        size_t nc, ns;
+        al_layer_state_sizes(hp, il, &nc, &ns);
+        layer_cache *c = &s->lc[il];
+        if (!c->conv || !c->ssm) continue; /* layers this session does not hold */
+        memcpy(save ? p : c->conv, save ? c->conv : p, sizeof(float) * nc);
+        memcpy(save ? p + nc : c->ssm, save ? c->ssm : p + nc, sizeof(float) * ns);
+        p += nc + ns;
+    }
+}
+
+al_status al_session_snapshot(al_session *s) {
+    if (!s->snap) {
+        size_t n = 1;
+        for (int il = 0; il < s->m->hp.n_layer; il++) {
+            size_t nc, ns;
+            al_layer_state_sizes(&s->m->hp, il, &nc, &ns);
+            n += nc + ns;
+        }
+        if (!(s->snap = zalloc(n))) return al_err(AL_ERR_NOMEM, "snapshot: out of memory (%zu floats)", n);
+    }
+    snap_copy(s, true);
+    s->snap_pos = s->pos;
+    return al_ok();
+}
+
+al_status al_session_restore(al_session *s) {
+    if (s->snap_pos < 0 || s->snap_pos > s->pos) return al_err(AL_ERR_NOT_FOUND, "restore: no snapshot");
+    snap_copy(s, false);
+    s->pos = s->snap_pos;
+    return al_ok();
+}
+
+int al_session_snapshot_pos(const al_session *s) { return s->snap_pos; }
 int al_session_n_ctx(const al_session *s) { return s->n_ctx; }
 
 al_status al_session_eval(al_session *s, const int32_t *tokens, int n, float *logits, bool all_logits) {

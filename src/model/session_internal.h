@@ -34,6 +34,8 @@ struct al_session {
     layer_cache *lc;
     float *inv_freq;      /* [rope_dim/2] */
     al_scratch sc;        /* for al_session_eval */
+    float *snap;          /* al_session_snapshot: the conv and SSM states of every layer, in layer order */
+    int snap_pos;         /* its position; -1: none */
 };
 
 /* One sequence's part of a batched forward pass. */
@@ -49,6 +51,9 @@ typedef struct al_fwd_item {
  * pass: shared matrix products over all rows, per-sequence attention and SSM scans. Advances each
  * session's position. */
 al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items);
+
+/* Floats of layer il's conv and SSM states (0 for layers without recurrent state). */
+void al_layer_state_sizes(const al_hparams *hp, int il, size_t *conv, size_t *ssm);
 
 /* A session holding the caches of layers [0, n_layers) only: the CPU part of a model whose later
  * layers run elsewhere (partial GPU offload), evaluated with al_forward_hidden. */
