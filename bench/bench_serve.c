@@ -12,6 +12,11 @@
  * pseudo-random ids, different per request. --device cuda serves every slot on GPU 0
  * (al_cuda_engine_backend_init) with --decode-batch slots per batched decode pass (1: each slot's own
  * persistent kernel); without CUDA that is an error.
+ *
+ * --turns T: one conversation of T turns instead: each turn's prompt is the last prompt, the tokens
+ * generated for it (those fed back) and P new ones, so prefix reuse serves all but the new tokens;
+ * prints each turn's prompt length, the tokens reused and the time to first token, then the last
+ * turn's prompt on a fresh engine (nothing to reuse) for comparison.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -29,7 +34,8 @@ typedef struct job {
     pthread_mutex_t *mu;
     pthread_cond_t *cv;
     int *left;
-    int n_gen;
+    int n_gen, n_cached;
+    int32_t toks[4096];
     double t_queue, t_prompt, t_gen;
     al_finish finish;
     char error[200];
@@ -37,8 +43,13 @@ typedef struct job {
 
 static bool on_event(void *ud, const al_event *ev) {
     job *j = ud;
-    if (ev->kind != AL_EV_DONE) return true;
     pthread_mutex_lock(j->mu);
+    if (ev->kind == AL_EV_TOKEN) {
+        if (ev->token >= 0 && j->n_gen < 4096) j->toks[j->n_gen++] = ev->token;
+        pthread_mutex_unlock(j->mu);
+        return true;
+    }
+    j->n_cached = ev->n_cached;
     j->n_gen = ev->n_generated;
     j->t_queue = ev->t_queue;
     j->t_prompt = ev->t_prompt;
@@ -59,6 +70,60 @@ static const char *opt(int argc, char **argv, const char *a, const char *b) {
 static int iopt(int argc, char **argv, const char *a, const char *b, int def) {
     const char *v = opt(argc, argv, a, b);
     return v ? atoi(v) : def;
+}
+
+/* one request to its end on e; *j receives its events */
+static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job *j, pthread_mutex_t *mu, pthread_cond_t *cv) {
+    int left = 1;
+    *j = (job){.mu = mu, .cv = cv, .left = &left};
+    al_gen_request q;
+    memset(&q, 0, sizeof q);
+    q.prompt = prompt;
+    q.n_prompt = (size_t)n;
+    q.sampling = al_sampler_default_params();
+    q.sampling.temp = 0;
+    q.max_tokens = G;
+    q.ignore_eos = true;
+    q.on_event = on_event;
+    q.ud = j;
+    AL_TRY(al_engine_submit(e, &q, NULL));
+    pthread_mutex_lock(mu);
+    while (left > 0) pthread_cond_wait(cv, mu);
+    pthread_mutex_unlock(mu);
+    return j->finish == AL_FINISH_LENGTH ? al_ok() : al_err(AL_ERR_IO, "turn ended %d: %s", j->finish, j->error);
+}
+
+/* --turns: a conversation on e, then its last prompt on a fresh engine */
+static int conversation(al_engine *e, al_engine *fresh, int turns, int P, int G, int V) {
+    const int n_max = turns * (P + G);
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)n_max);
+    job *j = malloc(sizeof *j);
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    uint32_t rng = 777;
+    int n = 0;
+    al_status st = prompt && j ? al_ok() : al_err(AL_ERR_NOMEM, "out of memory");
+    printf("| turn | prompt tokens | reused | TTFT ms |\n|---:|---:|---:|---:|\n");
+    for (int t = 0; t < turns && !al_failed(&st); t++) {
+        for (int i = 0; i < P; i++) { /* the user's new message */
+            rng = rng * 1664525u + 1013904223u;
+            prompt[n++] = (int32_t)(100 + (rng >> 8) % (uint32_t)(V > 200 ? V - 100 : 1));
+        }
+        st = run_turn(e, prompt, n, G, j, &mu, &cv);
+        if (al_failed(&st)) break;
+        printf("| %d | %d | %d | %.1f |\n", t + 1, n, j->n_cached, 1e3 * (j->t_queue + j->t_prompt));
+        if (t + 1 < turns) { /* the reply, as fed back (its last token never was) */
+            memcpy(prompt + n, j->toks, sizeof(int32_t) * (size_t)(j->n_gen - 1));
+            n += j->n_gen - 1;
+        }
+    }
+    if (!al_failed(&st)) st = run_turn(fresh, prompt, n, G, j, &mu, &cv);
+    if (!al_failed(&st))
+        printf("| last prompt, fresh engine | %d | %d | %.1f |\n", n, j->n_cached, 1e3 * (j->t_queue + j->t_prompt));
+    if (al_failed(&st)) fprintf(stderr, "bench_serve: %s\n", st.msg);
+    free(prompt);
+    free(j);
+    return al_failed(&st) ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -85,7 +150,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_serve: %s\n", st.msg);
         return 1;
     }
-    const int n_ctx = iopt(argc, argv, "-c", NULL, P + G + 16);
+    const int n_ctx = iopt(argc, argv, "-c", NULL, (iopt(argc, argv, NULL, "--turns", 0) > 1 ? iopt(argc, argv, NULL, "--turns", 0) : 1) * (P + G) + 16);
     al_engine *e = NULL;
     if (gpu) {
 #ifdef ALLOY_HAVE_CUDA
@@ -107,6 +172,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int V = al_model_n_vocab(m);
+    const int turns = iopt(argc, argv, NULL, "--turns", 0);
+    if (turns > 0) {
+        al_engine *fresh = NULL;
+        st = al_engine_init(&fresh, m, 1, n_ctx < turns * (P + G) + 16 ? turns * (P + G) + 16 : n_ctx);
+        int rc = al_failed(&st) ? 1 : conversation(e, fresh, turns, P, G, V);
+        al_engine_free(fresh);
+        al_engine_free(e);
+        al_model_free(m);
+        return rc;
+    }
     int32_t *prompt = malloc(sizeof(int32_t) * (size_t)P * (size_t)R);
     job *jobs = calloc((size_t)R, sizeof *jobs);
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

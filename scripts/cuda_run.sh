@@ -8,7 +8,8 @@
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
 #   partial Qwen3 pp512 / tg64 with 28 (all), 20, 14 and 0 of its 28 layers on the GPU (-ngl)
 #   serve   the serving engine on the GPU (bench_serve): Qwen3 and Llama, 1 / 4 / 8 slots, prompt 128,
-#           gen 128, slots decoded one by one (--decode-batch 1) and in batches (4, 8)
+#           gen 128, slots decoded one by one (--decode-batch 1) and in batches (4, 8); a 4-turn
+#           conversation (prefix reuse); alloy serve --device cuda over HTTP
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
@@ -91,6 +92,8 @@ for w in "$@"; do
           grep -vE "^\| device|^\|---" | sed "s/^/$mm /" | tee -a "$OUT/serve.log"
       done
     done
+    # a conversation: prefix reuse across turns on the GPU
+    timeout 120 "$B/bench_serve" -m "$M/qwen3-tok.gguf" --device cuda -S 1 --turns 4 -p 256 -n 64 2>&1 | tee -a "$OUT/serve.log"
     # end to end over HTTP: alloy serve --device cuda, one chat completion, Ollama's /api/ps
     "$B/alloy" serve -m "$M/qwen3-tok.gguf" --device cuda --port 18080 --parallel 4 >"$OUT/serve_http.log" 2>&1 &
     spid=$!
