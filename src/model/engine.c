@@ -46,7 +46,9 @@ typedef struct slot {
     int reuse;            /* prompt tokens the state already holds (chosen at admission) */
     int32_t *cached;      /* [n_ctx] tokens fed into the state, in order */
     int n_cached;         /* -1: the state is unknown (a backend call failed) */
-    int snap_pos;         /* the backend's snapshot of the state after cached[0 .. snap_pos); -1: none */
+    int snap_pos;         /* the last prompt's length when the state can go back to its end (a backend
+                             snapshot, or truncation) and end_logits are its logits; -1: none */
+    float *end_logits;    /* [n_vocab] */
     int32_t next;         /* token sampled, to be fed */
     int n_gen;
     char *text;           /* generated text so far */
@@ -235,10 +237,15 @@ static bool sample_and_emit(al_engine *e, slot *sl) {
     return true;
 }
 
-/* prompt tokens of q that slot sl's state can serve: its whole cached sequence when the prompt
- * extends it, else (with slot_truncate) the common prefix; never the prompt's last token */
+/* prompt tokens of q that slot sl's state can serve: all of them for the last prompt again (its
+ * logits kept); else its whole cached sequence when the prompt extends it, the common prefix where the
+ * state can be cut back, or the last prompt where the prompt starts with it — never the prompt's
+ * last token, whose logits start generation */
 static int reusable(const al_engine *e, const slot *sl, const req *q) {
     if (sl->n_cached <= 0) return 0;
+    if (sl->snap_pos == (int)q->r.n_prompt && sl->n_cached >= sl->snap_pos &&
+        !memcmp(sl->cached, q->prompt, sizeof(int32_t) * q->r.n_prompt))
+        return sl->snap_pos; /* the same prompt again (a regenerated reply): nothing to evaluate */
     const int lim = (int)q->r.n_prompt - 1 < sl->n_cached ? (int)q->r.n_prompt - 1 : sl->n_cached;
     int n = 0;
     while (n < lim && sl->cached[n] == q->prompt[n]) n++;
@@ -309,6 +316,7 @@ static void prefill_step(al_engine *e) {
             pthread_mutex_lock(&e->mu);
             e->stats.tokens_cached += (uint64_t)sl->reuse;
             pthread_mutex_unlock(&e->mu);
+            if ((size_t)sl->reuse == q->r.n_prompt) memcpy(sl->logits, sl->end_logits, sizeof(float) * (size_t)e->n_vocab);
             al_detok_free(sl->dt);
             sl->dt = NULL;
             al_status dst = al_detok_init(&sl->dt, e->tok, q->r.render_special ? AL_DETOK_SPECIAL : 0);
@@ -327,6 +335,14 @@ static void prefill_step(al_engine *e) {
             finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
             continue;
         }
+        if (sl->prefilled == q->r.n_prompt) { /* all reused: the kept logits start generation */
+            sl->t_prompt_done = al_time_sec();
+            pthread_mutex_lock(&e->mu);
+            e->stats.tokens_prompt += q->r.n_prompt;
+            pthread_mutex_unlock(&e->mu);
+            if (sample_and_emit(e, sl)) sl->state = SLOT_DECODE;
+            return;
+        }
         size_t left = q->r.n_prompt - sl->prefilled;
         int n = left > (size_t)e->prefill_chunk ? e->prefill_chunk : (int)left;
         bool last = (size_t)n == left;
@@ -338,9 +354,11 @@ static void prefill_step(al_engine *e) {
         }
         remember(e, sl, q->prompt + sl->prefilled, n);
         sl->prefilled += (size_t)n;
-        if (last && e->b.slot_snapshot && sl->n_cached > 0) { /* the prompt's end, for the next request */
-            al_status ss = e->b.slot_snapshot(e->b.ctx, sl->s);
+        if (last && sl->n_cached > 0) { /* the prompt's end and its logits, for the next request */
+            al_status ss = e->b.slot_snapshot ? e->b.slot_snapshot(e->b.ctx, sl->s)
+                           : e->b.slot_truncate ? al_ok() : al_err(AL_ERR_UNSUPPORTED, "no way back");
             sl->snap_pos = al_failed(&ss) ? -1 : sl->n_cached;
+            memcpy(sl->end_logits, sl->logits, sizeof(float) * (size_t)e->n_vocab);
         }
         if (last) {
             sl->t_prompt_done = al_time_sec();
@@ -449,7 +467,9 @@ al_status al_engine_init_backend(al_engine **out, al_model *m, int n_parallel, i
         sl->logits = malloc(sizeof(float) * (size_t)e->n_vocab);
         sl->allowed = malloc((size_t)e->n_vocab);
         sl->cached = !al_failed(&st) ? malloc(sizeof(int32_t) * (size_t)(e->n_ctx > 0 ? e->n_ctx : 1)) : NULL;
-        if (!al_failed(&st) && (!sl->logits || !sl->allowed || !sl->cached)) st = al_err(AL_ERR_NOMEM, "engine: out of memory");
+        sl->end_logits = malloc(sizeof(float) * (size_t)e->n_vocab);
+        if (!al_failed(&st) && (!sl->logits || !sl->allowed || !sl->cached || !sl->end_logits))
+            st = al_err(AL_ERR_NOMEM, "engine: out of memory");
     }
     if (!al_failed(&st) && pthread_create(&e->thread, NULL, worker, e) != 0) st = al_err(AL_ERR_IO, "engine: cannot start worker");
     if (al_failed(&st)) {
@@ -479,6 +499,7 @@ void al_engine_free(al_engine *e) {
         free(sl->logits);
         free(sl->allowed);
         free(sl->cached);
+        free(sl->end_logits);
         free(sl->text);
     }
     for (req *q = e->queue_head; q;) {
