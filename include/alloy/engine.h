@@ -22,8 +22,9 @@
  *    all of the remembered tokens (any model: a multi-turn chat whose new prompt extends the last
  *    exchange), any common prefix where the backend can cut the state back (attention-only
  *    models), or the last prompt (any model: a snapshot of the state taken where it ended) when the
- *    new prompt starts with it. At least the prompt's last token is always evaluated (its logits
- *    start generation).
+ *    new prompt starts with it. Otherwise the prompt's last token is evaluated again for its logits,
+ *    except for the very same prompt again (a regenerated reply), which starts from the logits kept
+ *    at its end and evaluates nothing.
  */
 #ifndef ALLOY_ENGINE_H
 #define ALLOY_ENGINE_H
