@@ -386,6 +386,36 @@ static void check_prefix_reuse(al_model *m, bool attention_only) {
     free(other);
 }
 
+/* Two slots: an unrelated request goes to the least recently used slot rather than cutting back the
+ * other's cached conversation, which the conversation's next turn then reuses whole. */
+static void check_slot_choice(al_model *m) {
+    const al_tokenizer *t;
+    REQUIRE_OK(al_model_tokenizer(m, &t));
+    al_engine *e;
+    REQUIRE_OK(al_engine_init(&e, m, 2, 256));
+    int32_t *pa, *pb, *more;
+    size_t na, nb, nm;
+    REQUIRE_OK(al_tokenizer_encode(t, "Once upon a time", 16, true, false, &pa, &na));
+    REQUIRE_OK(al_tokenizer_encode(t, "Paris is a city", 15, true, false, &pb, &nb));
+    REQUIRE_OK(al_tokenizer_encode(t, " there was a fox", 16, false, false, &more, &nm));
+    collect a, b, a2;
+    run_one(e, pa, na, &a);
+    run_one(e, pb, nb, &b);
+    int32_t prompt[128], want[8];
+    size_t n = join(prompt, pa, na, a.toks, 7);
+    n = join(prompt, prompt, n, more, nm);
+    const uint64_t before = al_engine_get_stats(e).tokens_cached;
+    run_one(e, prompt, n, &a2);
+    lone_greedy_of(m, prompt, (int)n, 8, want);
+    CHECK(a2.n_tok == 8 && !memcmp(a2.toks, want, sizeof want));
+    const uint64_t got = al_engine_get_stats(e).tokens_cached - before;
+    CHECKF(got == na + 7, "next turn reused %llu tokens, %zu expected", (unsigned long long)got, na + 7);
+    al_engine_free(e);
+    free(pa);
+    free(pb);
+    free(more);
+}
+
 static void test_prefix_reuse(void) {
     check_prefix_reuse(model, false); /* alloy-tiny: Mamba-2 and attention */
     /* the same shape with attention layers only */
@@ -399,6 +429,8 @@ static void test_prefix_reuse(void) {
     REQUIRE_OK(al_model_load(&attn, path, &mp));
     CHECK(al_model_can_truncate(attn) && !al_model_can_truncate(model));
     check_prefix_reuse(attn, true);
+    check_slot_choice(attn);
+    check_slot_choice(model);
     al_model_free(attn);
     unlink(path);
 }

@@ -21,6 +21,8 @@
 #include "alloy/tokenizer.h"
 #include "model/session_internal.h"
 
+#define MIN_REUSE 16 /* tokens: see admit */
+
 typedef enum slot_state { SLOT_FREE = 0, SLOT_PREFILL, SLOT_DECODE } slot_state;
 
 typedef struct req {
@@ -49,6 +51,7 @@ typedef struct slot {
     int snap_pos;         /* the last prompt's length when the state can go back to its end (a backend
                              snapshot, or truncation) and end_logits are its logits; -1: none */
     float *end_logits;    /* [n_vocab] */
+    uint64_t used;        /* admission count when last given a request (least recently used goes first) */
     int32_t next;         /* token sampled, to be fed */
     int n_gen;
     char *text;           /* generated text so far */
@@ -75,6 +78,7 @@ struct al_engine {
     int queued;
     bool stop;
     uint64_t next_id;
+    uint64_t admitted;    /* requests given a slot so far */
     al_engine_stats stats;
 };
 
@@ -257,12 +261,16 @@ static void admit(al_engine *e) {
     pthread_mutex_lock(&e->mu);
     while (e->queue_head) {
         req *q = e->queue_head;
-        slot *sl = NULL; /* the free slot with the most reusable tokens (the first on ties) */
-        int best = -1;
+        /* the free slot with the most reusable tokens; on ties the least recently used, so that a
+         * request that reuses little leaves the freshest cached conversations alone (a reuse that
+         * would cut a cached sequence back to fewer than MIN_REUSE tokens ranks as none) */
+        slot *sl = NULL;
+        int best = -1, reuse = 0;
         for (int i = 0; i < e->n_parallel; i++) {
-            if (e->slots[i].state != SLOT_FREE) continue;
-            const int r = reusable(e, &e->slots[i], q);
-            if (r > best) best = r, sl = &e->slots[i];
+            slot *c = &e->slots[i];
+            if (c->state != SLOT_FREE) continue;
+            const int r = reusable(e, c, q), rank = r >= MIN_REUSE || r == c->n_cached ? r : 0;
+            if (rank > best || (rank == best && c->used < sl->used)) best = rank, sl = c, reuse = r;
         }
         if (!sl) break;
         e->queue_head = q->next;
@@ -270,10 +278,11 @@ static void admit(al_engine *e) {
         e->queued--;
         e->stats.active++;
         sl->rq = q;
+        sl->used = ++e->admitted;
         sl->state = SLOT_PREFILL;
         sl->prefilled = 0;
         sl->started = false;
-        sl->reuse = best;
+        sl->reuse = reuse;
         sl->n_gen = 0;
         sl->text_len = sl->emitted = 0;
         sl->t_start = al_time_sec();
