@@ -143,6 +143,7 @@ static int tb_n_ctx(void *ctx, const void *slot) { return (void)ctx, al_session_
 static al_status tb_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
     al_test_backend *b = ctx;
     if (n > b->prefill_chunk) return al_err(AL_ERR_INVALID, "prefill chunk of %d > %d", n, b->prefill_chunk);
+    if (b->fail_after && b->decode_calls > b->fail_after) return al_err(AL_ERR_IO, "device lost");
     return al_session_eval(slot, tok, n, logits, false);
 }
 static al_status tb_decode(void *ctx, void *const *slots, const int32_t *tok, int n, float *const *logits) {

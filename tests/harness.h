@@ -45,8 +45,8 @@ double al_test_rel_err(const float *a, const float *b, size_t n);
 
 /* An engine slot backend of al_session slots on `m` whose decode feeds them one at a time (the shape
  * of the GPU's serial backend), counting what the engine does with it. fail_after: decode calls that
- * succeed before they fail with "device lost"; fail_init: slot_init calls before one fails (0: never);
- * prefill chunks longer than prefill_chunk fail. */
+ * succeed before the device is "lost" (every later decode and prefill fails); fail_init: slot_init
+ * calls before one fails (0: never); prefill chunks longer than prefill_chunk fail. */
 struct al_engine_backend;
 typedef struct al_test_backend {
     struct al_model *m;

@@ -1275,6 +1275,30 @@ static void test_server_backend(void) {
     al_server_free(s);
     CHECK(tb.destroyed == 1 && tb.slots_live == 0);
 
+    /* a backend that fails from its second decode on (a lost device): requests fail, /health says so */
+    al_test_backend tb3 = {.m = g_model, .prefill_chunk = 7, .fail_after = 1};
+    al_test_backend_make(&tb3, &b);
+    p.backend = &b;
+    REQUIRE_OK(al_server_start(&s, g_model, &p));
+    port = al_server_port(s);
+    r = http_port(port, "GET", "/health", NULL, NULL);
+    CHECK(r.status == 200);
+    free(r.body);
+    for (int i = 0; i < 4; i++) {
+        r = http_port(port, "POST", "/v1/chat/completions", chat, NULL);
+        CHECKF(r.status >= 500 || i == 0, "request %d on a lost device: status %ld", i, r.status);
+        free(r.body);
+    }
+    r = http_port(port, "GET", "/health", NULL, NULL);
+    j = as_json(&r);
+    CHECKF(r.status == 503 && j && !strcmp(jstr(j, "status"), "error") && strstr(jstr(j, "error"), "device lost"),
+           "health on a lost device: %ld %s", r.status, r.body);
+    json_decref(j);
+    free(r.body);
+    CHECK(metric_port(port, "alloy_backend_errors_total") >= 3);
+    al_server_free(s);
+    CHECK(tb3.destroyed == 1);
+
     al_test_backend tb2 = {.m = g_model, .prefill_chunk = 7};
     al_test_backend_make(&tb2, &b);
     p.host = "no-such-host.invalid";

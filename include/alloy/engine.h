@@ -100,6 +100,8 @@ typedef struct al_engine_stats {
     int n_parallel, active, queued;
     uint64_t requests_total, tokens_prompt, tokens_generated;
     uint64_t tokens_cached; /* prompt tokens not evaluated again (prefix reuse) */
+    uint64_t backend_errors; /* failed backend calls (prefill or decode) */
+    int fail_streak;         /* failed backend calls since the last one that succeeded */
 } al_engine_stats;
 
 /* ---- slot backends ---------------------------------------------------------------------------
@@ -145,6 +147,7 @@ al_status al_engine_submit(al_engine *e, const al_gen_request *r, uint64_t *id);
 void al_engine_cancel(al_engine *e, uint64_t id);
 al_engine_stats al_engine_get_stats(al_engine *e);
 int al_engine_n_ctx(const al_engine *e);
+void al_engine_last_error(al_engine *e, char *buf, size_t size); /* the backend's last failure, or "" */
 const al_model *al_engine_model(const al_engine *e);
 const char *al_engine_device(const al_engine *e);  /* the backend's device description */
 size_t al_engine_device_bytes(const al_engine *e); /* al_engine_backend.device_bytes */

@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,7 @@ struct al_engine {
     bool stop;
     uint64_t next_id;
     uint64_t admitted;    /* requests given a slot so far */
+    char last_error[256]; /* the backend's last failure (under mu) */
     al_engine_stats stats;
 };
 
@@ -302,6 +304,19 @@ static void remember(al_engine *e, slot *sl, const int32_t *tok, int n) {
     sl->n_cached += n;
 }
 
+/* the outcome of a backend call, for al_engine_stats (failure streak, total) */
+static void backend_result(al_engine *e, const al_status *st) {
+    pthread_mutex_lock(&e->mu);
+    if (al_failed(st)) {
+        e->stats.backend_errors++;
+        e->stats.fail_streak++;
+        snprintf(e->last_error, sizeof e->last_error, "%s", st->msg);
+    } else {
+        e->stats.fail_streak = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void prefill_step(al_engine *e) {
     for (int i = 0; i < e->n_parallel; i++) {
         slot *sl = &e->slots[i];
@@ -356,6 +371,7 @@ static void prefill_step(al_engine *e) {
         int n = left > (size_t)e->prefill_chunk ? e->prefill_chunk : (int)left;
         bool last = (size_t)n == left;
         al_status st = e->b.slot_prefill(e->b.ctx, sl->s, q->prompt + sl->prefilled, n, last ? sl->logits : NULL);
+        backend_result(e, &st);
         if (al_failed(&st)) {
             sl->n_cached = -1;
             finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
@@ -396,6 +412,7 @@ static void decode_step(al_engine *e) {
     }
     if (n == 0) return;
     al_status st = e->b.decode(e->b.ctx, e->batch_slots, e->batch_tok, n, e->batch_logits);
+    backend_result(e, &st);
     for (int k = 0; k < n; k++) {
         slot *sl = &e->slots[e->batch_idx[k]];
         if (al_failed(&st)) sl->n_cached = -1;
@@ -590,6 +607,12 @@ al_engine_stats al_engine_get_stats(al_engine *e) {
 }
 
 int al_engine_n_ctx(const al_engine *e) { return e->n_ctx; }
+
+void al_engine_last_error(al_engine *e, char *buf, size_t size) {
+    pthread_mutex_lock(&e->mu);
+    snprintf(buf, size, "%s", e->last_error);
+    pthread_mutex_unlock(&e->mu);
+}
 const al_model *al_engine_model(const al_engine *e) { return e->m; }
 const char *al_engine_device(const al_engine *e) { return e->device; }
 size_t al_engine_device_bytes(const al_engine *e) { return e->b.device_bytes; }

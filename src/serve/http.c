@@ -397,7 +397,13 @@ static enum MHD_Result handle_simple(al_server *s, const route *rt, conn_ctx *cx
     case R_PS: return reply_json(cx, c, 200, json_pack("{s:[o]}", "models", tag_json(s, true)));
     case R_SHOW: return handle_show(s, cx, c);
     case R_VERSION: return reply_json(cx, c, 200, json_pack("{s:s}", "version", AL_VERSION_STRING));
-    case R_HEALTH: return reply_json(cx, c, 200, json_pack("{s:s}", "status", "ok"));
+    case R_HEALTH: { /* unhealthy once the backend keeps failing (e.g. a lost GPU): for liveness probes */
+        al_engine_stats st = al_engine_get_stats(s->eng);
+        if (st.fail_streak < 3) return reply_json(cx, c, 200, json_pack("{s:s}", "status", "ok"));
+        char err[256];
+        al_engine_last_error(s->eng, err, sizeof err);
+        return reply_json(cx, c, 503, json_pack("{s:s,s:s,s:i}", "status", "error", "error", err, "failures", st.fail_streak));
+    }
     case R_METRICS: {
         sbuf b = {0};
         al_engine_stats st = al_engine_get_stats(s->eng);

@@ -127,6 +127,9 @@ void srv_metrics_render(srv_metrics *m, const al_engine_stats *st, int in_flight
                 "# HELP alloy_requests_in_flight Generation requests accepted and not finished.\n"
                 "# TYPE alloy_requests_in_flight gauge\nalloy_requests_in_flight %d\n"
                 "# HELP alloy_prompt_tokens_cached_total Prompt tokens served by prefix reuse (not evaluated again).\n"
-                "# TYPE alloy_prompt_tokens_cached_total counter\nalloy_prompt_tokens_cached_total %llu\n",
-                st->queued, st->active, st->n_parallel, in_flight, (unsigned long long)st->tokens_cached);
+                "# TYPE alloy_prompt_tokens_cached_total counter\nalloy_prompt_tokens_cached_total %llu\n"
+                "# HELP alloy_backend_errors_total Failed forward passes (prefill or decode).\n"
+                "# TYPE alloy_backend_errors_total counter\nalloy_backend_errors_total %llu\n",
+                st->queued, st->active, st->n_parallel, in_flight, (unsigned long long)st->tokens_cached,
+                (unsigned long long)st->backend_errors);
 }
