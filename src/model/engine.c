@@ -577,7 +577,7 @@ al_status al_engine_submit(al_engine *e, const al_gen_request *r, uint64_t *id) 
     q->r.stop = (const char *const *)q->stop;
     q->t_submit = al_time_sec();
     pthread_mutex_lock(&e->mu);
-    q->id = ++e->next_id;
+    const uint64_t qid = q->id = ++e->next_id; /* q may be finished and freed once the lock is released */
     if (e->queue_tail) e->queue_tail->next = q;
     else e->queue_head = q;
     e->queue_tail = q;
@@ -585,7 +585,7 @@ al_status al_engine_submit(al_engine *e, const al_gen_request *r, uint64_t *id) 
     e->stats.requests_total++;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
-    if (id) *id = q->id;
+    if (id) *id = qid;
     return al_ok();
 }
 
