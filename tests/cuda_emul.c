@@ -648,24 +648,7 @@ typedef struct a_route {
 static al_status r_route(al_cuda *c, const void *p) {
     const a_route *a = p;
     (void)c;
-    const int E = a->E, k = a->k;
-    for (int64_t t = 0; t < a->n_tok; t++) {
-        const float *l = a->logits + t * E;
-        float mx = l[0];
-        for (int e = 1; e < E; e++) mx = l[e] > mx ? l[e] : mx;
-        double sum = 0;
-        for (int e = 0; e < E; e++) sum += exp((double)(l[e] - mx));
-        for (int j = 0; j < k; j++) { /* j-th largest, ties to the lowest index */
-            int best = -1;
-            for (int e = 0; e < E; e++) {
-                bool taken = false;
-                for (int i = 0; i < j; i++) taken |= a->ids[t * k + i] == e;
-                if (!taken && (best < 0 || l[e] > l[best])) best = e;
-            }
-            a->ids[t * k + j] = best;
-            a->weights[t * k + j] = (float)(exp((double)(l[best] - mx)) / sum);
-        }
-    }
+    al_op_moe_route(a->logits, a->n_tok, a->E, a->k, a->ids, a->weights);
     return al_ok();
 }
 al_status al_cuda_moe_route(al_cuda *c, const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights) {

@@ -33,6 +33,11 @@ float al_softplus(float x);                                    /* log(1 + e^x), 
 void al_op_swiglu(const float *gate, const float *up, float *y, int64_t n);
 void al_op_add(const float *a, const float *b, float *y, int64_t n); /* y may alias a or b */
 
+/* MoE routing of n_tok tokens over E <= 1024 experts: softmax of logits[t][E], then the k most
+ * probable experts (ties: the lowest index) into ids[t][k] with their probabilities (not
+ * renormalised) in weights[t][k]. */
+void al_op_moe_route(const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights);
+
 /* ---- rotary embeddings ---- */
 typedef struct al_rope_cfg {
     int mode;           /* 1: NORM (adjacent pairs), 2: NEOX (halves) */

@@ -1,4 +1,5 @@
 /* ops_basic.c — norms, activations and rotary embeddings (reference CPU backend). */
+#include <float.h>
 #include <math.h>
 
 #include "alloy/ops.h"
@@ -47,6 +48,26 @@ void al_op_swiglu(const float *gate, const float *up, float *y, int64_t n) {
 
 void al_op_add(const float *a, const float *b, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void al_op_moe_route(const float *logits, int64_t n_tok, int E, int k, int32_t *ids, float *weights) {
+    float p[1024];
+    for (int64_t t = 0; t < n_tok; t++) {
+        const float *lg = logits + t * E;
+        float mx = -FLT_MAX, sum = 0;
+        for (int e = 0; e < E; e++) mx = fmaxf(mx, lg[e]);
+        for (int e = 0; e < E; e++) sum += (p[e] = expf(lg[e] - mx));
+        for (int e = 0; e < E; e++) p[e] /= sum;
+        uint8_t used[1024] = {0};
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < E; e++)
+                if (!used[e] && (best < 0 || p[e] > p[best])) best = e;
+            used[best] = 1;
+            ids[t * k + j] = best;
+            weights[t * k + j] = p[best];
+        }
+    }
 }
 
 void al_rope_inv_freq(const al_rope_cfg *cfg, float *inv_freq) {

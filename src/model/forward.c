@@ -205,22 +205,17 @@ static al_status ffn_moe(fwd *f, const al_ffn_w *w, const float *xn, float *out)
     memset(out, 0, (size_t)(R * d) * sizeof(float));
     float *g = f->sc->big, *u = f->sc->big + nf, *o = f->sc->t1;
     for (int64_t t = 0; t < R; t++) {
-        float *lg = logits + t * E, mx = -FLT_MAX, sum = 0;
-        for (int e = 0; e < E; e++) mx = fmaxf(mx, lg[e]);
-        for (int e = 0; e < E; e++) sum += (lg[e] = expf(lg[e] - mx));
-        for (int e = 0; e < E; e++) lg[e] /= sum;
-        uint8_t used[1024] = {0};
+        int32_t ids[1024];
+        float wt[1024];
+        al_op_moe_route(logits + t * E, 1, E, K, ids, wt);
         for (int k = 0; k < K; k++) {
-            int best = -1;
-            for (int e = 0; e < E; e++)
-                if (!used[e] && (best < 0 || lg[e] > lg[best])) best = e;
-            used[best] = 1;
+            const int best = ids[k];
             const float *x = xn + t * d;
             AL_TRY(mm(f, &w->exp_gate[best], x, d, g, 1, NULL));
             AL_TRY(mm(f, &w->exp_up[best], x, d, u, 1, NULL));
             al_op_swiglu(g, u, g, nf);
             AL_TRY(mm(f, &w->exp_down[best], g, nf, o, 1, NULL));
-            for (int64_t i = 0; i < d; i++) out[t * d + i] += lg[best] * o[i];
+            for (int64_t i = 0; i < d; i++) out[t * d + i] += wt[k] * o[i];
         }
     }
     return al_ok();
