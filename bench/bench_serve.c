@@ -72,10 +72,14 @@ static int iopt(int argc, char **argv, const char *a, const char *b, int def) {
     return v ? atoi(v) : def;
 }
 
-/* one request to its end on e; *j receives its events */
-static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job *j, pthread_mutex_t *mu, pthread_cond_t *cv) {
-    int left = 1;
-    *j = (job){.mu = mu, .cv = cv, .left = &left};
+/* a prompt token: pseudo-random ids above the first 100 (mostly control tokens) */
+static int32_t rand_token(uint32_t *rng, int V) {
+    *rng = *rng * 1664525u + 1013904223u;
+    return (int32_t)(100 + (*rng >> 8) % (uint32_t)(V > 200 ? V - 100 : 1));
+}
+
+/* submits a greedy request of G tokens (end of generation ignored) whose events go to j */
+static al_status submit(al_engine *e, const int32_t *prompt, int n, int G, job *j) {
     al_gen_request q;
     memset(&q, 0, sizeof q);
     q.prompt = prompt;
@@ -86,7 +90,14 @@ static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job
     q.ignore_eos = true;
     q.on_event = on_event;
     q.ud = j;
-    AL_TRY(al_engine_submit(e, &q, NULL));
+    return al_engine_submit(e, &q, NULL);
+}
+
+/* one request to its end on e; *j receives its events */
+static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job *j, pthread_mutex_t *mu, pthread_cond_t *cv) {
+    int left = 1;
+    *j = (job){.mu = mu, .cv = cv, .left = &left};
+    AL_TRY(submit(e, prompt, n, G, j));
     pthread_mutex_lock(mu);
     while (left > 0) pthread_cond_wait(cv, mu);
     pthread_mutex_unlock(mu);
@@ -105,10 +116,7 @@ static int conversation(al_engine *e, al_engine *fresh, int turns, int P, int G,
     al_status st = prompt && j ? al_ok() : al_err(AL_ERR_NOMEM, "out of memory");
     printf("| turn | prompt tokens | reused | TTFT ms |\n|---:|---:|---:|---:|\n");
     for (int t = 0; t < turns && !al_failed(&st); t++) {
-        for (int i = 0; i < P; i++) { /* the user's new message */
-            rng = rng * 1664525u + 1013904223u;
-            prompt[n++] = (int32_t)(100 + (rng >> 8) % (uint32_t)(V > 200 ? V - 100 : 1));
-        }
+        for (int i = 0; i < P; i++) prompt[n++] = rand_token(&rng, V); /* the user's new message */
         st = run_turn(e, prompt, n, G, j, &mu, &cv);
         if (al_failed(&st)) break;
         printf("| %d | %d | %d | %.1f |\n", t + 1, n, j->n_cached, 1e3 * (j->t_queue + j->t_prompt));
@@ -188,24 +196,11 @@ int main(int argc, char **argv) {
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     int left = R;
     uint32_t rng = 12345;
-    for (int i = 0; i < P * R; i++) {
-        rng = rng * 1664525u + 1013904223u;
-        prompt[i] = (int32_t)(100 + (rng >> 8) % (uint32_t)(V > 200 ? V - 100 : 1));
-    }
+    for (int i = 0; i < P * R; i++) prompt[i] = rand_token(&rng, V);
     const double t0 = al_time_sec();
     for (int r = 0; r < R && !al_failed(&st); r++) {
         jobs[r] = (job){.mu = &mu, .cv = &cv, .left = &left};
-        al_gen_request q;
-        memset(&q, 0, sizeof q);
-        q.prompt = prompt + (size_t)r * (size_t)P;
-        q.n_prompt = (size_t)P;
-        q.sampling = al_sampler_default_params();
-        q.sampling.temp = 0;
-        q.max_tokens = G;
-        q.ignore_eos = true;
-        q.on_event = on_event;
-        q.ud = &jobs[r];
-        st = al_engine_submit(e, &q, NULL);
+        st = submit(e, prompt + (size_t)r * (size_t)P, P, G, &jobs[r]);
         if (al_failed(&st)) {
             pthread_mutex_lock(&mu);
             left -= R - r; /* the rest are never submitted */
