@@ -348,6 +348,13 @@ struct al_cuda_session {
 
 static void prog_build(al_cuda_session *s, const al_cuda_session_params *p);
 
+/* bytes of layer il's conv and SSM states (0 for layers without them) */
+static void state_bytes(const al_hparams *hp, int il, size_t *conv, size_t *ssm) {
+    al_layer_state_sizes(hp, il, conv, ssm);
+    *conv *= sizeof(float);
+    *ssm *= sizeof(float);
+}
+
 al_cuda_session_params al_cuda_session_default_params(void) {
     al_cuda_session_params p = {.kv_type = AL_TYPE_F16, .use_graph = true, .persistent = true}; /* the rest 0 / false */
     return p;
@@ -389,17 +396,18 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
     if (!s->lc) st = al_err(AL_ERR_NOMEM, "cuda session: out of memory");
     size_t kvb = (size_t)n_ctx * (size_t)hp->n_head_kv * (size_t)hp->head_dim * (p->kv_type == AL_TYPE_F16 ? 2 : 4);
-    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
     for (int il = cm->first; il < hp->n_layer && !al_failed(&st); il++) {
         g_cache *c = &s->lc[il];
         if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
             A(c->k, kvb);
             A(c->v, kvb);
         }
-        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2) A(c->conv, sizeof(float) * (size_t)(hp->ssm_d_conv - 1) * (size_t)conv_ch2);
-        if (hp->layer_mixer[il] == AL_MIXER_MAMBA1) A(c->conv, sizeof(float) * (size_t)(hp->ssm_d_conv - 1) * (size_t)hp->ssm_d_inner);
-        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2 || hp->layer_mixer[il] == AL_MIXER_MAMBA1)
-            A(c->ssm, sizeof(float) * (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
+        size_t nc, ns;
+        state_bytes(hp, il, &nc, &ns);
+        if (nc) {
+            A(c->conv, nc);
+            A(c->ssm, ns);
+        }
     }
     /* widths as the CPU session; MoE decode also holds the gate/up rows of all chosen experts */
     al_hparams_widths(hp, &s->w_small, &s->w_big);
@@ -470,13 +478,12 @@ void al_cuda_session_free(al_cuda_session *s) {
 }
 
 void al_cuda_session_reset(al_cuda_session *s) {
-    const al_hparams *hp = s->hp;
-    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
-    for (int il = 0; il < hp->n_layer; il++) {
+    for (int il = 0; il < s->hp->n_layer; il++) {
         g_cache *c = &s->lc[il];
-        size_t cw = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
-        if (c->conv) al_cuda_memset(s->cu, c->conv, 0, (size_t)(hp->ssm_d_conv - 1) * cw * sizeof(float));
-        if (c->ssm) al_cuda_memset(s->cu, c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
+        size_t nc, ns;
+        state_bytes(s->hp, il, &nc, &ns);
+        if (c->conv) al_cuda_memset(s->cu, c->conv, 0, nc);
+        if (c->ssm) al_cuda_memset(s->cu, c->ssm, 0, ns);
     }
     if (s->cpu) al_session_reset(s->cpu);
     s->pos = 0;
@@ -492,13 +499,6 @@ al_status al_cuda_session_truncate(al_cuda_session *s, int n) {
     s->pos = n;
     if (s->snap_pos > n) s->snap_pos = -1;
     return al_ok();
-}
-
-/* bytes of layer il's conv and SSM states (0 for layers without them) */
-static void state_bytes(const al_hparams *hp, int il, size_t *conv, size_t *ssm) {
-    al_layer_state_sizes(hp, il, conv, ssm);
-    *conv *= sizeof(float);
-    *ssm *= sizeof(float);
 }
 
 /* every device layer's recurrent state to (save) or from the snapshot, enqueued */

@@ -80,7 +80,6 @@ al_status al_session_init_layers(al_session **out, al_model *m, int n_ctx, int n
     s->lc = calloc((size_t)hp->n_layer, sizeof *s->lc);
     if (!s->lc) goto nomem;
     int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
-    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
     for (int il = 0; il < n_layers; il++) {
         layer_cache *c = &s->lc[il];
         if (hp->layer_mixer[il] == AL_MIXER_ATTN || hp->layer_shared[il]) {
@@ -88,10 +87,11 @@ al_status al_session_init_layers(al_session **out, al_model *m, int n_ctx, int n
             c->v = zalloc((size_t)n_ctx * (size_t)kv);
             if (!c->k || !c->v) goto nomem;
         }
-        if (hp->layer_mixer[il] == AL_MIXER_MAMBA2 || hp->layer_mixer[il] == AL_MIXER_MAMBA1) {
-            size_t ch = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
-            c->conv = zalloc((size_t)(hp->ssm_d_conv - 1) * ch);
-            c->ssm = zalloc((size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state);
+        size_t nc, ns;
+        al_layer_state_sizes(hp, il, &nc, &ns);
+        if (nc) {
+            c->conv = zalloc(nc);
+            c->ssm = zalloc(ns);
             if (!c->conv || !c->ssm) goto nomem;
         }
     }
@@ -143,12 +143,12 @@ void al_session_free(al_session *s) {
 
 void al_session_reset(al_session *s) {
     const al_hparams *hp = &s->m->hp;
-    int64_t conv_ch2 = hp->ssm_d_inner + 2 * (int64_t)hp->ssm_n_group * hp->ssm_d_state;
     for (int il = 0; il < hp->n_layer; il++) {
         layer_cache *c = &s->lc[il];
-        size_t cw = hp->layer_mixer[il] == AL_MIXER_MAMBA2 ? (size_t)conv_ch2 : (size_t)hp->ssm_d_inner;
-        if (c->conv) memset(c->conv, 0, (size_t)(hp->ssm_d_conv - 1) * cw * sizeof(float));
-        if (c->ssm) memset(c->ssm, 0, (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state * sizeof(float));
+        size_t nc, ns;
+        al_layer_state_sizes(hp, il, &nc, &ns);
+        if (c->conv) memset(c->conv, 0, nc * sizeof(float));
+        if (c->ssm) memset(c->ssm, 0, ns * sizeof(float));
     }
     s->pos = 0;
     s->snap_pos = -1;
