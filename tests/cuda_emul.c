@@ -694,10 +694,10 @@ static void vec_input(const al_cuda_vec_in *in, int64_t k, float *x) {
         memcpy(x, in->x, sizeof(float) * (size_t)k);
         return;
     }
+    if (in->z) al_op_silu(in->z, x, k); /* v = h * silu(z) (Mamba-2's gate), or h + d */
     for (int64_t i = 0; i < k; i++) {
-        float v = in->z ? in->h[i] * (in->z[i] / (1.0f + expf(-in->z[i]))) : in->h[i] + (in->d ? in->d[i] : 0.0f);
-        if (in->d && in->h_out) in->h_out[i] = v;
-        x[i] = v;
+        x[i] = in->z ? in->h[i] * x[i] : in->h[i] + (in->d ? in->d[i] : 0.0f);
+        if (in->d && in->h_out) in->h_out[i] = x[i];
     }
     al_op_rms_norm(x, in->norm, x, 1, k, in->group > 0 ? in->group : k, in->eps);
 }
