@@ -4,12 +4,15 @@
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
  *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
+ *              [--batch B]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
  * graph; logits copied to the session's pinned buffer, as llama.cpp's). One untimed warm-up
  * repetition, then the median of -r repetitions. Roofline: bandwidth / weight bytes per token
  * (al_model_weight_bytes: every matrix read once per token), default 3.0 TB/s (H100 SXM HBM3).
+ * --batch B: tg<N> is also run as B sessions decoded together (al_cuda_session_decode_batch, one pass
+ * per step for all B, captured into a graph), reported as tokens/s over all B sessions.
  * -ngl N: partial offload (al_cuda_model_init_layers: the last N layers on the GPU, the layers before
  * them on the CPU's threads every token). Without CUDA (or without a device) it says so and exits 0.
  */
@@ -143,8 +146,40 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
 }
 
 /* sp: the session parameters of the command line (n_ctx set here) */
+/* --batch: B sessions (s and B - 1 more) decoding tg steps as one batch each step; the median over
+ * reps of the time of those tg steps, or < 0 on failure (message in *st) */
+static double bench_batch(al_cuda_model *cm, al_cuda_session *s, const al_cuda_session_params *sp, int B, int tg, int reps, int V,
+                          al_status *st) {
+    al_cuda_session *ss[64] = {s};
+    float *lg[64] = {0};
+    int32_t tok[64];
+    double t[64];
+    if (B > 64) B = 64;
+    if (reps > 63) reps = 63;
+    for (int i = 1; i < B && !al_failed(st); i++) *st = al_cuda_session_init(&ss[i], cm, sp);
+    for (int i = 0; i < B; i++)
+        if (!(lg[i] = malloc(sizeof(float) * (size_t)V))) *st = al_err(AL_ERR_NOMEM, "bench: out of memory");
+    if (!al_failed(st) && B > al_cuda_session_batch_max(s))
+        *st = al_err(AL_ERR_INVALID, "--batch %d: at most %d", B, al_cuda_session_batch_max(s));
+    for (int r = 0; r <= reps && !al_failed(st); r++) {
+        for (int i = 0; i < B; i++) al_cuda_session_reset(ss[i]), tok[i] = (int32_t)((7919u * (unsigned)(i + 1)) % (unsigned)V);
+        double a = al_time_sec();
+        for (int k = 0; k < tg && !al_failed(st); k++) {
+            *st = al_cuda_session_decode_batch(ss, tok, B, lg);
+            for (int i = 0; i < B; i++) tok[i] = (int32_t)((unsigned)(tok[i] * 31 + k) % (unsigned)V);
+        }
+        if (r) t[r - 1] = al_time_sec() - a;
+    }
+    for (int i = 0; i < B; i++) free(lg[i]);
+    al_status why;
+    const int graphs = al_failed(st) ? 0 : al_cuda_session_batch_graphs(s, &why);
+    if (!al_failed(st) && !graphs) printf("batched decode: no graph captured: %s\n", why.msg);
+    for (int i = 1; i < B; i++) al_cuda_session_free(ss[i]);
+    return al_failed(st) ? -1 : median(t, reps);
+}
+
 static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_cuda_session_params sp, bool phases, double bw,
-                     int ngl) {
+                     int ngl, int batch) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -187,6 +222,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         }
     }
     if (!al_failed(&st) && phases && tg >= 8) print_phases(s, toks, lg);
+    double t_batch = 0;
+    if (!al_failed(&st) && batch > 1 && tg > 0) t_batch = bench_batch(cm, s, &sp, batch, tg, reps, V, &st);
     if (!al_failed(&st)) {
         char desc[256], dev[256];
         al_model_describe(m, desc, sizeof desc);
@@ -214,6 +251,9 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
             tgs = tg / t;
             printf("| tg%d | %.1f | %.4f |\n", tg, tgs, 1e3 * t / tg);
             double roof = bw / bytes;
+            if (batch > 1)
+                printf("| tg%d x %d sessions (one batch per step) | %.1f | %.4f |\n", tg, batch, (double)tg * batch / t_batch,
+                       1e3 * t_batch / ((double)tg * batch));
             printf("decode roofline at %.2f TB/s: %.1f tokens/s (%.2f MB/token); tg%d at %.1f%% of roofline\n\n", bw / 1e12,
                    roof, bytes / 1e6, tg, 100.0 * tgs / roof);
         }
@@ -234,7 +274,7 @@ int main(int argc, char **argv) {
     al_cuda_session_params sp = al_cuda_session_default_params();
     bool pdl = true, phases = false;
     double bw = 3.0e12;
-    int ngl = -1;
+    int ngl = -1, batch = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-m") && v && n_models < 16) models[n_models++] = argv[++i];
@@ -257,8 +297,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ub") && v) sp.ubatch = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else if (!strcmp(a, "-ngl") && v) ngl = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s] [-ngl N]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
             return 2;
         }
     }
@@ -278,7 +319,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, sp, phases, bw, ngl);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, sp, phases, bw, ngl, batch);
     al_cuda_free(cu);
     return rc;
 }

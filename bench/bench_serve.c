@@ -104,6 +104,23 @@ static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job
     return j->finish == AL_FINISH_LENGTH ? al_ok() : al_err(AL_ERR_IO, "turn ended %d: %s", j->finish, j->error);
 }
 
+/* an engine of `slots` slots on the CPU or (gpu) GPU 0 with the command line's -ub / --decode-batch */
+static al_status make_engine(al_engine **e, al_model *m, bool gpu, const char *dev, int slots, int n_ctx, int argc, char **argv) {
+    if (!gpu) return al_engine_init(e, m, slots, n_ctx);
+#ifdef ALLOY_HAVE_CUDA
+    (void)dev;
+    al_cuda_serve_params sp = al_cuda_serve_default_params();
+    sp.session.ubatch = iopt(argc, argv, "-ub", NULL, 0);
+    sp.batch = iopt(argc, argv, NULL, "--decode-batch", 1);
+    al_engine_backend b;
+    AL_TRY(al_cuda_engine_backend_init(&b, m, &sp));
+    return al_engine_init_backend(e, m, slots, n_ctx, &b);
+#else
+    (void)argc, (void)argv;
+    return al_err(AL_ERR_UNSUPPORTED, "--device %s: built without CUDA", dev);
+#endif
+}
+
 /* --turns: a conversation on e, then its last prompt on a fresh engine */
 static int conversation(al_engine *e, al_engine *fresh, int turns, int P, int G, int V) {
     const int n_max = turns * (P + G);
@@ -159,32 +176,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int n_ctx = iopt(argc, argv, "-c", NULL, (iopt(argc, argv, NULL, "--turns", 0) > 1 ? iopt(argc, argv, NULL, "--turns", 0) : 1) * (P + G) + 16);
-    al_engine *e = NULL;
-    if (gpu) {
-#ifdef ALLOY_HAVE_CUDA
-        al_cuda_serve_params sp = al_cuda_serve_default_params();
-        sp.session.ubatch = iopt(argc, argv, "-ub", NULL, 0);
-        sp.batch = B;
-        al_engine_backend b;
-        st = al_cuda_engine_backend_init(&b, m, &sp);
-        if (!al_failed(&st)) st = al_engine_init_backend(&e, m, S, n_ctx, &b);
-#else
-        st = al_err(AL_ERR_UNSUPPORTED, "--device %s: built without CUDA", dev);
-#endif
-    } else {
-        st = al_engine_init(&e, m, S, n_ctx);
-    }
+    const int turns = iopt(argc, argv, NULL, "--turns", 0);
+    al_engine *e = NULL, *fresh = NULL;
+    st = make_engine(&e, m, gpu, dev, S, n_ctx, argc, argv);
+    /* --turns: the last prompt again on a fresh engine of the same device */
+    if (!al_failed(&st) && turns > 0)
+        st = make_engine(&fresh, m, gpu, dev, 1, n_ctx < turns * (P + G) + 16 ? turns * (P + G) + 16 : n_ctx, argc, argv);
     if (al_failed(&st)) {
         fprintf(stderr, "bench_serve: %s\n", st.msg);
+        al_engine_free(e);
         al_model_free(m);
         return 1;
     }
     const int V = al_model_n_vocab(m);
-    const int turns = iopt(argc, argv, NULL, "--turns", 0);
     if (turns > 0) {
-        al_engine *fresh = NULL;
-        st = al_engine_init(&fresh, m, 1, n_ctx < turns * (P + G) + 16 ? turns * (P + G) + 16 : n_ctx);
-        int rc = al_failed(&st) ? 1 : conversation(e, fresh, turns, P, G, V);
+        int rc = conversation(e, fresh, turns, P, G, V);
         al_engine_free(fresh);
         al_engine_free(e);
         al_model_free(m);

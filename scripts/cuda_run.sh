@@ -10,7 +10,7 @@
 #   serve   the serving engine on the GPU (bench_serve): Qwen3 and Llama, 1 / 4 / 8 slots, prompt 128,
 #           gen 128, slots decoded one by one (--decode-batch 1) and in batches (4, 8); a 4-turn
 #           conversation (prefix reuse); alloy serve --device cuda over HTTP
-#   knobs   decode A/B, twice: default, --no-unit-pre, --poller 3, both, --ahead 2, --ahead 3,
+#   knobs   decode A/B, twice: default, --no-unit-pre, --poller 0, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
 #           exp-attn-adaptive", when set): its GPU tests, then tg128 A/B against BIN, twice
@@ -51,7 +51,7 @@ for w in "$@"; do
   knobs)
     mk qwen3 qwen3-0.6b Q4_K_M; mk mamba2 mamba2-1.3b Q8_0; mk llama llama-3.2-1b Q4_K_M
     for r in 1 2; do
-      for f in "" "--no-unit-pre" "--poller 3" "--no-unit-pre --poller 3" "--ahead 2" "--ahead 3" "--norm-prefetch" "--rows 4"; do
+      for f in "" "--no-unit-pre" "--poller 0" "--no-unit-pre --poller 0" "--ahead 2" "--ahead 3" "--norm-prefetch" "--rows 4"; do
         echo "== ${f:-default}" | tee -a "$OUT/knobs.log"
         # shellcheck disable=SC2086
         "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg" | tee -a "$OUT/knobs.log"

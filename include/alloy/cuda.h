@@ -303,9 +303,10 @@ void al_cuda_prog_set_merge(al_cuda_prog *p, bool on);
  * tiles, state rows by cp.async) while the grid barrier before the op is pending (on by default), or
  * only once the barrier is passed. */
 void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on);
-/* Which sub-block's first thread polls the grid barrier (0 .. 3; default 0). Unit u of an op goes to
- * sub-block u / blocks, so sub-block 0 holds the first attention / SSM units and issues their copies
- * while the barrier is pending (al_cuda_prog_set_unit_pre). */
+/* Which sub-block's first thread polls the grid barrier (0 .. 3; default 3, any other value 3). Unit
+ * u of an op goes to sub-block u / blocks, so sub-block 0 holds the first attention / SSM units and
+ * issues their copies while the barrier is pending (al_cuda_prog_set_unit_pre), which delays its
+ * poll: sub-block 3 polling measured +1.0-1.6 % tg128 on the H200 (docs/benchmarks-cuda.md v13). */
 void al_cuda_prog_set_poller(al_cuda_prog *p, int sub);
 /* Before al_cuda_prog_finish: how many row steps ahead a product's warps put their weight rows into
  * L2 (1 .. 4; default 1: each step the next step's rows, the first step's while the barrier before
@@ -358,12 +359,12 @@ typedef struct al_cuda_session_params {
     bool persist_no_merge;     /* al_cuda_prog_set_merge(false) */
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
     bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
-    int persist_poller;        /* al_cuda_prog_set_poller */
+    int persist_poller;        /* al_cuda_prog_set_poller (default params: 3) */
     int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
     bool persist_norm_prefetch; /* al_cuda_prog_set_norm_prefetch(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
-/* n_ctx 0, F16 cache, graphs on, persistent decode on */
+/* n_ctx 0, F16 cache, graphs on, persistent decode on, barrier polled by sub-block 3 */
 al_cuda_session_params al_cuda_session_default_params(void);
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */

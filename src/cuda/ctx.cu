@@ -71,7 +71,10 @@ extern "C" al_status al_cuda_alloc(al_cuda *c, void **out, size_t bytes) {
     *out = NULL;
     void *p = NULL;
     AL_CUDA_TRY(cudaMalloc(&p, bytes ? bytes : 16), "cudaMalloc");
-    cudaError_t e = cudaMemset(p, 0, bytes ? bytes : 16);
+    /* zeroed on the context's stream (non-blocking: a cudaMemset on the legacy stream is not ordered
+     * before the uploads that follow on c->stream, and could land after them) and waited for */
+    cudaError_t e = cudaMemsetAsync(p, 0, bytes ? bytes : 16, c->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
     if (e != cudaSuccess) {
         cudaFree(p);
         return al_cuda_status(e, "cudaMemset");
@@ -212,13 +215,16 @@ static al_status weight_shape(const al_tensor *t, int64_t n_mat, al_cuda_weight 
     return al_ok();
 }
 
-/* rows of matrix `src` (strided like an al_tensor) into dst, contiguous */
+/* rows of matrix `src` (strided like an al_tensor) into dst, contiguous; on the context's stream and
+ * waited for, so kernels queued there later see the weights (the legacy stream is not ordered with it) */
 static al_status copy_matrix(al_cuda *c, char *dst, const al_tensor *t, int64_t i2, const al_cuda_weight *w) {
     const char *base = (const char *)t->data + (size_t)i2 * t->nb[2];
     if (t->nb[1] == w->row_bytes)
-        return al_cuda_status(cudaMemcpy(dst, base, w->mat_bytes, cudaMemcpyHostToDevice), "weight upload");
-    return al_cuda_status(cudaMemcpy2D(dst, w->row_bytes, base, t->nb[1], w->row_bytes, (size_t)w->n_out,
-                                       cudaMemcpyHostToDevice), "weight upload 2D");
+        AL_CUDA_TRY(cudaMemcpyAsync(dst, base, w->mat_bytes, cudaMemcpyHostToDevice, c->stream), "weight upload");
+    else
+        AL_CUDA_TRY(cudaMemcpy2DAsync(dst, w->row_bytes, base, t->nb[1], w->row_bytes, (size_t)w->n_out,
+                                      cudaMemcpyHostToDevice, c->stream), "weight upload 2D");
+    return al_cuda_status(cudaStreamSynchronize(c->stream), "weight upload sync");
 }
 
 extern "C" al_status al_cuda_weight_upload(al_cuda *c, const al_tensor *t, al_cuda_weight *out) {

@@ -701,6 +701,7 @@ extern "C" al_status al_cuda_prog_init(al_cuda_prog **out, al_cuda *c) {
     al_cuda_prog *p = (al_cuda_prog *)calloc(1, sizeof *p);
     if (!p) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
     p->c = c;
+    p->poller = 3 * MK_T; /* al_cuda_prog_set_poller's default */
     c->recording = true;
     *out = p;
     return al_ok();
@@ -940,7 +941,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
 extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
 extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge = !on; }
 extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
-extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = sub > 0 && sub < MK_SUB ? sub * MK_T : 0; }
+extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = sub >= 0 && sub < MK_SUB ? sub * MK_T : 3 * MK_T; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
