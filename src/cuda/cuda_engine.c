@@ -90,6 +90,23 @@ static al_status gpu_decode(void *ctx, void *const *slots, const int32_t *tok, i
     return al_ok();
 }
 
+/* A throwaway session runs a short prompt and two decode steps at start-up, so that the first request
+ * does not pay for what a process does once: loading the kernels' modules (lazily, on first launch),
+ * cuBLAS's setup, sizing the context's scratch. */
+static al_status warm_up(gpu_backend *b) {
+    al_cuda_session_params p = b->p;
+    p.n_ctx = 64;
+    al_cuda_session *s = NULL;
+    AL_TRY(al_cuda_session_init(&s, b->cm, &p));
+    int32_t tok[32];
+    for (int i = 0; i < 32; i++) tok[i] = (int32_t)((i * 7919) % b->n_vocab);
+    al_status st = al_cuda_session_eval(s, tok, 32, NULL, false);
+    const float *lg;
+    for (int i = 0; i < 2 && !al_failed(&st); i++) st = al_cuda_session_decode(s, tok[i], &lg);
+    al_cuda_session_free(s);
+    return st;
+}
+
 static void gpu_destroy(void *ctx) {
     gpu_backend *b = ctx;
     if (!b) return;
@@ -120,6 +137,7 @@ al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const
         al_cuda_describe(b->cu, b->device, sizeof b->device);
         st = al_cuda_model_init_layers(&b->cm, b->cu, m, sp->n_gpu_layers);
     }
+    if (!al_failed(&st)) st = warm_up(b);
     if (al_failed(&st)) {
         gpu_destroy(b);
         return st;
