@@ -5,6 +5,7 @@
 #           with the persistent kernel and with the graph path (--no-persist)
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
+#   batch   Qwen3 / Llama tg128 as 2, 4, 8, 16 sessions decoded as one batch per step (bench_cuda --batch)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
 #   partial Qwen3 pp512 / tg64 with 28 (all), 20, 14 and 0 of its 28 layers on the GPU (-ngl)
 #   serve   the serving engine on the GPU (bench_serve): Qwen3 and Llama, 1 / 4 / 8 slots, prompt 128,
@@ -74,6 +75,11 @@ for w in "$@"; do
           "$b/bench_cuda" -p 0 -n 128 -r 3 -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg" | tee -a "$OUT/refs.log"
         done
       done
+    done ;;
+  batch)
+    mk qwen3 qwen3-0.6b Q4_K_M; mk llama llama-3.2-1b Q4_K_M
+    for b in 2 4 8 16; do
+      "$B/bench_cuda" -p 0 -n 128 -r 2 --batch $b -m "$M/qwen3.gguf" -m "$M/llama.gguf" 2>&1 | grep -E "^\| tg|batched" | tee -a "$OUT/batch.log"
     done ;;
   barrier)
     "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log" ;;

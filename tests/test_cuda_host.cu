@@ -45,7 +45,7 @@ static uint8_t *gpu_rows(al_type t, const ref_rows *r, int64_t k, int n_rows, si
     const size_t grb = al_type_row_size(t, k), total = *row_bytes * (size_t)n_rows + 64;
     uint8_t *img = (uint8_t *)aligned_alloc(16, (total + 15) / 16 * 16);
     memset(img, 0x5A, total);
-    for (int i = 0; i < n_rows; i++) al_cuda_row_image(t, k, r->raw + b0_bytes + (size_t)i * grb, img + (size_t)i * *row_bytes);
+    for (int i = 0; i < n_rows; i++) CHECK_OK(al_cuda_row_image(t, k, r->raw + b0_bytes + (size_t)i * grb, img + (size_t)i * *row_bytes));
     return img;
 }
 
@@ -66,7 +66,7 @@ template <int T> static void check_load8(const char *name) {
         for (int i = 0; i < n_rows; i++)
             for (int64_t i8 = 0; i8 < k / 8; i8++) {
                 float v[8];
-                al_qt<T>::load8(img + (size_t)i * row_bytes, i8, v);
+                al_qt<T>::load8(img + (size_t)i * row_bytes, k, i8, v);
                 for (int t = 0; t < 8; t++) {
                     const float ref = r.f32[(size_t)i * k + 8 * i8 + t];
                     const double e = fabs((double)v[t] - ref) / (fabs(ref) + 1e-30);
@@ -99,7 +99,7 @@ template <int T, int R> static void check_dot(const char *name, const ref_rows *
     for (int64_t b = 0; b < k / 32; b++) xd[b] = 0.001f + (float)(rnd() % 1000) * 1e-5f;
     float acc[R];
     for (int q = 0; q < R; q++) acc[q] = 0.0f;
-    for (int64_t c = 0; c < k / al_mmq<T>::chunk; c++) al_mmq<T>::template dot<R>(img, rb, rb2, nr, c, xq, xd, acc);
+    for (int64_t c = 0; c < k / al_mmq<T>::chunk; c++) al_mmq<T>::template dot<R>(img, rb, rb2, nr, c, k, xq, xd, acc);
     for (int q = 0; q < R; q++) {
         double ref = 0, mag = 0;
         if (q < nr)

@@ -8,7 +8,10 @@
  *  3. quantize -> dequantize of synthetic rows (random, zero, constant, outlier, tiny, with and
  *     without importance weights) stays finite and within a per-type error bound;
  *  4. al_quantize_rows with a thread pool equals the single-threaded row loop byte for byte;
- *  5. F16 / BF16 conversions; Q8_1 / Q8_K activation blocks; non-finite input; argument errors.
+ *  5. F16 / BF16 conversions; Q8_1 / Q8_K activation blocks; non-finite input; argument errors;
+ *  6. the split-row layout of Q6_K / Q8_0 (the GPU's image): the reference blocks, split, put back
+ *     together from the documented field offsets, dequantize bit-identically to the reference;
+ *     unsplit restores the bytes.
  */
 #include <stdlib.h>
 
@@ -406,6 +409,71 @@ static void test_errors(void) {
     }
 }
 
+/* 6: GGUF block fields (offset, bytes) and their split regions (bytes per block before the field) */
+typedef struct split_case {
+    const char *name;
+    al_type type;
+    int n_blocks[3]; /* row lengths tried, in blocks (rows of the reference tensor concatenated) */
+    int nf;
+    int off[3], bytes[3], region[3];
+} split_case;
+
+static void test_split_rows(void) {
+    static const split_case sc[] = {
+        {"Q6_K", AL_TYPE_Q6_K, {1, 4, 12}, 3, {0, 192, 208}, {192, 16, 2}, {0, 192, 208}},
+        {"Q8_0", AL_TYPE_Q8_0, {1, 3, 64}, 2, {2, 0}, {32, 2}, {0, 32}},
+    };
+    for (int c = 0; c < 2; c++) {
+        const split_case *q = &sc[c];
+        const size_t rb = al_type_row_size(q->type, NE0), bsz = al_type_traits_get(q->type)->type_size;
+        uint8_t *raw = read_data(q->name, "bin", rb * NE1);
+        float *ref = read_data(q->name, "f32", NEL * sizeof(float));
+        if (!raw || !ref) {
+            free(raw);
+            free(ref);
+            continue;
+        }
+        CHECK(al_split_type(q->type));
+        for (int li = 0; li < 3; li++) {
+            const int nb = q->n_blocks[li];
+            const int64_t n = (int64_t)nb * al_type_traits_get(q->type)->block_size;
+            const size_t grs = al_type_row_size(q->type, n), srs = al_split_row_size(q->type, n);
+            CHECKF(srs % 16 == 0 && srs >= grs && srs < grs + 16, "%s n %lld: split row %zu bytes", q->name, (long long)n, srs);
+            uint8_t *sp = malloc(srs + 16), *blk = malloc(grs), *back = malloc(grs);
+            float *deq = malloc(sizeof(float) * (size_t)n);
+            const int rows = (int)((rb * NE1) / grs);
+            int bad = 0;
+            for (int r = 0; r < rows && !bad; r++) {
+                const uint8_t *src = raw + (size_t)r * grs;
+                memset(sp, 0xA5, srs + 16);
+                CHECK_OK(al_split_row(q->type, n, src, sp));
+                for (size_t i = grs; i < srs; i++) bad |= sp[i] != 0;       /* padding zeroed */
+                for (size_t i = srs; i < srs + 16; i++) bad |= sp[i] != 0xA5; /* nothing past the row */
+                for (int b = 0; b < nb; b++) /* a GGUF block again, from the documented split offsets */
+                    for (int f = 0; f < q->nf; f++)
+                        memcpy(blk + (size_t)b * bsz + q->off[f], sp + (size_t)q->region[f] * nb + (size_t)b * q->bytes[f], q->bytes[f]);
+                CHECK_OK(al_dequantize_row(q->type, blk, deq, n));
+                bad |= memcmp(deq, ref + (size_t)r * n, sizeof(float) * (size_t)n) != 0;
+                CHECK_OK(al_unsplit_row(q->type, n, sp, back));
+                bad |= memcmp(back, src, grs) != 0;
+            }
+            CHECKF(!bad, "%s rows of %lld: split layout wrong", q->name, (long long)n);
+            free(sp);
+            free(blk);
+            free(back);
+            free(deq);
+        }
+        free(raw);
+        free(ref);
+    }
+    uint8_t a[256] = {0}, b[256];
+    CHECK(!al_split_type(AL_TYPE_Q4_K) && al_split_row_size(AL_TYPE_Q4_K, 256) == 0);
+    CHECK(al_split_row_size(AL_TYPE_Q6_K, 100) == 0 && al_split_row_size(AL_TYPE_Q8_0, 33) == 0);
+    CHECK(al_split_row_size(AL_TYPE_Q6_K, 1024) == 848 && al_split_row_size(AL_TYPE_Q8_0, 256) == 272);
+    CHECK_ERR(al_split_row(AL_TYPE_Q4_K, 256, a, b), AL_ERR_INVALID);
+    CHECK_ERR(al_unsplit_row(AL_TYPE_Q8_0, 40, a, b), AL_ERR_INVALID);
+}
+
 int main(void) {
     AL_RUN(test_dequant_bit_exact);
     AL_RUN(test_quantize_rmse_vs_reference);
@@ -416,5 +484,6 @@ int main(void) {
     AL_RUN(test_activation_blocks);
     AL_RUN(test_nonfinite_input);
     AL_RUN(test_errors);
+    AL_RUN(test_split_rows);
     return al_test_finish();
 }

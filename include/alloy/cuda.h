@@ -75,7 +75,9 @@ void al_cuda_graph_free(al_cuda_graph *g);
 /* ---- weights ----------------------------------------------------------------------------- */
 
 /* n_mat matrices of n_out rows of k elements in `type`, rows contiguous (row_bytes apart),
- * matrices mat_bytes apart: the GPU image of al_tensor {k, n_out, n_mat}. */
+ * matrices mat_bytes apart: the GPU image of al_tensor {k, n_out, n_mat}. Q6_K and Q8_0 rows are in
+ * the split-row layout of alloy/quant.h (row_bytes = al_split_row_size, a multiple of 16); every
+ * other type keeps its GGUF bytes. */
 typedef struct al_cuda_weight {
     al_type type;
     int64_t k, n_out, n_mat;

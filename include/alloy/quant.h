@@ -58,6 +58,19 @@ al_status al_quantize_rows(al_type t, const float *src, void *dst, int64_t nrows
 al_status al_dequantize_rows(al_type t, const void *src, float *dst, int64_t nrows, int64_t n_per_row,
                              al_pool *pool);
 
+/* Split-row layout: the GPU's image of Q6_K and Q8_0 rows, whose 210- / 34-byte blocks leave the
+ * quants only 2-byte aligned in GGUF order. A row of nb blocks becomes, in order,
+ *   Q6_K: quants [nb][192] (ql[128], qh[64] of each block), scales [nb][16], d [nb] (f16);
+ *   Q8_0: quants [nb][32], d [nb] (f16);
+ * zero-padded to al_split_row_size bytes (a multiple of 16), so with 16-byte aligned rows every 16
+ * bytes of quants are one aligned load. The values are unchanged (same bytes, moved). */
+bool al_split_type(al_type t);                   /* Q6_K, Q8_0 */
+size_t al_split_row_size(al_type t, int64_t n);  /* 0: not a split type or n not whole blocks */
+/* One row of n elements: GGUF block order src -> split dst (al_split_row_size bytes), and back
+ * (al_unsplit_row: dst of al_type_row_size bytes). */
+al_status al_split_row(al_type t, int64_t n, const void *src, void *dst);
+al_status al_unsplit_row(al_type t, int64_t n, const void *src, void *dst);
+
 #ifdef __cplusplus
 }
 #endif

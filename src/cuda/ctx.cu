@@ -215,10 +215,30 @@ static al_status weight_shape(const al_tensor *t, int64_t n_mat, al_cuda_weight 
     return al_ok();
 }
 
-/* rows of matrix `src` (strided like an al_tensor) into dst, contiguous; on the context's stream and
- * waited for, so kernels queued there later see the weights (the legacy stream is not ordered with it) */
+/* rows of a split type (Q6_K, Q8_0) into the split-row layout, through a bounded host buffer */
+static al_status copy_split(al_cuda *c, char *dst, const char *base, const al_tensor *t, const al_cuda_weight *w) {
+    const size_t chunk_rows = w->row_bytes >= (16u << 20) ? 1 : (16u << 20) / w->row_bytes;
+    const size_t nr = (size_t)w->n_out, n = chunk_rows < nr ? chunk_rows : nr;
+    char *buf = (char *)malloc(n * w->row_bytes);
+    if (!buf) return al_err(AL_ERR_NOMEM, "cuda upload: out of host memory");
+    al_status st = al_ok();
+    for (size_t r0 = 0; r0 < nr && !al_failed(&st); r0 += n) {
+        const size_t m = nr - r0 < n ? nr - r0 : n;
+        for (size_t r = 0; r < m && !al_failed(&st); r++)
+            st = al_cuda_row_image(t->type, w->k, base + (r0 + r) * t->nb[1], buf + r * w->row_bytes);
+        if (!al_failed(&st))
+            st = al_cuda_status(cudaMemcpyAsync(dst + r0 * w->row_bytes, buf, m * w->row_bytes, cudaMemcpyHostToDevice, c->stream), "weight upload");
+        if (!al_failed(&st)) st = al_cuda_status(cudaStreamSynchronize(c->stream), "weight upload sync"); /* before buf is reused */
+    }
+    free(buf);
+    return st;
+}
+
+/* rows of matrix `src` (strided like an al_tensor) into dst, contiguous (split types: split rows); on the
+ * context's stream and waited for, so kernels queued there later see the weights */
 static al_status copy_matrix(al_cuda *c, char *dst, const al_tensor *t, int64_t i2, const al_cuda_weight *w) {
     const char *base = (const char *)t->data + (size_t)i2 * t->nb[2];
+    if (al_split_type(t->type)) return copy_split(c, dst, base, t, w);
     if (t->nb[1] == w->row_bytes)
         AL_CUDA_TRY(cudaMemcpyAsync(dst, base, w->mat_bytes, cudaMemcpyHostToDevice, c->stream), "weight upload");
     else

@@ -36,11 +36,17 @@ struct al_cuda_graph {
 };
 
 /* A weight row of k elements of type t on the GPU: its bytes (0: not whole blocks) and its image for
- * the GGUF row src — the GGUF bytes unchanged for every type, which is why al_cuda_weight_upload
- * copies matrices as they are (tests/test_cuda_host.cu reads the readers' input through this; a
- * layout that changes the bytes must go through it in the upload too). */
-static inline size_t al_cuda_row_bytes(al_type t, int64_t k) { return al_type_row_size(t, k); }
-static inline void al_cuda_row_image(al_type t, int64_t k, const void *src, void *dst) { memcpy(dst, src, al_type_row_size(t, k)); }
+ * the GGUF row src — Q6_K and Q8_0 in the split-row layout of alloy/quant.h, every other type its
+ * GGUF bytes unchanged. al_cuda_weight_upload goes through it for the split types and copies the
+ * others as they are; tests/test_cuda_host.cu reads the readers' input through it. */
+static inline size_t al_cuda_row_bytes(al_type t, int64_t k) {
+    return al_split_type(t) ? al_split_row_size(t, k) : al_type_row_size(t, k);
+}
+static inline al_status al_cuda_row_image(al_type t, int64_t k, const void *src, void *dst) {
+    if (al_split_type(t)) return al_split_row(t, k, src, dst);
+    memcpy(dst, src, al_type_row_size(t, k));
+    return al_ok();
+}
 
 static inline al_status al_cuda_status(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return al_ok();

@@ -1,9 +1,11 @@
 /*
- * dequant.cuh (internal) — device-side readers of the GGUF block layouts of format/quant_blocks.h.
+ * dequant.cuh (internal) — device-side readers of the GGUF block layouts of format/quant_blocks.h,
+ * and of the split-row layout (alloy/quant.h) that Q6_K and Q8_0 weights have on the GPU.
  *
- * load8<T>(row, i8, v): elements [8 i8, 8 i8 + 8) of a row of type T as float (i8 < k / 8). Eight
- * consecutive elements always lie in one sub-block, so one scale serves all eight. Block starts are
- * only 2-byte aligned for the 18/22/34/210-byte blocks, hence the 16-bit loads there.
+ * load8<T>(row, k, i8, v): elements [8 i8, 8 i8 + 8) of a row of k elements of type T as float
+ * (i8 < k / 8). Eight consecutive elements always lie in one sub-block, so one scale serves all
+ * eight. Block starts are only 2-byte aligned for the 18- and 22-byte blocks, hence the 16-bit loads
+ * there; split rows (Q6_K, Q8_0) are 16-byte aligned, their quants 8-byte aligned pieces.
  * Values match al_dequantize_row exactly up to float rounding of d * scale * q.
  */
 #ifndef ALLOY_CUDA_DEQUANT_CUH
@@ -98,11 +100,11 @@ AL_UNROLL
 }
 template <> struct al_qt<AL_TYPE_Q4_0> {
     static constexpr int bs = 32, bytes = 18;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<false>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) { al_load8_nib32<false>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q4_1> {
     static constexpr int bs = 32, bytes = 20;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 2) * bytes;
         int s = (int)(i8 & 3);
         float d = al_h2f(b), m = al_h2f(b + 2);
@@ -129,25 +131,25 @@ AL_UNROLL
 }
 template <> struct al_qt<AL_TYPE_Q5_0> {
     static constexpr int bs = 32, bytes = 22;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<false>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) { al_load8_q5<false>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q5_1> {
     static constexpr int bs = 32, bytes = 24;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_q5<true>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) { al_load8_q5<true>(row, i8, v); }
 };
 template <> struct al_qt<AL_TYPE_Q8_0> {
-    static constexpr int bs = 32, bytes = 34;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
-        const uint8_t *b = row + (i8 >> 2) * bytes;
-        float d = al_h2f(b);
-        uint64_t q = al_ld8_a2(b + 2 + (i8 & 3) * 8);
+    static constexpr int bs = 32; /* split rows: no per-block stride */
+    __host__ __device__ static void load8(const uint8_t *row, int64_t k, int64_t i8, float *v) {
+        const int64_t b = i8 >> 2; /* split row: quants [nb][32], d [nb] */
+        const float d = al_h2f(row + 32 * (k >> 5) + 2 * b);
+        const uint64_t q = al_ld8_a8(row + 8 * i8);
 AL_UNROLL
         for (int j = 0; j < 8; j++) v[j] = (float)(int8_t)al_byte(q, j) * d;
     }
 };
 template <> struct al_qt<AL_TYPE_IQ4_NL> {
     static constexpr int bs = 32, bytes = 18;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) { al_load8_nib32<true>(row, i8, v); }
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) { al_load8_nib32<true>(row, i8, v); }
 };
 
 /* Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) */
@@ -163,7 +165,7 @@ AL_HD void al_scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
 
 template <> struct al_qt<AL_TYPE_Q4_K> {
     static constexpr int bs = 256, bytes = 144;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, j = e0 >> 6, l = e0 & 63, hi = l >> 5;
         int sc, mn;
@@ -176,7 +178,7 @@ AL_UNROLL
 };
 template <> struct al_qt<AL_TYPE_Q5_K> {
     static constexpr int bs = 256, bytes = 176;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, j = e0 >> 6, l = e0 & 63, hi = l >> 5;
         int sc, mn;
@@ -191,13 +193,14 @@ AL_UNROLL
     }
 };
 template <> struct al_qt<AL_TYPE_Q6_K> {
-    static constexpr int bs = 256, bytes = 210;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
-        const uint8_t *b = row + (i8 >> 5) * bytes;
+    static constexpr int bs = 256; /* split rows: no per-block stride */
+    __host__ __device__ static void load8(const uint8_t *row, int64_t k, int64_t i8, float *v) {
+        const int64_t blk = i8 >> 5, nb = k >> 8; /* split row: quants [nb][192], scales [nb][16], d [nb] */
+        const uint8_t *b = row + blk * 192;
         int e0 = (int)(i8 & 31) * 8, n = e0 >> 7, rr = e0 & 127, qq = rr >> 5, l = rr & 31;
-        uint64_t ql = al_ld8_a2(b + 64 * n + l + (qq & 1) * 32);
-        uint64_t qh = al_ld8_a2(b + 128 + 32 * n + l);
-        float d = al_h2f(b + 208) * (float)(int8_t)b[192 + 8 * n + l / 16 + 2 * qq];
+        uint64_t ql = al_ld8_a8(b + 64 * n + l + (qq & 1) * 32);
+        uint64_t qh = al_ld8_a8(b + 128 + 32 * n + l);
+        float d = al_h2f(row + 208 * nb + 2 * blk) * (float)(int8_t)row[192 * nb + 16 * blk + 8 * n + l / 16 + 2 * qq];
         int sh = (qq >> 1) * 4;
 AL_UNROLL
         for (int t = 0; t < 8; t++)
@@ -206,7 +209,7 @@ AL_UNROLL
 };
 template <> struct al_qt<AL_TYPE_IQ4_XS> {
     static constexpr int bs = 256, bytes = 136;
-    __host__ __device__ static void load8(const uint8_t *row, int64_t i8, float *v) {
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) {
         const uint8_t *b = row + (i8 >> 5) * bytes;
         int e0 = (int)(i8 & 31) * 8, ib = e0 >> 5, rr = e0 & 31;
         uint32_t sh = *(const uint16_t *)(b + 2);

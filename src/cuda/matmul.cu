@@ -44,7 +44,7 @@ __device__ __forceinline__ void mmv_rows(const uint8_t *__restrict__ w, size_t r
         float v[MMV_RPW][8];
 #pragma unroll
         for (int r = 0; r < MMV_RPW; r++)
-            if (r < nr) al_qt<T>::load8(w + (size_t)r * row_bytes, i, v[r]);
+            if (r < nr) al_qt<T>::load8(w + (size_t)r * row_bytes, k, i, v[r]);
 #pragma unroll
         for (int r = 0; r < MMV_RPW; r++)
             if (r < nr) {
@@ -126,7 +126,7 @@ __global__ void k_dequant_f16(const uint8_t *__restrict__ W, size_t row_bytes, i
     if (idx >= nr * n8) return;
     const int64_t r = idx / n8, i = idx - r * n8;
     float v[8];
-    al_qt<T>::load8(W + (size_t)(r0 + r) * row_bytes, i, v);
+    al_qt<T>::load8(W + (size_t)(r0 + r) * row_bytes, k, i, v);
     __align__(16) __half h[8];
 #pragma unroll
     for (int t = 0; t < 8; t++) h[t] = __float2half_rn(v[t]);
@@ -141,7 +141,7 @@ __global__ void k_get_rows_q(const uint8_t *__restrict__ W, size_t row_bytes, in
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (k >> 3)) return;
     float v[8];
-    al_qt<T>::load8(W + (size_t)ids[t] * row_bytes, i, v);
+    al_qt<T>::load8(W + (size_t)ids[t] * row_bytes, k, i, v);
 #pragma unroll
     for (int j = 0; j < 8; j++) out[t * ldo + 8 * i + j] = v[j];
 }

@@ -6,28 +6,18 @@
  * and d_b per 16- or 32-element group (the Q8_1 scheme of the GGUF runtimes).
  *
  * al_mmq<T>::chunk elements form one unit of work (always within one super-block, starting at a
- * multiple of 32); dot(w, rb, rb2, nr, c, xq, xd, acc) adds chunk c of rows w + al_mmq_row(r, rb, rb2)
- * (r < nr <= R) to acc[r], loading the activation slice once for all rows: rows come in pairs rb apart
- * (any byte distance, so a gate row and an up row of one type can pair up), pairs rb2 apart. xq / xd
- * are in shared memory. Weight rows are 16-byte aligned for Q4_K / Q5_K (144/176-byte blocks) and
- * only 2-byte aligned for Q8_0 / Q6_K (34/210-byte blocks), read there as aligned words joined by
- * funnel shifts.
+ * multiple of 32); dot(w, rb, rb2, nr, c, k, xq, xd, acc) adds chunk c of rows w + al_mmq_row(r,
+ * rb, rb2) (r < nr <= R, rows of k elements) to acc[r], loading the activation slice once for all
+ * rows: rows come in pairs rb apart (any byte distance, so a gate row and an up row of one type can
+ * pair up), pairs rb2 apart. xq / xd are in shared memory. Rows are 16-byte aligned: Q4_K / Q5_K in
+ * GGUF order (144/176-byte blocks), Q8_0 / Q6_K in the split-row layout of alloy/quant.h (quants of
+ * all blocks first, then scales and d), so every 16 bytes of quants are one aligned load.
  */
 #ifndef ALLOY_CUDA_MMQ_CUH
 #define ALLOY_CUDA_MMQ_CUH
 
 #include "cuda/dequant.cuh"
 
-/* 16 bytes from a 2-byte aligned address: five aligned words, shifted by 0 or 16 bits */
-AL_HD uint4 al_ld16_a2(const uint8_t *p) {
-    const uintptr_t a = (uintptr_t)p;
-    const uint32_t *w = (const uint32_t *)(a & ~(uintptr_t)3);
-    const bool odd = (a & 2) != 0;
-    const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[odd ? 4 : 3];
-    const uint32_t s = odd ? 16u : 0u;
-    return make_uint4(al_funnel_r(w0, w1, s), al_funnel_r(w1, w2, s), al_funnel_r(w2, w3, s),
-                      al_funnel_r(w3, w4, s));
-}
 AL_HD int al_u4(const uint4 &v, int i) {
     return (int)(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w);
 }
@@ -42,21 +32,21 @@ template <int T> struct al_mmq;
 template <> struct al_mmq<AL_TYPE_Q8_0> {
     static constexpr int chunk = 32;
     template <int R>
-    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
-                               float *acc) {
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int64_t k, const int8_t *xq,
+                               const float *xd, float *acc) {
         const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
         const float dx = xd[c];
 AL_UNROLL
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
-            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + c * 34;
-            const uint4 q0 = al_ld16_a2(b + 2), q1 = al_ld16_a2(b + 18);
+            const uint8_t *row = w + al_mmq_row(r, rb, rb2), *b = row + 32 * c; /* quants [nb][32], d [nb] */
+            const uint4 q0 = *(const uint4 *)b, q1 = *(const uint4 *)(b + 16);
             int s = 0;
 AL_UNROLL
             for (int i = 0; i < 4; i++) s = al_dp4a(al_u4(q0, i), al_i4(x0, i), s);
 AL_UNROLL
             for (int i = 0; i < 4; i++) s = al_dp4a(al_u4(q1, i), al_i4(x1, i), s);
-            acc[r] += al_h2f(b) * dx * (float)s;
+            acc[r] += al_h2f(row + 32 * (k >> 5) + 2 * c) * dx * (float)s;
         }
     }
 };
@@ -67,8 +57,8 @@ template <int T> struct al_mmq_k45 {
     static constexpr int chunk = 32;
     static constexpr int bytes = T == AL_TYPE_Q4_K ? 144 : 176, qs_off = T == AL_TYPE_Q4_K ? 16 : 48;
     template <int R>
-    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
-                               float *acc) {
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int64_t /* k */, const int8_t *xq,
+                               const float *xd, float *acc) {
         const int64_t blk = c >> 3;
         const int j = (int)(c >> 1) & 3, h = (int)c & 1;
         const int64_t e = blk * 256 + 64 * j + 16 * h;
@@ -107,26 +97,35 @@ template <> struct al_mmq<AL_TYPE_Q4_K> : al_mmq_k45<AL_TYPE_Q4_K> {};
 template <> struct al_mmq<AL_TYPE_Q5_K> : al_mmq_k45<AL_TYPE_Q5_K> {};
 
 /* Q6_K: chunk c = half hh of the 128-element group n of a super-block: elements 128n + 32qq + 16hh + t
- * for qq < 4, t < 16 (the 16 low-nibble bytes and 16 high-bit bytes they share). */
+ * for qq < 4, t < 16 (the 16 low-nibble bytes and 16 high-bit bytes they share). Split row: quants
+ * [nb][192] (ql, qh), scales [nb][16], d [nb]; the chunk's four scales 8n + hh + 2qq lie in the 8
+ * bytes at 8n. */
 template <> struct al_mmq<AL_TYPE_Q6_K> {
     static constexpr int chunk = 64;
     template <int R>
-    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, const int8_t *xq, const float *xd,
-                               float *acc) {
-        const int64_t blk = c >> 2;
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int64_t k, const int8_t *xq,
+                               const float *xd, float *acc) {
+        const int64_t blk = c >> 2, nb = k >> 8;
         const int n = (int)(c >> 1) & 1, hh = (int)c & 1;
         const int64_t e = blk * 256 + 128 * n + 16 * hh;
         int4 x[4];
         float dx[4];
+        int xs[4]; /* sums of the activation slices: (q - 32)·x = q·x - 32 xs, q in 0..63 */
 AL_UNROLL
-        for (int qq = 0; qq < 4; qq++) x[qq] = al_ldx16(xq + e + 32 * qq), dx[qq] = xd[(e >> 5) + qq];
+        for (int qq = 0; qq < 4; qq++) {
+            x[qq] = al_ldx16(xq + e + 32 * qq), dx[qq] = xd[(e >> 5) + qq];
+            xs[qq] = 0;
+AL_UNROLL
+            for (int i = 0; i < 4; i++) xs[qq] = al_dp4a(0x01010101, al_i4(x[qq], i), xs[qq]);
+        }
 AL_UNROLL
         for (int r = 0; r < R; r++) {
             if (r >= nr) break;
-            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + blk * 210;
-            const uint4 qa = al_ld16_a2(b + 64 * n + 16 * hh), qb = al_ld16_a2(b + 64 * n + 32 + 16 * hh);
-            const uint4 qh = al_ld16_a2(b + 128 + 32 * n + 16 * hh);
-            int s[4] = {0, 0, 0, 0};
+            const uint8_t *row = w + al_mmq_row(r, rb, rb2), *b = row + blk * 192;
+            const uint4 qa = *(const uint4 *)(b + 64 * n + 16 * hh), qb = *(const uint4 *)(b + 64 * n + 32 + 16 * hh);
+            const uint4 qh = *(const uint4 *)(b + 128 + 32 * n + 16 * hh);
+            const uint2 sv = *(const uint2 *)(row + 192 * nb + 16 * blk + 8 * n);
+            int s[4] = {-32 * xs[0], -32 * xs[1], -32 * xs[2], -32 * xs[3]};
 AL_UNROLL
             for (int i = 0; i < 4; i++) {
                 const unsigned a = (unsigned)al_u4(qa, i), bb = (unsigned)al_u4(qb, i), hw = (unsigned)al_u4(qh, i);
@@ -134,16 +133,18 @@ AL_UNROLL
                 const unsigned u1 = (bb & 0x0F0F0F0Fu) | ((hw << 2) & 0x30303030u);
                 const unsigned u2 = ((a >> 4) & 0x0F0F0F0Fu) | (hw & 0x30303030u);
                 const unsigned u3 = ((bb >> 4) & 0x0F0F0F0Fu) | ((hw >> 2) & 0x30303030u);
-                s[0] = al_dp4a((int)al_vsub4(u0, 0x20202020u), al_i4(x[0], i), s[0]);
-                s[1] = al_dp4a((int)al_vsub4(u1, 0x20202020u), al_i4(x[1], i), s[1]);
-                s[2] = al_dp4a((int)al_vsub4(u2, 0x20202020u), al_i4(x[2], i), s[2]);
-                s[3] = al_dp4a((int)al_vsub4(u3, 0x20202020u), al_i4(x[3], i), s[3]);
+                s[0] = al_dp4a((int)u0, al_i4(x[0], i), s[0]);
+                s[1] = al_dp4a((int)u1, al_i4(x[1], i), s[1]);
+                s[2] = al_dp4a((int)u2, al_i4(x[2], i), s[2]);
+                s[3] = al_dp4a((int)u3, al_i4(x[3], i), s[3]);
             }
-            const int8_t *sc = (const int8_t *)(b + 192 + 8 * n + hh);
             float t = 0.0f;
 AL_UNROLL
-            for (int qq = 0; qq < 4; qq++) t += dx[qq] * (float)(sc[2 * qq] * s[qq]);
-            acc[r] += al_h2f(b + 208) * t;
+            for (int qq = 0; qq < 4; qq++) { /* scale byte hh + 2qq of the 8: signed, by shifting it to the top */
+                const int sc = (int)((qq < 2 ? sv.x : sv.y) << (24 - 8 * (hh + 2 * (qq & 1)))) >> 24;
+                t += dx[qq] * (float)(sc * s[qq]);
+            }
+            acc[r] += al_h2f(row + 208 * nb + 2 * blk) * t;
         }
     }
 };

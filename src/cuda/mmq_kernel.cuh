@@ -88,7 +88,7 @@ __device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t r
                                          const int8_t *xq, const float *xd, float *acc) {
     const int64_t nch = k / al_mmq<T>::chunk;
 #pragma unroll 2
-    for (int64_t c = first; c < nch; c += step) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, xq, xd, acc);
+    for (int64_t c = first; c < nch; c += step) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
 }
 
 /* output rows per group */

@@ -549,7 +549,7 @@ __device__ void mk_embed_row(const mk_embed &e, int token) {
     case T:                                                                                \
         for (int i = threadIdx.x; i < (e.k >> 3); i += MK_BT) {                            \
             float v[8];                                                                    \
-            al_qt<T>::load8(row, i, v);                                                    \
+            al_qt<T>::load8(row, e.k, i, v);                                               \
             for (int j = 0; j < 8; j++) {                                                  \
                 if (mine) mine[8 * i + j] = v[j];                                          \
                 if (out) out[8 * i + j] = v[j];                                            \
