@@ -200,6 +200,60 @@ static void test_penalties_window(void) {
     al_sampler_free(k);
 }
 
+/* the first maximum (NaN as -inf, all -inf / NaN: token 0), greedy and through the top-k heap (top_k 1
+ * at temperature 1), on sizes around the scan's 8 lanes and 64-logit blocks, with ties, NaN and -inf
+ * placed across block edges; then a negative frequency penalty (which raises a logit) on a token
+ * inside a block whose raw logits are all below the best kept one */
+static void test_scan_edges(void) {
+    const int sizes[] = {1, 2, 7, 8, 9, 63, 64, 65, 127, 129, 1000, 5003};
+    uint32_t x = 99;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int V = sizes[si];
+        float *lg = malloc(sizeof(float) * (size_t)V);
+        for (int trial = 0; trial < 40; trial++) {
+            for (int i = 0; i < V; i++) {
+                x = x * 1664525u + 1013904223u;
+                const uint32_t r = x >> 24;
+                lg[i] = r < 20 ? NAN : r < 40 ? -INFINITY : (float)((x >> 8) % 16) * 0.25f - 2.0f; /* coarse: many ties */
+            }
+            if (trial == 0)
+                for (int i = 0; i < V; i++) lg[i] = i % 2 ? NAN : -INFINITY;
+            int best = 0;
+            float bl = isnan(lg[0]) ? -INFINITY : lg[0];
+            for (int i = 1; i < V; i++)
+                if (lg[i] > bl) bl = lg[i], best = i;
+            al_sampler *g, *k;
+            al_sampler_params p = plain(0), pk = plain(1.0f);
+            pk.top_k = 1;
+            REQUIRE_OK(al_sampler_init(&g, &p, V));
+            REQUIRE_OK(al_sampler_init(&k, &pk, V));
+            const int32_t a = al_sampler_sample(g, lg, NULL);
+            CHECKF(a == best, "V %d trial %d: greedy %d, reference %d", V, trial, a, best);
+            if (bl > -INFINITY) { /* top-k needs one finite candidate to mean the same */
+                const int32_t b = al_sampler_sample(k, lg, NULL);
+                CHECKF(b == best, "V %d trial %d: top-1 %d, reference %d", V, trial, b, best);
+            }
+            al_sampler_free(g);
+            al_sampler_free(k);
+        }
+        free(lg);
+    }
+    enum { V = 1000 };
+    float lg[V];
+    for (int i = 0; i < V; i++) lg[i] = -1.0f - 0.001f * (float)(i % 50);
+    lg[3] = 0.5f;   /* the best raw logit, in the first block */
+    lg[700] = 0.2f; /* in a block of raw logits all below 0.5 */
+    al_sampler_params p = plain(1.0f);
+    p.top_k = 1;
+    p.frequency_penalty = -1.0f; /* raises a seen token by 1 per occurrence */
+    al_sampler *s;
+    REQUIRE_OK(al_sampler_init(&s, &p, V));
+    CHECK(al_sampler_sample(s, lg, NULL) == 3);
+    al_sampler_accept(s, 700);
+    CHECKF(al_sampler_sample(s, lg, NULL) == 700, "a raised token in a skippable block was not found");
+    al_sampler_free(s);
+}
+
 int main(void) {
     AL_RUN(test_greedy);
     AL_RUN(test_seed_repeatable);
@@ -208,5 +262,6 @@ int main(void) {
     AL_RUN(test_top_k);
     AL_RUN(test_penalties);
     AL_RUN(test_penalties_window);
+    AL_RUN(test_scan_edges);
     return al_test_finish();
 }

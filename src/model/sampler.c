@@ -130,6 +130,34 @@ static inline float penalized(const al_sampler *s, const float *logits, int i) {
     return isnan(l) ? -INFINITY : l;
 }
 
+/* the largest of x[0..n), NaN as -inf; eight independent lanes so that the loop vectorizes */
+static inline float max_of(const float *x, int n) {
+    float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+    for (; i < n; i++) m[0] = x[i] > m[0] ? x[i] : m[0];
+    float r = m[0];
+    for (int j = 1; j < 8; j++) r = m[j] > r ? m[j] : r;
+    return r;
+}
+
+/* whether a token of [b, e) is within the penalty window */
+static inline bool any_penalized(const al_sampler *s, int b, int e) {
+    for (int i = b; i < e;) {
+        if ((i & 7) == 0 && i + 8 <= e) {
+            if (s->pen[i >> 3]) return true;
+            i += 8;
+        } else {
+            if (s->pen[i >> 3] >> (i & 7) & 1) return true;
+            i++;
+        }
+    }
+    return false;
+}
+
+#define SCAN_BLOCK 64 /* top-k: logits looked at a block at a time; a block under the worst kept one is skipped */
+
 int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
     const al_sampler_params *p = &s->p;
     int n = s->n_vocab;
@@ -141,9 +169,10 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
                 const float l = penalized(s, logits, i);
                 if (l > bl) bl = l, best = i;
             }
-        } else {
-            for (int i = 1; i < n; i++) /* NaN never compares greater: as -inf */
-                if (logits[i] > bl) bl = logits[i], best = i;
+        } else { /* the maximum (NaN as -inf), then its first position; all -inf / NaN: 0 */
+            const float m = max_of(logits, n);
+            if (m > bl)
+                while (!(logits[best] == m)) best++;
         }
         if (prob) *prob = 1.0f;
         return best;
@@ -155,12 +184,17 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits, float *prob) {
     if (k < n) {
         cand *hp = s->c; /* heap in c[0..k) */
         for (int i = k / 2 - 1; i >= 0; i--) sift_down(hp, k, i);
-        for (int i = k; i < n; i++) {
-            /* NaN never compares greater, so the raw logit serves where nothing is penalized */
-            const float l = s->penalize ? penalized(s, logits, i) : logits[i];
-            if (l > hp[0].logit) { /* better than the worst kept (an equal logit has the higher id: worse) */
-                hp[0] = (cand){i, l};
-                sift_down(hp, k, 0);
+        for (int b = k; b < n; b += SCAN_BLOCK) {
+            const int e = n - b < SCAN_BLOCK ? n : b + SCAN_BLOCK;
+            /* penalties lower logits unless negative: only blocks without window tokens are skipped */
+            if ((!s->penalize || !any_penalized(s, b, e)) && !(max_of(logits + b, e - b) > hp[0].logit)) continue;
+            for (int i = b; i < e; i++) {
+                /* NaN never compares greater, so the raw logit serves where nothing is penalized */
+                const float l = s->penalize ? penalized(s, logits, i) : logits[i];
+                if (l > hp[0].logit) { /* better than the worst kept (an equal logit has the higher id: worse) */
+                    hp[0] = (cand){i, l};
+                    sift_down(hp, k, 0);
+                }
             }
         }
     }
