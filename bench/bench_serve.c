@@ -13,6 +13,10 @@
  * (al_cuda_engine_backend_init) with --decode-batch slots per batched decode pass (1: each slot's own
  * persistent kernel); without CUDA that is an error.
  *
+ * --device null: a backend that computes nothing — every slot's logits are copied from a fixed row
+ * (as the GPU backend copies them out of its pinned buffer) — so the rates are the engine's own cost
+ * per token: sampling, detokenizing, events, the worker loop.
+ *
  * --turns T: one conversation of T turns instead: each turn's prompt is the last prompt, the tokens
  * generated for it (those fed back) and P new ones, so prefix reuse serves all but the new tokens;
  * prints each turn's prompt length, the tokens reused and the time to first token, then the last
@@ -104,8 +108,73 @@ static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job
     return j->finish == AL_FINISH_LENGTH ? al_ok() : al_err(AL_ERR_IO, "turn ended %d: %s", j->finish, j->error);
 }
 
+/* --device null: slots are positions only; logits a fixed row with a slowly moving maximum */
+typedef struct null_backend {
+    float *row;
+    int V;
+} null_backend;
+static al_status null_init(void *ctx, int n_ctx, void **slot) {
+    (void)ctx;
+    int *p = calloc(2, sizeof(int));
+    if (!p) return al_err(AL_ERR_NOMEM, "null backend: out of memory");
+    p[1] = n_ctx > 0 ? n_ctx : 4096;
+    *slot = p;
+    return al_ok();
+}
+static void null_free(void *ctx, void *slot) { (void)ctx, free(slot); }
+static void null_reset(void *ctx, void *slot) { (void)ctx, ((int *)slot)[0] = 0; }
+static int null_pos(void *ctx, const void *slot) { return (void)ctx, ((const int *)slot)[0]; }
+static int null_n_ctx(void *ctx, const void *slot) { return (void)ctx, ((const int *)slot)[1]; }
+static al_status null_truncate(void *ctx, void *slot, int n) {
+    (void)ctx;
+    ((int *)slot)[0] = n;
+    return al_ok();
+}
+static void null_logits(null_backend *b, int pos, float *out) {
+    memcpy(out, b->row, sizeof(float) * (size_t)b->V);
+    out[(pos * 7919) % b->V] += 10.0f; /* a different best token each step */
+}
+static al_status null_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
+    (void)tok;
+    int *p = slot;
+    p[0] += n;
+    if (logits) null_logits(ctx, p[0], logits);
+    return al_ok();
+}
+static al_status null_decode(void *ctx, void *const *slots, const int32_t *tok, int n, float *const *logits) {
+    (void)tok;
+    for (int i = 0; i < n; i++) {
+        int *p = slots[i];
+        p[0] += 1;
+        null_logits(ctx, p[0], logits[i]);
+    }
+    return al_ok();
+}
+static void null_destroy(void *ctx) {
+    null_backend *b = ctx;
+    if (b) free(b->row);
+    free(b);
+}
+static al_status null_engine(al_engine **e, al_model *m, int slots, int n_ctx) {
+    null_backend *b = calloc(1, sizeof *b);
+    const int V = al_model_n_vocab(m);
+    if (b) b->row = malloc(sizeof(float) * (size_t)V), b->V = V;
+    if (!b || !b->row) {
+        null_destroy(b);
+        return al_err(AL_ERR_NOMEM, "null backend: out of memory");
+    }
+    uint32_t x = 1;
+    for (int i = 0; i < V; i++) x = x * 1664525u + 1013904223u, b->row[i] = (float)(x >> 8) / (float)(1u << 24) * 4.0f;
+    al_engine_backend be = {.ctx = b, .device = "null (no compute)", .prefill_chunk = 512, .slot_init = null_init,
+                            .slot_free = null_free, .slot_reset = null_reset, .slot_pos = null_pos, .slot_n_ctx = null_n_ctx,
+                            .slot_truncate = null_truncate, .slot_prefill = null_prefill, .decode = null_decode,
+                            .destroy = null_destroy};
+    return al_engine_init_backend(e, m, slots, n_ctx, &be);
+}
+
 /* an engine of `slots` slots on the CPU or (gpu) GPU 0 with the command line's -ub / --decode-batch */
 static al_status make_engine(al_engine **e, al_model *m, bool gpu, const char *dev, int slots, int n_ctx, int argc, char **argv) {
+    if (dev && !strcmp(dev, "null")) return null_engine(e, m, slots, n_ctx);
     if (!gpu) return al_engine_init(e, m, slots, n_ctx);
 #ifdef ALLOY_HAVE_CUDA
     (void)dev;
@@ -162,7 +231,7 @@ int main(int argc, char **argv) {
     const int P = iopt(argc, argv, "-p", NULL, 128), G = iopt(argc, argv, "-n", NULL, 128);
     const int B = iopt(argc, argv, NULL, "--decode-batch", 1);
     const char *dev = opt(argc, argv, NULL, "--device");
-    const bool gpu = dev && strcmp(dev, "cpu");
+    const bool gpu = dev && strcmp(dev, "cpu") && strcmp(dev, "null");
     if (S < 1 || R < 1 || P < 1 || G < 1) {
         fprintf(stderr, "bench_serve: -S, -R, -p and -n must be positive\n");
         return 2;
