@@ -28,6 +28,12 @@ mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M
 # the same shape with a tokenizer (GPT-2's, padded to the preset's vocabulary), which the engine needs
 mkv() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" --vocab tests/data/tokenizers/ggml-vocab-gpt-2.gguf -o "$M/$1.gguf" >/dev/null; }
 T0=$(date +%s)
+# every model the actions use, created in parallel first (one at a time takes ~150 s of device time)
+case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*)
+  mk qwen3 qwen3-0.6b Q4_K_M & mk mamba2 mamba2-1.3b Q8_0 & mk llama llama-3.2-1b Q4_K_M &
+  mkv qwen3-tok qwen3-0.6b Q4_K_M & mkv llama-tok llama-3.2-1b Q4_K_M &
+  wait; echo "models ready at +$(( $(date +%s) - T0 )) s" ;;
+esac
 for w in "$@"; do
   echo "== $w at +$(( $(date +%s) - T0 )) s"
   case $w in
