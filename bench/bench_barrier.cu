@@ -9,6 +9,11 @@
  *   sleep  : flat with __nanosleep between polls (less polling traffic on the counter's L2 slice)
  *   tree   : blocks arrive on one of 16 sub-counters (atom, returns the old value); the last of a group
  *            red.release.add's the root, which everyone polls
+ *   clusterC: thread-block clusters of C blocks (Hopper): the cluster's blocks meet at the cluster
+ *            barrier, its first block alone arrives on and polls the counter, then releases the
+ *            others with a second cluster barrier (grid / C arrivals and pollers instead of grid);
+ *            launched with cudaLaunchKernelEx (cooperative + cluster dimension), "-" where the GPU
+ *            cannot hold the whole grid in clusters of C
  *
  * usage: bench_barrier [iters]
  */
@@ -20,8 +25,8 @@
 #define T 128
 #define SUB 16
 
-enum { FLAT, SLEEP, TREE, N_KIND };
-static const char *names[N_KIND] = {"flat", "sleep", "tree"};
+enum { FLAT, SLEEP, TREE, CLUSTER, N_KIND };
+static const char *names[N_KIND] = {"flat", "sleep", "tree", "cluster"};
 
 __device__ __forceinline__ void poll(unsigned long long *p, unsigned long long target, bool nap) {
     unsigned long long v;
@@ -44,10 +49,22 @@ __device__ __forceinline__ void barrier(int kind, unsigned long long *ctr, unsig
             asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], 1;" : "=l"(old) : "l"(ctr + 8 + 8 * s) : "memory");
             if (old + 1 == members * it) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
             poll(ctr, (unsigned long long)SUB * it, false);
-        } else {
+        } else if (kind != CLUSTER) {
             asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
             poll(ctr, (unsigned long long)gridDim.x * it, kind == SLEEP);
         }
+    }
+    if (kind == CLUSTER) {
+        unsigned rank, csize;
+        asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+        asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(csize));
+        if (threadIdx.x == 0) asm volatile("fence.acq_rel.gpu;" ::: "memory"); /* this block's writes, GPU-wide */
+        asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+        if (rank == 0 && threadIdx.x == 0) {
+            asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
+            poll(ctr, (unsigned long long)(gridDim.x / csize) * it, false);
+        }
+        asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
     }
     __syncthreads();
 }
@@ -102,17 +119,38 @@ int main(int argc, char **argv) {
     printf("%s, %d SMs, %d barriers per launch\n| blocks/SM | variant | ns/barrier | ns/barrier + 4 KB dependent read |\n|---|---|---|---|\n",
            prop.name, prop.multiProcessorCount, iters);
     for (int bps = 0; bps <= 4; bps = bps ? 2 * bps : 1) /* 0: one wide block per SM */
-        for (int kind = 0; kind < N_KIND; kind++) {
-            if (bps == 0 && kind != FLAT) continue;
+        for (int kind = 0; kind < N_KIND + 1; kind++) { /* N_KIND: cluster of 4 (CLUSTER: of 2) */
+            if (bps == 0 && kind != FLAT && kind < CLUSTER) continue;
+            const int csize = kind == CLUSTER ? 2 : kind == N_KIND ? 4 : 1;
+            int kk = kind < N_KIND ? kind : CLUSTER;
+            bool ok = true;
             double ns[2];
             for (int payload = 0; payload < 2; payload++) {
                 int grid = (bps ? bps : 1) * prop.multiProcessorCount;
-                void *args[] = {&kind, &iters, &payload, &ctr, &buf, &sink};
+                void *args[] = {&kk, &iters, &payload, &ctr, &buf, &sink};
                 float best = 1e30f;
-                for (int rep = 0; rep < 3; rep++) {
+                for (int rep = 0; rep < 3 && ok; rep++) {
                     CK(cudaMemset(ctr, 0, 8 * 8 * (SUB + 1)));
                     CK(cudaEventRecord(e0));
-                    if (bps) CK(cudaLaunchCooperativeKernel((const void *)k_bar<T>, dim3(grid), dim3(T), args, 0, 0));
+                    if (csize > 1) { /* cooperative launch in clusters; may not fit */
+                        cudaLaunchConfig_t cfg = {};
+                        cudaLaunchAttribute at[2];
+                        at[0].id = cudaLaunchAttributeClusterDimension;
+                        at[0].val.clusterDim.x = (unsigned)csize, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+                        at[1].id = cudaLaunchAttributeCooperative;
+                        at[1].val.cooperative = 1;
+                        cfg.gridDim = dim3((unsigned)(grid / csize * csize));
+                        cfg.blockDim = dim3(bps ? T : 4 * T);
+                        cfg.attrs = at;
+                        cfg.numAttrs = 2;
+                        const cudaError_t e = bps ? cudaLaunchKernelExC(&cfg, (const void *)k_bar<T>, args)
+                                                  : cudaLaunchKernelExC(&cfg, (const void *)k_bar<4 * T>, args);
+                        if (e != cudaSuccess) {
+                            (void)cudaGetLastError();
+                            ok = false;
+                            break;
+                        }
+                    } else if (bps) CK(cudaLaunchCooperativeKernel((const void *)k_bar<T>, dim3(grid), dim3(T), args, 0, 0));
                     else CK(cudaLaunchCooperativeKernel((const void *)k_bar<4 * T>, dim3(grid), dim3(4 * T), args, 0, 0));
                     CK(cudaEventRecord(e1));
                     CK(cudaEventSynchronize(e1));
@@ -122,8 +160,11 @@ int main(int argc, char **argv) {
                 }
                 ns[payload] = best * 1e6 / iters;
             }
-            if (bps) printf("| %d | %s | %.0f | %.0f |\n", bps, names[kind], ns[0], ns[1]);
-            else printf("| 1 (512 threads) | %s | %.0f | %.0f |\n", names[kind], ns[0], ns[1]);
+            char name[32];
+            snprintf(name, sizeof name, "%s%s", names[kk], csize == 4 ? "4" : csize == 2 ? "2" : "");
+            if (!ok) printf("| %d | %s | - | - |\n", bps ? bps : 1, name);
+            else if (bps) printf("| %d | %s | %.0f | %.0f |\n", bps, name, ns[0], ns[1]);
+            else printf("| 1 (512 threads) | %s | %.0f | %.0f |\n", name, ns[0], ns[1]);
         }
     return 0;
 }
