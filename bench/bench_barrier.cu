@@ -14,6 +14,8 @@
  *            others with a second cluster barrier (grid / C arrivals and pollers instead of grid);
  *            launched with cudaLaunchKernelEx (cooperative + cluster dimension), "-" where the GPU
  *            cannot hold the whole grid in clusters of C
+ *   carriveC: clusters of C meet at the cluster barrier and the first block arrives for all of them
+ *            (grid / C atomics on the counter), but every block polls the counter itself
  *
  * usage: bench_barrier [iters]
  */
@@ -25,8 +27,8 @@
 #define T 128
 #define SUB 16
 
-enum { FLAT, SLEEP, TREE, CLUSTER, N_KIND };
-static const char *names[N_KIND] = {"flat", "sleep", "tree", "cluster"};
+enum { FLAT, SLEEP, TREE, CLUSTER, CARRIVE, N_KIND };
+static const char *names[N_KIND] = {"flat", "sleep", "tree", "cluster", "carrive"};
 
 __device__ __forceinline__ void poll(unsigned long long *p, unsigned long long target, bool nap) {
     unsigned long long v;
@@ -49,9 +51,20 @@ __device__ __forceinline__ void barrier(int kind, unsigned long long *ctr, unsig
             asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], 1;" : "=l"(old) : "l"(ctr + 8 + 8 * s) : "memory");
             if (old + 1 == members * it) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
             poll(ctr, (unsigned long long)SUB * it, false);
-        } else if (kind != CLUSTER) {
+        } else if (kind != CLUSTER && kind != CARRIVE) {
             asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
             poll(ctr, (unsigned long long)gridDim.x * it, kind == SLEEP);
+        }
+    }
+    if (kind == CARRIVE) {
+        unsigned rank, csize;
+        asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+        asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(csize));
+        if (threadIdx.x == 0) asm volatile("fence.acq_rel.gpu;" ::: "memory");
+        asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+        if (threadIdx.x == 0) {
+            if (rank == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(ctr) : "memory");
+            poll(ctr, (unsigned long long)(gridDim.x / csize) * it, false);
         }
     }
     if (kind == CLUSTER) {
@@ -119,10 +132,10 @@ int main(int argc, char **argv) {
     printf("%s, %d SMs, %d barriers per launch\n| blocks/SM | variant | ns/barrier | ns/barrier + 4 KB dependent read |\n|---|---|---|---|\n",
            prop.name, prop.multiProcessorCount, iters);
     for (int bps = 0; bps <= 4; bps = bps ? 2 * bps : 1) /* 0: one wide block per SM */
-        for (int kind = 0; kind < N_KIND + 1; kind++) { /* N_KIND: cluster of 4 (CLUSTER: of 2) */
+        for (int kind = 0; kind < N_KIND + 2; kind++) { /* CLUSTER, CARRIVE: clusters of 2; N_KIND, N_KIND + 1: of 4 */
             if (bps == 0 && kind != FLAT && kind < CLUSTER) continue;
-            const int csize = kind == CLUSTER ? 2 : kind == N_KIND ? 4 : 1;
-            int kk = kind < N_KIND ? kind : CLUSTER;
+            const int csize = kind == CLUSTER || kind == CARRIVE ? 2 : kind >= N_KIND ? 4 : 1;
+            int kk = kind < N_KIND ? kind : kind == N_KIND ? CLUSTER : CARRIVE;
             bool ok = true;
             double ns[2];
             for (int payload = 0; payload < 2; payload++) {
