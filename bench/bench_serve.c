@@ -13,9 +13,9 @@
  * (al_cuda_engine_backend_init) with --decode-batch slots per batched decode pass (1: each slot's own
  * persistent kernel); without CUDA that is an error.
  *
- * --device null: a backend that computes nothing — every slot's logits are copied from a fixed row
- * (as the GPU backend copies them out of its pinned buffer) — so the rates are the engine's own cost
- * per token: sampling, detokenizing, events, the worker loop.
+ * --device null: a backend that computes nothing — each slot's logits live in the slot's own buffer
+ * (slot_logits, as the GPU backend's pinned buffers) and only a moving maximum changes — so the rates
+ * are the engine's own cost per token: sampling, detokenizing, events, the worker loop.
  *
  * --turns T: one conversation of T turns instead: each turn's prompt is the last prompt, the tokens
  * generated for it (those fed back) and P new ones, so prefix reuse serves all but the new tokens;
@@ -108,45 +108,64 @@ static al_status run_turn(al_engine *e, const int32_t *prompt, int n, int G, job
     return j->finish == AL_FINISH_LENGTH ? al_ok() : al_err(AL_ERR_IO, "turn ended %d: %s", j->finish, j->error);
 }
 
-/* --device null: slots are positions only; logits a fixed row with a slowly moving maximum */
+/* --device null: a slot is its position and its logits buffer (given to the engine through
+ * slot_logits, as the GPU backend gives its pinned buffers): the fixed row with a +10 at a position
+ * that moves every step, so the host writes two floats per token, as if a device had copied the rest */
 typedef struct null_backend {
     float *row;
     int V;
 } null_backend;
+typedef struct null_slot {
+    int pos, n_ctx, hot;
+    float *lg;
+} null_slot;
 static al_status null_init(void *ctx, int n_ctx, void **slot) {
-    (void)ctx;
-    int *p = calloc(2, sizeof(int));
-    if (!p) return al_err(AL_ERR_NOMEM, "null backend: out of memory");
-    p[1] = n_ctx > 0 ? n_ctx : 4096;
+    null_backend *b = ctx;
+    null_slot *p = calloc(1, sizeof *p);
+    if (p) p->lg = malloc(sizeof(float) * (size_t)b->V);
+    if (!p || !p->lg) {
+        if (p) free(p);
+        return al_err(AL_ERR_NOMEM, "null backend: out of memory");
+    }
+    memcpy(p->lg, b->row, sizeof(float) * (size_t)b->V);
+    p->n_ctx = n_ctx > 0 ? n_ctx : 4096;
     *slot = p;
     return al_ok();
 }
-static void null_free(void *ctx, void *slot) { (void)ctx, free(slot); }
-static void null_reset(void *ctx, void *slot) { (void)ctx, ((int *)slot)[0] = 0; }
-static int null_pos(void *ctx, const void *slot) { return (void)ctx, ((const int *)slot)[0]; }
-static int null_n_ctx(void *ctx, const void *slot) { return (void)ctx, ((const int *)slot)[1]; }
+static void null_free(void *ctx, void *slot) {
+    (void)ctx;
+    if (slot) free(((null_slot *)slot)->lg);
+    free(slot);
+}
+static void null_reset(void *ctx, void *slot) { (void)ctx, ((null_slot *)slot)->pos = 0; }
+static int null_pos(void *ctx, const void *slot) { return (void)ctx, ((const null_slot *)slot)->pos; }
+static int null_n_ctx(void *ctx, const void *slot) { return (void)ctx, ((const null_slot *)slot)->n_ctx; }
+static float *null_slot_logits(void *ctx, void *slot) { return (void)ctx, ((null_slot *)slot)->lg; }
 static al_status null_truncate(void *ctx, void *slot, int n) {
     (void)ctx;
-    ((int *)slot)[0] = n;
+    ((null_slot *)slot)->pos = n;
     return al_ok();
 }
-static void null_logits(null_backend *b, int pos, float *out) {
-    memcpy(out, b->row, sizeof(float) * (size_t)b->V);
-    out[(pos * 7919) % b->V] += 10.0f; /* a different best token each step */
+/* the slot's logits at its position, into out (its own buffer: only the moved maximum is written) */
+static void null_logits(null_backend *b, null_slot *p, float *out) {
+    if (out != p->lg) memcpy(out, b->row, sizeof(float) * (size_t)b->V);
+    else out[p->hot] = b->row[p->hot]; /* the engine may have masked entries: the row is what matters here */
+    p->hot = (p->pos * 7919) % b->V;
+    out[p->hot] = b->row[p->hot] + 10.0f; /* a different best token each step */
 }
 static al_status null_prefill(void *ctx, void *slot, const int32_t *tok, int n, float *logits) {
     (void)tok;
-    int *p = slot;
-    p[0] += n;
-    if (logits) null_logits(ctx, p[0], logits);
+    null_slot *p = slot;
+    p->pos += n;
+    if (logits) null_logits(ctx, p, logits);
     return al_ok();
 }
 static al_status null_decode(void *ctx, void *const *slots, const int32_t *tok, int n, float *const *logits) {
     (void)tok;
     for (int i = 0; i < n; i++) {
-        int *p = slots[i];
-        p[0] += 1;
-        null_logits(ctx, p[0], logits[i]);
+        null_slot *p = slots[i];
+        p->pos += 1;
+        null_logits(ctx, p, logits[i]);
     }
     return al_ok();
 }
@@ -168,7 +187,7 @@ static al_status null_engine(al_engine **e, al_model *m, int slots, int n_ctx) {
     al_engine_backend be = {.ctx = b, .device = "null (no compute)", .prefill_chunk = 512, .slot_init = null_init,
                             .slot_free = null_free, .slot_reset = null_reset, .slot_pos = null_pos, .slot_n_ctx = null_n_ctx,
                             .slot_truncate = null_truncate, .slot_prefill = null_prefill, .decode = null_decode,
-                            .destroy = null_destroy};
+                            .slot_logits = null_slot_logits, .destroy = null_destroy};
     return al_engine_init_backend(e, m, slots, n_ctx, &be);
 }
 

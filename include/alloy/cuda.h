@@ -401,6 +401,10 @@ al_cuda_prog *al_cuda_session_prog(al_cuda_session *s);
 al_status al_cuda_session_eval(al_cuda_session *s, const int32_t *tokens, int n, float *logits, bool all_logits);
 /* One decode step of token (al_cuda_session_eval of one token without the copy): *logits (if not
  * NULL) points at the session's pinned host buffer [n_vocab], valid until its next eval / decode. */
+/* The session's pinned host buffer [n_vocab] that decode copies logits into (al_cuda_session_decode's
+ * *logits); alive until the session is freed. Passing it as eval's or decode_batch's logits saves the
+ * copy out of it. */
+float *al_cuda_session_logits_buffer(al_cuda_session *s);
 al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits);
 /* One decode step of each of n distinct sessions of one al_cuda_model, token tok[i] into ss[i], as
  * the n rows of one forward pass in ss[0]'s buffers: every weight is read once per 4 rows (the

@@ -132,6 +132,11 @@ typedef struct al_engine_backend {
     al_status (*slot_prefill)(void *ctx, void *slot, const int32_t *tok, int n, float *logits);
     /* one token into each of n distinct slots; logits[i] receives slot i's next-token logits */
     al_status (*decode)(void *ctx, void *const *slots, const int32_t *tok, int n, float *const *logits);
+    /* the slot's own host buffer of n_vocab floats (owned by the slot, alive until slot_free), which the
+     * engine then passes as the slot's logits to prefill and decode — e.g. the pinned memory a device
+     * copies logits into, saving a copy per token; the engine may write into it between calls. NULL:
+     * the engine allocates the buffers. */
+    float *(*slot_logits)(void *ctx, void *slot);
     void (*destroy)(void *ctx); /* after every slot is freed; may be NULL */
 } al_engine_backend;
 

@@ -85,7 +85,7 @@ static al_status gpu_decode(void *ctx, void *const *slots, const int32_t *tok, i
     for (int i = 0; i < n; i++) {
         const float *lg;
         AL_TRY(al_cuda_session_decode(slots[i], tok[i], &lg));
-        memcpy(logits[i], lg, sizeof(float) * (size_t)b->n_vocab);
+        if (lg != logits[i]) memcpy(logits[i], lg, sizeof(float) * (size_t)b->n_vocab);
     }
     return al_ok();
 }
@@ -105,6 +105,13 @@ static al_status warm_up(gpu_backend *b) {
     for (int i = 0; i < 2 && !al_failed(&st); i++) st = al_cuda_session_decode(s, tok[i], &lg);
     al_cuda_session_free(s);
     return st;
+}
+
+/* the engine's logits of a slot are its session's pinned buffer: decode copies into it, and nothing
+ * copies out of it */
+static float *gpu_slot_logits(void *ctx, void *slot) {
+    (void)ctx;
+    return al_cuda_session_logits_buffer(slot);
 }
 
 static void gpu_destroy(void *ctx) {
@@ -157,6 +164,7 @@ al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const
         .slot_restore = al_model_can_truncate(m) ? NULL : gpu_slot_restore,
         .slot_prefill = gpu_slot_prefill,
         .decode = gpu_decode,
+        .slot_logits = gpu_slot_logits,
         .destroy = gpu_destroy,
     };
     return al_ok();

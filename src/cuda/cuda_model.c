@@ -1017,7 +1017,7 @@ static al_status decode_step(al_cuda_session *s, const int32_t *tok, float *logi
     }
     if (logits || ref) AL_TRY(al_cuda_copy_async(c, s->h_logits, s->logits, sizeof(float) * (size_t)s->hp->n_vocab));
     AL_TRY(al_cuda_sync(c));
-    if (logits) memcpy(logits, s->h_logits, sizeof(float) * (size_t)s->hp->n_vocab);
+    if (logits && logits != s->h_logits) memcpy(logits, s->h_logits, sizeof(float) * (size_t)s->hp->n_vocab);
     if (ref) *ref = s->h_logits;
     s->pos += 1;
     return al_ok();
@@ -1058,6 +1058,8 @@ static al_status check_tokens(const al_cuda_session *s, const int32_t *tokens, i
         if (tokens[i] < 0 || tokens[i] >= V) return al_err(AL_ERR_RANGE, "token id %d out of [0, %d)", tokens[i], V);
     return al_ok();
 }
+
+float *al_cuda_session_logits_buffer(al_cuda_session *s) { return s->h_logits; }
 
 al_status al_cuda_session_decode(al_cuda_session *s, int32_t token, const float **logits) {
     if (logits) *logits = NULL;

@@ -42,7 +42,8 @@ typedef struct slot {
     void *s;              /* the backend's sequence state */
     al_sampler *smp;
     al_detok *dt;
-    float *logits;        /* [n_vocab] */
+    float *logits;        /* [n_vocab]: the engine's, or the backend's (own_logits false) */
+    bool own_logits;
     uint8_t *allowed;     /* [n_vocab] */
     size_t prefilled;
     bool started;         /* the first prefill chunk of the request has run */
@@ -490,7 +491,8 @@ al_status al_engine_init_backend(al_engine **out, al_model *m, int n_parallel, i
         st = b->slot_init(b->ctx, i == 0 ? n_ctx : e->n_ctx, &sl->s);
         if (!al_failed(&st) && i == 0) e->n_ctx = b->slot_n_ctx(b->ctx, sl->s);
         if (!al_failed(&st)) st = al_detok_init(&sl->dt, tok, 0);
-        sl->logits = malloc(sizeof(float) * (size_t)e->n_vocab);
+        sl->own_logits = !b->slot_logits;
+        if (!al_failed(&st)) sl->logits = b->slot_logits ? b->slot_logits(b->ctx, sl->s) : malloc(sizeof(float) * (size_t)e->n_vocab);
         sl->allowed = malloc((size_t)e->n_vocab);
         sl->cached = !al_failed(&st) ? malloc(sizeof(int32_t) * (size_t)(e->n_ctx > 0 ? e->n_ctx : 1)) : NULL;
         sl->end_logits = malloc(sizeof(float) * (size_t)e->n_vocab);
@@ -522,7 +524,7 @@ void al_engine_free(al_engine *e) {
         if (sl->state != SLOT_FREE && sl->rq) finish(e, sl, AL_FINISH_CANCELLED, NULL, NULL);
         e->b.slot_free(e->b.ctx, sl->s);
         al_detok_free(sl->dt);
-        free(sl->logits);
+        if (sl->own_logits) free(sl->logits);
         free(sl->allowed);
         free(sl->cached);
         free(sl->end_logits);
