@@ -123,9 +123,10 @@ typedef struct al_engine_backend {
     /* keep the first n tokens of the slot's sequence (prefix reuse); NULL where the state cannot be cut
      * back (recurrent layers): then only a cached sequence that the new prompt extends is reused */
     al_status (*slot_truncate)(void *ctx, void *slot, int n);
-    /* remember the slot's state now / go back to it (see al_session_snapshot); may be NULL. The
-     * engine snapshots each prompt's end, so that a next prompt that shares the whole prompt but not
-     * the reply (a chat template dropping the reasoning of past turns) reuses it on hybrid models */
+    /* remember the slot's state now / go back to it (see al_session_snapshot); may be NULL. Where
+     * slot_truncate is NULL the engine snapshots each prompt's end, so that a next prompt that shares
+     * the whole prompt but not the reply (a chat template dropping the reasoning of past turns)
+     * reuses it on hybrid models (with slot_truncate, a cut back serves that case) */
     al_status (*slot_snapshot)(void *ctx, void *slot);
     al_status (*slot_restore)(void *ctx, void *slot);
     /* n tokens of a prompt (1 <= n <= prefill_chunk); logits of the last one when logits != NULL */

@@ -160,8 +160,8 @@ al_status al_cuda_engine_backend_init(al_engine_backend *out, al_model *m, const
         .slot_pos = gpu_slot_pos,
         .slot_n_ctx = gpu_slot_n_ctx,
         .slot_truncate = al_model_can_truncate(m) ? gpu_slot_truncate : NULL,
-        .slot_snapshot = al_model_can_truncate(m) ? NULL : gpu_slot_snapshot, /* truncation covers the rest */
-        .slot_restore = al_model_can_truncate(m) ? NULL : gpu_slot_restore,
+        .slot_snapshot = gpu_slot_snapshot,
+        .slot_restore = gpu_slot_restore,
         .slot_prefill = gpu_slot_prefill,
         .decode = gpu_decode,
         .slot_logits = gpu_slot_logits,

@@ -517,15 +517,7 @@ static al_status snap_copy(al_cuda_session *s, bool save) {
 }
 
 al_status al_cuda_session_snapshot(al_cuda_session *s) {
-    if (!s->snap) {
-        size_t n = 16;
-        for (int il = s->cm->first; il < s->hp->n_layer; il++) {
-            size_t nc, ns;
-            state_bytes(s->hp, il, &nc, &ns);
-            n += nc + ns;
-        }
-        AL_TRY(al_cuda_alloc(s->cu, (void **)&s->snap, n));
-    }
+    if (!s->snap) AL_TRY(al_cuda_alloc(s->cu, (void **)&s->snap, 16 + sizeof(float) * al_layers_state_size(s->hp, s->cm->first, s->hp->n_layer)));
     if (s->cpu) AL_TRY(al_session_snapshot(s->cpu));
     AL_TRY(snap_copy(s, true));
     s->snap_pos = s->pos;

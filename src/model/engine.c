@@ -381,8 +381,9 @@ static void prefill_step(al_engine *e) {
         remember(e, sl, q->prompt + sl->prefilled, n);
         sl->prefilled += (size_t)n;
         if (last && sl->n_cached > 0) { /* the prompt's end and its logits, for the next request */
-            al_status ss = e->b.slot_snapshot ? e->b.slot_snapshot(e->b.ctx, sl->s)
-                           : e->b.slot_truncate ? al_ok() : al_err(AL_ERR_UNSUPPORTED, "no way back");
+            /* a cut back serves wherever the backend can cut; else a snapshot of the state here */
+            al_status ss = e->b.slot_truncate ? al_ok()
+                           : e->b.slot_snapshot ? e->b.slot_snapshot(e->b.ctx, sl->s) : al_err(AL_ERR_UNSUPPORTED, "no way back");
             sl->snap_pos = al_failed(&ss) ? -1 : sl->n_cached;
             memcpy(sl->end_logits, sl->logits, sizeof(float) * (size_t)e->n_vocab);
         }
@@ -416,10 +417,13 @@ static void decode_step(al_engine *e) {
     backend_result(e, &st);
     for (int k = 0; k < n; k++) {
         slot *sl = &e->slots[e->batch_idx[k]];
-        if (al_failed(&st)) sl->n_cached = -1;
-        else remember(e, sl, &e->batch_tok[k], 1);
-        if (al_failed(&st)) finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
-        else if (!sample_and_emit(e, sl)) sl->state = SLOT_FREE;
+        if (al_failed(&st)) {
+            sl->n_cached = -1;
+            finish(e, sl, AL_FINISH_ERROR, NULL, st.msg);
+            continue;
+        }
+        remember(e, sl, &e->batch_tok[k], 1);
+        if (!sample_and_emit(e, sl)) sl->state = SLOT_FREE;
     }
 }
 

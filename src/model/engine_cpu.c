@@ -109,8 +109,8 @@ al_status al_engine_cpu_backend(al_model *m, int n_parallel, al_engine_backend *
         .slot_pos = cpu_slot_pos,
         .slot_n_ctx = cpu_slot_n_ctx,
         .slot_truncate = al_model_can_truncate(m) ? cpu_slot_truncate : NULL,
-        .slot_snapshot = al_model_can_truncate(m) ? NULL : cpu_slot_snapshot, /* truncation covers the rest */
-        .slot_restore = al_model_can_truncate(m) ? NULL : cpu_slot_restore,
+        .slot_snapshot = cpu_slot_snapshot,
+        .slot_restore = cpu_slot_restore,
         .slot_prefill = cpu_slot_prefill,
         .decode = cpu_decode,
         .destroy = cpu_destroy,

@@ -268,6 +268,43 @@ static al_status embed(fwd *f) {
     return al_ok();
 }
 
+/* the final norm and LM head over the rows whose logits the items want, into their arrays */
+static al_status logits_out(fwd *f) {
+    al_model *m = f->m;
+    al_scratch *sc = f->sc;
+    al_fwd_item *items = f->items;
+    const int n_items = f->n_items;
+    const al_hparams *hp = &m->hp;
+    const int64_t d = hp->n_embd;
+    int64_t nl = 0; /* the rows, gathered for one product over all */
+    for (int i = 0; i < n_items; i++) {
+        if (!items[i].logits) continue;
+        int64_t first = items[i].all_logits ? 0 : items[i].n - 1;
+        for (int64_t t = first; t < items[i].n; t++)
+            memcpy(sc->logit_rows + nl++ * d, sc->h + (f->off[i] + t) * d, (size_t)d * sizeof(float));
+    }
+    if (nl > 0) {
+        al_op_rms_norm(sc->logit_rows, m->out_norm, sc->logit_rows, nl, d, d, hp->norm_eps);
+        int64_t V = hp->n_vocab;
+        bool direct = n_items == 1; /* write straight into the caller's array */
+        float *dst = direct ? items[0].logits : al_alloc(NULL, sizeof(float) * (size_t)(nl * V));
+        if (!dst) return al_err(AL_ERR_NOMEM, "forward: out of memory for logits");
+        al_status st = mm(f, &m->output, sc->logit_rows, d, dst, nl, NULL);
+        if (!direct) {
+            int64_t r = 0;
+            for (int i = 0; i < n_items && !al_failed(&st); i++) {
+                if (!items[i].logits) continue;
+                int64_t cnt = items[i].all_logits ? items[i].n : 1;
+                memcpy(items[i].logits, dst + r * V, sizeof(float) * (size_t)(cnt * V));
+                r += cnt;
+            }
+            al_free(NULL, dst);
+        }
+        return st;
+    }
+    return al_ok();
+}
+
 /* layers [0, layer_end); with h_out the rows of h (and emb0) go to h_out (emb_out) instead of logits */
 static al_status forward(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items, int layer_end, float *h_out,
                          float *emb_out) {
@@ -314,35 +351,8 @@ static al_status forward(al_model *m, al_scratch *sc, al_fwd_item *items, int n_
     if (h_out) { /* the next layers (and the LM head) run elsewhere */
         memcpy(h_out, sc->h, sizeof(float) * (size_t)(R * d));
         if (emb_out && hp->arch == AL_ARCH_ZAMBA2) memcpy(emb_out, sc->emb0, sizeof(float) * (size_t)(R * d));
-        for (int i = 0; i < n_items; i++) items[i].s->pos += items[i].n;
-        return al_ok();
-    }
-    /* logits: gather the rows that need them, one product over all */
-    int64_t nl = 0;
-    for (int i = 0; i < n_items; i++) {
-        if (!items[i].logits) continue;
-        int64_t first = items[i].all_logits ? 0 : items[i].n - 1;
-        for (int64_t t = first; t < items[i].n; t++)
-            memcpy(sc->logit_rows + nl++ * d, sc->h + (F.off[i] + t) * d, (size_t)d * sizeof(float));
-    }
-    if (nl > 0) {
-        al_op_rms_norm(sc->logit_rows, m->out_norm, sc->logit_rows, nl, d, d, hp->norm_eps);
-        int64_t V = hp->n_vocab;
-        bool direct = n_items == 1; /* write straight into the caller's array */
-        float *dst = direct ? items[0].logits : al_alloc(NULL, sizeof(float) * (size_t)(nl * V));
-        if (!dst) return al_err(AL_ERR_NOMEM, "forward: out of memory for logits");
-        al_status st = mm(f, &m->output, sc->logit_rows, d, dst, nl, NULL);
-        if (!direct) {
-            int64_t r = 0;
-            for (int i = 0; i < n_items && !al_failed(&st); i++) {
-                if (!items[i].logits) continue;
-                int64_t cnt = items[i].all_logits ? items[i].n : 1;
-                memcpy(items[i].logits, dst + r * V, sizeof(float) * (size_t)(cnt * V));
-                r += cnt;
-            }
-            al_free(NULL, dst);
-        }
-        AL_TRY(st);
+    } else {
+        AL_TRY(logits_out(f));
     }
     for (int i = 0; i < n_items; i++) items[i].s->pos += items[i].n;
     return al_ok();

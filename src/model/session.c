@@ -156,11 +156,7 @@ void al_session_reset(al_session *s) {
 
 int al_session_pos(const al_session *s) { return s->pos; }
 
-bool al_model_can_truncate(const al_model *m) {
-    for (int il = 0; il < m->hp.n_layer; il++)
-        if (m->hp.layer_mixer[il] == AL_MIXER_MAMBA1 || m->hp.layer_mixer[il] == AL_MIXER_MAMBA2) return false;
-    return true;
-}
+bool al_model_can_truncate(const al_model *m) { return al_layers_state_size(&m->hp, 0, m->hp.n_layer) == 0; }
 
 al_status al_session_truncate(al_session *s, int n) {
     if (n < 0 || n > s->pos) return al_err(AL_ERR_RANGE, "truncate: %d of %d tokens", n, s->pos);
@@ -176,6 +172,16 @@ void al_layer_state_sizes(const al_hparams *hp, int il, size_t *conv, size_t *ss
     const bool rec = mx == AL_MIXER_MAMBA1 || mx == AL_MIXER_MAMBA2;
     *conv = rec ? (size_t)(hp->ssm_d_conv - 1) * (size_t)(mx == AL_MIXER_MAMBA2 ? conv_ch2 : hp->ssm_d_inner) : 0;
     *ssm = rec ? (size_t)hp->ssm_d_inner * (size_t)hp->ssm_d_state : 0;
+}
+
+size_t al_layers_state_size(const al_hparams *hp, int l0, int l1) {
+    size_t n = 0;
+    for (int il = l0; il < l1; il++) {
+        size_t nc, ns;
+        al_layer_state_sizes(hp, il, &nc, &ns);
+        n += nc + ns;
+    }
+    return n;
 }
 
 /* copies every layer's recurrent state to (save) or from the snapshot */
@@ -195,12 +201,7 @@ static void snap_copy(al_session *s, bool save) {
 
 al_status al_session_snapshot(al_session *s) {
     if (!s->snap) {
-        size_t n = 1;
-        for (int il = 0; il < s->m->hp.n_layer; il++) {
-            size_t nc, ns;
-            al_layer_state_sizes(&s->m->hp, il, &nc, &ns);
-            n += nc + ns;
-        }
+        const size_t n = 1 + al_layers_state_size(&s->m->hp, 0, s->m->hp.n_layer);
         if (!(s->snap = zalloc(n))) return al_err(AL_ERR_NOMEM, "snapshot: out of memory (%zu floats)", n);
     }
     snap_copy(s, true);

@@ -52,8 +52,10 @@ typedef struct al_fwd_item {
  * session's position. */
 al_status al_forward_batch(al_model *m, al_scratch *sc, al_fwd_item *items, int n_items);
 
-/* Floats of layer il's conv and SSM states (0 for layers without recurrent state). */
+/* Floats of layer il's conv and SSM states (0 for layers without recurrent state); of all those of
+ * layers [l0, l1). */
 void al_layer_state_sizes(const al_hparams *hp, int il, size_t *conv, size_t *ssm);
+size_t al_layers_state_size(const al_hparams *hp, int l0, int l1);
 
 /* A session holding the caches of layers [0, n_layers) only: the CPU part of a model whose later
  * layers run elsewhere (partial GPU offload), evaluated with al_forward_hidden. */
