@@ -23,10 +23,15 @@ struct cli_session {
     char device[160];
 };
 
+/* the -ngl / --n-gpu-layers / --gpu-layers value, or NULL */
+static const char *ngl_arg(int argc, char **argv) {
+    const char *ngl = cli_opt(argc, argv, "-ngl", "--n-gpu-layers");
+    return ngl ? ngl : cli_opt(argc, argv, NULL, "--gpu-layers");
+}
+
 al_status cli_device_wanted(int argc, char **argv, bool *gpu) {
     const char *d = cli_opt(argc, argv, NULL, "--device");
-    const char *ngl = cli_opt(argc, argv, "-ngl", "--n-gpu-layers");
-    if (!ngl) ngl = cli_opt(argc, argv, NULL, "--gpu-layers");
+    const char *ngl = ngl_arg(argc, argv);
     *gpu = false;
     if (d) {
         if (strcmp(d, "cuda") == 0 || strcmp(d, "cuda:0") == 0 || strcmp(d, "gpu") == 0) *gpu = true;
@@ -44,8 +49,7 @@ al_status cli_device_wanted(int argc, char **argv, bool *gpu) {
 }
 
 int cli_gpu_layers(int argc, char **argv) {
-    const char *ngl = cli_opt(argc, argv, "-ngl", "--n-gpu-layers");
-    if (!ngl) ngl = cli_opt(argc, argv, NULL, "--gpu-layers");
+    const char *ngl = ngl_arg(argc, argv); /* checked by cli_device_wanted */
     return ngl ? atoi(ngl) : -1;
 }
 
