@@ -6,7 +6,8 @@
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
 #   batch   Qwen3 / Llama tg128 as 2, 4, 8, 16 sessions decoded as one batch per step (bench_cuda --batch)
-#   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM)
+#   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM;
+#           bench_handoff: ns per op handing a vector on by barrier or by tagged words, with weight traffic)
 #   partial Qwen3 pp512 / tg64 with 28 (all), 20, 14 and 0 of its 28 layers on the GPU (-ngl)
 #   serve   the serving engine on the GPU (bench_serve): Qwen3 and Llama, 1 / 4 / 8 slots, prompt 128,
 #           gen 128, slots decoded one by one (--decode-batch 1) and in batches (4, 8); a 4-turn
@@ -88,7 +89,8 @@ for w in "$@"; do
       "$B/bench_cuda" -p 0 -n 128 -r 2 --batch $b -m "$M/qwen3.gguf" -m "$M/llama.gguf" 2>&1 | grep -E "^\| tg|batched" | tee -a "$OUT/batch.log"
     done ;;
   barrier)
-    "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log" ;;
+    "$B/bench_barrier" 2>&1 | tee -a "$OUT/barrier.log"
+    [ -x "$B/bench_handoff" ] && "$B/bench_handoff" 2>&1 | tee -a "$OUT/barrier.log" ;;
   partial)
     mk qwen3 qwen3-0.6b Q4_K_M
     for n in 28 20 14 0; do

@@ -7,7 +7,7 @@
 set -eu
 B=$1 D=$2 P=${3:-}
 mkdir -p "$D/lib"
-for f in alloy bench_cuda bench_barrier bench_serve test_cuda_ops test_cuda_models; do
+for f in alloy bench_cuda bench_barrier bench_handoff bench_serve test_cuda_ops test_cuda_models; do
   [ -f "$B/$f" ] && strip -o "$D/$f" "$B/$f"
 done
 ldd "$D"/* 2>/dev/null | awk '/=>/ {print $3}' | sort -u | while read -r l; do
