@@ -14,6 +14,7 @@
 #           conversation (prefix reuse); alloy serve --device cuda over HTTP
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 0, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
+#   models  only make the models of the other actions (into $MODELS), for commands run by hand after
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
 #           exp-attn-adaptive", when set): its GPU tests, then tg128 A/B against BIN, twice
 # Logs under $OUT (default .). Models are made by `alloy create` into $MODELS (default /tmp/alloy-models).
@@ -30,7 +31,7 @@ mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M
 mkv() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" --vocab tests/data/tokenizers/ggml-vocab-gpt-2.gguf -o "$M/$1.gguf" >/dev/null; }
 T0=$(date +%s)
 # every model the actions use, created in parallel first (one at a time takes ~150 s of device time)
-case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*)
+case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*|*" models "*)
   mk qwen3 qwen3-0.6b Q4_K_M & mk mamba2 mamba2-1.3b Q8_0 & mk llama llama-3.2-1b Q4_K_M &
   mkv qwen3-tok qwen3-0.6b Q4_K_M & mkv llama-tok llama-3.2-1b Q4_K_M &
   wait; echo "models ready at +$(( $(date +%s) - T0 )) s" ;;
@@ -38,6 +39,7 @@ esac
 for w in "$@"; do
   echo "== $w at +$(( $(date +%s) - T0 )) s"
   case $w in
+  models) ;; # made above
   tests)
     timeout 200 "$B/test_cuda_ops" >"$OUT/test_cuda_ops.log" 2>&1; echo "test_cuda_ops rc=$?"
     grep -E "FAIL|passed" "$OUT/test_cuda_ops.log" | head -30
