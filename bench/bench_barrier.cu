@@ -24,6 +24,8 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda_bench.cuh"
+
 #define T 128
 #define SUB 16
 
@@ -106,15 +108,6 @@ __global__ void __launch_bounds__(NT) k_bar(int kind, int iters, int payload, un
     }
     if (threadIdx.x == 0) sink[blockIdx.x] = acc;
 }
-
-#define CK(x)                                                                                  \
-    do {                                                                                       \
-        cudaError_t e_ = (x);                                                                  \
-        if (e_ != cudaSuccess) {                                                               \
-            fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));                           \
-            return 1;                                                                          \
-        }                                                                                      \
-    } while (0)
 
 int main(int argc, char **argv) {
     int iters = argc > 1 ? atoi(argv[1]) : 20000;

@@ -11,6 +11,8 @@
  *             (st.volatile.v2.u32 {value, tag}); readers load 16-byte pairs (ld.volatile.v4.u32, as
  *             NCCL's LL protocol) and reload any pair whose tags are not this op's yet
  *   tagnap  : tagged, with __nanosleep(64) before each reload (less polling traffic in L2)
+ *   taggpu  : tagged with gpu-scope relaxed accesses (ld/st.relaxed.gpu) instead of volatile ones
+ *             (system scope), which may cost less on a single GPU
  *
  * Every value read is checked (value of element i written by op t: (3t + i) % 1000), so the tagged
  * variants also show whether a reader ever took a stale or torn pair (column "errors": must be 0).
@@ -23,19 +25,25 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda_bench.cuh"
+
 #define NT 512
-enum { BARRIER, TAGGED, TAGNAP, N_VAR };
-static const char *names[N_VAR] = {"barrier", "tagged", "tagnap"};
+enum { BARRIER, TAGGED, TAGNAP, TAGGPU, N_VAR };
+static const char *names[N_VAR] = {"barrier", "tagged", "tagnap", "taggpu"};
 
 __device__ __forceinline__ float expect(int t, int i) { return (float)((3 * t + i) % 1000); }
 
-__device__ __forceinline__ uint4 ld_v4(const uint4 *p) {
+__device__ __forceinline__ uint4 ld_v4(const uint4 *p, bool gpu) {
     uint4 u;
-    asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(p) : "memory");
+    if (gpu)
+        asm volatile("ld.relaxed.gpu.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(p) : "memory");
+    else
+        asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(p) : "memory");
     return u;
 }
-__device__ __forceinline__ void st_pair(uint2 *p, float v, unsigned tag) {
-    asm volatile("st.volatile.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(__float_as_uint(v)), "r"(tag) : "memory");
+__device__ __forceinline__ void st_pair(uint2 *p, float v, unsigned tag, bool gpu) {
+    if (gpu) asm volatile("st.relaxed.gpu.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(__float_as_uint(v)), "r"(tag) : "memory");
+    else asm volatile("st.volatile.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(__float_as_uint(v)), "r"(tag) : "memory");
 }
 
 /* vec: [2][k] floats (barrier); tv: [2][k] {value, tag} pairs (tagged); w: n_w uint4 of weights */
@@ -45,6 +53,7 @@ __global__ void __launch_bounds__(NT, 1) k_chain(int var, int iters, int k, cons
     __shared__ float red[NT / 32];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int k4 = k / 4;
+    const bool gpu = var == TAGGPU;
     unsigned long long target = 0;
     unsigned acc = 0;
     int bad = 0;
@@ -59,14 +68,14 @@ __global__ void __launch_bounds__(NT, 1) k_chain(int var, int iters, int k, cons
             } else {
                 const uint4 *p = (const uint4 *)(tv + (size_t)((t - 1) & 1) * k) + 2 * i;
                 const unsigned tag = tag0 + (unsigned)(t - 1);
-                uint4 a = ld_v4(p), b = ld_v4(p + 1);
+                uint4 a = ld_v4(p, gpu), b = ld_v4(p + 1, gpu);
                 while (a.y != tag || a.w != tag) {
                     if (var == TAGNAP) __nanosleep(64);
-                    a = ld_v4(p);
+                    a = ld_v4(p, gpu);
                 }
                 while (b.y != tag || b.w != tag) {
                     if (var == TAGNAP) __nanosleep(64);
-                    b = ld_v4(p + 1);
+                    b = ld_v4(p + 1, gpu);
                 }
                 v = make_float4(__uint_as_float(a.x), __uint_as_float(a.z), __uint_as_float(b.x), __uint_as_float(b.z));
             }
@@ -92,7 +101,7 @@ __global__ void __launch_bounds__(NT, 1) k_chain(int var, int iters, int k, cons
         for (int i = blockIdx.x + gridDim.x * tid; i < k; i += gridDim.x * NT) {
             const float v = expect(t, i) + extra;
             if (var == BARRIER) vec[(size_t)(t & 1) * k + i] = v;
-            else st_pair(tv + (size_t)(t & 1) * k + i, v, tag0 + (unsigned)t);
+            else st_pair(tv + (size_t)(t & 1) * k + i, v, tag0 + (unsigned)t, gpu);
         }
         __syncthreads(); /* red is reused */
         /* 4: the grid barrier (barrier variant) */
@@ -118,15 +127,6 @@ __global__ void k_init(float *vec, uint2 *tv, int k, unsigned tag0) {
         tv[i] = make_uint2(__float_as_uint((float)(i % 1000)), tag0);
     }
 }
-
-#define CK(x)                                                                                  \
-    do {                                                                                       \
-        cudaError_t e_ = (x);                                                                  \
-        if (e_ != cudaSuccess) {                                                               \
-            fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));                           \
-            return 1;                                                                          \
-        }                                                                                      \
-    } while (0)
 
 int main(int argc, char **argv) {
     int iters = argc > 1 ? atoi(argv[1]) : 5000;
