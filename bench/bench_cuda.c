@@ -2,13 +2,14 @@
  * bench_cuda.c — GPU prompt processing and decode throughput, llama-bench style, with the decode
  * bandwidth roofline.
  *
- *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph]
+ *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph]
  *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
  *              [--batch B]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
  * tg<N>: N al_cuda_session_decode calls from an empty context (the persistent kernel, or the decode
- * graph; logits copied to the session's pinned buffer, as llama.cpp's). One untimed warm-up
+ * graph; logits copied to the session's pinned buffer, as llama.cpp's); with -d D ("tg<N> @ d<D>", as
+ * llama-bench's depth) from position D, after an untimed prefill of D tokens. One untimed warm-up
  * repetition, then the median of -r repetitions. Roofline: bandwidth / weight bytes per token
  * (al_model_weight_bytes: every matrix read once per token), default 3.0 TB/s (H100 SXM HBM3).
  * --batch B: tg<N> is also run as B sessions decoded together (al_cuda_session_decode_batch, one pass
@@ -178,8 +179,8 @@ static double bench_batch(al_cuda_model *cm, al_cuda_session *s, const al_cuda_s
     return al_failed(st) ? -1 : median(t, reps);
 }
 
-static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al_cuda_session_params sp, bool phases, double bw,
-                     int ngl, int batch) {
+static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int depth, int reps, al_cuda_session_params sp, bool phases,
+                     double bw, int ngl, int batch) {
     al_model *m;
     al_model_params mp = al_model_default_params();
     al_status st = al_model_load(&m, path, &mp);
@@ -192,13 +193,14 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
     st = al_cuda_model_init_layers(&cm, cu, m, ngl);
     double t_up = al_time_sec() - t0;
     al_cuda_session *s = NULL;
-    sp.n_ctx = pp + tg + 8;
+    sp.n_ctx = pp + depth + tg + 8;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > tg ? pp : tg) + 4);
+    const int nt = pp > tg ? (pp > depth ? pp : depth) : (tg > depth ? tg : depth);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)nt + 4);
     float *lg = malloc(sizeof(float) * (size_t)V);
     uint64_t x = 88172645463325252ull;
-    for (int i = 0; i < (pp > tg ? pp : tg); i++) {
+    for (int i = 0; i < nt; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         toks[i] = (int32_t)(x % (uint64_t)V);
     }
@@ -213,6 +215,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         }
         if (tg > 0 && !al_failed(&st)) {
             al_cuda_session_reset(s);
+            if (depth > 0) st = al_cuda_session_eval(s, toks, depth, lg, false); /* untimed context: decode from position depth */
             double a = al_time_sec();
             for (int i = 0; i < tg && !al_failed(&st); i++) {
                 const float *out; /* logits left in the session's pinned buffer, as llama_get_logits */
@@ -249,7 +252,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
         if (tg > 0) {
             double t = median(ttg, reps);
             tgs = tg / t;
-            printf("| tg%d | %.1f | %.4f |\n", tg, tgs, 1e3 * t / tg);
+            if (depth > 0) printf("| tg%d @ d%d | %.1f | %.4f |\n", tg, depth, tgs, 1e3 * t / tg);
+            else printf("| tg%d | %.1f | %.4f |\n", tg, tgs, 1e3 * t / tg);
             double roof = bw / bytes;
             if (batch > 1)
                 printf("| tg%d x %d sessions (one batch per step) | %.1f | %.4f |\n", tg, batch, (double)tg * batch / t_batch,
@@ -270,7 +274,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int reps, al
 
 int main(int argc, char **argv) {
     const char *models[16];
-    int n_models = 0, pp = 512, tg = 128, reps = 3;
+    int n_models = 0, pp = 512, tg = 128, depth = 0, reps = 3;
     al_cuda_session_params sp = al_cuda_session_default_params();
     bool pdl = true, phases = false;
     double bw = 3.0e12;
@@ -280,6 +284,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-m") && v && n_models < 16) models[n_models++] = argv[++i];
         else if (!strcmp(a, "-p") && v) pp = atoi(argv[++i]);
         else if (!strcmp(a, "-n") && v) tg = atoi(argv[++i]);
+        else if (!strcmp(a, "-d") && v) depth = atoi(argv[++i]);
         else if (!strcmp(a, "-r") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--kv") && v) sp.kv_type = !strcmp(argv[++i], "f32") ? AL_TYPE_F32 : AL_TYPE_F16;
         else if (!strcmp(a, "--no-graph")) sp.use_graph = false;
@@ -299,7 +304,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-ngl") && v) ngl = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--ahead 1..4] [--norm-prefetch] [--keys 32|64] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
             return 2;
         }
     }
@@ -319,7 +324,7 @@ int main(int argc, char **argv) {
     }
     al_cuda_set_pdl(cu, pdl);
     int rc = 0;
-    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, reps, sp, phases, bw, ngl, batch);
+    for (int i = 0; i < n_models; i++) rc |= bench_one(cu, models[i], pp, tg, depth, reps, sp, phases, bw, ngl, batch);
     al_cuda_free(cu);
     return rc;
 }

@@ -101,6 +101,8 @@ for w in "$@"; do
     done ;;
   serve)
     mkv qwen3-tok qwen3-0.6b Q4_K_M; mkv llama-tok llama-3.2-1b Q4_K_M
+    # the bare kernel at the positions one served stream decodes (128-255 after a 128-token prompt)
+    "$B/bench_cuda" -p 0 -n 128 -d 128 -r 3 -m "$M/qwen3-tok.gguf" -m "$M/llama-tok.gguf" 2>&1 | grep -E "^\| tg" | tee -a "$OUT/serve.log"
     for mm in qwen3-tok llama-tok; do
       for sb in "1 1" "4 1" "4 4" "8 1" "8 8"; do
         S=${sb% *} DB=${sb#* }
