@@ -94,6 +94,10 @@ if len(turns) == 2:  # the second turn feeds only the new message, not the whole
     check("chat: second turn reuses the session", 0 < n2 < n1 + 6, f"{n1} then {n2} prompt tokens")
 r = run("bench", "-m", m, "-p", "16", "-n", "4", "-t", "1")
 check("bench", r.returncode == 0 and b"pp16" in r.stdout and b"roofline" in r.stdout, r.stderr.decode())
+r = run("bench", "-m", m, "-p", "0", "-n", "4", "-d", "24", "-t", "1")
+check("bench -d: tg at depth", r.returncode == 0 and b"| tg4 @ d24 |" in r.stdout and b"pp" not in r.stdout, r.stderr.decode())
+r = run("bench", "-m", m, "-p", "0", "-n", "4", "-d", "-3", "-t", "1")
+check("bench -d -3: refused", r.returncode > 0 and b"alloy:" in r.stderr, r.stderr.decode())
 # --device cuda / -ngl: on a machine without a GPU (or a build without CUDA) a clear error, no crash;
 # where a GPU is present the same commands must run there
 def gpu_or_clear_error(name, r, ok_out):

@@ -16,7 +16,7 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve [-m MODEL] [--host H] [--port P] [--parallel N] [--api-key K]"},
     {"logits", cmd_logits, "logits -m MODEL --tokens 1,2,3 -o OUT.f32 [--device cuda]: float32 logits [n_tokens][n_vocab]"},
     {"tokenize", cmd_tokenize, "tokenize -m MODEL (-p TEXT | -f FILE) [--bos]"},
-    {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--device cpu|cuda] [-ngl N]"},
+    {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [-d DEPTH] [-r REPS] [-t THREADS] [--device cpu|cuda] [-ngl N]"},
     {"inspect", cmd_inspect, "inspect FILE|DIR: metadata and tensor table"},
     {"tensor", cmd_tensor, "tensor FILE NAME -o OUT.f32: one tensor dequantized to float32"},
     {"create", cmd_create, "create --preset NAME -o OUT.gguf [--type T] [--vocab TOK.gguf]: random-weight model of a real shape"},

@@ -1,6 +1,7 @@
 /*
  * cmd_bench.c — `alloy logits` (reference logits for tests) and `alloy bench` (llama-bench style
- * pp/tg tokens per second, with the decode roofline: measured bandwidth / weight bytes per token).
+ * pp/tg tokens per second, with the decode roofline: measured bandwidth / weight bytes per token;
+ * -d N as llama-bench's depth: tg from position N, after an untimed prefill of N tokens).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,8 @@ int cmd_logits(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
     int pp = cli_int(argc, argv, "-p", "--prompt", 512), tg = cli_int(argc, argv, "-n", "--gen", 128);
-    int reps = cli_int(argc, argv, "-r", "--reps", 1);
+    int reps = cli_int(argc, argv, "-r", "--reps", 1), depth = cli_int(argc, argv, "-d", "--depth", 0);
+    if (pp < 0 || tg < 0 || depth < 0 || reps < 1) return cli_fail(al_err(AL_ERR_INVALID, "bench: -p, -n, -d must be >= 0, -r >= 1"));
     al_model *m;
     al_status st = load(argc, argv, &m);
     if (al_failed(&st)) return cli_fail(st);
@@ -80,15 +82,16 @@ int cmd_bench(int argc, char **argv) {
     al_model_describe(m, desc, sizeof desc);
     int V = al_model_n_vocab(m);
     cli_session *s;
-    st = cli_session_init(&s, m, pp + tg + 8, argc, argv);
+    st = cli_session_init(&s, m, pp + depth + tg + 8, argc, argv);
     if (al_failed(&st)) {
         al_model_free(m);
         return cli_fail(st);
     }
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(pp > 0 ? pp : 1));
+    const int nt = (pp > depth ? pp : depth) > 0 ? (pp > depth ? pp : depth) : 1; /* random prompt / context tokens */
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)nt);
     float *lg = malloc(sizeof(float) * (size_t)V);
     uint64_t x = 88172645463325252ull;
-    for (int i = 0; i < (pp > 0 ? pp : 1); i++) {
+    for (int i = 0; i < nt; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         toks[i] = (int32_t)(x % (uint64_t)V);
     }
@@ -100,9 +103,9 @@ int cmd_bench(int argc, char **argv) {
         double t1 = al_time_sec();
         if (pp > 0 && pp / (t1 - t0) > best_pp) best_pp = pp / (t1 - t0);
         /* tg as llama-bench measures it: a separate test from an empty context (the first token,
-         * which faults in the weights when pp is 0, is not timed) */
+         * which faults in the weights when pp is 0, is not timed), or from position depth */
         cli_session_reset(s);
-        { int32_t t = toks[0]; if (!al_failed(&st)) st = cli_session_eval(s, &t, 1, lg, false); }
+        if (!al_failed(&st)) st = cli_session_eval(s, toks, depth > 0 ? depth : 1, lg, false);
         t0 = al_time_sec();
         for (int i = 0; i < tg && !al_failed(&st); i++) {
             const float *out; /* the logits stay where the backend put them (llama.cpp's llama_get_logits) */
@@ -129,7 +132,8 @@ int cmd_bench(int argc, char **argv) {
             printf("threads: %d, isa: %s, measured read bandwidth: %.1f GB/s\n", threads, al_isa_name(al_cpu_isa(al_model_cpu(m))), bw / 1e9);
         printf("| test | tokens/s |\n|---|---|\n");
         if (pp > 0) printf("| pp%d | %.2f |\n", pp, best_pp);
-        if (tg > 0) printf("| tg%d | %.2f |\n", tg, best_tg);
+        if (tg > 0 && depth > 0) printf("| tg%d @ d%d | %.2f |\n", tg, depth, best_tg);
+        else if (tg > 0) printf("| tg%d | %.2f |\n", tg, best_tg);
         if (tg > 0)
             printf("decode roofline: %.2f tokens/s (%.2f MB/token); tg at %.1f%% of roofline\n", roof, bytes / 1e6,
                    roof > 0 ? 100.0 * best_tg / roof : 0);
