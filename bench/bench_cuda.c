@@ -146,7 +146,6 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
     free(rel);
 }
 
-/* sp: the session parameters of the command line (n_ctx set here) */
 /* --batch: B sessions (s and B - 1 more) decoding tg steps as one batch each step; the median over
  * reps of the time of those tg steps, or < 0 on failure (message in *st) */
 static double bench_batch(al_cuda_model *cm, al_cuda_session *s, const al_cuda_session_params *sp, int B, int tg, int reps, int V,
@@ -179,6 +178,7 @@ static double bench_batch(al_cuda_model *cm, al_cuda_session *s, const al_cuda_s
     return al_failed(st) ? -1 : median(t, reps);
 }
 
+/* sp: the session parameters of the command line (n_ctx set here) */
 static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int depth, int reps, al_cuda_session_params sp, bool phases,
                      double bw, int ngl, int batch) {
     al_model *m;
@@ -196,7 +196,8 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int depth, i
     sp.n_ctx = pp + depth + tg + 8;
     if (!al_failed(&st)) st = al_cuda_session_init(&s, cm, &sp);
     int V = al_model_n_vocab(m);
-    const int nt = pp > tg ? (pp > depth ? pp : depth) : (tg > depth ? tg : depth);
+    int nt = pp > tg ? pp : tg; /* random tokens: prompt, generation, context */
+    if (depth > nt) nt = depth;
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)nt + 4);
     float *lg = malloc(sizeof(float) * (size_t)V);
     uint64_t x = 88172645463325252ull;

@@ -87,7 +87,8 @@ int cmd_bench(int argc, char **argv) {
         al_model_free(m);
         return cli_fail(st);
     }
-    const int nt = (pp > depth ? pp : depth) > 0 ? (pp > depth ? pp : depth) : 1; /* random prompt / context tokens */
+    int nt = pp > depth ? pp : depth; /* random prompt / context tokens, at least one */
+    if (nt < 1) nt = 1;
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)nt);
     float *lg = malloc(sizeof(float) * (size_t)V);
     uint64_t x = 88172645463325252ull;

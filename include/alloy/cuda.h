@@ -361,12 +361,12 @@ typedef struct al_cuda_session_params {
     bool persist_no_merge;     /* al_cuda_prog_set_merge(false) */
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
     bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
-    int persist_poller;        /* al_cuda_prog_set_poller (default params: 3) */
+    int persist_poller;        /* al_cuda_prog_set_poller (default params: -1, the program's default) */
     int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
     bool persist_norm_prefetch; /* al_cuda_prog_set_norm_prefetch(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
-/* n_ctx 0, F16 cache, graphs on, persistent decode on, barrier polled by sub-block 3 */
+/* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller */
 al_cuda_session_params al_cuda_session_default_params(void);
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */

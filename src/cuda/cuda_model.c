@@ -356,7 +356,7 @@ static void state_bytes(const al_hparams *hp, int il, size_t *conv, size_t *ssm)
 }
 
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {.kv_type = AL_TYPE_F16, .use_graph = true, .persistent = true, .persist_poller = 3}; /* the rest 0 / false */
+    al_cuda_session_params p = {.kv_type = AL_TYPE_F16, .use_graph = true, .persistent = true, .persist_poller = -1}; /* the rest 0 / false */
     return p;
 }
 

@@ -31,24 +31,6 @@ AL_HD int al_dp4a(int a, int b, int c) {
     return c;
 #endif
 }
-/* per-byte a - b, modulo 256 */
-AL_HD uint32_t al_vsub4(uint32_t a, uint32_t b) {
-#ifdef __CUDA_ARCH__
-    return __vsub4(a, b);
-#else
-    uint32_t r = 0;
-    for (int i = 0; i < 4; i++) r |= (((a >> (8 * i)) - (b >> (8 * i))) & 0xFFu) << (8 * i);
-    return r;
-#endif
-}
-/* the low word of hi:lo shifted right by s & 31 */
-AL_HD uint32_t al_funnel_r(uint32_t lo, uint32_t hi, uint32_t s) {
-#ifdef __CUDA_ARCH__
-    return __funnelshift_r(lo, hi, s);
-#else
-    return (uint32_t)((((uint64_t)hi << 32) | lo) >> (s & 31));
-#endif
-}
 /* byte i of the result = byte (selector nibble i & 7) of b:a */
 AL_HD uint32_t al_byte_perm(uint32_t a, uint32_t b, uint32_t sel) {
 #ifdef __CUDA_ARCH__

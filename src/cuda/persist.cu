@@ -49,6 +49,7 @@
 #define MK_PS 16     /* state rows per SSM unit */
 #define MK_MAX_G 16  /* query heads per KV head */
 #define MK_NPH 8     /* attention profiling counters: 7 phases, then the count of units timed */
+#define MK_POLLER 3  /* the sub-block whose first thread polls the grid barrier (al_cuda_prog_set_poller) */
 
 enum { MK_MATVEC, MK_ATTN, MK_SSM, MK_SHIFT, MK_EMBED };
 /* what mk_pre does while a barrier is pending, beyond the first weight rows into L2 (k_persist's pre) */
@@ -701,7 +702,7 @@ extern "C" al_status al_cuda_prog_init(al_cuda_prog **out, al_cuda *c) {
     al_cuda_prog *p = (al_cuda_prog *)calloc(1, sizeof *p);
     if (!p) return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
     p->c = c;
-    p->poller = 3 * MK_T; /* al_cuda_prog_set_poller's default */
+    p->poller = MK_POLLER * MK_T;
     c->recording = true;
     *out = p;
     return al_ok();
@@ -941,7 +942,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
 extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
 extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge = !on; }
 extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
-extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = sub >= 0 && sub < MK_SUB ? sub * MK_T : 3 * MK_T; }
+extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = (sub >= 0 && sub < MK_SUB ? sub : MK_POLLER) * MK_T; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
