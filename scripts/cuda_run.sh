@@ -14,6 +14,8 @@
 #           conversation (prefix reuse); alloy serve --device cuda over HTTP
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 0, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
+#   tagged  decode A/B of the tagged hand-off, twice: --tagged 0 (barriers), 1, 2, 3, 3 --tag-gpu,
+#           3 --tag-nap 64, 2 --tag-gpu (tg128 r 3 on the three models; each line says its barriers)
 #   models  only make the models of the other actions (into $MODELS), for commands run by hand after
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
 #           exp-attn-adaptive", when set): its GPU tests, then tg128 A/B against BIN, twice
@@ -31,7 +33,7 @@ mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M
 mkv() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" --vocab tests/data/tokenizers/ggml-vocab-gpt-2.gguf -o "$M/$1.gguf" >/dev/null; }
 T0=$(date +%s)
 # every model the actions use, created in parallel first (one at a time takes ~150 s of device time)
-case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*|*" models "*)
+case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" tagged "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*|*" models "*)
   mk qwen3 qwen3-0.6b Q4_K_M & mk mamba2 mamba2-1.3b Q8_0 & mk llama llama-3.2-1b Q4_K_M &
   mkv qwen3-tok qwen3-0.6b Q4_K_M & mkv llama-tok llama-3.2-1b Q4_K_M &
   wait; echo "models ready at +$(( $(date +%s) - T0 )) s" ;;
@@ -65,6 +67,15 @@ for w in "$@"; do
         echo "== ${f:-default}" | tee -a "$OUT/knobs.log"
         # shellcheck disable=SC2086
         "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 | grep -E "^\| tg" | tee -a "$OUT/knobs.log"
+      done
+    done ;;
+  tagged)
+    for r in 1 2; do
+      for f in "--tagged 0" "--tagged 1" "--tagged 2" "--tagged 3" "--tagged 3 --tag-gpu" "--tagged 3 --tag-nap 64" "--tagged 2 --tag-gpu"; do
+        echo "== $f" | tee -a "$OUT/tagged.log"
+        # shellcheck disable=SC2086
+        timeout 100 "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 |
+          grep -E "^\| tg|^decode|bench_cuda" | tee -a "$OUT/tagged.log"
       done
     done ;;
   refs)

@@ -898,6 +898,20 @@ void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { (void)p, (void)rows; }
 void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { (void)p, (void)sub; }
+void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) { (void)p, (void)level; }
+void al_cuda_prog_set_tag_scope(al_cuda_prog *p, bool gpu) { (void)p, (void)gpu; }
+void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) { (void)p, (void)ns; }
+al_status al_cuda_prog_tag_failed(al_cuda_prog *p, bool *failed) {
+    (void)p;
+    *failed = false;
+    return al_ok();
+}
+/* every recorded op, each with a barrier after it (the emulator runs them in order) */
+void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
+    if (n_ops) *n_ops = p ? p->ops.n : 0;
+    if (n_sync) *n_sync = p ? p->ops.n : 0;
+    if (n_blocks) *n_blocks = p ? 1 : 0;
+}
 void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { (void)p, (void)steps; }
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)keys; }

@@ -56,6 +56,7 @@ int main(void) {
 #include "alloy/engine.h"
 #include "alloy/model.h"
 #include "alloy/tokenizer.h"
+#include "cuda/prog_plan.h"
 
 static al_cuda *g_cu; /* test-program state */
 
@@ -285,6 +286,7 @@ static void test_persistent(void) {
             al_cuda_session_params pp = al_cuda_session_default_params(), pg = pp;
             pp.n_ctx = pg.n_ctx = 128;
             pp.kv_type = pg.kv_type = kv ? AL_TYPE_F32 : AL_TYPE_F16;
+            pp.persist_tagged = AL_TAG_OFF; /* the barrier-only program; the tagged ones below */
             pg.persistent = false;
             al_cuda_session *sa = NULL, *sb = NULL;
             REQUIRE_OK(al_cuda_session_init(&sa, cm, &pp));
@@ -309,6 +311,82 @@ static void test_persistent(void) {
                  * 2e-5 of the CPU in test_cuda_ops) */
                 CHECKF(e1 < 5e-2 && e2 < 5e-2, "%s %s: persistent decode differs from the graph path: %g / %g", archs[i],
                        kv ? "F32" : "F16", e1, e2);
+                /* tagged hand-off (al_cuda_prog_set_tagged), each level: fewer barriers, the same results; the F32-cache
+                 * runs with gpu-scope words and a nap between reloads */
+                int ns_prev = 0;
+                al_cuda_prog_shape(al_cuda_session_prog(sa), NULL, &ns_prev, NULL);
+                for (int lv = AL_TAG_PRODUCTS; lv <= AL_TAG_FULL; lv++) {
+                    al_cuda_session_params pt = pp;
+                    pt.persist_tagged = lv;
+                    pt.persist_tag_gpu = kv;
+                    pt.persist_tag_nap = kv ? 64 : 0;
+                    al_cuda_session *sc = NULL;
+                    REQUIRE_OK(al_cuda_session_init(&sc, cm, &pt));
+                    CHECKF(al_cuda_session_persistent_active(sc, &why), "%s: tagged persistent decode off (%s)", archs[i], why.msg);
+                    int ns_c = 0;
+                    al_cuda_prog_shape(al_cuda_session_prog(sc), NULL, &ns_c, NULL);
+#ifndef ALLOY_CUDA_EMULATED /* the emulator's programs keep every barrier */
+                    const bool dense = strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h");
+                    CHECKF(dense ? ns_c < ns_prev : ns_c <= ns_prev, "%s level %d: tagged program keeps %d barriers (level below: %d)",
+                           archs[i], lv, ns_c, ns_prev);
+#endif
+                    ns_prev = ns_c;
+                    al_cuda_session_reset(sb);
+                    const double e3 = persist_steps(sc, sb, &r, V, true, 80);
+                    al_cuda_session_reset(sc);
+                    al_cuda_session_reset(sb);
+                    const double e4 = persist_steps(sc, sb, &r, V, false, 48);
+                    bool gave_up = true;
+                    CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(sc), &gave_up));
+                    CHECKF(!gave_up, "%s level %d: a tagged wait gave up", archs[i], lv);
+                    printf("  %s %s: tagged level %d (%d barriers) vs graph: %.3g, %.3g\n", archs[i], kv ? "F32" : "F16", lv, ns_c, e3, e4);
+                    CHECKF(e3 < 5e-2 && e4 < 5e-2, "%s %s level %d: tagged persistent decode differs from the graph path: %g / %g",
+                           archs[i], kv ? "F32" : "F16", lv, e3, e4);
+                    /* against the barrier program: the same products and sums in the same order, so the same bits —
+                     * a word taken before its writer wrote it shows here first (the graph comparison is loose). The
+                     * SSM models' grouped norms sum with shared-memory atomics: not bit-reproducible even without
+                     * tags. At level 3 wo merges tagged key splits online, in another order than the barrier
+                     * program's merge, from position 64 on: the first 26 steps of the 80 only are bit for bit. */
+                    al_cuda_session_reset(sa);
+                    al_cuda_session_reset(sc);
+                    const int exact = lv == AL_TAG_FULL ? 26 : 80;
+                    const double e7 = persist_steps(sc, sa, &r, V, true, exact);
+                    printf("  %s %s: tagged level %d vs barriers, %d steps: %.3g\n", archs[i], kv ? "F32" : "F16", lv, exact, e7);
+                    CHECKF(e7 == 0.0 || !strcmp(archs[i], "mamba2") || !strcmp(archs[i], "nemotron_h"),
+                           "%s %s level %d: tagged decode is not bit-identical to the barrier program: %g", archs[i], kv ? "F32" : "F16",
+                           lv, e7);
+                    if (lv == AL_TAG_FULL) {
+                        al_cuda_session_reset(sa);
+                        al_cuda_session_reset(sc);
+                        const double e8 = persist_steps(sc, sa, &r, V, true, 80);
+                        CHECKF(e8 < 5e-2, "%s %s: tagged decode differs from the barrier program: %g", archs[i], kv ? "F32" : "F16", e8);
+                    }
+                    al_cuda_session_free(sc);
+                    if (lv == AL_TAG_FULL && !kv && !strcmp(archs[i], "qwen3")) {
+                        /* the attention's barrier that only some positions meet (sync 2): past 4 key splits (positions
+                         * >= 256), and from 2 with wo's merge off */
+                        al_cuda_session_params pl = pt, gl = pg, pn = pt;
+                        pl.n_ctx = gl.n_ctx = 384;
+                        pn.persist_no_merge = true;
+                        al_cuda_session *tl = NULL, *gls = NULL, *tn = NULL;
+                        REQUIRE_OK(al_cuda_session_init(&tl, cm, &pl));
+                        REQUIRE_OK(al_cuda_session_init(&gls, cm, &gl));
+                        REQUIRE_OK(al_cuda_session_init(&tn, cm, &pn));
+                        const double e5 = persist_steps(tl, gls, &r, V, false, 320);
+                        al_cuda_session_reset(sb);
+                        const double e6 = persist_steps(tn, sb, &r, V, true, 80);
+                        bool gl_up = true, gn_up = true;
+                        CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(tl), &gl_up));
+                        CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(tn), &gn_up));
+                        printf("  %s: tagged, 320 steps (to position 320) %.3g; tagged without the merge in wo %.3g\n", archs[i], e5, e6);
+                        CHECKF(!gl_up && !gn_up, "%s: a tagged wait gave up (long context %d, no merge %d)", archs[i], gl_up, gn_up);
+                        CHECKF(e5 < 5e-2 && e6 < 5e-2, "%s: tagged decode past 4 splits / without the merge differs: %g / %g", archs[i], e5,
+                               e6);
+                        al_cuda_session_free(tl);
+                        al_cuda_session_free(gls);
+                        al_cuda_session_free(tn);
+                    }
+                }
             } else {
                 printf("  %s: persistent decode off: %s\n", archs[i], why.msg);
             }
@@ -665,10 +743,148 @@ static void test_decode_batch(void) {
     }
 }
 
+
+/* The barrier plan of tagged decode (al_prog_plan) on the op lists the forward pass records: a
+ * two-layer transformer (embedding, QKV, attention, wo, gate/up, down, ..., LM head) loses the
+ * barriers after QKV, the attention, wo, gate/up and down, whose outputs then go tagged (and the
+ * residual sums read past them) — all but one in the first layer, whose gate/up reads the embedding
+ * row, which is never tagged (the first barrier that can stay for it: after wo); a Mamba-2 out_proj
+ * after the conv shift keeps
+ * its barrier; fixed inputs (merged attention splits, the gate z) are never read past a dropped
+ * barrier (of two barriers before one, the first goes); a recorded program that reads unordered data
+ * is refused. */
+#define PLAN_P(sy, nout, o0, o1, o2, ho, x, h, d, f0)                                                                 \
+    (al_plan_op) {                                                                                                       \
+        .kind = AL_PLAN_PRODUCT, .sync = sy, .n_out = nout, .out = {o0, o1, o2, NULL}, .h_out = ho, .in = {x, h, d}, \
+        .fixed = {f0, NULL}                                                                                              \
+    }
+#define PLAN_O(k, sy, o0, o1) (al_plan_op){.kind = k, .sync = sy, .out = {o0, o1, NULL, NULL}}
+#define PLAN_W(o0, x, m) /* wo: x the attention output, m the split partials it merges */                          \
+    (al_plan_op) { .kind = AL_PLAN_PRODUCT, .sync = true, .n_out = 1, .out = {o0, NULL, NULL, NULL}, .in = {x, NULL, NULL, m} }
+#define PLAN_A(q, k, v, o0, o1) (al_plan_op){.kind = AL_PLAN_ATTN, .sync = true, .out = {o0, o1, NULL, NULL}, .in = {q, k, v}}
+static void test_prog_plan(void) {
+    static char bu[16];
+    void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
+         *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *zx = bu + 11, *y = bu + 12, *conv = bu + 13, *st = bu + 14;
+    const al_plan_op tf[12] = {
+        PLAN_O(AL_PLAN_EMBED, false, h, emb),
+        PLAN_P(true, 3, q, k, v, NULL, NULL, NULL, NULL, NULL), /* h: the block's own copy of the embedding */
+        PLAN_A(q, k, v, t3, part),
+        PLAN_W(delta, t3, part),
+        PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
+        PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
+        PLAN_P(true, 3, q, k, v, h, NULL, h2, delta, NULL),
+        PLAN_A(q, k, v, t3, part),
+        PLAN_W(delta, t3, part),
+        PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
+        PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
+        PLAN_P(false, 1, lg, NULL, NULL, h, NULL, h2, delta, NULL),
+    };
+    al_plan_out o[12];
+    CHECK_OK(al_prog_plan(tf, 12, AL_TAG_FULL, o));
+    const bool sync[12] = {false, false, false, true, false, false, false, false, false, false, false, false};
+    for (int i = 0; i < 12; i++) CHECKF(o[i].sync == sync[i], "op %d: barrier %d, expected %d", i, o[i].sync, sync[i]);
+    /* tagged reads: the attentions (2, 7) read q, k, v of their QKV, the wo products (3, 8) the attention's output
+     * and partials, E (5) D's big, A1 (6) D's residual sum and E's delta, D1 A1's residual sum and C1's delta,
+     * E1 D1's, the head D1's residual sum and E1's delta; D (4) reads C's delta past the barrier */
+    const int tags[12][4] = {{-1, -1, -1, -1}, {-1, -1, -1, -1}, {1, 1, 1, -1}, {2, -1, -1, 2},
+                             {-1, -1, -1, -1}, {4, -1, -1, -1},  {-1, 4, 5, -1}, {6, 6, 6, -1},
+                             {7, -1, -1, 7},   {-1, 6, 8, -1},   {9, -1, -1, -1}, {-1, 9, 10, -1}};
+    for (int i = 0; i < 12; i++)
+        for (int qq = 0; qq < 4; qq++) CHECKF(o[i].in_tag[qq] == tags[i][qq], "op %d input %d: tag %d, expected %d", i, qq, o[i].in_tag[qq], tags[i][qq]);
+    const int n_tagged[12] = {0, 3, 2, 0, 1, 1, 3, 2, 1, 1, 1, 0}; /* outputs 0 .. n - 1 tagged */
+    const bool th[12] = {false, false, false, false, true, false, true, false, false, true, false, false};
+    for (int i = 0; i < 12; i++) {
+        for (int m = 0; m < 4; m++)
+            CHECKF(o[i].tag_out[m] == (m < n_tagged[i]), "op %d: tagged output %d: %d", i, m, o[i].tag_out[m]);
+        CHECKF(o[i].tag_h_out == th[i], "op %d: tagged residual %d", i, o[i].tag_h_out);
+    }
+
+    /* lower levels: 0 keeps the recorded barriers and reads nothing tagged; 1 drops only those between
+     * products (wo's too: the barrier after the attention now orders the embedding row for gate/up); 2
+     * also those between QKV and the attention */
+    const bool lsync[3][12] = {{false, true, true, true, true, true, true, true, true, true, true, false},
+                               {false, true, true, false, false, false, true, true, false, false, false, false},
+                               {false, false, true, false, false, false, false, true, false, false, false, false}};
+    for (int lv = AL_TAG_OFF; lv < AL_TAG_FULL; lv++) {
+        CHECK_OK(al_prog_plan(tf, 12, lv, o));
+        for (int i = 0; i < 12; i++) {
+            CHECKF(o[i].sync == lsync[lv][i], "level %d op %d: barrier %d, expected %d", lv, i, o[i].sync, lsync[lv][i]);
+            for (int qq = 0; qq < 4; qq++) /* nothing tagged at 0; the attentions' q, k, v from 2 on; wo's input never */
+                CHECKF(o[i].in_tag[qq] < 0 || (lv > AL_TAG_OFF && qq != AL_PLAN_M && i != 3 && i != 8 &&
+                                               (lv == AL_TAG_ATTN_IN || (i != 2 && i != 7))),
+                       "level %d op %d input %d: tag %d", lv, i, qq, o[i].in_tag[qq]);
+        }
+        CHECK(lv == AL_TAG_OFF || (o[5].in_tag[AL_PLAN_X] == 4 && o[4].in_tag[AL_PLAN_D] == 3 && o[9].in_tag[AL_PLAN_D] == 8));
+        CHECK(lv != AL_TAG_ATTN_IN || (o[2].in_tag[0] == 1 && o[7].in_tag[2] == 6 && o[6].tag_out[2] && !o[2].tag_out[0]));
+    }
+    CHECK_OK(al_prog_plan(tf, 12, AL_TAG_OFF - 1, o)); /* below 0: as 0 */
+    CHECK(!o[0].sync && o[1].sync && o[10].sync && o[2].in_tag[0] < 0);
+
+    /* Mamba-2: in_proj, SSM step, conv shift, out_proj (gated norm: h = y, fixed z), next in_proj */
+    const al_plan_op mb[5] = {
+        PLAN_P(true, 1, zx, NULL, NULL, h2, NULL, h, delta, NULL),
+        PLAN_O(AL_PLAN_OTHER, true, y, st),
+        PLAN_O(AL_PLAN_OTHER, false, conv, NULL),
+        PLAN_P(true, 1, delta, NULL, NULL, NULL, NULL, y, NULL, zx),
+        PLAN_P(false, 1, zx, NULL, NULL, h, NULL, h2, delta, NULL),
+    };
+    CHECK_OK(al_prog_plan(mb, 5, AL_TAG_FULL, o));
+    CHECK(o[0].sync && o[1].sync && !o[2].sync && o[3].sync); /* the shift reads zx, which the next in_proj writes */
+    for (int i = 0; i < 5; i++) CHECK(o[i].in_tag[0] < 0 && o[i].in_tag[1] < 0 && o[i].in_tag[2] < 0 && !o[i].tag_out[0]);
+
+    /* a product reading the one before through a fixed input keeps the barrier; so does one whose
+     * later reader would lose the barrier before a fixed input */
+    const al_plan_op fx[3] = {
+        PLAN_P(true, 1, y, NULL, NULL, NULL, h, NULL, NULL, NULL),
+        PLAN_P(true, 1, big, NULL, NULL, NULL, NULL, NULL, NULL, y),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, big, NULL, NULL, NULL),
+    };
+    CHECK_OK(al_prog_plan(fx, 3, AL_TAG_FULL, o));
+    CHECK(o[0].sync && !o[1].sync && o[2].in_tag[0] == 1 && o[1].tag_out[0] && !o[0].tag_out[0]);
+    const al_plan_op fl[3] = {
+        PLAN_P(true, 1, y, NULL, NULL, NULL, h, NULL, NULL, NULL),
+        PLAN_P(true, 1, big, NULL, NULL, NULL, y, NULL, NULL, NULL),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, big, NULL, NULL, y), /* reads y (fixed) again: one of the barriers stays */
+    };
+    CHECK_OK(al_prog_plan(fl, 3, AL_TAG_FULL, o));
+    CHECK(!o[0].sync && o[1].sync && o[1].in_tag[0] == 0 && o[2].in_tag[0] < 0);
+    /* two outputs (q, k, v): never handed on tagged */
+    const al_plan_op mo[2] = {
+        PLAN_P(true, 2, q, k, NULL, NULL, h, NULL, NULL, NULL),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, q, NULL, NULL, NULL),
+    };
+    CHECK_OK(al_prog_plan(mo, 2, AL_TAG_FULL, o));
+    CHECK(o[0].sync && o[1].in_tag[0] < 0);
+    /* an attention that does not read all of the product's outputs, or after a conv shift: the barrier stays */
+    const al_plan_op ap[3] = {
+        PLAN_P(true, 3, q, k, v, NULL, NULL, h, NULL, NULL),
+        PLAN_A(q, k, NULL, t3, part),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, NULL, NULL, NULL, part),
+    };
+    CHECK_OK(al_prog_plan(ap, 3, AL_TAG_FULL, o));
+    CHECK(o[0].sync && o[1].in_tag[0] < 0 && !o[0].tag_out[0]);
+    const al_plan_op as[4] = {
+        PLAN_O(AL_PLAN_OTHER, false, conv, NULL),
+        PLAN_P(true, 3, q, k, v, NULL, NULL, h, NULL, NULL),
+        PLAN_A(q, k, v, t3, part),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, NULL, NULL, NULL, part),
+    };
+    CHECK_OK(al_prog_plan(as, 4, AL_TAG_FULL, o));
+    CHECK(o[1].sync && o[2].in_tag[0] < 0);
+    /* refused: a product reads what an attention wrote with no barrier between */
+    const al_plan_op bad[2] = {
+        PLAN_O(AL_PLAN_OTHER, false, t3, NULL),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, t3, NULL, NULL, NULL),
+    };
+    CHECK_ERR(al_prog_plan(bad, 2, AL_TAG_FULL, o), AL_ERR_INVALID);
+}
+
 int main(void) {
+    AL_RUN(test_prog_plan); /* host logic only */
     if (al_cuda_device_count() == 0) {
-        printf("no CUDA device: skipped\n");
-        return 77;
+        printf("no CUDA device: skipped the rest\n");
+        return al_test_finish() ? 1 : 77;
     }
     al_status st = al_cuda_init(&g_cu, 0);
     if (al_failed(&st)) {

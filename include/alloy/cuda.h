@@ -318,6 +318,29 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
  * while the barrier before it is pending (off by default; otherwise the input stage may wait a DRAM
  * round trip for them, the weights streaming through L2 having evicted them since the last token). */
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
+/* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
+typedef enum al_tag_level {
+    AL_TAG_OFF = 0,      /* every op ends at a grid barrier (default) */
+    AL_TAG_PRODUCTS = 1, /* wo -> gate/up -> down -> next QKV / LM head */
+    AL_TAG_ATTN_IN = 2,  /* also QKV -> attention */
+    AL_TAG_FULL = 3      /* also attention -> wo: no barrier inside a transformer layer */
+} al_tag_level;
+/* Before al_cuda_prog_finish: tagged hand-off up to level (an experiment, off by default; not yet
+ * measured on a GPU). Where an op's output is read by the next op (the edges of the level), no grid
+ * barrier follows it: the output goes out as {value, op tag} words beside the plain floats, and the
+ * readers reload each word until it carries its writer's tag (src/cuda/prog_plan.h has the rules;
+ * al_cuda_prog_shape counts the barriers left, not counting an attention's barrier that only
+ * positions whose last unit per KV head merges the key splits meet). Out-of-range levels clamp. */
+void al_cuda_prog_set_tagged(al_cuda_prog *p, int level);
+/* Before al_cuda_prog_finish: tagged words read and written with gpu-scope relaxed accesses (true)
+ * or volatile, i.e. system-scope, ones as NCCL's LL protocol (false, default) */
+void al_cuda_prog_set_tag_scope(al_cuda_prog *p, bool gpu);
+/* Before al_cuda_prog_finish: ns of sleep before each reload of a tagged word not yet there (0 .. 1000,
+ * default 0): less polling traffic in L2 while the weights of the products stream through it */
+void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns);
+/* (synchronous) whether a tagged wait of any run so far gave up on a word that never came (~0.2 s):
+ * a bug of the plan or the kernel, reported instead of hanging the GPU; the results are then wrong */
+al_status al_cuda_prog_tag_failed(al_cuda_prog *p, bool *failed);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
@@ -364,9 +387,12 @@ typedef struct al_cuda_session_params {
     int persist_poller;        /* al_cuda_prog_set_poller (default params: -1, the program's default) */
     int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
     bool persist_norm_prefetch; /* al_cuda_prog_set_norm_prefetch(true) */
+    int persist_tagged;        /* al_cuda_prog_set_tagged: an al_tag_level (default params: off) */
+    bool persist_tag_gpu;      /* al_cuda_prog_set_tag_scope(true) */
+    int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
-/* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller */
+/* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, no tagged hand-off */
 al_cuda_session_params al_cuda_session_default_params(void);
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */

@@ -44,7 +44,90 @@ typedef struct mmq_args {
      * here (NULL: x is complete) */
     const float *att_o, *att_ml;
     int att_hd, att_ns, att_ch, att_win;
+    /* persistent kernel, tagged hand-off (al_cuda_prog_set_tagged, cuda/prog_plan.h): tx / th / td,
+     * where set, replace x / h / d by {value, tag} words written by op tag_x / tag_h / tag_d (tags
+     * relative to the run's tag0), reloaded until their tags match; ty[i] / th_out (or NULL) receive
+     * tagged copies of y[i] (row j = 0) and h_out, with this op's tag tag_y */
+    const uint2 *tx, *th, *td;
+    uint2 *ty[4], *th_out;
+    int tag_x, tag_h, tag_d, tag_y;
+    int *tag_fail; /* set to 1 where a wait gave up (MMQ_TAG_SPINS reloads), after which no wait waits */
+    int tag_mode;  /* nap ns | MMQ_TAG_GPU (see mmq_ldt) */
+    const uint2 *tatt; /* the attention's split partials (att_o, att_ml) as tagged words of op tag_m, or NULL */
+    int tag_m;
 } mmq_args;
+
+/* tagged words: 16 bytes = two {value, tag} pairs, loaded / stored as one vector access of 32-bit
+ * elements (as NCCL's LL protocol: a pair is never seen half written). mode (mmq_args.tag_mode):
+ * ns of __nanosleep before each reload in its low bits (MMQ_TAG_NAP), and MMQ_TAG_GPU for gpu-scope
+ * relaxed accesses instead of NCCL's volatile (system-scope) ones; uniform across the grid. */
+#define MMQ_TAG_NAP 0xFFFF
+#define MMQ_TAG_GPU 0x10000
+__device__ __forceinline__ uint4 mmq_ldt(const uint2 *p, int mode) {
+    uint4 u;
+    if (mode & MMQ_TAG_GPU)
+        asm volatile("ld.relaxed.gpu.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(p) : "memory");
+    else
+        asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(p) : "memory");
+    return u;
+}
+#define MMQ_TAG_SPINS (1u << 18) /* ~0.2 s of reloads: a word that never comes is a bug, not a hang */
+/* whether a wait of n reloads so far gives up (checks the shared flag every 1024) */
+__device__ __forceinline__ bool mmq_tag_give_up(int *fail, unsigned n) {
+    if (n & 1023u) return false;
+    if (n >= MMQ_TAG_SPINS || *(volatile int *)fail) {
+        *(volatile int *)fail = 1;
+        return true;
+    }
+    return false;
+}
+__device__ __forceinline__ void mmq_tag_nap(int mode) {
+    if (mode & MMQ_TAG_NAP) __nanosleep((unsigned)(mode & MMQ_TAG_NAP));
+}
+/* the two floats of the 16-byte word w (as first loaded: a), reloaded until both carry tag */
+__device__ __forceinline__ float2 mmq_tagged2p(const uint2 *w, unsigned tag, uint4 a, int *fail, int mode) {
+    unsigned n = 0;
+    while ((a.y != tag || a.w != tag) && !mmq_tag_give_up(fail, ++n)) {
+        mmq_tag_nap(mode);
+        a = mmq_ldt(w, mode);
+    }
+    return make_float2(__uint_as_float(a.x), __uint_as_float(a.z));
+}
+/* float4 i of a tagged vector p, given its two 16-byte words a, b as first loaded: reloaded until
+ * both carry tag */
+__device__ __forceinline__ float4 mmq_tagged4(const uint2 *p, int64_t i, unsigned tag, uint4 a, uint4 b, int *fail, int mode) {
+    const float2 lo = mmq_tagged2p(p + 4 * i, tag, a, fail, mode), hi = mmq_tagged2p(p + 4 * i + 2, tag, b, fail, mode);
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+/* one tagged word: the float at p, reloaded until its tag is tag (first: as first loaded) */
+__device__ __forceinline__ uint2 mmq_ldt1(const uint2 *p, int mode) {
+    uint2 u;
+    if (mode & MMQ_TAG_GPU) asm volatile("ld.relaxed.gpu.global.v2.u32 {%0, %1}, [%2];" : "=r"(u.x), "=r"(u.y) : "l"(p) : "memory");
+    else asm volatile("ld.volatile.global.v2.u32 {%0, %1}, [%2];" : "=r"(u.x), "=r"(u.y) : "l"(p) : "memory");
+    return u;
+}
+__device__ __forceinline__ float mmq_tagged1(const uint2 *p, unsigned tag, uint2 first, int *fail, int mode) {
+    unsigned n = 0;
+    while (first.y != tag && !mmq_tag_give_up(fail, ++n)) {
+        mmq_tag_nap(mode);
+        first = mmq_ldt1(p, mode);
+    }
+    return __uint_as_float(first.x);
+}
+__device__ __forceinline__ void mmq_stt(uint2 *p, float v, unsigned tag, int mode) {
+    if (mode & MMQ_TAG_GPU) asm volatile("st.relaxed.gpu.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(__float_as_uint(v)), "r"(tag) : "memory");
+    else asm volatile("st.volatile.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(__float_as_uint(v)), "r"(tag) : "memory");
+}
+__device__ __forceinline__ void mmq_stt2(uint2 *p, float v0, float v1, unsigned tag, int mode) {
+    if (mode & MMQ_TAG_GPU)
+        asm volatile("st.relaxed.gpu.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(__float_as_uint(v0)), "r"(tag),
+                     "r"(__float_as_uint(v1)), "r"(tag)
+                     : "memory");
+    else
+        asm volatile("st.volatile.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(__float_as_uint(v0)), "r"(tag),
+                     "r"(__float_as_uint(v1)), "r"(tag)
+                     : "memory");
+}
 
 #define MMQ_MERGE_MAX 4
 
@@ -79,6 +162,29 @@ __device__ __forceinline__ float4 mmq_att_merge4(const mmq_args &a, int64_t i, i
             acc.x = fmaf(ov[s].x, w, acc.x), acc.y = fmaf(ov[s].y, w, acc.y);
             acc.z = fmaf(ov[s].z, w, acc.z), acc.w = fmaf(ov[s].w, w, acc.w);
         }
+    const float inv = 1.0f / L;
+    return make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
+}
+
+/* mmq_att_merge4 from the tagged copy of the partials (a.tatt, the same offsets as att_o / att_ml): a
+ * round trip per live split (the words of two at once made k_persist spill), folded online into the
+ * running max M, sum L and acc */
+__device__ __forceinline__ float4 mmq_att_merge4t(const mmq_args &a, int64_t i, int s0, int nl, unsigned tag) {
+    const int64_t e = 4 * i, h = e / a.att_hd, d = e - h * a.att_hd;
+    const uint2 *o = a.tatt + (h * a.att_ns + s0) * a.att_hd + d, *ml = a.tatt + (a.att_ml - a.att_o) + (h * a.att_ns + s0) * 2;
+    float M = -INFINITY, L = 0.0f;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 1
+    for (int s = 0; s < nl; s++) {
+        const uint2 *os = o + (int64_t)s * a.att_hd;
+        const uint4 w0 = mmq_ldt(os, a.tag_mode), w1 = mmq_ldt(os + 2, a.tag_mode), wm = mmq_ldt(ml + 2 * s, a.tag_mode);
+        const float2 lo = mmq_tagged2p(os, tag, w0, a.tag_fail, a.tag_mode), hi = mmq_tagged2p(os + 2, tag, w1, a.tag_fail, a.tag_mode);
+        const float2 mv = mmq_tagged2p(ml + 2 * s, tag, wm, a.tag_fail, a.tag_mode);
+        const float mn = fmaxf(M, mv.x), co = expf(M - mn), cn = expf(mv.x - mn); /* every split has a key: mv.x finite */
+        L = L * co + mv.y * cn;
+        acc = make_float4(acc.x * co + lo.x * cn, acc.y * co + lo.y * cn, acc.z * co + hi.x * cn, acc.w * co + hi.y * cn);
+        M = mn;
+    }
     const float inv = 1.0f / L;
     return make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
 }
@@ -174,7 +280,8 @@ __device__ __forceinline__ float4 mmq_ld4(const float *p, int64_t i, bool aligne
  * tid + NT r of the row, and every global load is issued before any is used: one memory round trip
  * (the pre-norm: v = h + d or h * silu(z), v·nw kept in shared memory while the squares are summed,
  * then scaled by 1 / rms of its group and quantized by the same thread). */
-template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh, int pos = 0) {
+template <int NT>
+static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh, int pos = 0, unsigned tag0 = 0) {
     constexpr int NW = NT / 32;
     __shared__ float gsum[MMQ_MAX_GROUPS], wsum[NW];
     const int warp = tid >> 5, lane = tid & 31;
@@ -189,7 +296,30 @@ template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, in
         if (nl >= 2 && nl <= MMQ_MERGE_MAX) { /* one float4 per round (the merge's loads are several already) */
             for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += NT) {
                 const int64_t i = b0 + lane;
-                mmq_q8(i < k4 ? mmq_att_merge4(a, i, s0, nl) : make_float4(0.0f, 0.0f, 0.0f, 0.0f), i, i < k4, xq, xd);
+                const float4 v = i >= k4 ? make_float4(0.0f, 0.0f, 0.0f, 0.0f)
+                                 : a.tatt ? mmq_att_merge4t(a, i, s0, nl, tag0 + (unsigned)a.tag_m)
+                                          : mmq_att_merge4(a, i, s0, nl);
+                mmq_q8(v, i, i < k4, xq, xd);
+            }
+            __syncthreads();
+            return;
+        }
+        if (a.tx) { /* tagged: the same rounds, each float4 reloaded until its words carry tag_x */
+            const unsigned tag = tag0 + (unsigned)a.tag_x;
+            for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += 4 * NT) {
+                uint4 ra[4], rb[4];
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    const int64_t i = b0 + NT * u + lane;
+                    ra[u] = rb[u] = make_uint4(0, 0, 0, 0);
+                    if (i < k4) ra[u] = mmq_ldt(a.tx + 4 * i, a.tag_mode), rb[u] = mmq_ldt(a.tx + 4 * i + 2, a.tag_mode);
+                }
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    const int64_t i = b0 + NT * u + lane;
+                    if (b0 + NT * u < k4)
+                        mmq_q8(i < k4 ? mmq_tagged4(a.tx, i, tag, ra[u], rb[u], a.tag_fail, a.tag_mode) : make_float4(0.0f, 0.0f, 0.0f, 0.0f), i, i < k4, xq, xd);
+                }
             }
             __syncthreads();
             return;
@@ -217,7 +347,39 @@ template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, in
     const bool store = a.d && bx == 0 && j == 0, n4 = ((uintptr_t)a.nw & 15) == 0;
     const float4 *h4 = (const float4 *)(a.h + (a.h_blk ? (int64_t)bx * k : 0)), *o4 = (const float4 *)(a.z ? a.z : a.d); /* 16-byte aligned */
     float ss = 0.0f;
-    for (int64_t i0 = tid; i0 < k4; i0 += 4 * NT) {
+    /* v = h + d (or h * silu(z)) of float4 i: h_out (and its tagged copy), v * nw into xf, squares summed */
+    auto item = [&](int64_t i, float4 hv, float4 ov, float4 nv) {
+        float4 v;
+        if (a.z) v = make_float4(hv.x * al_silu(ov.x), hv.y * al_silu(ov.y), hv.z * al_silu(ov.z), hv.w * al_silu(ov.w));
+        else v = make_float4(hv.x + ov.x, hv.y + ov.y, hv.z + ov.z, hv.w + ov.w);
+        if (store) {
+            ((float4 *)a.h_out)[i] = v;
+            if (a.th_out) {
+                mmq_stt2(a.th_out + 4 * i, v.x, v.y, tag0 + (unsigned)a.tag_y, a.tag_mode);
+                mmq_stt2(a.th_out + 4 * i + 2, v.z, v.w, tag0 + (unsigned)a.tag_y, a.tag_mode);
+            }
+        }
+        xf[i] = make_float4(v.x * nv.x, v.y * nv.y, v.z * nv.z, v.w * nv.w);
+        const float s = v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        if (ng == 1) ss += s;
+        else atomicAdd(&gsum[4 * i / a.group], s);
+    };
+    if (a.th || a.td) { /* tagged h and / or d: a round per float4, both words of both loaded before any wait */
+        const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int64_t i = tid; i < k4; i += NT) {
+            uint4 h0 = make_uint4(0, 0, 0, 0), h1 = h0, d0 = h0, d1 = h0;
+            float4 hv = zero, ov = zero;
+            if (a.th) h0 = mmq_ldt(a.th + 4 * i, a.tag_mode), h1 = mmq_ldt(a.th + 4 * i + 2, a.tag_mode);
+            else hv = h4[i];
+            if (a.td) d0 = mmq_ldt(a.td + 4 * i, a.tag_mode), d1 = mmq_ldt(a.td + 4 * i + 2, a.tag_mode);
+            else if (o4) ov = o4[i];
+            const float4 nv = mmq_ld4(a.nw, i, n4);
+            if (a.th) hv = mmq_tagged4(a.th, i, tag0 + (unsigned)a.tag_h, h0, h1, a.tag_fail, a.tag_mode);
+            if (a.td) ov = mmq_tagged4(a.td, i, tag0 + (unsigned)a.tag_d, d0, d1, a.tag_fail, a.tag_mode);
+            item(i, hv, ov, nv);
+        }
+    }
+    for (int64_t i0 = tid; !(a.th || a.td) && i0 < k4; i0 += 4 * NT) {
         float4 hv[4], ov[4], nv[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) {
@@ -233,15 +395,7 @@ template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, in
         for (int u = 0; u < 4; u++) {
             const int64_t i = i0 + NT * u;
             if (i >= k4) break;
-            float4 v;
-            if (a.z) v = make_float4(hv[u].x * al_silu(ov[u].x), hv[u].y * al_silu(ov[u].y), hv[u].z * al_silu(ov[u].z),
-                                     hv[u].w * al_silu(ov[u].w));
-            else v = make_float4(hv[u].x + ov[u].x, hv[u].y + ov[u].y, hv[u].z + ov[u].z, hv[u].w + ov[u].w);
-            if (store) ((float4 *)a.h_out)[i] = v;
-            xf[i] = make_float4(v.x * nv[u].x, v.y * nv[u].y, v.z * nv[u].z, v.w * nv[u].w);
-            const float s = v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-            if (ng == 1) ss += s;
-            else atomicAdd(&gsum[4 * i / a.group], s);
+            item(i, hv[u], ov[u], nv[u]);
         }
     }
     if (ng == 1) {
@@ -273,7 +427,7 @@ template <int NT> static __device__ void mmq_input(const mmq_args &a, int bx, in
  * of the share calls it the same number of times (g > 1: barriers). */
 template <int R>
 static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, int sub, int bar, const uint8_t *w, int64_t rb,
-                                                int64_t rb2, int in, int64_t vrow, const int8_t *xq, const float *xd) {
+                                                int64_t rb2, int in, int64_t vrow, const int8_t *xq, const float *xd, unsigned tag0) {
     __shared__ float reds[4][4][MMQ_R];
     float(*red)[MMQ_R] = reds[sub];
     const int warp = tid >> 5, lane = tid & 31, grp = warp >> mmq_lg(g), wig = warp & (g - 1);
@@ -311,23 +465,31 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = al_warp_sum(acc[r]);
         if (lane == 0) {
+            const unsigned tag = tag0 + (unsigned)a.tag_y;
             if (a.glu) {
                 float *y = a.y[0] + (int64_t)j * a.ldy + vrow;
 #pragma unroll
                 for (int o = 0; o < R / 2; o++)
-                    if (2 * o < nr) y[o] = al_act_f(a.glu - 1, acc[2 * o]) * acc[2 * o + 1];
+                    if (2 * o < nr) {
+                        y[o] = al_act_f(a.glu - 1, acc[2 * o]) * acc[2 * o + 1];
+                        if (a.ty[0]) mmq_stt(a.ty[0] + vrow + o, y[o], tag, a.tag_mode);
+                    }
             } else {
                 float *y = a.y[i] + (int64_t)j * a.ldy + (vrow - a.beg[i]);
 #pragma unroll
                 for (int r = 0; r < R; r++)
-                    if (r < nr) y[r] = a.act ? al_act_f(a.act - 1, acc[r]) : acc[r];
+                    if (r < nr) {
+                        y[r] = a.act ? al_act_f(a.act - 1, acc[r]) : acc[r];
+                        if (a.ty[i]) mmq_stt(a.ty[i] + (vrow - a.beg[i]) + r, y[r], tag, a.tag_mode);
+                    }
             }
         }
     }
 }
 
 template <int R>
-static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh) {
+static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh,
+                                     unsigned tag0) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const int lr = (R == 4 ? 2 : 1) - (a.glu ? 1 : 0); /* log2 of the output rows per group */
     const int64_t nvg = (a.end[a.n - 1] + (1 << lr) - 1) >> lr, vstep = (int64_t)nbx * ngrp;
@@ -347,16 +509,22 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
                 mmq_prefetch(a, wn, rbn, inn >> 8);
             }
         }
-        mmq_step<R>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd);
+        mmq_step<R>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd, tag0);
     }
 }
 
 /* share bx of nbx for activation row j, after its input (mmq_input): groups bx * ngrp + grp + s * nbx *
  * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step */
 static __device__ __forceinline__ void mmq_products(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar,
-                                                    const uint8_t *mmq_sh) {
-    if (a.R == 4) mmq_rows_loop<4>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh);
-    else mmq_rows_loop<2>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh);
+                                                    const uint8_t *mmq_sh, unsigned tag0 = 0) {
+    if (a.R == 4) mmq_rows_loop<4>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
+    else mmq_rows_loop<2>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
+}
+
+/* whether share bx takes any group of rows (its first group, of sub-block 0, is the lowest) */
+__device__ __forceinline__ bool mmq_has_rows(const mmq_args &a, int g, int bx) {
+    const int lr = (a.R == 4 ? 2 : 1) - (a.glu ? 1 : 0);
+    return (int64_t)bx * (4 >> mmq_lg(g)) < (a.end[a.n - 1] + (1 << lr) - 1) >> lr;
 }
 
 /* a block of 128 threads: mmq_input, then mmq_products; mmq_sh: dynamic shared memory of mmq_smem bytes */

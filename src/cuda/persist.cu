@@ -42,6 +42,7 @@
 
 #include "cuda/cuda_impl.cuh"
 #include "cuda/mmq_kernel.cuh"
+#include "cuda/prog_plan.h"
 
 #define MK_T 128     /* threads per sub-block (4 warps; mmq_products' layout) */
 #define MK_SUB 4     /* sub-blocks per block */
@@ -62,6 +63,15 @@ typedef struct mk_attn {
     int *cnt;    /* [n_head_kv], zero between runs */
     int n_split, ch; /* splits of ch keys (64, or 32 / 16 where the tiles of MK_SUB units would not fit) */
     int wo_merge;    /* the next product merges 2 .. MMQ_MERGE_MAX live splits itself (mmq_args.att_o) */
+    /* tagged hand-off from the QKV product (cuda/prog_plan.h): q / k / v read as the words tq / tk / tv
+     * (or NULL: the floats) of op tag_q / tag_k / tag_v (+ the run's tag0) */
+    const uint2 *tq, *tk, *tv;
+    int tag_q, tag_k, tag_v, tag_mode; /* tag_mode: mmq_args.tag_mode */
+    int *tag_fail;
+    /* tagged hand-off to wo: out and the partials kept for wo's merge also as tagged words (tag: this
+     * op, tag_self) in tout / tpart (same offsets as out / part), or NULL */
+    uint2 *tout, *tpart;
+    int tag_self;
 } mk_attn;
 typedef struct mk_shift {
     const float *x;
@@ -106,6 +116,18 @@ struct al_cuda_prog {
     unsigned long long *bar, epoch;
     unsigned long long *tm; /* timing of the last run (k_persist, layout at mk_tm_ph), or NULL */
     bool ready;
+    /* tagged hand-off (al_cuda_prog_set_tagged): the tagged copies [n] of plain buffers, the tag of op 0
+     * in the next run (op i: tag0 + i; never 0, never one of an earlier run's) */
+    int tagged; /* al_tag_level */
+    int n_shadow;
+    struct {
+        const void *plain;
+        uint2 *words;
+        int64_t n;
+    } shadow[12];
+    unsigned tag0;
+    int *tag_fail; /* device: a tagged wait gave up (mmq_args.tag_fail) */
+    int tag_mode;  /* al_cuda_prog_set_tag_nap | al_cuda_prog_set_tag_scope (mmq_args.tag_mode) */
 };
 
 /* ---- device side ---- */
@@ -157,13 +179,24 @@ __device__ __forceinline__ void mk_cp_wait() {
  * nw (or NULL) and cs[n_dims / 2][2] (cos, sin of pair i's angle at this position) in shared memory.
  * Element d = lane + 32 t stays in a register through norm and NORM-mode RoPE (partner d ^ 1 by a
  * shuffle); NEOX pairs (i, i + half) go through dst. */
+/* tsrc (or NULL): src as tagged words of tag (mk_attn.tq / tk), all loaded before any wait */
 __device__ void mk_head(const al_cuda_prog_attn &a, const float *src, const float *bias, const float *nw, const float *cs,
-                        float scale, float *dst, int lane) {
+                        float scale, float *dst, int lane, const uint2 *tsrc = NULL, unsigned tag = 0, int *fail = NULL,
+                        int mode = 0) {
     const int hd = a.head_dim;
     float ss = 0.0f, xv[8];
+    if (tsrc) {
+        uint2 w[8];
 #pragma unroll
-    for (int t = 0; t < 8; t++) /* all loads first (hd <= 256) */
-        xv[t] = lane + 32 * t < hd ? src[lane + 32 * t] + (bias ? bias[lane + 32 * t] : 0.0f) : 0.0f;
+        for (int t = 0; t < 8; t++) w[t] = lane + 32 * t < hd ? mmq_ldt1(tsrc + lane + 32 * t, mode) : make_uint2(0, tag);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            xv[t] = lane + 32 * t < hd ? mmq_tagged1(tsrc + lane + 32 * t, tag, w[t], fail, mode) + (bias ? bias[lane + 32 * t] : 0.0f) : 0.0f;
+    } else {
+#pragma unroll
+        for (int t = 0; t < 8; t++) /* all loads first (hd <= 256) */
+            xv[t] = lane + 32 * t < hd ? src[lane + 32 * t] + (bias ? bias[lane + 32 * t] : 0.0f) : 0.0f;
+    }
     if (nw) {
 #pragma unroll
         for (int t = 0; t < 8; t++) ss += xv[t] * xv[t];
@@ -237,6 +270,14 @@ __device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n, i
 /* barrier of sub-block sub's MK_T threads (named barrier 1 + sub; 0 is __syncthreads) */
 __device__ __forceinline__ void mk_sync(int sub) { mmq_bar(1 + sub); }
 
+/* whether the attention's last unit of each KV head merges the splits at pos (arrival counts in cnt,
+ * reused by the next attention op: with the tagged hand-off, a barrier follows it only then, sync 2) */
+__host__ __device__ __forceinline__ bool mk_attn_counts(const mk_attn &m, int pos) {
+    int s0;
+    const int nl = mmq_att_live(pos, m.ch, m.a.window, &s0);
+    return nl > 1 && !(m.wo_merge && nl <= MMQ_MERGE_MAX);
+}
+
 /* start copying the unit's cached keys / values (positions < pos) into the tiles */
 template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, int u, uint8_t *sh, int tid) {
     const al_cuda_prog_attn &a = m.a;
@@ -292,7 +333,7 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * next product (wo_merge, 2 .. MMQ_MERGE_MAX splits) or by the last unit of hk to arrive. */
 template <typename KV>
 __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
-                             unsigned long long *ph) {
+                             unsigned long long *ph, unsigned tag0) {
     __shared__ int lasts[MK_SUB];
     int &last = lasts[sub];
     const al_cuda_prog_attn &a = m.a;
@@ -325,25 +366,46 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
         for (int q = warp; q < G; q += 4) {
             const int h = hk * G + q;
             mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, cs, a.scale,
-                    qs + q * hd, lane);
+                    qs + q * hd, lane, m.tq ? m.tq + (int64_t)h * hd : NULL, tag0 + (unsigned)m.tag_q, m.tag_fail, m.tag_mode);
         }
-        if (has_new && warp == G % 4) { /* the new token's k, v: into the last tile row and the cache */
+        if (has_new && warp == G % 4) { /* the new token's k: into the last tile row and the cache */
             const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
-            KV *kr = (KV *)(kt + (size_t)(n - 1) * rs), *vr = (KV *)(vt + (size_t)(n - 1) * rs);
-            float vv[8]; /* loaded before k's head: one round trip for both */
-#pragma unroll
-            for (int t = 0; t < 8; t++) {
-                const int d = lane + 32 * t;
-                vv[t] = d < hd ? a.v[(int64_t)hk * hd + d] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f) : 0.0f;
-            }
-            mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, cs, 1.0f, kn, lane);
+            KV *kr = (KV *)(kt + (size_t)(n - 1) * rs);
+            mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, cs, 1.0f, kn, lane,
+                    m.tk ? m.tk + (int64_t)hk * hd : NULL, tag0 + (unsigned)m.tag_k, m.tag_fail, m.tag_mode);
 #pragma unroll
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
                 if (d >= hd) break;
-                const KV kk = al_kv_t<KV>(kn[d]), vk = al_kv_t<KV>(vv[t]);
-                kr[d] = kk, vr[d] = vk;
-                ((KV *)a.kc)[off + d] = kk, ((KV *)a.vc)[off + d] = vk;
+                const KV kk = al_kv_t<KV>(kn[d]);
+                kr[d] = kk;
+                ((KV *)a.kc)[off + d] = kk;
+            }
+        }
+        if (has_new && warp == (G + 1) % 4) { /* its v, by the next warp: the two round trips overlap */
+            const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
+            KV *vr = (KV *)(vt + (size_t)(n - 1) * rs);
+            float vv[8];
+            if (m.tv) {
+                uint2 vw[8];
+#pragma unroll
+                for (int t = 0; t < 8; t++) vw[t] = lane + 32 * t < hd ? mmq_ldt1(m.tv + (int64_t)hk * hd + lane + 32 * t, m.tag_mode) : make_uint2(0, 0);
+#pragma unroll
+                for (int t = 0; t < 8; t++)
+                    vv[t] = lane + 32 * t < hd ? mmq_tagged1(m.tv + (int64_t)hk * hd + lane + 32 * t, tag0 + (unsigned)m.tag_v, vw[t],
+                                                             m.tag_fail, m.tag_mode)
+                                               : 0.0f;
+            } else {
+#pragma unroll
+                for (int t = 0; t < 8; t++) vv[t] = lane + 32 * t < hd ? a.v[(int64_t)hk * hd + lane + 32 * t] : 0.0f;
+            }
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int d = lane + 32 * t;
+                if (d >= hd) break;
+                const KV vk = al_kv_t<KV>(vv[t] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f));
+                vr[d] = vk;
+                ((KV *)a.vc)[off + d] = vk;
             }
         }
         mk_sync(sub);
@@ -406,10 +468,15 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 const float inv = 1.0f / ml[2 * q + 1];
                 float *o = a.out + (int64_t)(hk * G + q) * hd + d;
                 o[0] = a0 * inv, o[1] = a1 * inv;
+                if (m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
             } else {
                 const int64_t hs = (int64_t)(hk * G + q) * m.n_split + sp;
                 *(float2 *)(po + hs * hd + d) = make_float2(a0, a1);
                 if (d == 0) *(float2 *)(pml + 2 * hs) = make_float2(ml[2 * q], ml[2 * q + 1]);
+                if (keep && m.tpart) {
+                    mmq_stt2(m.tpart + hs * hd + d, a0, a1, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                    if (d == 0) mmq_stt2(m.tpart + (pml - po) + 2 * hs, ml[2 * q], ml[2 * q + 1], tag0 + (unsigned)m.tag_self, m.tag_mode);
+                }
             }
         }
         if (!single && !keep) {
@@ -443,6 +510,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                         M = mn;
                     }
                     a.out[(int64_t)h * hd + d] = Ls > 0.0f ? acc / Ls : 0.0f;
+                    if (m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
                 if (tid == 0) m.cnt[hk] = 0;
             }
@@ -642,7 +710,7 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * pending). */
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
-                                                      int sub_bytes, int poller, int pre_flags) {
+                                                      int sub_bytes, int poller, int pre_flags, unsigned tag0) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
@@ -658,13 +726,17 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_blk(tm, n_ops, MK_ENTER, i);
         switch (op.kind) {
         case MK_MATVEC:
-            mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos);
+            /* no barrier after it (tagged hand-off): a block without rows does not read the input, which
+             * the next ops may overwrite once the blocks with rows are done (cuda/prog_plan.h) */
+            if (!op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
+            mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
             mk_stamp_blk(tm, n_ops, MK_INPUT, i);
-            mmq_products(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh);
+            mmq_products(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
             break;
         case MK_ATTN:
-            if (op.u.at.a.kv_type == AL_TYPE_F16) mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL);
-            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL);
+            if (op.u.at.a.kv_type == AL_TYPE_F16)
+                mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
             break;
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         case MK_EMBED:
@@ -677,18 +749,20 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_blk(tm, n_ops, MK_DONE, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
-        if (op.sync) {
+        /* sync 2: a barrier only where the attention's units counted arrivals (mk_attn_counts) */
+        const bool bar_here = op.sync == 1 || (op.sync == 2 && mk_attn_counts(op.u.at, pos));
+        if (bar_here) {
             target += gridDim.x;
             mk_arrive(bar);
-            mk_load_op(&next, &ops[i + 1]);
-            __syncthreads();
-            pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
-            mk_wait(bar, target, poller);
         } else {
             __syncthreads();
-            mk_load_op(&next, &ops[i + 1]);
-            __syncthreads();
         }
+        mk_load_op(&next, &ops[i + 1]);
+        __syncthreads();
+        /* while the barrier is pending, or before a tagged hand-off's input is waited for: the next
+         * product's first weight rows into L2, an attention unit's cached K/V tiles, ... */
+        if (bar_here || op.kind == MK_MATVEC || op.kind == MK_ATTN) pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+        if (bar_here) mk_wait(bar, target, poller);
         mk_stamp(tm, i + 1);
     }
     mk_stamp(tm, n_ops);
@@ -717,6 +791,8 @@ extern "C" void al_cuda_prog_free(al_cuda_prog *p) {
     al_cuda_release(p->c, p->bar);
     al_cuda_release(p->c, p->emb);
     al_cuda_release(p->c, p->tm);
+    for (int i = 0; i < p->n_shadow; i++) al_cuda_release(p->c, p->shadow[i].words);
+    al_cuda_release(p->c, p->tag_fail);
     free(p->ops);
     free(p);
 }
@@ -853,6 +929,138 @@ extern "C" al_status al_cuda_prog_ssm_step(al_cuda_prog *p, const al_cuda_prog_s
     return prog_push(p, &op);
 }
 
+/* the slot of buffer b's tagged copy, grown to n words (-1: out of slots) */
+static int shadow_need(al_cuda_prog *p, const void *b, int64_t n) {
+    int i = 0;
+    while (i < p->n_shadow && p->shadow[i].plain != b) i++;
+    if (i == (int)(sizeof p->shadow / sizeof p->shadow[0])) return -1;
+    if (i == p->n_shadow) p->shadow[p->n_shadow++] = {b, NULL, 0};
+    if (n > p->shadow[i].n) p->shadow[i].n = n;
+    return i;
+}
+
+/* words of output m of product a (row 0; glu: its one output) */
+static int64_t y_words(const mmq_args &a, int m) { return a.glu ? a.end[0] : a.end[m] - a.beg[m]; }
+
+/* the tagged hand-off (al_cuda_prog_set_tagged): barriers dropped and reads tagged as al_prog_plan says */
+static al_status prog_tag(al_cuda_prog *p) {
+    const int n = p->n_ops;
+    al_plan_op *po = (al_plan_op *)calloc((size_t)n, sizeof *po);
+    al_plan_out *pl = (al_plan_out *)calloc((size_t)n, sizeof *pl);
+    if (!po || !pl) {
+        free(po);
+        free(pl);
+        return al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        const mk_op &o = p->ops[i];
+        al_plan_op &q = po[i];
+        q.sync = o.sync != 0;
+        switch (o.kind) {
+        case MK_MATVEC: {
+            const mmq_args &a = o.u.mv;
+            q.kind = AL_PLAN_PRODUCT;
+            q.n_out = a.glu ? 1 : a.n;
+            for (int m = 0; m < a.n && m < 4; m++) q.out[m] = a.y[m];
+            if (a.ids) q.n_out = 4; /* never tagged */
+            q.h_out = a.nw && a.d ? a.h_out : NULL;
+            if (!a.nw && !a.x_per_j) q.in[AL_PLAN_X] = a.x; /* the attention's output: merged here, or x past 4 splits */
+            if (!a.nw && a.att_o) q.in[AL_PLAN_M] = a.att_o;
+            if (!a.nw && a.x_per_j) q.fixed[0] = a.x;
+            if (a.nw && !a.h_blk) q.in[AL_PLAN_H] = a.h;
+            if (a.nw) q.in[AL_PLAN_D] = a.d;
+            q.fixed[1] = a.z;
+            break;
+        }
+        case MK_ATTN:
+            q.kind = AL_PLAN_ATTN;
+            q.in[0] = o.u.at.a.q, q.in[1] = o.u.at.a.k, q.in[2] = o.u.at.a.v;
+            q.out[0] = o.u.at.a.out;
+            q.out[1] = p->part;
+            break;
+        case MK_SSM:
+            q.kind = AL_PLAN_OTHER;
+            q.out[0] = o.u.ss.y;
+            q.out[1] = o.u.ss.state;
+            break;
+        case MK_SHIFT:
+            q.kind = AL_PLAN_OTHER;
+            q.out[0] = o.u.sh.state;
+            break;
+        default:
+            q.kind = AL_PLAN_EMBED;
+            q.out[0] = o.u.em.out;
+            q.out[1] = o.u.em.blk;
+            break;
+        }
+    }
+    al_status st = al_prog_plan(po, n, p->tagged, pl);
+    /* slots [10 i + s] of op i's tagged copies: inputs s < 4 (x h d merge; attention q k v), outputs 4 + m (attention:
+     * out, partials), residual 8 (-2: none); then the copies (zeroed: tag 0 is no op's) */
+    const int NS = 10;
+    int *sl = (int *)malloc((size_t)NS * (size_t)n * sizeof(int));
+    if (!sl && !al_failed(&st)) st = al_err(AL_ERR_NOMEM, "cuda prog: out of memory");
+    for (int i = 0; i < n && !al_failed(&st); i++) {
+        const mk_op &o = p->ops[i];
+        int *ss = sl + NS * i;
+        for (int q = 0; q < NS; q++) ss[q] = -2;
+        /* an attention without its barrier still meets one where its units count arrivals (sync 2) */
+        p->ops[i].sync = pl[i].sync ? 1 : o.kind == MK_ATTN && o.sync ? 2 : 0;
+        if (o.kind == MK_MATVEC) {
+            const mmq_args &a = o.u.mv;
+            const void *src[4] = {a.x, a.h, a.d, a.att_o};
+            const int64_t len[4] = {a.k, a.k, a.k, (int64_t)p->part_floats};
+            for (int q = 0; q < 4; q++)
+                if (pl[i].in_tag[q] >= 0) ss[q] = shadow_need(p, src[q], len[q]);
+            for (int m = 0; m < 4 && m < a.n; m++)
+                if (pl[i].tag_out[m]) ss[4 + m] = shadow_need(p, a.y[m], y_words(a, m));
+            if (pl[i].tag_h_out) ss[8] = shadow_need(p, a.h_out, a.k);
+        } else if (o.kind == MK_ATTN) {
+            const al_cuda_prog_attn &a = o.u.at.a;
+            const void *src[3] = {a.q, a.k, a.v};
+            const int64_t len[3] = {(int64_t)a.n_head * a.head_dim, (int64_t)a.n_head_kv * a.head_dim, (int64_t)a.n_head_kv * a.head_dim};
+            for (int q = 0; q < 3; q++)
+                if (pl[i].in_tag[q] >= 0) ss[q] = shadow_need(p, src[q], len[q]);
+            if (pl[i].tag_out[0]) ss[4] = shadow_need(p, a.out, len[0]);
+            if (pl[i].tag_out[1]) ss[5] = shadow_need(p, p->part, (int64_t)p->part_floats);
+        }
+        for (int q = 0; q < NS; q++)
+            if (ss[q] == -1) st = al_err(AL_ERR_UNSUPPORTED, "cuda prog: more than 12 tagged buffers");
+    }
+    for (int i = 0; i < p->n_shadow && !al_failed(&st); i++)
+        if (!p->shadow[i].words) st = al_cuda_alloc(p->c, (void **)&p->shadow[i].words, sizeof(uint2) * (size_t)p->shadow[i].n);
+    if (!al_failed(&st) && p->n_shadow) st = al_cuda_alloc(p->c, (void **)&p->tag_fail, sizeof(int)); /* zeroed */
+#define SH(q) (ss[q] >= 0 ? p->shadow[ss[q]].words : NULL)
+    for (int i = 0; i < n && !al_failed(&st); i++) {
+        const int *ss = sl + NS * i;
+        if (p->ops[i].kind == MK_MATVEC) {
+            mmq_args &a = p->ops[i].u.mv;
+            a.tx = SH(0), a.th = SH(1), a.td = SH(2), a.tatt = SH(3);
+            for (int m = 0; m < 4; m++) a.ty[m] = SH(4 + m);
+            a.th_out = SH(8);
+            a.tag_x = pl[i].in_tag[AL_PLAN_X], a.tag_h = pl[i].in_tag[AL_PLAN_H], a.tag_d = pl[i].in_tag[AL_PLAN_D];
+            a.tag_m = pl[i].in_tag[AL_PLAN_M];
+            a.tag_y = i;
+            a.tag_fail = p->tag_fail;
+            a.tag_mode = p->tag_mode;
+        } else if (p->ops[i].kind == MK_ATTN) {
+            mk_attn &m = p->ops[i].u.at;
+            m.tq = SH(0), m.tk = SH(1), m.tv = SH(2);
+            m.tag_q = pl[i].in_tag[0], m.tag_k = pl[i].in_tag[1], m.tag_v = pl[i].in_tag[2];
+            m.tout = SH(4), m.tpart = SH(5);
+            m.tag_self = i;
+            m.tag_fail = p->tag_fail;
+            m.tag_mode = p->tag_mode;
+        }
+    }
+#undef SH
+    free(sl);
+    free(po);
+    free(pl);
+    p->tag0 = 1;
+    return st;
+}
+
 extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     al_cuda *c = p->c;
     if (p->ready) return al_err(AL_ERR_INVALID, "cuda prog: already finished");
@@ -911,11 +1119,12 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         n->u.mv.h = p->emb;
         n->u.mv.h_blk = 1;
     }
-    p->n_sync = 0;
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
+    if (p->tagged) AL_TRY(prog_tag(p));
+    p->n_sync = 0;
     for (int i = 0; i < p->n_ops; i++) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
-        p->n_sync += p->ops[i].sync;
+        p->n_sync += p->ops[i].sync == 1; /* sync 2 (an attention's, some positions): counted per run */
     }
     AL_TRY(al_cuda_alloc(c, (void **)&p->d_ops, sizeof(mk_op) * (size_t)p->n_ops));
     return al_cuda_upload(c, p->d_ops, p->ops, sizeof(mk_op) * (size_t)p->n_ops);
@@ -930,12 +1139,23 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     unsigned long long *bar = p->bar, base = p->epoch, *tm = p->tm;
     if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + mk_tm_ph(n_ops), 0, sizeof(unsigned long long) * MK_NPH, p->c->stream), "timing reset");
     int sub_bytes = (int)p->sub_smem, poller = p->poller, pre_flags = (p->no_unit_pre ? 0 : MK_PRE_UNITS) | (p->norm_prefetch ? MK_PRE_NORM : 0);
-    void *args[] = {(void *)&ops, (void *)&n_ops, (void *)&pos,       (void *)&token,  (void *)&bar,
-                    (void *)&base, (void *)&tm,   (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags};
+    unsigned tag0 = p->tag0;
+    void *args[] = {(void *)&ops,       (void *)&n_ops,  (void *)&pos,       (void *)&token, (void *)&bar, (void *)&base,
+                    (void *)&tm,        (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags, (void *)&tag0};
     AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
                                             p->c->stream),
                 "persistent decode kernel");
-    p->epoch += (unsigned long long)p->n_sync * (unsigned long long)p->grid;
+    int n_sync = p->n_sync;
+    for (int i = 0; i < p->n_ops; i++) n_sync += p->ops[i].sync == 2 && mk_attn_counts(p->ops[i].u.at, pos);
+    p->epoch += (unsigned long long)n_sync * (unsigned long long)p->grid;
+    if (p->tagged) { /* the next run's tags; before they would wrap, every copy back to tag 0 */
+        p->tag0 += (unsigned)n_ops;
+        if (p->tag0 > 0xFFFFFFFFu - (unsigned)n_ops - 1u) {
+            for (int i = 0; i < p->n_shadow; i++)
+                AL_CUDA_TRY(cudaMemsetAsync(p->shadow[i].words, 0, sizeof(uint2) * (size_t)p->shadow[i].n, p->c->stream), "tag reset");
+            p->tag0 = 1;
+        }
+    }
     return al_ok();
 }
 
@@ -946,6 +1166,19 @@ extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = 
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
+extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) { p->tagged = level < AL_TAG_OFF ? AL_TAG_OFF : level > AL_TAG_FULL ? AL_TAG_FULL : level; }
+extern "C" void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) {
+    p->tag_mode = (p->tag_mode & ~MMQ_TAG_NAP) | (ns < 0 ? 0 : ns > 1000 ? 1000 : ns);
+}
+extern "C" void al_cuda_prog_set_tag_scope(al_cuda_prog *p, bool gpu) {
+    p->tag_mode = (p->tag_mode & ~MMQ_TAG_GPU) | (gpu ? MMQ_TAG_GPU : 0);
+}
+extern "C" al_status al_cuda_prog_tag_failed(al_cuda_prog *p, bool *failed) {
+    int f = 0;
+    if (p->tag_fail) AL_TRY(al_cuda_download(p->c, &f, p->tag_fail, sizeof f));
+    *failed = f != 0;
+    return al_ok();
+}
 
 extern "C" void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_blocks) {
     if (n_ops) *n_ops = p ? p->n_ops : 0;
