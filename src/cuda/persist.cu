@@ -36,6 +36,12 @@
  *  - MK_SHIFT: conv state ← its last d_conv - 2 columns + the new input (grid-stride over channels);
  *    recorded right after MK_SSM with no barrier between it and the next op, so every MK_SSM unit
  *    has read the old state before it moves.
+ * Tagged hand-off (al_cuda_prog_set_tagged, off by default): where cuda/prog_plan.h drops the barrier
+ * after an op, the op also stores its output as {value, tag} words (tag: the run's tag0 + op index)
+ * beside the plain floats, and the next op's readers reload those words until they carry that tag
+ * (mmq_ldt / mmq_tagged*); an attention whose barrier went still meets one at positions where its
+ * last unit per KV head merges the splits (op sync 2). A wait that never ends gives up after
+ * MMQ_TAG_SPINS reloads and sets tag_fail (al_cuda_prog_tag_failed) instead of hanging the GPU.
  */
 #include <stdio.h>
 #include <stdlib.h>
