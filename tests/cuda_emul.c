@@ -509,16 +509,15 @@ static al_status r_qkv(al_cuda *c, const void *p) {
             al_op_rope(q, 1, a->n_head, hd, &a->pos[t], &rc, a->inv_freq);
             al_op_rope(kt, 1, a->n_head_kv, hd, &a->pos[t], &rc, a->inv_freq);
         }
-        row_store(a->kc, a->kv_type, a->pos[t], kt, kvd);
-        row_store(a->vc, a->kv_type, a->pos[t], a->v + t * kvd, kvd);
+        row_store(a->kcs ? a->kcs[t] : a->kc, a->kv_type, a->pos[t], kt, kvd); /* tables: read when the op runs */
+        row_store(a->vcs ? a->vcs[t] : a->vc, a->kv_type, a->pos[t], a->v + t * kvd, kvd);
     }
     free(kt);
     return al_ok();
 }
 al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) { return enqueue(c, r_qkv, a, sizeof *a); }
 
-static al_status r_attn(al_cuda *c, const void *p) {
-    const al_cuda_attn_args *a = p;
+static al_status r_attn1(al_cuda *c, const al_cuda_attn_args *a) {
     const int64_t n_past = a->d_n_past ? *a->d_n_past : a->n_past, len = n_past + a->n_tok;
     const int64_t kvd = (int64_t)a->n_head_kv * a->head_dim;
     if (len > a->n_ctx) return al_err(AL_ERR_RANGE, "attention: %lld keys in a cache of %d", (long long)len, a->n_ctx);
@@ -551,7 +550,26 @@ static al_status r_attn(al_cuda *c, const void *p) {
     free(vf);
     return st;
 }
+/* n_seq >= 2: each sequence on its own, its caches and position read from the device tables now */
+static al_status r_attn(al_cuda *c, const void *p) {
+    const al_cuda_attn_args *a = p;
+    if (a->n_seq <= 1) return r_attn1(c, a);
+    const int64_t qd = (int64_t)a->n_head * a->head_dim;
+    for (int i = 0; i < a->n_seq; i++) {
+        al_cuda_attn_args one = *a;
+        one.q = a->q + i * qd;
+        one.out = a->out + i * qd;
+        one.kc = a->kcs[i];
+        one.vc = a->vcs[i];
+        one.d_n_past = a->d_n_past + i;
+        one.n_seq = 1;
+        AL_TRY(r_attn1(c, &one));
+    }
+    return al_ok();
+}
 al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a) {
+    if (a->n_seq > 1 && (a->n_tok != 1 || !a->d_n_past || !a->kcs || !a->vcs))
+        return al_err(AL_ERR_INVALID, "cuda attention: %d sequences need one token each, device positions and cache tables", a->n_seq);
     if (a->n_tok > 1 && a->d_n_past) return al_err(AL_ERR_INVALID, "cuda attention: device n_past only for decode");
     return enqueue(c, r_attn, a, sizeof *a);
 }
@@ -832,10 +850,10 @@ static al_status r_pattn(al_cuda *c, const void *args) {
     if (a->bv) al_op_add(v, a->bv, v, kvd);
     const int32_t pos = pa->p->pos;
     al_cuda_qkv_args qa = {q, k, v, a->q_norm, a->k_norm, a->eps, 1, a->n_head, a->n_head_kv, a->head_dim, &pos,
-                           a->rope_mode, a->n_dims, a->inv_freq, a->kc, a->vc, a->kv_type};
+                           a->rope_mode, a->n_dims, a->inv_freq, a->kc, a->vc, a->kv_type, NULL, NULL};
     al_status st = r_qkv(c, &qa);
     al_cuda_attn_args aa = {q, a->kc, a->vc, a->kv_type, a->out, 1, pos, NULL, a->n_ctx, a->n_head, a->n_head_kv,
-                            a->head_dim, a->window, a->scale};
+                            a->head_dim, a->window, a->scale, 1, NULL, NULL};
     if (!al_failed(&st)) st = r_attn(c, &aa);
     free(q);
     return st;

@@ -586,7 +586,7 @@ static void attn_case(int n_head, int n_kv, int hd, int64_t n_past, int64_t n_to
     CHECK_OK(al_cuda_kv_store(g_cu, dv, kvt, row, dsrc_v + n_past * row, row, n_tok, n_past, dev_pos ? dnp : NULL));
     float *dq = devf(q, n_tok * n_head * hd), *dout = devf(NULL, n_tok * n_head * hd);
     al_cuda_attn_args ga = {dq, dk, dv, kvt, dout, n_tok, dev_pos ? 0 : n_past, dev_pos ? dnp : NULL, n_ctx,
-                            n_head, n_kv, hd, window, scale};
+                            n_head, n_kv, hd, window, scale, 1, NULL, NULL};
     CHECK_OK(al_cuda_attention(g_cu, &ga));
     float *y = back(dout, n_tok * n_head * hd);
     char what[128];
@@ -597,9 +597,63 @@ static void attn_case(int n_head, int n_kv, int hd, int64_t n_past, int64_t n_to
     FREE_D(dk), FREE_D(dv), FREE_D(dsrc_k), FREE_D(dsrc_v), FREE_D(dnp), FREE_D(dq), FREE_D(dout);
 }
 
+/* batched decode (n_seq sequences, one launch): sequence i at position pos[i] with its own caches,
+ * named by device tables; against the CPU reference per sequence. The caches are filled through
+ * al_cuda_qkv_post with its per-token cache tables (no norms, no RoPE: a plain store), so that path
+ * is checked by the attention result too. */
+static void attn_batch_case(int n_seq, int n_head, int n_kv, int hd, int window, al_type kvt) {
+    const int n_ctx = 300, pos[5] = {0, 130, 37, 299, 64};
+    const int64_t row = (int64_t)n_kv * hd, qd = (int64_t)n_head * hd;
+    const size_t es = kvt == AL_TYPE_F16 ? 2 : 4;
+    float *q = rand_vec(n_seq * qd, 1.5f), *ref = malloc(sizeof(float) * (size_t)(n_seq * qd));
+    float *scr = malloc(sizeof(float) * (size_t)n_ctx);
+    const float scale = 1.0f / sqrtf((float)hd);
+    void *kcs[5], *vcs[5];
+    float *hk[5], *hv[5], *knew = malloc(sizeof(float) * (size_t)(n_seq * row)), *vnew = malloc(sizeof(float) * (size_t)(n_seq * row));
+    int32_t ps[5];
+    for (int i = 0; i < n_seq; i++) {
+        ps[i] = pos[i];
+        const int64_t tot = pos[i] + 1;
+        hk[i] = rand_vec(tot * row, 1.5f), hv[i] = rand_vec(tot * row, 1.0f);
+        if (kvt == AL_TYPE_F16) round_f16(hk[i], tot * row), round_f16(hv[i], tot * row);
+        kcs[i] = dev(NULL, es * (size_t)(n_ctx * row)), vcs[i] = dev(NULL, es * (size_t)(n_ctx * row));
+        float *dsk = devf(hk[i], tot * row), *dsv = devf(hv[i], tot * row);
+        if (pos[i] > 0) { /* the past rows; the newest through qkv_post below */
+            CHECK_OK(al_cuda_kv_store(g_cu, kcs[i], kvt, row, dsk, row, pos[i], 0, NULL));
+            CHECK_OK(al_cuda_kv_store(g_cu, vcs[i], kvt, row, dsv, row, pos[i], 0, NULL));
+        }
+        FREE_D(dsk), FREE_D(dsv);
+        memcpy(knew + i * row, hk[i] + (int64_t)pos[i] * row, sizeof(float) * (size_t)row);
+        memcpy(vnew + i * row, hv[i] + (int64_t)pos[i] * row, sizeof(float) * (size_t)row);
+        al_attn_args aa = {q + i * qd, hk[i], hv[i], ref + i * qd, 1, pos[i], n_head, n_kv, hd, window, scale, scr, AL_ISA_SCALAR};
+        al_op_attention(NULL, &aa);
+    }
+    void **dkt = dev(kcs, sizeof(void *) * (size_t)n_seq), **dvt = dev(vcs, sizeof(void *) * (size_t)n_seq);
+    int32_t *dpos = dev(ps, sizeof(int32_t) * (size_t)n_seq);
+    float *dq = devf(q, n_seq * qd), *dkn = devf(knew, n_seq * row), *dvn = devf(vnew, n_seq * row), *dout = devf(NULL, n_seq * qd);
+    al_cuda_qkv_args qa = {dq, dkn, dvn, NULL, NULL, 1e-6f, n_seq, n_head, n_kv, hd, dpos, 0, 0, NULL, NULL, NULL, kvt, dkt, dvt};
+    CHECK_OK(al_cuda_qkv_post(g_cu, &qa));
+    al_cuda_attn_args ga = {dq, NULL, NULL, kvt, dout, 1, 0, dpos, n_ctx, n_head, n_kv, hd, window, scale, n_seq,
+                            (const void *const *)dkt, (const void *const *)dvt};
+    CHECK_OK(al_cuda_attention(g_cu, &ga));
+    float *y = back(dout, n_seq * qd);
+    char what[128];
+    snprintf(what, sizeof what, "batched attention %d sequences h%d/%d hd%d win %d %s", n_seq, n_head, n_kv, hd, window,
+             al_type_name(kvt));
+    check_close(what, y, ref, n_seq * qd, 2e-5);
+    ga.kcs = NULL; /* a batch without its tables is refused */
+    CHECK(al_cuda_attention(g_cu, &ga).code == AL_ERR_INVALID);
+    for (int i = 0; i < n_seq; i++) free(hk[i]), free(hv[i]), FREE_D(kcs[i]), FREE_D(vcs[i]);
+    free(q), free(ref), free(scr), free(knew), free(vnew), free(y);
+    FREE_D(dkt), FREE_D(dvt), FREE_D(dpos), FREE_D(dq), FREE_D(dkn), FREE_D(dvn), FREE_D(dout);
+}
+
 static void test_attention(void) {
     const al_type kvts[2] = {AL_TYPE_F32, AL_TYPE_F16};
     for (int i = 0; i < 2; i++) {
+        attn_batch_case(5, 16, 8, 128, 0, kvts[i]);
+        attn_batch_case(3, 32, 8, 64, 40, kvts[i]);
+        attn_batch_case(2, 6, 2, 48, 0, kvts[i]);
         attn_case(6, 2, 64, 0, 37, 0, kvts[i], false);
         attn_case(6, 2, 16, 5, 37, 0, kvts[i], false);
         attn_case(4, 4, 128, 40, 70, 9, kvts[i], false);
@@ -873,7 +927,7 @@ static void test_fused(void) {
         int32_t *dpos = dev(pos, sizeof pos);
         size_t es = kvi ? 2 : 4;
         void *kc = dev(NULL, es * (size_t)(n_ctx * nkv * hd)), *vc = dev(NULL, es * (size_t)(n_ctx * nkv * hd));
-        al_cuda_qkv_args qa = {dq, dk, dv, dqn, dkn, 1e-6f, T, nh, nkv, hd, dpos, 2, nd, dinv, kc, vc, kvt};
+        al_cuda_qkv_args qa = {dq, dk, dv, dqn, dkn, 1e-6f, T, nh, nkv, hd, dpos, 2, nd, dinv, kc, vc, kvt, NULL, NULL};
         CHECK_OK(al_cuda_qkv_post(g_cu, &qa));
         float *gq = back(dq, T * nh * hd);
         check_close("qkv_post q", gq, qr, T * nh * hd, 2e-5);

@@ -183,6 +183,11 @@ typedef struct al_cuda_attn_args {
     int n_ctx;                /* cache capacity (rows) */
     int n_head, n_head_kv, head_dim, window;
     float scale;
+    /* n_seq >= 2 (batched decode): n_seq sequences of one token each (n_tok 1): q and out row i, position
+     * d_n_past[i], caches kcs[i] / vcs[i] (device arrays of n_seq pointers; kc / vc unused); n_ctx the
+     * largest capacity among them. One launch for all. 0 or 1: the fields above alone. */
+    int n_seq;
+    const void *const *kcs, *const *vcs;
 } al_cuda_attn_args;
 al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a);
 /* Decode/prefill glue of one attention layer in one launch, per token t (position pos[t], device):
@@ -201,6 +206,8 @@ typedef struct al_cuda_qkv_args {
     const float *inv_freq;
     void *kc, *vc;
     al_type kv_type;
+    /* batched decode: token t's caches kcs[t] / vcs[t] (device arrays of n_tok pointers) instead of kc / vc */
+    void *const *kcs, *const *vcs;
 } al_cuda_qkv_args;
 al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a);
 al_status al_cuda_kv_store(al_cuda *c, void *cache, al_type kv_type, int64_t row, const float *src, int64_t ld_src,

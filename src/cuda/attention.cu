@@ -108,18 +108,23 @@ __global__ void __launch_bounds__(128) k_flash(const float *__restrict__ q, cons
     }
 }
 
-/* part: [n_head][n_split][D + 2] = o[D] (unnormalised), m, l */
+/* part: [seq][n_head][n_split][D + 2] = o[D] (unnormalised), m, l; sequence blockIdx.z (kcs / vcs:
+ * its caches, q its row, d_n_past[seq] its position; else kc / vc and seq 0) */
 template <int D, typename KV>
 __global__ void __launch_bounds__(128) k_decode(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__restrict__ vc,
                                                 float *__restrict__ part, int n_split, int64_t n_past, const int32_t *d_n_past,
-                                                int n_head, int n_head_kv, int hd, int window, float scale) {
+                                                int n_head, int n_head_kv, int hd, int window, float scale,
+                                                const void *const *kcs, const void *const *vcs) {
     al_pdl_begin();
     __shared__ float qs[D];
     __shared__ float sc[DEC_CH];
     __shared__ float red[8];
-    const int h = blockIdx.x, split = blockIdx.y, hk = h / (n_head / n_head_kv);
+    const int h = blockIdx.x, split = blockIdx.y, seq = blockIdx.z, hk = h / (n_head / n_head_kv);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t pos = d_n_past ? (int64_t)*d_n_past : n_past; /* the query's position */
+    if (kcs) kc = (const KV *)kcs[seq], vc = (const KV *)vcs[seq];
+    q += (int64_t)seq * n_head * hd;
+    part += (int64_t)seq * n_head * n_split * (D + 2);
+    const int64_t pos = d_n_past ? (int64_t)d_n_past[seq] : n_past; /* the query's position */
     const int64_t j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
     int64_t start = (int64_t)split * DEC_CH, end = start + DEC_CH;
     if (end > pos + 1) end = pos + 1;
@@ -169,11 +174,13 @@ __global__ void __launch_bounds__(128) k_decode(const float *__restrict__ q, con
     if (threadIdx.x == 0) pp[D] = mx, pp[D + 1] = sum;
 }
 
+/* head blockIdx.x of sequence blockIdx.y (part and out rows of gridDim.x heads per sequence) */
 template <int D>
 __global__ void k_decode_combine(const float *__restrict__ part, int n_split, int hd, float *__restrict__ out) {
     al_pdl_begin();
-    const int h = blockIdx.x;
-    const float *ph = part + (int64_t)h * n_split * (D + 2);
+    const int h = blockIdx.x, seq = blockIdx.y;
+    const float *ph = part + ((int64_t)seq * gridDim.x + h) * n_split * (D + 2);
+    out += (int64_t)seq * gridDim.x * hd;
     float M = -INFINITY;
     for (int s = 0; s < n_split; s++) M = fmaxf(M, ph[s * (D + 2) + D]);
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -192,13 +199,15 @@ __global__ void k_decode_combine(const float *__restrict__ part, int n_split, in
 template <int D, typename KV> static al_status attn_run(al_cuda *c, const al_cuda_attn_args *a) {
     const KV *kc = (const KV *)a->kc, *vc = (const KV *)a->vc;
     if (a->n_tok == 1) {
-        const int n_split = (int)al_cdiv(a->n_ctx, DEC_CH);
+        const int n_split = (int)al_cdiv(a->n_ctx, DEC_CH), ns = a->n_seq > 1 ? a->n_seq : 1;
         void *s;
-        AL_TRY(al_cuda_scratch(c, sizeof(float) * (size_t)a->n_head * (size_t)n_split * (D + 2), &s));
+        AL_TRY(al_cuda_scratch(c, sizeof(float) * (size_t)ns * (size_t)a->n_head * (size_t)n_split * (D + 2), &s));
         float *part = (float *)s;
-        AL_CUDA_TRY(al_launch(c, (k_decode<D, KV>), dim3((unsigned)a->n_head, (unsigned)n_split), 128, 0,
-            a->q, kc, vc, part, n_split, a->n_past, a->d_n_past, a->n_head, a->n_head_kv, a->head_dim, a->window, a->scale), "attention decode");
-        return al_cuda_status(al_launch(c, k_decode_combine<D>, (unsigned)a->n_head, D < 128 ? D : 128, 0, part, n_split, a->head_dim, a->out), "attention combine");
+        AL_CUDA_TRY(al_launch(c, (k_decode<D, KV>), dim3((unsigned)a->n_head, (unsigned)n_split, (unsigned)ns), 128, 0,
+            a->q, kc, vc, part, n_split, a->n_past, a->d_n_past, a->n_head, a->n_head_kv, a->head_dim, a->window, a->scale,
+            ns > 1 ? a->kcs : NULL, ns > 1 ? a->vcs : NULL), "attention decode");
+        return al_cuda_status(al_launch(c, k_decode_combine<D>, dim3((unsigned)a->n_head, (unsigned)ns), D < 128 ? D : 128, 0, part,
+                                        n_split, a->head_dim, a->out), "attention combine");
     }
     const size_t smem = sizeof(float) * (size_t)(FA_BQ * D + FA_BK * (D + 1) + FA_BK * D);
     if (smem > 48 * 1024)
@@ -221,6 +230,8 @@ extern "C" al_status al_cuda_attention(al_cuda *c, const al_cuda_attn_args *a) {
     if (a->n_head <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->head_dim <= 0 || a->head_dim > 256)
         return al_err(AL_ERR_INVALID, "cuda attention: heads %d/%d, head_dim %d", a->n_head, a->n_head_kv, a->head_dim);
     if (a->n_tok <= 0) return al_ok();
+    if (a->n_seq > 1 && (a->n_tok != 1 || !a->d_n_past || !a->kcs || !a->vcs))
+        return al_err(AL_ERR_INVALID, "cuda attention: %d sequences need one token each, device positions and cache tables", a->n_seq);
     if (a->n_tok > 1 && a->d_n_past) return al_err(AL_ERR_INVALID, "cuda attention: device n_past only for decode");
     if (a->n_tok == 1 && a->n_ctx <= 0) return al_err(AL_ERR_INVALID, "cuda attention: decode needs n_ctx");
     if (!a->d_n_past && a->n_past + a->n_tok > (int64_t)a->n_ctx && a->n_ctx > 0)

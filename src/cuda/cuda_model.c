@@ -321,6 +321,7 @@ struct al_cuda_session {
     int32_t *d_stage;  /* [1 + ubatch]: n_past, then token ids */
     int32_t *h_stage;  /* pinned twin */
     int32_t *d_pos;    /* [ubatch] positions */
+    void **d_kvtab, **h_kvtab; /* batched decode led by this session: [n_layer][2][BATCH_MAX] K / V cache of each row (device, pinned twin) */
     int32_t *moe_ids;  /* [ubatch][n_expert_used] */
     float *moe_w;
     al_cuda_graph *graph;
@@ -428,11 +429,13 @@ al_status al_cuda_session_init(al_cuda_session **out, al_cuda_model *cm, const a
     A(s->logits, (size_t)LOGIT_ROWS * (size_t)hp->n_vocab * f);
     A(s->d_stage, (ub + 1) * sizeof(int32_t));
     A(s->d_pos, ub * sizeof(int32_t));
+    A(s->d_kvtab, (size_t)hp->n_layer * 2 * BATCH_MAX * sizeof(void *));
     A(s->moe_ids, ub * (size_t)imax(1, hp->n_expert_used) * sizeof(int32_t));
     A(s->moe_w, ub * (size_t)imax(1, hp->n_expert_used) * f);
 #undef A
     if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_stage, (ub + 1) * sizeof(int32_t));
     if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_logits, sizeof(float) * (size_t)hp->n_vocab);
+    if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_kvtab, (size_t)hp->n_layer * 2 * BATCH_MAX * sizeof(void *));
     if (!al_failed(&st) && cm->first > 0) {
         st = al_session_init_layers(&s->cpu, cm->m, n_ctx, cm->first);
         if (!al_failed(&st)) st = al_cuda_host_alloc((void **)&s->h_host, ub * d * f);
@@ -466,10 +469,11 @@ void al_cuda_session_free(al_cuda_session *s) {
         free(s->lc);
     }
     void *bufs[] = {s->h, s->h2, s->emb0, s->xin, s->delta, s->xn, s->t0, s->t1, s->t2, s->t3, s->big, s->logits,
-                    s->d_stage, s->d_pos, s->moe_ids, s->moe_w};
+                    s->d_stage, s->d_pos, s->moe_ids, s->moe_w, s->d_kvtab};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) al_cuda_release(c, bufs[i]);
     al_cuda_host_free(s->h_stage);
     al_cuda_host_free(s->h_logits);
+    al_cuda_host_free(s->h_kvtab);
     al_cuda_host_free(s->h_host);
     al_cuda_host_free(s->emb_host);
     al_session_free(s->cpu);
@@ -682,24 +686,22 @@ static al_status attention(al_cuda_session *s, int il, const g_attn *a, const g_
         AL_TRY(mm_adapter(s, L->z_ad[1], in->x, in->ldx, k, n));
         AL_TRY(mm_adapter(s, L->z_ad[2], in->x, in->ldx, v, n));
     }
-    /* all n tokens of this sequence, or (batched decode) row i the token of bat[i] at d_pos[i] == bat[i]->pos */
-    const int64_t seqs = s->bat ? n : 1, nt = s->bat ? 1 : n;
-    for (int64_t i = 0; i < seqs; i++) { /* per-head norms, RoPE, K/V into the cache at positions d_pos */
-        al_cuda_session *b = s->bat ? s->bat[i] : s;
-        al_cuda_qkv_args qa = {q + i * qd, k + i * kvd, v + i * kvd, a->q_norm, a->k_norm, eps, nt, hp->n_head,
-                               hp->n_head_kv, hp->head_dim, s->d_pos + i, rope, hp->rope_dim, s->cm->inv_freq, b->lc[il].k,
-                               b->lc[il].v, b->kv_type};
-        AL_TRY(al_cuda_qkv_post(s->cu, &qa));
-    }
+    /* per-head norms, RoPE, K/V into the cache at positions d_pos: all n tokens of this sequence, or
+     * (batched decode) row i the token of bat[i] at d_pos[i] == bat[i]->pos into its cache, the caches
+     * named by the leader's table (decode_batch fills it), one launch for all rows */
+    void *const *kt = s->bat ? s->d_kvtab + (size_t)il * 2 * BATCH_MAX : NULL, *const *vt = kt ? kt + BATCH_MAX : NULL;
+    al_cuda_qkv_args qa = {q, k, v, a->q_norm, a->k_norm, eps, n, hp->n_head, hp->n_head_kv, hp->head_dim, s->d_pos, rope,
+                           hp->rope_dim, s->cm->inv_freq, kt ? NULL : c->k, kt ? NULL : c->v, s->kv_type, kt, vt};
+    AL_TRY(al_cuda_qkv_post(s->cu, &qa));
     float *ao = s->t1; /* over k: every row's K is in its cache now */
-    for (int64_t i = 0; i < seqs; i++) {
-        al_cuda_session *b = s->bat ? s->bat[i] : s;
-        /* decode reads the position from device memory (graphs): single, d_stage[0]; batched, d_pos[i] */
-        const int32_t *dnp = s->bat ? s->d_pos + i : n == 1 ? s->d_stage : NULL;
-        al_cuda_attn_args aa = {q + i * qd, b->lc[il].k, b->lc[il].v, b->kv_type, ao + i * qd, nt, b->pos, dnp, b->n_ctx,
-                                hp->n_head, hp->n_head_kv, hp->head_dim, hp->sliding_window, scale};
-        AL_TRY(al_cuda_attention(s->cu, &aa));
-    }
+    /* decode reads the position from device memory (graphs): single, d_stage[0]; batched, d_pos[i] */
+    const int32_t *dnp = s->bat ? s->d_pos : n == 1 ? s->d_stage : NULL;
+    int n_ctx = s->n_ctx;
+    for (int64_t i = 0; s->bat && i < n; i++) n_ctx = s->bat[i]->n_ctx > n_ctx ? s->bat[i]->n_ctx : n_ctx;
+    al_cuda_attn_args aa = {q, c->k, c->v, s->kv_type, ao, s->bat ? 1 : n, s->pos, dnp, n_ctx, hp->n_head, hp->n_head_kv,
+                            hp->head_dim, hp->sliding_window, scale, s->bat ? (int)n : 1, (const void *const *)kt,
+                            (const void *const *)vt};
+    AL_TRY(al_cuda_attention(s->cu, &aa));
     return mm(s, &a->wo, ao, qd, out, n, a->bo);
 }
 
@@ -1127,6 +1129,7 @@ al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t
         if (ss[i]->cm != s->cm) return al_err(AL_ERR_INVALID, "decode batch: sessions of different models");
         for (int j = 0; j < i; j++)
             if (ss[j] == ss[i]) return al_err(AL_ERR_INVALID, "decode batch: session %d appears twice", i);
+        if (ss[i]->kv_type != s->kv_type) return al_err(AL_ERR_INVALID, "decode batch: sessions of different KV cache types");
         AL_TRY(check_tokens(ss[i], &tok[i], 1));
     }
     if (n == 1) return decode_step(s, tok, logits[0], NULL);
@@ -1138,6 +1141,14 @@ al_status al_cuda_session_decode_batch(al_cuda_session *const *ss, const int32_t
     for (int i = 0; i < n; i++) s->h_stage[1 + n + i] = ss[i]->pos;
     AL_TRY(al_cuda_copy_async(c, s->d_stage, s->h_stage, sizeof(int32_t) * (size_t)(n + 1)));
     AL_TRY(al_cuda_copy_async(c, s->d_pos, s->h_stage + 1 + n, sizeof(int32_t) * (size_t)n));
+    /* the rows' K / V caches per layer, for the attention ops' one launch over all rows */
+    const int L = s->hp->n_layer;
+    for (int il = s->cm->first; il < L; il++)
+        for (int i = 0; i < n; i++) {
+            s->h_kvtab[((size_t)il * 2) * BATCH_MAX + i] = ss[i]->lc[il].k;
+            s->h_kvtab[((size_t)il * 2 + 1) * BATCH_MAX + i] = ss[i]->lc[il].v;
+        }
+    AL_TRY(al_cuda_copy_async(c, s->d_kvtab, s->h_kvtab, (size_t)L * 2 * BATCH_MAX * sizeof(void *)));
     if (s->cpu) {
         for (int i = 0; i < n; i++) AL_TRY(cpu_front(s, ss[i], i, &tok[i], 1));
         AL_TRY(cpu_upload(s, n));

@@ -381,7 +381,7 @@ __global__ void k_qkv_post(al_cuda_qkv_args a) {
         return;
     }
     const int64_t off = (int64_t)p * nkv * hd + (int64_t)head * hd;
-    void *cache = kind == 1 ? a.kc : a.vc;
+    void *cache = kind == 1 ? (a.kcs ? a.kcs[t] : a.kc) : (a.vcs ? a.vcs[t] : a.vc);
     if (a.kv_type == AL_TYPE_F16)
         for (int i = threadIdx.x; i < hd; i += blockDim.x) ((__half *)cache)[off + i] = al_kv_t<__half>(xs[i]);
     else
@@ -390,7 +390,7 @@ __global__ void k_qkv_post(al_cuda_qkv_args a) {
 
 extern "C" al_status al_cuda_qkv_post(al_cuda *c, const al_cuda_qkv_args *a) {
     if (a->head_dim <= 0 || a->head_dim > 256 || a->n_dims > a->head_dim || a->n_dims % 2 || a->rope_mode < 0 ||
-        a->rope_mode > 2 || (a->kv_type != AL_TYPE_F16 && a->kv_type != AL_TYPE_F32))
+        a->rope_mode > 2 || (a->kv_type != AL_TYPE_F16 && a->kv_type != AL_TYPE_F32) || !a->kcs != !a->vcs)
         return al_err(AL_ERR_INVALID, "cuda qkv_post: head_dim %d, rope %d/%d", a->head_dim, a->rope_mode, a->n_dims);
     if (a->n_tok == 0) return al_ok();
     dim3 grid((unsigned)a->n_tok, (unsigned)(a->n_head + 2 * a->n_head_kv));
