@@ -930,6 +930,8 @@ void al_cuda_prog_shape(const al_cuda_prog *p, int *n_ops, int *n_sync, int *n_b
     if (n_sync) *n_sync = p ? p->ops.n : 0;
     if (n_blocks) *n_blocks = p ? 1 : 0;
 }
+void al_cuda_prog_set_cluster(al_cuda_prog *p, int blocks) { (void)p, (void)blocks; }
+int al_cuda_prog_cluster(const al_cuda_prog *p) { return (void)p, 1; }
 void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { (void)p, (void)steps; }
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)keys; }

@@ -157,12 +157,13 @@ static void compare(const char *name, const char *path, const char *cpu_path, co
         al_cuda_session_params np = gp;
         np.persist_no_unit_pre = true;
         np.persist_poller = 0;
+        np.persist_cluster = 2; /* clusters of 2 where the GPU holds the grid in them */
         np.persist_ahead = 3;
         np.persist_norm_prefetch = true;
         REQUIRE_OK(al_cuda_session_init(&ns, cm, &np));
         for (int i = 0; i < T; i++) CHECK_OK(al_cuda_session_eval(ns, &r->ids[i], 1, lg, false));
         double en = al_test_rel_err(lg, lc, (size_t)V);
-        printf(", units prepared after the barrier, poller 0, prefetch 3 steps ahead, norm prefetch: %.3g", en);
+        printf(", units prepared after the barrier, poller 0, clusters of 2, prefetch 3 steps ahead, norm prefetch: %.3g", en);
         CHECKF(en < tol_step, "%s %s: step-by-step with the decode knobs set, vs CPU rel err %g", name, al_type_name(kvt), en);
         al_cuda_session_free(ns);
     }
@@ -312,7 +313,7 @@ static void test_persistent(void) {
                 CHECKF(e1 < 5e-2 && e2 < 5e-2, "%s %s: persistent decode differs from the graph path: %g / %g", archs[i],
                        kv ? "F32" : "F16", e1, e2);
                 /* tagged hand-off (al_cuda_prog_set_tagged), each level: fewer barriers, the same results; the F32-cache
-                 * runs with gpu-scope words and a nap between reloads */
+                 * runs with gpu-scope words, a nap between reloads and clusters of 2 */
                 int ns_prev = 0;
                 al_cuda_prog_shape(al_cuda_session_prog(sa), NULL, &ns_prev, NULL);
                 for (int lv = AL_TAG_PRODUCTS; lv <= AL_TAG_FULL; lv++) {
@@ -320,6 +321,7 @@ static void test_persistent(void) {
                     pt.persist_tagged = lv;
                     pt.persist_tag_gpu = kv;
                     pt.persist_tag_nap = kv ? 64 : 0;
+                    pt.persist_cluster = kv ? 2 : 0; /* the barriers left in clusters of 2 (where the GPU holds them) */
                     al_cuda_session *sc = NULL;
                     REQUIRE_OK(al_cuda_session_init(&sc, cm, &pt));
                     CHECKF(al_cuda_session_persistent_active(sc, &why), "%s: tagged persistent decode off (%s)", archs[i], why.msg);

@@ -317,6 +317,12 @@ void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on);
  * issues their copies while the barrier is pending (al_cuda_prog_set_unit_pre), which delays its
  * poll: sub-block 3 polling measured +1.0-1.6 % tg128 on the H200 (docs/benchmarks-cuda.md v13). */
 void al_cuda_prog_set_poller(al_cuda_prog *p, int sub);
+/* Before al_cuda_prog_finish: launch in thread-block clusters of `blocks` (2 or 4; else none, the
+ * default) whose first block arrives on the grid barrier for the cluster after the cluster barrier
+ * (grid / blocks arrivals on the counter instead of grid). Dropped at finish where the GPU cannot
+ * hold the whole grid in such clusters (al_cuda_prog_cluster then says 1). */
+void al_cuda_prog_set_cluster(al_cuda_prog *p, int blocks);
+int al_cuda_prog_cluster(const al_cuda_prog *p);
 /* Before al_cuda_prog_finish: how many row steps ahead a product's warps put their weight rows into
  * L2 (1 .. 4; default 1: each step the next step's rows, the first step's while the barrier before
  * the product is pending). */
@@ -392,6 +398,7 @@ typedef struct al_cuda_session_params {
     int persist_attn_keys;     /* al_cuda_prog_set_attn_split (0: default) */
     bool persist_no_unit_pre;  /* al_cuda_prog_set_unit_pre(false) */
     int persist_poller;        /* al_cuda_prog_set_poller (default params: -1, the program's default) */
+    int persist_cluster;       /* al_cuda_prog_set_cluster (0: none) */
     int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
     bool persist_norm_prefetch; /* al_cuda_prog_set_norm_prefetch(true) */
     int persist_tagged;        /* al_cuda_prog_set_tagged: an al_tag_level (default params: off) */

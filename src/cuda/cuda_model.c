@@ -934,6 +934,7 @@ static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
         al_cuda_prog_set_merge(s->prog, !p->persist_no_merge);
         al_cuda_prog_set_unit_pre(s->prog, !p->persist_no_unit_pre);
         al_cuda_prog_set_poller(s->prog, p->persist_poller);
+        al_cuda_prog_set_cluster(s->prog, p->persist_cluster);
         al_cuda_prog_set_prefetch_ahead(s->prog, p->persist_ahead);
         al_cuda_prog_set_norm_prefetch(s->prog, p->persist_norm_prefetch);
         al_cuda_prog_set_tagged(s->prog, p->persist_tagged);

@@ -112,6 +112,7 @@ struct al_cuda_prog {
     bool no_merge; /* al_cuda_prog_set_merge(p, false) */
     bool no_unit_pre; /* al_cuda_prog_set_unit_pre(p, false) */
     int poller;       /* thread of a block that polls the grid barrier (al_cuda_prog_set_poller) */
+    int cluster;      /* al_cuda_prog_set_cluster: blocks per thread-block cluster (1: none) */
     int ahead;        /* al_cuda_prog_set_prefetch_ahead */
     bool norm_prefetch; /* al_cuda_prog_set_norm_prefetch */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
@@ -138,9 +139,29 @@ struct al_cuda_prog {
 
 /* ---- device side ---- */
 
-/* grid barrier, split: arrive (release: this block's writes become visible) ... wait (acquire) */
-__device__ __forceinline__ void mk_arrive(unsigned long long *bar) {
+/* grid barrier, split: arrive (release: this block's writes become visible) ... wait (acquire).
+ * cl > 1 (launched in clusters of cl blocks): the blocks of a cluster meet at the cluster barrier and
+ * its first block arrives on the counter for all of them (grid / cl arrivals); the others only wait
+ * for the cluster barrier in mk_wait, after their work between the two. */
+__device__ __forceinline__ unsigned mk_cl_rank() {
+    unsigned r = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+#endif
+    return r;
+}
+__device__ __forceinline__ void mk_arrive(unsigned long long *bar, int cl) {
     __syncthreads();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (cl > 1) {
+        asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+        if (mk_cl_rank() == 0) {
+            asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+            if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
+        }
+        return;
+    }
+#endif
     if (threadIdx.x == 0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
         asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
@@ -150,7 +171,10 @@ __device__ __forceinline__ void mk_arrive(unsigned long long *bar) {
 #endif
     }
 }
-__device__ __forceinline__ void mk_wait(unsigned long long *bar, unsigned long long target, int poller) {
+__device__ __forceinline__ void mk_wait(unsigned long long *bar, unsigned long long target, int poller, int cl) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (cl > 1 && mk_cl_rank() != 0) asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
     if (threadIdx.x == poller) {
         unsigned long long v;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
@@ -716,7 +740,7 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * pending). */
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
-                                                      int sub_bytes, int poller, int pre_flags, unsigned tag0) {
+                                                      int sub_bytes, int poller, int pre_flags, unsigned tag0, int cl) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
@@ -758,8 +782,8 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         /* sync 2: a barrier only where the attention's units counted arrivals (mk_attn_counts) */
         const bool bar_here = op.sync == 1 || (op.sync == 2 && mk_attn_counts(op.u.at, pos));
         if (bar_here) {
-            target += gridDim.x;
-            mk_arrive(bar);
+            target += gridDim.x / cl;
+            mk_arrive(bar, cl);
         } else {
             __syncthreads();
         }
@@ -768,7 +792,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         /* while the barrier is pending, or before a tagged hand-off's input is waited for: the next
          * product's first weight rows into L2, an attention unit's cached K/V tiles, ... */
         if (bar_here || op.kind == MK_MATVEC || op.kind == MK_ATTN) pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
-        if (bar_here) mk_wait(bar, target, poller);
+        if (bar_here) mk_wait(bar, target, poller, cl);
         mk_stamp(tm, i + 1);
     }
     mk_stamp(tm, n_ops);
@@ -1087,6 +1111,23 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     if (occ < 1) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the kernel does not fit on a multiprocessor");
     if (blocks_per_sm > 0 && blocks_per_sm < occ) occ = blocks_per_sm;
     p->grid = occ * c->prop.multiProcessorCount;
+    if (p->cluster > 1) { /* clusters only where the whole grid fits in them and they divide it */
+        int n_cl = 0;
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = (unsigned)p->cluster, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+        cfg.gridDim = dim3((unsigned)p->grid);
+        cfg.blockDim = dim3(MK_BT);
+        cfg.dynamicSmemBytes = p->smem;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        if (p->grid % p->cluster || c->prop.major < 9 ||
+            cudaOccupancyMaxActiveClusters(&n_cl, (const void *)k_persist, &cfg) != cudaSuccess || n_cl * p->cluster < p->grid) {
+            (void)cudaGetLastError();
+            p->cluster = 1;
+        }
+    }
     if (p->part_floats) {
         AL_TRY(al_cuda_alloc(c, (void **)&p->part, sizeof(float) * p->part_floats));
         AL_TRY(al_cuda_alloc(c, (void **)&p->cnt, sizeof(int) * (size_t)p->max_kv));
@@ -1146,14 +1187,31 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + mk_tm_ph(n_ops), 0, sizeof(unsigned long long) * MK_NPH, p->c->stream), "timing reset");
     int sub_bytes = (int)p->sub_smem, poller = p->poller, pre_flags = (p->no_unit_pre ? 0 : MK_PRE_UNITS) | (p->norm_prefetch ? MK_PRE_NORM : 0);
     unsigned tag0 = p->tag0;
+    int cl = p->cluster > 1 ? p->cluster : 1;
     void *args[] = {(void *)&ops,       (void *)&n_ops,  (void *)&pos,       (void *)&token, (void *)&bar, (void *)&base,
-                    (void *)&tm,        (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags, (void *)&tag0};
-    AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
-                                            p->c->stream),
-                "persistent decode kernel");
+                    (void *)&tm,        (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags, (void *)&tag0, (void *)&cl};
+    if (cl > 1) {
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute at[2];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = (unsigned)cl, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+        at[1].id = cudaLaunchAttributeCooperative;
+        at[1].val.cooperative = 1;
+        cfg.gridDim = dim3((unsigned)p->grid);
+        cfg.blockDim = dim3(MK_BT);
+        cfg.dynamicSmemBytes = p->smem;
+        cfg.stream = p->c->stream;
+        cfg.attrs = at;
+        cfg.numAttrs = 2;
+        AL_CUDA_TRY(cudaLaunchKernelExC(&cfg, (const void *)k_persist, args), "persistent decode kernel (clusters)");
+    } else {
+        AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
+                                                p->c->stream),
+                    "persistent decode kernel");
+    }
     int n_sync = p->n_sync;
     for (int i = 0; i < p->n_ops; i++) n_sync += p->ops[i].sync == 2 && mk_attn_counts(p->ops[i].u.at, pos);
-    p->epoch += (unsigned long long)n_sync * (unsigned long long)p->grid;
+    p->epoch += (unsigned long long)n_sync * (unsigned long long)(p->grid / cl);
     if (p->tagged) { /* the next run's tags; before they would wrap, every copy back to tag 0 */
         p->tag0 += (unsigned)n_ops;
         if (p->tag0 > 0xFFFFFFFFu - (unsigned)n_ops - 1u) {
@@ -1166,6 +1224,8 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
 }
 
 extern "C" void al_cuda_prog_set_rows(al_cuda_prog *p, int rows) { p->rows = rows; }
+extern "C" void al_cuda_prog_set_cluster(al_cuda_prog *p, int blocks) { p->cluster = blocks == 2 || blocks == 4 ? blocks : 1; }
+extern "C" int al_cuda_prog_cluster(const al_cuda_prog *p) { return p->cluster > 1 ? p->cluster : 1; }
 extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge = !on; }
 extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
 extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = (sub >= 0 && sub < MK_SUB ? sub : MK_POLLER) * MK_T; }
