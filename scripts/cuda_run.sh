@@ -14,8 +14,9 @@
 #           conversation (prefix reuse); alloy serve --device cuda over HTTP
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 0, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
-#   tagged  decode A/B of the tagged hand-off, twice: --tagged 0 (barriers), 1, 2, 3, 3 --tag-gpu,
-#           3 --tag-nap 64, 2 --tag-gpu (tg128 r 3 on the three models; each line says its barriers)
+#   tagged  decode A/B of the tagged hand-off and the cluster barrier, twice: --tagged 0 (barriers), 1, 2,
+#           3, 3 --tag-gpu, 3 --tag-nap 64, 2 --tag-gpu, --cluster 2, --cluster 4, --tagged 2 --cluster 2
+#           (tg128 r 3 on the three models; each decode line says its barriers and clusters)
 #   models  only make the models of the other actions (into $MODELS), for commands run by hand after
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
 #           exp-attn-adaptive", when set): its GPU tests (not with NOTESTS=1), then tg128 A/B against BIN, twice
@@ -71,7 +72,8 @@ for w in "$@"; do
     done ;;
   tagged)
     for r in 1 2; do
-      for f in "--tagged 0" "--tagged 1" "--tagged 2" "--tagged 3" "--tagged 3 --tag-gpu" "--tagged 3 --tag-nap 64" "--tagged 2 --tag-gpu"; do
+      for f in "--tagged 0" "--tagged 1" "--tagged 2" "--tagged 3" "--tagged 3 --tag-gpu" "--tagged 3 --tag-nap 64" "--tagged 2 --tag-gpu" \
+               "--cluster 2" "--cluster 4" "--tagged 2 --cluster 2"; do
         echo "== $f" | tee -a "$OUT/tagged.log"
         # shellcheck disable=SC2086
         timeout 100 "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 |
