@@ -148,6 +148,12 @@ static void test_dot(void) {
     check_dots<AL_TYPE_Q4_K>("Q4_K");
     check_dots<AL_TYPE_Q5_K>("Q5_K");
     check_dots<AL_TYPE_Q6_K>("Q6_K");
+    check_dots<AL_TYPE_Q4_0>("Q4_0");
+    check_dots<AL_TYPE_Q4_1>("Q4_1");
+    check_dots<AL_TYPE_Q5_0>("Q5_0");
+    check_dots<AL_TYPE_Q5_1>("Q5_1");
+    check_dots<AL_TYPE_IQ4_NL>("IQ4_NL");
+    check_dots<AL_TYPE_IQ4_XS>("IQ4_XS");
 }
 
 int main(void) {

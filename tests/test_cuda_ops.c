@@ -2,9 +2,11 @@
  * test_cuda_ops.c — every GPU op of alloy/cuda.h against its CPU reference (alloy/ops.h, the GGUF
  * reference dequantizer, al_cpu_matmul) on random inputs at odd sizes.
  *  - matmul: random block bytes (sane f16 scales) of every GPU type; m = 1 and 3 (block-reading
- *    matrix-vector, fp32) within 1e-4 of max |ref| against a float64 product with the reference
- *    dequantization; m = 19 (F16 GEMM) within 4e-3 (F32 weights: SGEMM, 1e-5); al_cpu_matmul agrees
- *    within 3e-2 (it rounds activations to Q8); matmul_id and get_rows likewise.
+ *    matrix-vector: int8 activations for every quantized type, 2e-2; fp32 for the float types, 1e-4)
+ *    of max |ref| against a float64 product with the reference dequantization; m = 19 (F16 GEMM)
+ *    within 4e-3 (F32 weights: SGEMM, 1e-5); al_cpu_matmul agrees within 3e-2 (it rounds activations
+ *    to Q8); matmul_id and get_rows likewise. Fused decode products (add + norm, gated group norm, glu)
+ *    launched and as persistent-program ops, for K-quants, Q8_0, the 32-element block types and IQ4_XS.
  *  - norms, activations, rope, conv, SSD (step and chunked, non-zero initial state, several chunks),
  *    selective scan, attention (flash prefill with and without n_past/window, split-K decode with a
  *    device position, F32 and F16 caches): outputs AND updated states within 1e-4 (fp32 arithmetic
@@ -120,7 +122,10 @@ static void ref_matmul(const float *W, int64_t n_out, int64_t k, const float *X,
 }
 
 /* types whose matrix-vector product quantizes the activations to int8 blocks of 32 (src/cuda/mmq.cuh) */
-static bool int8_path(al_type t) { return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K; }
+static bool int8_path(al_type t) {
+    return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K || t == AL_TYPE_Q4_0 || t == AL_TYPE_Q4_1 ||
+           t == AL_TYPE_Q5_0 || t == AL_TYPE_Q5_1 || t == AL_TYPE_IQ4_NL || t == AL_TYPE_IQ4_XS;
+}
 
 static void test_matmul(void) {
     al_cpu *cpu;
@@ -156,7 +161,7 @@ static void test_matmul(void) {
             for (int64_t r = 0; r < m; r++) memcpy(yc + r * n_out, y + r * ldy, sizeof(float) * (size_t)n_out);
             char what[96];
             snprintf(what, sizeof what, "matmul %s m=%lld", al_type_name(t), (long long)m);
-            /* m <= 4 with Q8_0 / K-quants: int8 activations (dp4a path), llama.cpp's MMVQ scheme */
+            /* m <= 4 with a quantized type: int8 activations (dp4a path), llama.cpp's MMVQ scheme */
             double tol = m <= 4 && int8_path(t) ? 2e-2 : m <= 4 || t == AL_TYPE_F32 ? 1e-4 : t == AL_TYPE_BF16 ? 1e-2 : 4e-3;
             check_close(what, yc, ref, m * n_out, tol);
             /* the CPU backend's matmul computes the same function */
@@ -427,6 +432,62 @@ static void test_matvec(void) {
     }
     free(h), free(d), free(nw), free(x), free(hd);
     FREE_D(dh), FREE_D(dd), FREE_D(dn), FREE_D(dho), FREE_D(dx);
+}
+
+/* the 32-element block types and IQ4_XS on the int8 path (mmq.cuh): three types in one product with
+ * the residual add + RMSNorm fused, launched and as the ops of a persistent program (2 and 4 rows per
+ * step, the second op after a grid barrier), against float64 products */
+static void test_matvec_b32(void) {
+    const int64_t k = 1024, n_out[3] = {301, 64, 2001};
+    const al_type sets[2][3] = {{AL_TYPE_Q4_0, AL_TYPE_IQ4_XS, AL_TYPE_Q5_1}, {AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_IQ4_NL}};
+    float *h = rand_vec(k, 1.0f), *d = rand_vec(k, 1.0f), *nw = rand_vec(k, 1.0f), *hd = malloc(sizeof(float) * (size_t)k),
+          *x = malloc(sizeof(float) * (size_t)k);
+    al_op_add(h, d, hd, k);
+    al_op_rms_norm(hd, nw, x, 1, k, k, 1e-6f);
+    float *dh = devf(h, k), *dd = devf(d, k), *dn = devf(nw, k), *dho = devf(NULL, k);
+    for (int si = 0; si < 2; si++) {
+        al_cuda_weight w[3];
+        float *wf[3], *ref[3], *dy[3];
+        for (int i = 0; i < 3; i++) {
+            rand_weight(sets[si][i], n_out[i], k, &w[i], &wf[i]);
+            ref[i] = malloc(sizeof(float) * (size_t)n_out[i]);
+            ref_matmul(wf[i], n_out[i], k, x, 1, ref[i]);
+            dy[i] = devf(NULL, n_out[i]);
+        }
+        const al_cuda_weight *W[3] = {&w[0], &w[1], &w[2]};
+        al_cuda_vec_in in = {NULL, dh, dd, dn, 1e-6f, dho, NULL, 0};
+        for (int rows = 0; rows <= 4; rows += 2) { /* 0: launched; 2, 4: a program of the op twice */
+            for (int i = 0; i < 3; i++) CHECK_OK(al_cuda_memset(g_cu, dy[i], 0, sizeof(float) * (size_t)n_out[i]));
+            al_cuda_prog *p = NULL;
+            if (rows) {
+                CHECK_OK(al_cuda_prog_init(&p, g_cu));
+                CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
+                CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
+                al_cuda_prog_set_rows(p, rows);
+                CHECK_OK(al_cuda_prog_finish(p, 0));
+                CHECK_OK(al_cuda_prog_run(p, 0, 0));
+            } else {
+                CHECK_OK(al_cuda_matvec_n(g_cu, W, 3, &in, dy));
+            }
+            CHECK_OK(al_cuda_sync(g_cu));
+            for (int i = 0; i < 3; i++) {
+                float *y = back(dy[i], n_out[i]);
+                char what[96];
+                snprintf(what, sizeof what, "%s %s (fused norm), %d rows per step", rows ? "prog matvec" : "matvec_n",
+                         al_type_name(sets[si][i]), rows ? rows : 2);
+                check_close(what, y, ref[i], n_out[i], 2e-2);
+                free(y);
+            }
+            al_cuda_prog_free(p);
+        }
+        for (int i = 0; i < 3; i++) {
+            free(wf[i]), free(ref[i]);
+            FREE_D(dy[i]);
+            al_cuda_weight_free(g_cu, &w[i]);
+        }
+    }
+    free(h), free(d), free(nw), free(hd), free(x);
+    FREE_D(dh), FREE_D(dd), FREE_D(dn), FREE_D(dho);
 }
 
 /* ---- element-wise, norms ---- */
@@ -1015,6 +1076,7 @@ int main(void) {
     printf("device: %s\n", desc);
     AL_RUN(test_matmul);
     AL_RUN(test_matvec);
+    AL_RUN(test_matvec_b32);
     AL_RUN(test_norms_acts);
     AL_RUN(test_rope);
     AL_RUN(test_attention);

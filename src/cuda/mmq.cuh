@@ -11,7 +11,8 @@
  * rows: rows come in pairs rb apart (any byte distance, so a gate row and an up row of one type can
  * pair up), pairs rb2 apart. xq / xd are in shared memory. Rows are 16-byte aligned: Q4_K / Q5_K in
  * GGUF order (144/176-byte blocks), Q8_0 / Q6_K in the split-row layout of alloy/quant.h (quants of
- * all blocks first, then scales and d), so every 16 bytes of quants are one aligned load.
+ * all blocks first, then scales and d), so every 16 bytes of quants are one aligned load; the
+ * 32-element block types and IQ4_XS in GGUF order, loaded in pieces of their alignment.
  */
 #ifndef ALLOY_CUDA_MMQ_CUH
 #define ALLOY_CUDA_MMQ_CUH
@@ -149,10 +150,114 @@ AL_UNROLL
     }
 };
 
+/* ---- the 32-element blocks in GGUF order (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) and IQ4_XS: chunk c = block
+ * (IQ4_XS: sub-block) c. Quant byte j of a block holds element j (low nibble) and j + 16 (high), so
+ * the low nibbles of word i meet activation word i of the block's first 16 and the high nibbles
+ * word i of its last 16. Block starts are only 2-byte (Q4_0, Q5_0, IQ4_NL: 18 / 22 bytes), 4-byte
+ * (Q4_1) or 8-byte (Q5_1, IQ4_XS) aligned, hence loads of that width. */
+
+/* 16 bytes as four words from a 2-, 4- or 8-byte aligned address */
+AL_HD uint4 al_ld16_a2(const uint8_t *p) { return make_uint4(al_ld4_a2(p), al_ld4_a2(p + 4), al_ld4_a2(p + 8), al_ld4_a2(p + 12)); }
+AL_HD uint4 al_ld16_a4(const uint8_t *p) {
+    const uint32_t *q = (const uint32_t *)p;
+    return make_uint4(q[0], q[1], q[2], q[3]);
+}
+AL_HD uint4 al_ld16_a8(const uint8_t *p) {
+    const uint2 a = *(const uint2 *)p, b = *(const uint2 *)(p + 8);
+    return make_uint4(a.x, a.y, b.x, b.y);
+}
+/* bits 0..3 of x to bit 0 of bytes 0..3 */
+AL_HD uint32_t al_spread4(uint32_t x) { return (x * 0x00204081u) & 0x01010101u; }
+/* the IQ4_NL codebook values (int8) of the nibbles in the low 4 bits of each byte of q (as al_iq4nl) */
+AL_HD int al_iq4nl4(uint32_t q) {
+    const uint32_t t0 = 0xBFAD9881u, t1 = 0xF6EADDCFu, t2 = 0x26190D01u, t3 = 0x71594535u;
+    const uint32_t sel = (q & 7u) | ((q >> 4) & 0x70u) | ((q >> 8) & 0x700u) | ((q >> 12) & 0x7000u);
+    const uint32_t lo = al_byte_perm(t0, t1, sel), hi = al_byte_perm(t2, t3, sel), m = ((q >> 3) & 0x01010101u) * 0xFFu;
+    return (int)((lo & ~m) | (hi & m));
+}
+
+/* one block type of 32: BYTES per block, quants at QS (alignment QA), an f16 min after d (MIN), the
+ * 5th bits as a 32-bit word at 2 + 2 MIN (Q5), the codebook (NL); value (q - OFF) d, q d + m, or
+ * codebook[q] d */
+template <int BYTES, int QS, int QA, bool MIN, bool Q5, bool NL> struct al_mmq_b32 {
+    static constexpr int chunk = 32;
+    template <int R>
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int64_t /* k */, const int8_t *xq,
+                                        const float *xd, float *acc) {
+        const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
+        const float dx = xd[c];
+        int xs = 0; /* sum of the block's activations: (q - off)·x = q·x - off xs, and the min's term */
+        if (!NL) {
+AL_UNROLL
+            for (int i = 0; i < 4; i++) xs = al_dp4a(0x01010101, al_i4(x0, i), al_dp4a(0x01010101, al_i4(x1, i), xs));
+        }
+AL_UNROLL
+        for (int r = 0; r < R; r++) {
+            if (r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + BYTES * c;
+            const uint4 q = QA == 8 ? al_ld16_a8(b + QS) : QA == 4 ? al_ld16_a4(b + QS) : al_ld16_a2(b + QS);
+            const uint32_t qh = Q5 ? (MIN ? *(const uint32_t *)(b + 4) : al_ld4_a2(b + 2)) : 0u;
+            int s = 0;
+AL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                uint32_t lo = (uint32_t)al_u4(q, i) & 0x0F0F0F0Fu, hi = ((uint32_t)al_u4(q, i) >> 4) & 0x0F0F0F0Fu;
+                if (Q5) lo |= al_spread4((qh >> (4 * i)) & 0xFu) << 4, hi |= al_spread4((qh >> (16 + 4 * i)) & 0xFu) << 4;
+                s = al_dp4a(NL ? al_iq4nl4(lo) : (int)lo, al_i4(x0, i), s);
+                s = al_dp4a(NL ? al_iq4nl4(hi) : (int)hi, al_i4(x1, i), s);
+            }
+            const float d = al_h2f(b) * dx;
+            if (MIN) acc[r] += d * (float)s + al_h2f(b + 2) * dx * (float)xs;
+            else acc[r] += d * (float)(NL ? s : s - (Q5 ? 16 : 8) * xs);
+        }
+    }
+};
+template <> struct al_mmq<AL_TYPE_Q4_0> : al_mmq_b32<18, 2, 2, false, false, false> {};
+template <> struct al_mmq<AL_TYPE_Q4_1> : al_mmq_b32<20, 4, 4, true, false, false> {};
+template <> struct al_mmq<AL_TYPE_Q5_0> : al_mmq_b32<22, 6, 2, false, true, false> {};
+template <> struct al_mmq<AL_TYPE_Q5_1> : al_mmq_b32<24, 8, 8, true, true, false> {};
+template <> struct al_mmq<AL_TYPE_IQ4_NL> : al_mmq_b32<18, 2, 2, false, false, true> {};
+
+/* IQ4_XS: chunk c = sub-block c & 7 of super-block c >> 3 (136 bytes: d, scales_h, scales_l[4], qs[128]);
+ * value codebook[q] d (ls - 32), ls the sub-block's 6-bit scale */
+template <> struct al_mmq<AL_TYPE_IQ4_XS> {
+    static constexpr int chunk = 32;
+    template <int R>
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int64_t /* k */, const int8_t *xq,
+                                        const float *xd, float *acc) {
+        const int64_t blk = c >> 3;
+        const int ib = (int)c & 7;
+        const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
+        const float dx = xd[c];
+AL_UNROLL
+        for (int r = 0; r < R; r++) {
+            if (r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + 136 * blk;
+            const uint4 q = al_ld16_a8(b + 8 + 16 * ib);
+            int s = 0;
+AL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                s = al_dp4a(al_iq4nl4((uint32_t)al_u4(q, i) & 0x0F0F0F0Fu), al_i4(x0, i), s);
+                s = al_dp4a(al_iq4nl4(((uint32_t)al_u4(q, i) >> 4) & 0x0F0F0F0Fu), al_i4(x1, i), s);
+            }
+            const uint2 hd = *(const uint2 *)b; /* d, scales_h | scales_l[0..4) */
+            const int ls = (int)((hd.y >> (8 * (ib >> 1) + 4 * (ib & 1))) & 0xFu) | (int)(((hd.x >> (16 + 2 * ib)) & 3u) << 4);
+            acc[r] += al_h2f(b) * dx * (float)((ls - 32) * s);
+        }
+    }
+};
+
 /* Types with an integer path; k must be a multiple of the block size (always true for GGUF rows). */
-#define AL_CUDA_MMQ_TYPES(X) X(AL_TYPE_Q8_0) X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K)
+#define AL_CUDA_MMQ_TYPES(X)                                                                                      \
+    X(AL_TYPE_Q8_0) X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K) X(AL_TYPE_Q4_0) X(AL_TYPE_Q4_1) X(AL_TYPE_Q5_0) \
+        X(AL_TYPE_Q5_1) X(AL_TYPE_IQ4_NL) X(AL_TYPE_IQ4_XS)
 static inline bool al_cuda_mmq_type(al_type t) {
-    return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K;
+    switch (t) {
+#define AL_MMQ_CASE(T) case T:
+        AL_CUDA_MMQ_TYPES(AL_MMQ_CASE)
+#undef AL_MMQ_CASE
+        return true;
+    default: return false;
+    }
 }
 
 #endif

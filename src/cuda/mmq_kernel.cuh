@@ -444,6 +444,12 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
         case AL_TYPE_Q4_K: mmq_loop<AL_TYPE_Q4_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         case AL_TYPE_Q5_K: mmq_loop<AL_TYPE_Q5_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         case AL_TYPE_Q6_K: mmq_loop<AL_TYPE_Q6_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q4_0: mmq_loop<AL_TYPE_Q4_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q4_1: mmq_loop<AL_TYPE_Q4_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q5_0: mmq_loop<AL_TYPE_Q5_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q5_1: mmq_loop<AL_TYPE_Q5_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_IQ4_NL: mmq_loop<AL_TYPE_IQ4_NL, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_IQ4_XS: mmq_loop<AL_TYPE_IQ4_XS, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         default: break;
         }
     }
@@ -551,7 +557,7 @@ static inline int mmq_warps(int64_t k) {
 
 static inline bool mmq_ok(const al_cuda_weight *W) {
     if (W->k > MMQ_MAX_K) return false;
-    return (al_cuda_mmq_type(W->type) && W->k % 256 == 0) || (W->type == AL_TYPE_Q8_0 && W->k % 32 == 0);
+    return al_cuda_mmq_type(W->type) && W->k % al_type_traits_get(W->type)->block_size == 0;
 }
 
 static inline al_status vec_in_args(const al_cuda_weight *const *W, int n, const al_cuda_vec_in *in, mmq_args *a) {
