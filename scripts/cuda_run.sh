@@ -17,8 +17,8 @@
 #   tagged  decode A/B of the tagged hand-off and the cluster barrier, twice: --tagged 0 (barriers), 1, 2,
 #           3, 3 --tag-gpu, 3 --tag-nap 64, 2 --tag-gpu, --cluster 2, --cluster 4, --tagged 2 --cluster 2
 #           (tg128 r 3 on the three models; each decode line says its barriers and clusters)
-#   types   decode of the 32-element block types and IQ4_XS (int8 path since session 12): Qwen3-0.6B
-#           Q4_0 / IQ4_XS, Llama-3.2-1B Q4_0 (tg128 r 3, persistent kernel and --no-persist)
+#   types   the types that got the int8 path in session 12: Qwen3-0.6B Q4_0 / IQ4_XS / Q3_K_M, Llama-3.2-1B
+#           Q4_0 (pp512, tg128 r 3; persistent kernel and --no-persist)
 #   models  only make the models of the other actions (into $MODELS), for commands run by hand after
 #   refs    for each BIN/<ref>/ of scripts/cuda_refs.sh (only those named in $REFS, e.g. REFS="exp-loads
 #           exp-attn-adaptive", when set): its GPU tests (not with NOTESTS=1), then tg128 A/B against BIN, twice
@@ -83,11 +83,11 @@ for w in "$@"; do
       done
     done ;;
   types)
-    mk qwen3-q40 qwen3-0.6b Q4_0 & mk qwen3-iq4xs qwen3-0.6b IQ4_XS & mk llama-q40 llama-3.2-1b Q4_0 & wait
+    mk qwen3-q40 qwen3-0.6b Q4_0 & mk qwen3-iq4xs qwen3-0.6b IQ4_XS & mk llama-q40 llama-3.2-1b Q4_0 & mk qwen3-q3km qwen3-0.6b Q3_K_M & wait
     for f in "" "--no-persist"; do
       echo "== ${f:-persistent}" | tee -a "$OUT/types.log"
       # shellcheck disable=SC2086
-      timeout 100 "$B/bench_cuda" -p 512 -n 128 -r 3 $f -m "$M/qwen3-q40.gguf" -m "$M/qwen3-iq4xs.gguf" -m "$M/llama-q40.gguf" 2>&1 |
+      timeout 100 "$B/bench_cuda" -p 512 -n 128 -r 3 $f -m "$M/qwen3-q40.gguf" -m "$M/qwen3-iq4xs.gguf" -m "$M/llama-q40.gguf" -m "$M/qwen3-q3km.gguf" 2>&1 |
         grep -E "^\| (pp|tg)|^model|^decode|roofline|bench_cuda" | tee -a "$OUT/types.log"
     done ;;
   refs)

@@ -137,6 +137,8 @@ static void test_load8(void) {
     check_load8<AL_TYPE_Q5_1>("Q5_1");
     check_load8<AL_TYPE_Q8_0>("Q8_0");
     check_load8<AL_TYPE_IQ4_NL>("IQ4_NL");
+    check_load8<AL_TYPE_Q2_K>("Q2_K");
+    check_load8<AL_TYPE_Q3_K>("Q3_K");
     check_load8<AL_TYPE_Q4_K>("Q4_K");
     check_load8<AL_TYPE_Q5_K>("Q5_K");
     check_load8<AL_TYPE_Q6_K>("Q6_K");
@@ -154,6 +156,8 @@ static void test_dot(void) {
     check_dots<AL_TYPE_Q5_1>("Q5_1");
     check_dots<AL_TYPE_IQ4_NL>("IQ4_NL");
     check_dots<AL_TYPE_IQ4_XS>("IQ4_XS");
+    check_dots<AL_TYPE_Q2_K>("Q2_K");
+    check_dots<AL_TYPE_Q3_K>("Q3_K");
 }
 
 int main(void) {

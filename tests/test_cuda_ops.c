@@ -6,7 +6,8 @@
  *    of max |ref| against a float64 product with the reference dequantization; m = 19 (F16 GEMM)
  *    within 4e-3 (F32 weights: SGEMM, 1e-5); al_cpu_matmul agrees within 3e-2 (it rounds activations
  *    to Q8); matmul_id and get_rows likewise. Fused decode products (add + norm, gated group norm, glu)
- *    launched and as persistent-program ops, for K-quants, Q8_0, the 32-element block types and IQ4_XS.
+ *    launched and as persistent-program ops, for K-quants, Q8_0, the 32-element block types and IQ4_XS
+ *    (Q2_K / Q3_K launched; the persistent program refuses them).
  *  - norms, activations, rope, conv, SSD (step and chunked, non-zero initial state, several chunks),
  *    selective scan, attention (flash prefill with and without n_past/window, split-K decode with a
  *    device position, F32 and F16 caches): outputs AND updated states within 1e-4 (fp32 arithmetic
@@ -100,6 +101,8 @@ static void random_weights(al_type t, void *dst, int64_t rows, int64_t k) {
     size_t off[2] = {0, (size_t)-1};
     if (t == AL_TYPE_Q4_1 || t == AL_TYPE_Q5_1 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K) off[1] = 2;
     if (t == AL_TYPE_Q6_K) off[0] = 208;
+    if (t == AL_TYPE_Q2_K) off[0] = 80, off[1] = 82;
+    if (t == AL_TYPE_Q3_K) off[0] = 108;
     for (size_t b = 0; b < nb; b++)
         for (int j = 0; j < 2; j++) {
             if (off[j] == (size_t)-1) continue;
@@ -109,8 +112,8 @@ static void random_weights(al_type t, void *dst, int64_t rows, int64_t k) {
 }
 
 static const al_type k_gpu_types[] = {AL_TYPE_F32,  AL_TYPE_F16,  AL_TYPE_BF16, AL_TYPE_Q4_0, AL_TYPE_Q4_1,
-                                      AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q8_0, AL_TYPE_IQ4_NL, AL_TYPE_Q4_K,
-                                      AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
+                                      AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q8_0, AL_TYPE_IQ4_NL, AL_TYPE_Q2_K,
+                                      AL_TYPE_Q3_K, AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
 
 static void ref_matmul(const float *W, int64_t n_out, int64_t k, const float *X, int64_t m, float *Y) {
     for (int64_t r = 0; r < m; r++)
@@ -124,7 +127,7 @@ static void ref_matmul(const float *W, int64_t n_out, int64_t k, const float *X,
 /* types whose matrix-vector product quantizes the activations to int8 blocks of 32 (src/cuda/mmq.cuh) */
 static bool int8_path(al_type t) {
     return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K || t == AL_TYPE_Q4_0 || t == AL_TYPE_Q4_1 ||
-           t == AL_TYPE_Q5_0 || t == AL_TYPE_Q5_1 || t == AL_TYPE_IQ4_NL || t == AL_TYPE_IQ4_XS;
+           t == AL_TYPE_Q5_0 || t == AL_TYPE_Q5_1 || t == AL_TYPE_IQ4_NL || t == AL_TYPE_IQ4_XS || t == AL_TYPE_Q2_K || t == AL_TYPE_Q3_K;
 }
 
 static void test_matmul(void) {
@@ -434,18 +437,20 @@ static void test_matvec(void) {
     FREE_D(dh), FREE_D(dd), FREE_D(dn), FREE_D(dho), FREE_D(dx);
 }
 
-/* the 32-element block types and IQ4_XS on the int8 path (mmq.cuh): three types in one product with
+/* the 32-element block types, Q2_K, Q3_K and IQ4_XS on the int8 path (mmq.cuh): three types in one product with
  * the residual add + RMSNorm fused, launched and as the ops of a persistent program (2 and 4 rows per
  * step, the second op after a grid barrier), against float64 products */
 static void test_matvec_b32(void) {
     const int64_t k = 1024, n_out[3] = {301, 64, 2001};
-    const al_type sets[2][3] = {{AL_TYPE_Q4_0, AL_TYPE_IQ4_XS, AL_TYPE_Q5_1}, {AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_IQ4_NL}};
+    const al_type sets[3][3] = {{AL_TYPE_Q4_0, AL_TYPE_IQ4_XS, AL_TYPE_Q5_1},
+                                {AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_IQ4_NL},
+                                {AL_TYPE_Q2_K, AL_TYPE_Q3_K, AL_TYPE_Q4_0}};
     float *h = rand_vec(k, 1.0f), *d = rand_vec(k, 1.0f), *nw = rand_vec(k, 1.0f), *hd = malloc(sizeof(float) * (size_t)k),
           *x = malloc(sizeof(float) * (size_t)k);
     al_op_add(h, d, hd, k);
     al_op_rms_norm(hd, nw, x, 1, k, k, 1e-6f);
     float *dh = devf(h, k), *dd = devf(d, k), *dn = devf(nw, k), *dho = devf(NULL, k);
-    for (int si = 0; si < 2; si++) {
+    for (int si = 0; si < 3; si++) {
         al_cuda_weight w[3];
         float *wf[3], *ref[3], *dy[3];
         for (int i = 0; i < 3; i++) {
@@ -459,6 +464,13 @@ static void test_matvec_b32(void) {
         for (int rows = 0; rows <= 4; rows += 2) { /* 0: launched; 2, 4: a program of the op twice */
             for (int i = 0; i < 3; i++) CHECK_OK(al_cuda_memset(g_cu, dy[i], 0, sizeof(float) * (size_t)n_out[i]));
             al_cuda_prog *p = NULL;
+            if (rows && si == 2) { /* Q2_K / Q3_K: not in the persistent kernel (refused: the graph path takes them) */
+                CHECK_OK(al_cuda_prog_init(&p, g_cu));
+                CHECK_ERR(al_cuda_prog_matvec(p, W, 3, &in, dy), AL_ERR_UNSUPPORTED);
+                CHECK_OK(al_cuda_prog_matvec(p, W + 2, 1, &in, dy + 2)); /* the Q4_0 one alone is taken */
+                al_cuda_prog_free(p);
+                continue;
+            }
             if (rows) {
                 CHECK_OK(al_cuda_prog_init(&p, g_cu));
                 CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));

@@ -85,8 +85,9 @@ typedef struct al_cuda_weight {
     void *data;
 } al_cuda_weight;
 
-/* Types the matrix kernels read: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K,
- * Q6_K, IQ4_XS. */
+/* Types the matrix kernels read: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K,
+ * Q4_K, Q5_K, Q6_K, IQ4_XS (every quantized one with int8 decode products; Q2_K and Q3_K outside
+ * the persistent kernel). */
 bool al_cuda_type_supported(al_type t);
 /* Copies a (possibly strided, borrowed) tensor of up to 3 dims into device memory. */
 al_status al_cuda_weight_upload(al_cuda *c, const al_tensor *t, al_cuda_weight *out);

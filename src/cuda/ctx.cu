@@ -190,8 +190,8 @@ extern "C" void al_cuda_graph_free(al_cuda_graph *g) {
 extern "C" bool al_cuda_type_supported(al_type t) {
     switch (t) {
     case AL_TYPE_F32: case AL_TYPE_F16: case AL_TYPE_BF16: case AL_TYPE_Q4_0: case AL_TYPE_Q4_1: case AL_TYPE_Q5_0:
-    case AL_TYPE_Q5_1: case AL_TYPE_Q8_0: case AL_TYPE_IQ4_NL: case AL_TYPE_Q4_K: case AL_TYPE_Q5_K: case AL_TYPE_Q6_K:
-    case AL_TYPE_IQ4_XS:
+    case AL_TYPE_Q5_1: case AL_TYPE_Q8_0: case AL_TYPE_IQ4_NL: case AL_TYPE_Q2_K: case AL_TYPE_Q3_K: case AL_TYPE_Q4_K:
+    case AL_TYPE_Q5_K: case AL_TYPE_Q6_K: case AL_TYPE_IQ4_XS:
         return true;
     default:
         return false;

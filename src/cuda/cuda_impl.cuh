@@ -24,8 +24,8 @@ struct al_cuda {
     size_t scratch_size;
     uint64_t scratch_gen; /* also bumped when q8 moves */
     bool capturing;
-    size_t mmq_occ_smem; /* k_mmq blocks per SM (mmq_occ) for this dynamic shared memory size */
-    int mmq_occ;
+    size_t mmq_occ_smem[2]; /* k_mmq<K23> blocks per SM (mmq_occ[K23]) for this dynamic shared memory size */
+    int mmq_occ[2];
     bool pdl; /* launch with programmatic stream serialization (sm_90+, al_cuda_set_pdl) */
     bool recording; /* an al_cuda_prog records: al_launch refuses (alloy/cuda.h) */
 };

@@ -6,7 +6,8 @@
  * (i8 < k / 8). Eight consecutive elements always lie in one sub-block, so one scale serves all
  * eight. Block starts are only 2-byte aligned for the 18- and 22-byte blocks, hence the 16-bit loads
  * there; split rows (Q6_K, Q8_0) are 16-byte aligned, their quants 8-byte aligned pieces.
- * Values match al_dequantize_row exactly up to float rounding of d * scale * q.
+ * Values match al_dequantize_row exactly up to float rounding of d * scale * q. Q2_K (84 bytes) and
+ * Q3_K (110) blocks are 4- and 2-byte aligned: 16-bit loads.
  */
 #ifndef ALLOY_CUDA_DEQUANT_CUH
 #define ALLOY_CUDA_DEQUANT_CUH
@@ -134,6 +135,39 @@ template <> struct al_qt<AL_TYPE_IQ4_NL> {
     __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) { al_load8_nib32<true>(row, i8, v); }
 };
 
+/* Q2_K / Q3_K: element e of a super-block is bits 2j of quant byte 32n + 16 half + l (n = e / 128,
+ * j = e / 32 % 4, half = e / 16 % 2, l = e % 16), with scale is = 8n + 2j + half of its 16-group;
+ * Q3_K's third bit (set: +0, clear: -4) is bit 4n + j of hmask byte 16 half + l. */
+/* Q3_K's 6-bit scale is (0..15) from the 12 packed bytes sc, minus 32 */
+AL_HD int al_scale_q3k(const uint8_t *sc, int is) {
+    const int a = is >> 2, b = is & 3;
+    return (int)(((sc[4 * (a & 1) + b] >> (4 * (a >> 1))) & 0xF) | (((sc[8 + b] >> (2 * a)) & 3) << 4)) - 32;
+}
+template <> struct al_qt<AL_TYPE_Q2_K> {
+    static constexpr int bs = 256, bytes = 84;
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 5) * bytes; /* scales[16] qs[64] d dmin */
+        const int e0 = (int)(i8 & 31) * 8, n = e0 >> 7, j = (e0 >> 5) & 3, half = (e0 >> 4) & 1, l0 = e0 & 15;
+        const int sc = b[8 * n + 2 * j + half];
+        const float d = al_h2f(b + 80) * (float)(sc & 0xF), m = al_h2f(b + 82) * (float)(sc >> 4);
+        const uint64_t q = al_ld8_a2(b + 16 + 32 * n + 16 * half + l0);
+AL_UNROLL
+        for (int t = 0; t < 8; t++) v[t] = d * (float)((al_byte(q, t) >> (2 * j)) & 3) - m;
+    }
+};
+template <> struct al_qt<AL_TYPE_Q3_K> {
+    static constexpr int bs = 256, bytes = 110;
+    __host__ __device__ static void load8(const uint8_t *row, int64_t /* k */, int64_t i8, float *v) {
+        const uint8_t *b = row + (i8 >> 5) * bytes; /* hmask[32] qs[64] scales[12] d */
+        const int e0 = (int)(i8 & 31) * 8, n = e0 >> 7, j = (e0 >> 5) & 3, half = (e0 >> 4) & 1, l0 = e0 & 15;
+        const float d = al_h2f(b + 108) * (float)al_scale_q3k(b + 96, 8 * n + 2 * j + half);
+        const uint64_t q = al_ld8_a2(b + 32 + 32 * n + 16 * half + l0), h = al_ld8_a2(b + 16 * half + l0);
+AL_UNROLL
+        for (int t = 0; t < 8; t++)
+            v[t] = d * (float)((int)((al_byte(q, t) >> (2 * j)) & 3) - (((al_byte(h, t) >> (4 * n + j)) & 1) ? 0 : 4));
+    }
+};
+
 /* Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) */
 AL_HD void al_scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
     if (j < 4) {
@@ -217,7 +251,7 @@ template <> AL_HD float al_load1<AL_TYPE_BF16>(const uint8_t *row, int64_t i) {
 /* Calls F.template operator()<T>() for the type t; returns false for unsupported types. */
 #define AL_CUDA_QUANT_TYPES(X)                                                                     \
     X(AL_TYPE_Q4_0) X(AL_TYPE_Q4_1) X(AL_TYPE_Q5_0) X(AL_TYPE_Q5_1) X(AL_TYPE_Q8_0) X(AL_TYPE_IQ4_NL) \
-    X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K) X(AL_TYPE_IQ4_XS)
+    X(AL_TYPE_Q2_K) X(AL_TYPE_Q3_K) X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K) X(AL_TYPE_IQ4_XS)
 #define AL_CUDA_FLOAT_TYPES(X) X(AL_TYPE_F32) X(AL_TYPE_F16) X(AL_TYPE_BF16)
 
 #endif

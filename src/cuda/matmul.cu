@@ -1,11 +1,12 @@
 /*
  * matmul.cu — Y = X · Wᵀ for weights in their stored (quantized) type.
- *  - m <= 4, Q8_0 / Q4_K / Q5_K / Q6_K (k_mmq): each block quantizes the activation row to int8
+ *  - m <= 4, every quantized type (k_mmq; k_mmq<true> where Q2_K / Q3_K take part, which need more
+ *    registers): each block quantizes the activation row to int8
  *    blocks of 32 in shared memory (mmq.cuh; with al_cuda_matvec_* also the residual add + RMSNorm
  *    before it), then groups of one, two or four warps (by k) take pairs of rows, each lane 32- or
  *    64-element chunks with 128-bit loads and __dp4a; the block strides over rows (decode).
- *  - m <= 4, other types: a block of 4 warps per 2 output rows, split over k, each lane dequantizing
- *    8 elements per step (one sub-block slice) against float activations.
+ *  - m <= 4, float types (and rows longer than MMQ_MAX_K): a block of 4 warps per 2 output rows, split
+ *    over k, each lane dequantizing 8 elements per step (one sub-block slice) against float activations.
  *  - m > 4: quantized W is dequantized to F16 in row chunks into scratch, X converted to F16, and
  *    cuBLAS runs the GEMM with F32 accumulation; F16/BF16 weights go to cuBLAS as they are; F32
  *    weights use SGEMM (float32, no TF32).
@@ -174,13 +175,14 @@ __global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, i
 
 /* ---- integer path (mmq_kernel.cuh) ---- */
 
-__global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g) {
+/* K23: with Q2_K / Q3_K products, a kernel of its own (their code takes k_mmq from 96 to 118 registers) */
+template <bool K23> __global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g) {
     extern __shared__ __align__(16) uint8_t mmq_sh[];
     const int tid = threadIdx.y * 32 + threadIdx.x;
     al_pdl_trigger();
     mmq_prefetch_first(a, g, blockIdx.x, tid);
     al_pdl_wait();
-    mmq_block(a, g, blockIdx.x, gridDim.x, blockIdx.y, tid, mmq_sh);
+    mmq_block<K23>(a, g, blockIdx.x, gridDim.x, blockIdx.y, tid, mmq_sh);
 }
 
 /* a.w.., a.n, a.type, a.glu, ids, norm etc. set by the caller; launches over ny activation rows */
@@ -191,15 +193,18 @@ static al_status mmq_launch(al_cuda *c, mmq_args *a, const float *X, int64_t ldx
     const size_t smem = mmq_smem(a);
     const int g = mmq_warps(k);
     const int rpb = (4 / g) * (a->glu ? a->R / 2 : a->R);
-    if (smem != c->mmq_occ_smem) { /* blocks of k_mmq resident per SM with this much shared memory */
+    bool k23 = false;
+    for (int i = 0; i < (a->glu ? 2 : a->n); i++) k23 = k23 || a->type[i] == AL_TYPE_Q2_K || a->type[i] == AL_TYPE_Q3_K;
+    if (smem != c->mmq_occ_smem[k23]) { /* blocks of k_mmq resident per SM with this much shared memory */
         int nb = 0;
-        AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k_mmq, 128, smem), "mmq occupancy");
-        c->mmq_occ = nb > 0 ? nb : 1;
-        c->mmq_occ_smem = smem;
+        AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k23 ? k_mmq<true> : k_mmq<false>, 128, smem), "mmq occupancy");
+        c->mmq_occ[k23] = nb > 0 ? nb : 1;
+        c->mmq_occ_smem[k23] = smem;
     }
-    const int64_t nblk = al_cdiv(a->end[a->n - 1], rpb), cap = (int64_t)c->prop.multiProcessorCount * c->mmq_occ;
+    const int64_t nblk = al_cdiv(a->end[a->n - 1], rpb), cap = (int64_t)c->prop.multiProcessorCount * c->mmq_occ[k23];
     const dim3 grid((unsigned)(nblk < cap ? nblk : cap), (unsigned)ny), block(32, 4);
-    AL_CUDA_TRY(al_launch(c, k_mmq, grid, block, smem, *a, g), "mmq");
+    if (k23) AL_CUDA_TRY(al_launch(c, k_mmq<true>, grid, block, smem, *a, g), "mmq");
+    else AL_CUDA_TRY(al_launch(c, k_mmq<false>, grid, block, smem, *a, g), "mmq");
     return al_ok();
 }
 

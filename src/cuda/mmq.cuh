@@ -246,10 +246,58 @@ AL_UNROLL
     }
 };
 
+/* Q2_K / Q3_K: chunk c = 32 elements (n, j) = ((c & 7) >> 2, c & 3) of super-block c >> 3 (layout in
+ * dequant.cuh): bits 2j of quant bytes 32n .. 32n + 31, two 16-groups with a scale each; Q2_K value
+ * d sc q - dmin m, Q3_K (q + 4 hbit - 4) d sc. Blocks 4- / 2-byte aligned: loads of that width. */
+template <bool Q3> struct al_mmq_k23 {
+    static constexpr int chunk = 32;
+    template <int R>
+    __host__ __device__ static void dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int64_t /* k */, const int8_t *xq,
+                                        const float *xd, float *acc) {
+        const int64_t blk = c >> 3;
+        const int n = (int)(c >> 2) & 1, j = (int)c & 3;
+        const int4 x0 = al_ldx16(xq + 32 * c), x1 = al_ldx16(xq + 32 * c + 16);
+        const float dx = xd[c];
+        int xs0 = 0, xs1 = 0; /* the activation sums of the two 16-groups */
+AL_UNROLL
+        for (int i = 0; i < 4; i++) xs0 = al_dp4a(0x01010101, al_i4(x0, i), xs0), xs1 = al_dp4a(0x01010101, al_i4(x1, i), xs1);
+AL_UNROLL
+        for (int r = 0; r < R; r++) {
+            if (r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + (Q3 ? 110 : 84) * blk;
+            const uint8_t *qp = b + (Q3 ? 32 : 16) + 32 * n;
+            const uint4 q0 = Q3 ? al_ld16_a2(qp) : al_ld16_a4(qp), q1 = Q3 ? al_ld16_a2(qp + 16) : al_ld16_a4(qp + 16);
+            uint4 h0 = make_uint4(0, 0, 0, 0), h1 = h0;
+            if (Q3) h0 = al_ld16_a2(b), h1 = al_ld16_a2(b + 16);
+            int s0 = 0, s1 = 0;
+AL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                uint32_t u0 = ((uint32_t)al_u4(q0, i) >> (2 * j)) & 0x03030303u, u1 = ((uint32_t)al_u4(q1, i) >> (2 * j)) & 0x03030303u;
+                if (Q3) {
+                    u0 |= (((uint32_t)al_u4(h0, i) >> (4 * n + j)) & 0x01010101u) << 2;
+                    u1 |= (((uint32_t)al_u4(h1, i) >> (4 * n + j)) & 0x01010101u) << 2;
+                }
+                s0 = al_dp4a((int)u0, al_i4(x0, i), s0);
+                s1 = al_dp4a((int)u1, al_i4(x1, i), s1);
+            }
+            if (Q3) {
+                const int sc0 = al_scale_q3k(b + 96, 8 * n + 2 * j), sc1 = al_scale_q3k(b + 96, 8 * n + 2 * j + 1);
+                acc[r] += al_h2f(b + 108) * dx * (float)(sc0 * (s0 - 4 * xs0) + sc1 * (s1 - 4 * xs1));
+            } else {
+                const int sc0 = b[8 * n + 2 * j], sc1 = b[8 * n + 2 * j + 1];
+                acc[r] += dx * (al_h2f(b + 80) * (float)((sc0 & 0xF) * s0 + (sc1 & 0xF) * s1) -
+                                al_h2f(b + 82) * (float)((sc0 >> 4) * xs0 + (sc1 >> 4) * xs1));
+            }
+        }
+    }
+};
+template <> struct al_mmq<AL_TYPE_Q2_K> : al_mmq_k23<false> {};
+template <> struct al_mmq<AL_TYPE_Q3_K> : al_mmq_k23<true> {};
+
 /* Types with an integer path; k must be a multiple of the block size (always true for GGUF rows). */
 #define AL_CUDA_MMQ_TYPES(X)                                                                                      \
     X(AL_TYPE_Q8_0) X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K) X(AL_TYPE_Q4_0) X(AL_TYPE_Q4_1) X(AL_TYPE_Q5_0) \
-        X(AL_TYPE_Q5_1) X(AL_TYPE_IQ4_NL) X(AL_TYPE_IQ4_XS)
+        X(AL_TYPE_Q5_1) X(AL_TYPE_IQ4_NL) X(AL_TYPE_IQ4_XS) X(AL_TYPE_Q2_K) X(AL_TYPE_Q3_K)
 static inline bool al_cuda_mmq_type(al_type t) {
     switch (t) {
 #define AL_MMQ_CASE(T) case T:

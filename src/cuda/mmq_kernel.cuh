@@ -425,7 +425,7 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
  * first output row vrow; the g warps of the group reduce and the first stores. A share is 4 warps
  * (tid < 128) with barrier id bar (mmq_bar), sub (< 4) its slot of the reduction buffer; every warp
  * of the share calls it the same number of times (g > 1: barriers). */
-template <int R>
+template <int R, bool K23>
 static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, int sub, int bar, const uint8_t *w, int64_t rb,
                                                 int64_t rb2, int in, int64_t vrow, const int8_t *xq, const float *xd, unsigned tag0) {
     __shared__ float reds[4][4][MMQ_R];
@@ -450,6 +450,8 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
         case AL_TYPE_Q5_1: mmq_loop<AL_TYPE_Q5_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         case AL_TYPE_IQ4_NL: mmq_loop<AL_TYPE_IQ4_NL, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         case AL_TYPE_IQ4_XS: mmq_loop<AL_TYPE_IQ4_XS, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q2_K: if (K23) mmq_loop<AL_TYPE_Q2_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q3_K: if (K23) mmq_loop<AL_TYPE_Q3_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         default: break;
         }
     }
@@ -493,7 +495,7 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
     }
 }
 
-template <int R>
+template <int R, bool K23>
 static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh,
                                      unsigned tag0) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
@@ -515,16 +517,18 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
                 mmq_prefetch(a, wn, rbn, inn >> 8);
             }
         }
-        mmq_step<R>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd, tag0);
+        mmq_step<R, K23>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd, tag0);
     }
 }
 
 /* share bx of nbx for activation row j, after its input (mmq_input): groups bx * ngrp + grp + s * nbx *
- * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step */
+ * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step. K23: with the Q2_K / Q3_K products (not in the
+ * persistent kernel, whose programs refuse them: their code made k_persist spill at its 128 registers) */
+template <bool K23>
 static __device__ __forceinline__ void mmq_products(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar,
                                                     const uint8_t *mmq_sh, unsigned tag0 = 0) {
-    if (a.R == 4) mmq_rows_loop<4>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
-    else mmq_rows_loop<2>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
+    if (a.R == 4) mmq_rows_loop<4, K23>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
+    else mmq_rows_loop<2, K23>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
 }
 
 /* whether share bx takes any group of rows (its first group, of sub-block 0, is the lowest) */
@@ -534,9 +538,9 @@ __device__ __forceinline__ bool mmq_has_rows(const mmq_args &a, int g, int bx) {
 }
 
 /* a block of 128 threads: mmq_input, then mmq_products; mmq_sh: dynamic shared memory of mmq_smem bytes */
-static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
+template <bool K23> static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
     mmq_input<128>(a, bx, j, tid, mmq_sh);
-    mmq_products(a, g, bx, nbx, j, tid, 0, 0, mmq_sh);
+    mmq_products<K23>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh);
 }
 
 #define MMQ_MAX_K 40000 /* shared memory: k + k / 8 bytes of quantized activations, under 48 KiB */

@@ -761,7 +761,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
             if (!op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
             mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
             mk_stamp_blk(tm, n_ops, MK_INPUT, i);
-            mmq_products(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
+            mmq_products<false>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
             break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16)
@@ -849,6 +849,9 @@ static void need_sub_smem(al_cuda_prog *p, size_t bytes) {
 }
 
 static al_status push_mmq(al_cuda_prog *p, const mmq_args *a) {
+    for (int i = 0; i < (a->glu ? 2 : a->n); i++) /* mmq_products<false> */
+        if (a->type[i] == AL_TYPE_Q2_K || a->type[i] == AL_TYPE_Q3_K)
+            return al_err(AL_ERR_UNSUPPORTED, "cuda prog: no %s products in the persistent kernel (graph path)", al_type_name((al_type)a->type[i]));
     mk_op op;
     memset(&op, 0, sizeof op);
     op.kind = MK_MATVEC;
