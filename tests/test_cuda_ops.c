@@ -252,6 +252,20 @@ static void rand_weight(al_type t, int64_t n_out, int64_t k, al_cuda_weight *w, 
     free(wq);
 }
 
+/* a persistent program of the product Y[i] = in·W[i]ᵀ (i < 3) twice, so that the second runs after a grid
+ * barrier (its first rows prefetched while it was pending), rows weight rows per warp step; run, not
+ * waited for */
+static al_cuda_prog *prog_matvec_twice(const al_cuda_weight *const *W, const al_cuda_vec_in *in, float *const *dy, int rows) {
+    al_cuda_prog *p = NULL;
+    CHECK_OK(al_cuda_prog_init(&p, g_cu));
+    CHECK_OK(al_cuda_prog_matvec(p, W, 3, in, dy));
+    CHECK_OK(al_cuda_prog_matvec(p, W, 3, in, dy));
+    al_cuda_prog_set_rows(p, rows);
+    CHECK_OK(al_cuda_prog_finish(p, 0));
+    CHECK_OK(al_cuda_prog_run(p, 0, 0));
+    return p;
+}
+
 /* decode products with the residual add + RMSNorm fused (al_cuda_matvec_n / _glu): mixed types in one
  * launch, more rows than one wave of blocks (the grid-stride loop), against float64 products */
 static void test_matvec(void) {
@@ -308,12 +322,7 @@ static void test_matvec(void) {
         al_cuda_prog *p;
         al_cuda_vec_in in = {NULL, dh, dd, dn, 1e-6f, dho, NULL, 0};
         CHECK_OK(al_cuda_memset(g_cu, dy[0], 0, sizeof(float) * (size_t)n_out[0]));
-        CHECK_OK(al_cuda_prog_init(&p, g_cu));
-        CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
-        CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
-        al_cuda_prog_set_rows(p, rows);
-        CHECK_OK(al_cuda_prog_finish(p, 0));
-        CHECK_OK(al_cuda_prog_run(p, 0, 0));
+        p = prog_matvec_twice(W, &in, dy, rows);
         CHECK_OK(al_cuda_sync(g_cu));
         for (int i = 0; i < 3; i++) {
             float *y = back(dy[i], n_out[i]);
@@ -471,16 +480,8 @@ static void test_matvec_b32(void) {
                 al_cuda_prog_free(p);
                 continue;
             }
-            if (rows) {
-                CHECK_OK(al_cuda_prog_init(&p, g_cu));
-                CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
-                CHECK_OK(al_cuda_prog_matvec(p, W, 3, &in, dy));
-                al_cuda_prog_set_rows(p, rows);
-                CHECK_OK(al_cuda_prog_finish(p, 0));
-                CHECK_OK(al_cuda_prog_run(p, 0, 0));
-            } else {
-                CHECK_OK(al_cuda_matvec_n(g_cu, W, 3, &in, dy));
-            }
+            if (rows) p = prog_matvec_twice(W, &in, dy, rows);
+            else CHECK_OK(al_cuda_matvec_n(g_cu, W, 3, &in, dy));
             CHECK_OK(al_cuda_sync(g_cu));
             for (int i = 0; i < 3; i++) {
                 float *y = back(dy[i], n_out[i]);
