@@ -189,6 +189,15 @@ __device__ __forceinline__ float4 mmq_att_merge4t(const mmq_args &a, int64_t i, 
     return make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
 }
 
+/* weight type sets of mmq_products: Q8_0 and Q4_K / Q5_K / Q6_K; + the 32-element block types and
+ * IQ4_XS; + Q2_K and Q3_K (k_mmq only) */
+enum { MMQ_TS_CORE, MMQ_TS_EXT, MMQ_TS_ALL };
+static inline int mmq_type_set(int t) {
+    return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K ? MMQ_TS_CORE
+           : t == AL_TYPE_Q2_K || t == AL_TYPE_Q3_K                                          ? MMQ_TS_ALL
+                                                                                             : MMQ_TS_EXT;
+}
+
 template <int T, int R>
 __device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t k, int first, int step,
                                          const int8_t *xq, const float *xd, float *acc) {
@@ -280,7 +289,7 @@ __device__ __forceinline__ float4 mmq_ld4(const float *p, int64_t i, bool aligne
  * tid + NT r of the row, and every global load is issued before any is used: one memory round trip
  * (the pre-norm: v = h + d or h * silu(z), v·nw kept in shared memory while the squares are summed,
  * then scaled by 1 / rms of its group and quantized by the same thread). */
-template <int NT>
+template <int NT, bool TAG = false>
 static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint8_t *mmq_sh, int pos = 0, unsigned tag0 = 0) {
     constexpr int NW = NT / 32;
     __shared__ float gsum[MMQ_MAX_GROUPS], wsum[NW];
@@ -297,14 +306,14 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
             for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += NT) {
                 const int64_t i = b0 + lane;
                 const float4 v = i >= k4 ? make_float4(0.0f, 0.0f, 0.0f, 0.0f)
-                                 : a.tatt ? mmq_att_merge4t(a, i, s0, nl, tag0 + (unsigned)a.tag_m)
+                                 : TAG && a.tatt ? mmq_att_merge4t(a, i, s0, nl, tag0 + (unsigned)a.tag_m)
                                           : mmq_att_merge4(a, i, s0, nl);
                 mmq_q8(v, i, i < k4, xq, xd);
             }
             __syncthreads();
             return;
         }
-        if (a.tx) { /* tagged: the same rounds, each float4 reloaded until its words carry tag_x */
+        if (TAG && a.tx) { /* tagged: the same rounds, each float4 reloaded until its words carry tag_x */
             const unsigned tag = tag0 + (unsigned)a.tag_x;
             for (int64_t b0 = (int64_t)warp * 32; b0 < k4; b0 += 4 * NT) {
                 uint4 ra[4], rb[4];
@@ -354,7 +363,7 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
         else v = make_float4(hv.x + ov.x, hv.y + ov.y, hv.z + ov.z, hv.w + ov.w);
         if (store) {
             ((float4 *)a.h_out)[i] = v;
-            if (a.th_out) {
+            if (TAG && a.th_out) {
                 mmq_stt2(a.th_out + 4 * i, v.x, v.y, tag0 + (unsigned)a.tag_y, a.tag_mode);
                 mmq_stt2(a.th_out + 4 * i + 2, v.z, v.w, tag0 + (unsigned)a.tag_y, a.tag_mode);
             }
@@ -364,7 +373,7 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
         if (ng == 1) ss += s;
         else atomicAdd(&gsum[4 * i / a.group], s);
     };
-    if (a.th || a.td) { /* tagged h and / or d: a round per float4, both words of both loaded before any wait */
+    if (TAG && (a.th || a.td)) { /* tagged h and / or d: a round per float4, both words of both loaded before any wait */
         const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         for (int64_t i = tid; i < k4; i += NT) {
             uint4 h0 = make_uint4(0, 0, 0, 0), h1 = h0, d0 = h0, d1 = h0;
@@ -379,7 +388,7 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
             item(i, hv, ov, nv);
         }
     }
-    for (int64_t i0 = tid; !(a.th || a.td) && i0 < k4; i0 += 4 * NT) {
+    for (int64_t i0 = tid; !(TAG && (a.th || a.td)) && i0 < k4; i0 += 4 * NT) {
         float4 hv[4], ov[4], nv[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) {
@@ -425,7 +434,7 @@ static __device__ void mmq_input(const mmq_args &a, int bx, int j, int tid, uint
  * first output row vrow; the g warps of the group reduce and the first stores. A share is 4 warps
  * (tid < 128) with barrier id bar (mmq_bar), sub (< 4) its slot of the reduction buffer; every warp
  * of the share calls it the same number of times (g > 1: barriers). */
-template <int R, bool K23>
+template <int R, int TS, bool TAG>
 static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j, int tid, int sub, int bar, const uint8_t *w, int64_t rb,
                                                 int64_t rb2, int in, int64_t vrow, const int8_t *xq, const float *xd, unsigned tag0) {
     __shared__ float reds[4][4][MMQ_R];
@@ -444,14 +453,14 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
         case AL_TYPE_Q4_K: mmq_loop<AL_TYPE_Q4_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         case AL_TYPE_Q5_K: mmq_loop<AL_TYPE_Q5_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         case AL_TYPE_Q6_K: mmq_loop<AL_TYPE_Q6_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q4_0: mmq_loop<AL_TYPE_Q4_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q4_1: mmq_loop<AL_TYPE_Q4_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q5_0: mmq_loop<AL_TYPE_Q5_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q5_1: mmq_loop<AL_TYPE_Q5_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_IQ4_NL: mmq_loop<AL_TYPE_IQ4_NL, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_IQ4_XS: mmq_loop<AL_TYPE_IQ4_XS, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q2_K: if (K23) mmq_loop<AL_TYPE_Q2_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
-        case AL_TYPE_Q3_K: if (K23) mmq_loop<AL_TYPE_Q3_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q4_0: if (TS >= MMQ_TS_EXT) mmq_loop<AL_TYPE_Q4_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q4_1: if (TS >= MMQ_TS_EXT) mmq_loop<AL_TYPE_Q4_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q5_0: if (TS >= MMQ_TS_EXT) mmq_loop<AL_TYPE_Q5_0, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q5_1: if (TS >= MMQ_TS_EXT) mmq_loop<AL_TYPE_Q5_1, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_IQ4_NL: if (TS >= MMQ_TS_EXT) mmq_loop<AL_TYPE_IQ4_NL, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_IQ4_XS: if (TS >= MMQ_TS_EXT) mmq_loop<AL_TYPE_IQ4_XS, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q2_K: if (TS >= MMQ_TS_ALL) mmq_loop<AL_TYPE_Q2_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
+        case AL_TYPE_Q3_K: if (TS >= MMQ_TS_ALL) mmq_loop<AL_TYPE_Q3_K, R>(w, rb, rb2, nr, k, first, step, xq, xd, acc); break;
         default: break;
         }
     }
@@ -480,7 +489,7 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
                 for (int o = 0; o < R / 2; o++)
                     if (2 * o < nr) {
                         y[o] = al_act_f(a.glu - 1, acc[2 * o]) * acc[2 * o + 1];
-                        if (a.ty[0]) mmq_stt(a.ty[0] + vrow + o, y[o], tag, a.tag_mode);
+                        if (TAG && a.ty[0]) mmq_stt(a.ty[0] + vrow + o, y[o], tag, a.tag_mode);
                     }
             } else {
                 float *y = a.y[i] + (int64_t)j * a.ldy + (vrow - a.beg[i]);
@@ -488,14 +497,14 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
                 for (int r = 0; r < R; r++)
                     if (r < nr) {
                         y[r] = a.act ? al_act_f(a.act - 1, acc[r]) : acc[r];
-                        if (a.ty[i]) mmq_stt(a.ty[i] + (vrow - a.beg[i]) + r, y[r], tag, a.tag_mode);
+                        if (TAG && a.ty[i]) mmq_stt(a.ty[i] + (vrow - a.beg[i]) + r, y[r], tag, a.tag_mode);
                     }
             }
         }
     }
 }
 
-template <int R, bool K23>
+template <int R, int TS, bool TAG>
 static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh,
                                      unsigned tag0) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
@@ -517,18 +526,20 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
                 mmq_prefetch(a, wn, rbn, inn >> 8);
             }
         }
-        mmq_step<R, K23>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd, tag0);
+        mmq_step<R, TS, TAG>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd, tag0);
     }
 }
 
 /* share bx of nbx for activation row j, after its input (mmq_input): groups bx * ngrp + grp + s * nbx *
- * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step. K23: with the Q2_K / Q3_K products (not in the
- * persistent kernel, whose programs refuse them: their code made k_persist spill at its 128 registers) */
-template <bool K23>
+ * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step. TS: the weight types compiled in (MMQ_TS_*;
+ * each set is a kernel of its own, so that the common types' code stays as small as before: the
+ * persistent kernel's grew 70 % with every type and the tagged hand-off in it, and tg128 fell 4-9 % on
+ * an H100); TAG: with the tagged hand-off's loads and stores */
+template <int TS, bool TAG>
 static __device__ __forceinline__ void mmq_products(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar,
                                                     const uint8_t *mmq_sh, unsigned tag0 = 0) {
-    if (a.R == 4) mmq_rows_loop<4, K23>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
-    else mmq_rows_loop<2, K23>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
+    if (a.R == 4) mmq_rows_loop<4, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
+    else mmq_rows_loop<2, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0);
 }
 
 /* whether share bx takes any group of rows (its first group, of sub-block 0, is the lowest) */
@@ -540,7 +551,7 @@ __device__ __forceinline__ bool mmq_has_rows(const mmq_args &a, int g, int bx) {
 /* a block of 128 threads: mmq_input, then mmq_products; mmq_sh: dynamic shared memory of mmq_smem bytes */
 template <bool K23> static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
     mmq_input<128>(a, bx, j, tid, mmq_sh);
-    mmq_products<K23>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh);
+    mmq_products<K23 ? MMQ_TS_ALL : MMQ_TS_EXT, false>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh);
 }
 
 #define MMQ_MAX_K 40000 /* shared memory: k + k / 8 bytes of quantized activations, under 48 KiB */

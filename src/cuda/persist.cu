@@ -135,6 +135,7 @@ struct al_cuda_prog {
     unsigned tag0;
     int *tag_fail; /* device: a tagged wait gave up (mmq_args.tag_fail) */
     int tag_mode;  /* al_cuda_prog_set_tag_nap | al_cuda_prog_set_tag_scope (mmq_args.tag_mode) */
+    const void *kfn; /* the k_persist instance of the program (al_cuda_prog_finish) */
 };
 
 /* ---- device side ---- */
@@ -361,7 +362,7 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
  * (4) P·V, a thread per (head, pair of dims); (5) one split: out; else partial results, merged by the
  * next product (wo_merge, 2 .. MMQ_MERGE_MAX splits) or by the last unit of hk to arrive. */
-template <typename KV>
+template <typename KV, bool TAG>
 __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
                              unsigned long long *ph, unsigned tag0) {
     __shared__ int lasts[MK_SUB];
@@ -396,13 +397,33 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
         for (int q = warp; q < G; q += 4) {
             const int h = hk * G + q;
             mk_head(a, a.q + (int64_t)h * hd, a.bq ? a.bq + (int64_t)h * hd : NULL, a.q_norm ? wq : NULL, cs, a.scale,
-                    qs + q * hd, lane, m.tq ? m.tq + (int64_t)h * hd : NULL, tag0 + (unsigned)m.tag_q, m.tag_fail, m.tag_mode);
+                    qs + q * hd, lane, TAG && m.tq ? m.tq + (int64_t)h * hd : NULL, tag0 + (unsigned)m.tag_q, m.tag_fail, m.tag_mode);
         }
-        if (has_new && warp == G % 4) { /* the new token's k: into the last tile row and the cache */
+        if (!TAG && has_new && warp == G % 4) { /* the new token's k, v: into the last tile row and the cache */
+            const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
+            KV *kr = (KV *)(kt + (size_t)(n - 1) * rs), *vr = (KV *)(vt + (size_t)(n - 1) * rs);
+            float vv[8]; /* loaded before k's head: one round trip for both */
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int d = lane + 32 * t;
+                vv[t] = d < hd ? a.v[(int64_t)hk * hd + d] + (a.bv ? a.bv[(int64_t)hk * hd + d] : 0.0f) : 0.0f;
+            }
+            mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, cs, 1.0f, kn, lane);
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int d = lane + 32 * t;
+                if (d >= hd) break;
+                const KV kk = al_kv_t<KV>(kn[d]), vk = al_kv_t<KV>(vv[t]);
+                kr[d] = kk, vr[d] = vk;
+                ((KV *)a.kc)[off + d] = kk, ((KV *)a.vc)[off + d] = vk;
+            }
+        }
+        /* tagged: the new k by warp G % 4, its v by the next one, so that both waits overlap */
+        if (TAG && has_new && warp == G % 4) { /* the new token's k: into the last tile row and the cache */
             const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
             KV *kr = (KV *)(kt + (size_t)(n - 1) * rs);
             mk_head(a, a.k + (int64_t)hk * hd, a.bk ? a.bk + (int64_t)hk * hd : NULL, a.k_norm ? wk : NULL, cs, 1.0f, kn, lane,
-                    m.tk ? m.tk + (int64_t)hk * hd : NULL, tag0 + (unsigned)m.tag_k, m.tag_fail, m.tag_mode);
+                    TAG && m.tk ? m.tk + (int64_t)hk * hd : NULL, tag0 + (unsigned)m.tag_k, m.tag_fail, m.tag_mode);
 #pragma unroll
             for (int t = 0; t < 8; t++) {
                 const int d = lane + 32 * t;
@@ -412,11 +433,11 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 ((KV *)a.kc)[off + d] = kk;
             }
         }
-        if (has_new && warp == (G + 1) % 4) { /* its v, by the next warp: the two round trips overlap */
+        if (TAG && has_new && warp == (G + 1) % 4) { /* its v, by the next warp: the two round trips overlap */
             const int64_t off = (int64_t)pos * kv_row + (int64_t)hk * hd;
             KV *vr = (KV *)(vt + (size_t)(n - 1) * rs);
             float vv[8];
-            if (m.tv) {
+            if (TAG && m.tv) {
                 uint2 vw[8];
 #pragma unroll
                 for (int t = 0; t < 8; t++) vw[t] = lane + 32 * t < hd ? mmq_ldt1(m.tv + (int64_t)hk * hd + lane + 32 * t, m.tag_mode) : make_uint2(0, 0);
@@ -498,12 +519,12 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 const float inv = 1.0f / ml[2 * q + 1];
                 float *o = a.out + (int64_t)(hk * G + q) * hd + d;
                 o[0] = a0 * inv, o[1] = a1 * inv;
-                if (m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                if (TAG && m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
             } else {
                 const int64_t hs = (int64_t)(hk * G + q) * m.n_split + sp;
                 *(float2 *)(po + hs * hd + d) = make_float2(a0, a1);
                 if (d == 0) *(float2 *)(pml + 2 * hs) = make_float2(ml[2 * q], ml[2 * q + 1]);
-                if (keep && m.tpart) {
+                if (TAG && keep && m.tpart) {
                     mmq_stt2(m.tpart + hs * hd + d, a0, a1, tag0 + (unsigned)m.tag_self, m.tag_mode);
                     if (d == 0) mmq_stt2(m.tpart + (pml - po) + 2 * hs, ml[2 * q], ml[2 * q + 1], tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
@@ -540,7 +561,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                         M = mn;
                     }
                     a.out[(int64_t)h * hd + d] = Ls > 0.0f ? acc / Ls : 0.0f;
-                    if (m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                    if (TAG && m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
                 if (tid == 0) m.cnt[hk] = 0;
             }
@@ -738,6 +759,7 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * the attention phase counters (mk_attention), each block's stamps (mk_stamp_blk). Op descriptors are
  * read from shared memory (two buffers: op i and op i + 1, loaded while the barrier before it is
  * pending). */
+template <bool TAG, int TS>
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
                                                       int sub_bytes, int poller, int pre_flags, unsigned tag0, int cl) {
@@ -758,15 +780,15 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         case MK_MATVEC:
             /* no barrier after it (tagged hand-off): a block without rows does not read the input, which
              * the next ops may overwrite once the blocks with rows are done (cuda/prog_plan.h) */
-            if (!op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
-            mmq_input<MK_BT>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
+            if (TAG && !op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
+            mmq_input<MK_BT, TAG>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
             mk_stamp_blk(tm, n_ops, MK_INPUT, i);
-            mmq_products<false>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
+            mmq_products<TS, TAG>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
             break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16)
-                mk_attention<__half>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
-            else mk_attention<float>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+                mk_attention<__half, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+            else mk_attention<float, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
             break;
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         case MK_EMBED:
@@ -779,6 +801,22 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_blk(tm, n_ops, MK_DONE, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
+        if (!TAG) { /* as before the tagged hand-off */
+            if (op.sync) {
+                target += gridDim.x / cl;
+                mk_arrive(bar, cl);
+                mk_load_op(&next, &ops[i + 1]);
+                __syncthreads();
+                pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+                mk_wait(bar, target, poller, cl);
+            } else {
+                __syncthreads();
+                mk_load_op(&next, &ops[i + 1]);
+                __syncthreads();
+            }
+            mk_stamp(tm, i + 1);
+            continue;
+        }
         /* sync 2: a barrier only where the attention's units counted arrivals (mk_attn_counts) */
         const bool bar_here = op.sync == 1 || (op.sync == 2 && mk_attn_counts(op.u.at, pos));
         if (bar_here) {
@@ -791,7 +829,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         __syncthreads();
         /* while the barrier is pending, or before a tagged hand-off's input is waited for: the next
          * product's first weight rows into L2, an attention unit's cached K/V tiles, ... */
-        if (bar_here || op.kind == MK_MATVEC || op.kind == MK_ATTN) pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+        if (bar_here || (TAG && (op.kind == MK_MATVEC || op.kind == MK_ATTN))) pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
         if (bar_here) mk_wait(bar, target, poller, cl);
         mk_stamp(tm, i + 1);
     }
@@ -1105,12 +1143,20 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     AL_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, c->device), "cooperative launch attribute");
     if (!coop) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the device has no cooperative launch");
     if (MK_SUB * p->sub_smem > p->smem) p->smem = MK_SUB * p->sub_smem;
+    /* the instance: with the tagged hand-off or not, with the 32-element block types or only the common ones */
+    int ts = MMQ_TS_CORE;
+    for (int i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kind == MK_MATVEC)
+            for (int m = 0; m < (p->ops[i].u.mv.glu ? 2 : p->ops[i].u.mv.n); m++)
+                if (mmq_type_set(p->ops[i].u.mv.type[m]) > ts) ts = mmq_type_set(p->ops[i].u.mv.type[m]);
+    p->kfn = p->tagged ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT> : (const void *)k_persist<true, MMQ_TS_CORE>)
+                       : (ts ? (const void *)k_persist<false, MMQ_TS_EXT> : (const void *)k_persist<false, MMQ_TS_CORE>);
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
-        AL_CUDA_TRY(cudaFuncSetAttribute(k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
+        AL_CUDA_TRY(cudaFuncSetAttribute(p->kfn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
     }
     int occ = 0;
-    AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_persist, MK_BT, p->smem), "persist occupancy");
+    AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, p->kfn, MK_BT, p->smem), "persist occupancy");
     if (occ < 1) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the kernel does not fit on a multiprocessor");
     if (blocks_per_sm > 0 && blocks_per_sm < occ) occ = blocks_per_sm;
     p->grid = occ * c->prop.multiProcessorCount;
@@ -1126,7 +1172,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         cfg.attrs = at;
         cfg.numAttrs = 1;
         if (p->grid % p->cluster || c->prop.major < 9 ||
-            cudaOccupancyMaxActiveClusters(&n_cl, (const void *)k_persist, &cfg) != cudaSuccess || n_cl * p->cluster < p->grid) {
+            cudaOccupancyMaxActiveClusters(&n_cl, p->kfn, &cfg) != cudaSuccess || n_cl * p->cluster < p->grid) {
             (void)cudaGetLastError();
             p->cluster = 1;
         }
@@ -1206,9 +1252,9 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
         cfg.stream = p->c->stream;
         cfg.attrs = at;
         cfg.numAttrs = 2;
-        AL_CUDA_TRY(cudaLaunchKernelExC(&cfg, (const void *)k_persist, args), "persistent decode kernel (clusters)");
+        AL_CUDA_TRY(cudaLaunchKernelExC(&cfg, p->kfn, args), "persistent decode kernel (clusters)");
     } else {
-        AL_CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_persist, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
+        AL_CUDA_TRY(cudaLaunchCooperativeKernel(p->kfn, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
                                                 p->c->stream),
                     "persistent decode kernel");
     }
