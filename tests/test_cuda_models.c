@@ -353,17 +353,10 @@ static void test_persistent(void) {
                      * At level 3 wo merges tagged key splits online, in another order, from position 64 on. */
                     al_cuda_session_reset(sa);
                     al_cuda_session_reset(sc);
-                    const int exact = lv == AL_TAG_FULL ? 26 : 80;
-                    const double e7 = persist_steps(sc, sa, &r, V, true, exact);
-                    printf("  %s %s: tagged level %d vs barriers, %d steps: %.3g\n", archs[i], kv ? "F32" : "F16", lv, exact, e7);
+                    const double e7 = persist_steps(sc, sa, &r, V, true, 80);
+                    printf("  %s %s: tagged level %d vs barriers, 80 steps: %.3g\n", archs[i], kv ? "F32" : "F16", lv, e7);
                     CHECKF(e7 < 5e-2, "%s %s level %d: tagged decode differs from the barrier program: %g", archs[i], kv ? "F32" : "F16",
                            lv, e7);
-                    if (lv == AL_TAG_FULL) {
-                        al_cuda_session_reset(sa);
-                        al_cuda_session_reset(sc);
-                        const double e8 = persist_steps(sc, sa, &r, V, true, 80);
-                        CHECKF(e8 < 5e-2, "%s %s: tagged decode differs from the barrier program: %g", archs[i], kv ? "F32" : "F16", e8);
-                    }
                     al_cuda_session_free(sc);
                     if (lv == AL_TAG_FULL && !kv && !strcmp(archs[i], "qwen3")) {
                         /* the attention's barrier that only some positions meet (sync 2): past 4 key splits (positions

@@ -124,11 +124,9 @@ static void ref_matmul(const float *W, int64_t n_out, int64_t k, const float *X,
         }
 }
 
-/* types whose matrix-vector product quantizes the activations to int8 blocks of 32 (src/cuda/mmq.cuh) */
-static bool int8_path(al_type t) {
-    return t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K || t == AL_TYPE_Q4_0 || t == AL_TYPE_Q4_1 ||
-           t == AL_TYPE_Q5_0 || t == AL_TYPE_Q5_1 || t == AL_TYPE_IQ4_NL || t == AL_TYPE_IQ4_XS || t == AL_TYPE_Q2_K || t == AL_TYPE_Q3_K;
-}
+/* types whose matrix-vector product quantizes the activations to int8 blocks of 32 (src/cuda/mmq.cuh):
+ * every quantized type since session 12 */
+static bool int8_path(al_type t) { return al_type_traits_get(t)->is_quantized; }
 
 static void test_matmul(void) {
     al_cpu *cpu;

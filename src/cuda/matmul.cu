@@ -193,8 +193,7 @@ static al_status mmq_launch(al_cuda *c, mmq_args *a, const float *X, int64_t ldx
     const size_t smem = mmq_smem(a);
     const int g = mmq_warps(k);
     const int rpb = (4 / g) * (a->glu ? a->R / 2 : a->R);
-    bool k23 = false;
-    for (int i = 0; i < (a->glu ? 2 : a->n); i++) k23 = k23 || a->type[i] == AL_TYPE_Q2_K || a->type[i] == AL_TYPE_Q3_K;
+    const bool k23 = mmq_args_type_set(a) == MMQ_TS_ALL;
     if (smem != c->mmq_occ_smem[k23]) { /* blocks of k_mmq resident per SM with this much shared memory */
         int nb = 0;
         AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k23 ? k_mmq<true> : k_mmq<false>, 128, smem), "mmq occupancy");

@@ -570,6 +570,14 @@ static inline int mmq_warps(int64_t k) {
     return nch >= 256 ? 4 : nch >= 128 ? 2 : 1;
 }
 
+/* the type set a product's weights need (the largest of its matrices') */
+static inline int mmq_args_type_set(const mmq_args *a) {
+    int ts = MMQ_TS_CORE;
+    for (int i = 0; i < (a->glu ? 2 : a->n); i++)
+        if (mmq_type_set(a->type[i]) > ts) ts = mmq_type_set(a->type[i]);
+    return ts;
+}
+
 static inline bool mmq_ok(const al_cuda_weight *W) {
     if (W->k > MMQ_MAX_K) return false;
     return al_cuda_mmq_type(W->type) && W->k % al_type_traits_get(W->type)->block_size == 0;

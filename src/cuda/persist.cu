@@ -769,6 +769,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
     const int vb = sub * gridDim.x + blockIdx.x, nvb = MK_SUB * gridDim.x;
     uint8_t *ssh = mk_sh + (size_t)sub * (size_t)sub_bytes;
     unsigned long long target = base;
+    const unsigned arrivals = gridDim.x / cl; /* per grid barrier: one per block, or per cluster */
     bool pre = false;
     mk_stamp(tm, 0);
     mk_load_op(&desc[0], &ops[0]);
@@ -803,7 +804,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_op &next = desc[(i + 1) & 1];
         if (!TAG) { /* as before the tagged hand-off */
             if (op.sync) {
-                target += gridDim.x / cl;
+                target += arrivals;
                 mk_arrive(bar, cl);
                 mk_load_op(&next, &ops[i + 1]);
                 __syncthreads();
@@ -820,7 +821,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         /* sync 2: a barrier only where the attention's units counted arrivals (mk_attn_counts) */
         const bool bar_here = op.sync == 1 || (op.sync == 2 && mk_attn_counts(op.u.at, pos));
         if (bar_here) {
-            target += gridDim.x / cl;
+            target += arrivals;
             mk_arrive(bar, cl);
         } else {
             __syncthreads();
@@ -887,9 +888,8 @@ static void need_sub_smem(al_cuda_prog *p, size_t bytes) {
 }
 
 static al_status push_mmq(al_cuda_prog *p, const mmq_args *a) {
-    for (int i = 0; i < (a->glu ? 2 : a->n); i++) /* mmq_products<false> */
-        if (a->type[i] == AL_TYPE_Q2_K || a->type[i] == AL_TYPE_Q3_K)
-            return al_err(AL_ERR_UNSUPPORTED, "cuda prog: no %s products in the persistent kernel (graph path)", al_type_name((al_type)a->type[i]));
+    if (mmq_args_type_set(a) == MMQ_TS_ALL) /* k_persist's mmq_products take at most MMQ_TS_EXT */
+        return al_err(AL_ERR_UNSUPPORTED, "cuda prog: no Q2_K / Q3_K products in the persistent kernel (graph path)");
     mk_op op;
     memset(&op, 0, sizeof op);
     op.kind = MK_MATVEC;
@@ -1132,6 +1132,21 @@ static al_status prog_tag(al_cuda_prog *p) {
     return st;
 }
 
+/* the launch of p's grid in clusters of cl blocks (at: 2 attributes), cooperative or (occupancy query) not */
+static void mk_cluster_cfg(const al_cuda_prog *p, int cl, bool coop, cudaLaunchConfig_t *cfg, cudaLaunchAttribute *at) {
+    memset(cfg, 0, sizeof *cfg);
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = (unsigned)cl, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeCooperative;
+    at[1].val.cooperative = 1;
+    cfg->gridDim = dim3((unsigned)p->grid);
+    cfg->blockDim = dim3(MK_BT);
+    cfg->dynamicSmemBytes = p->smem;
+    cfg->stream = p->c->stream;
+    cfg->attrs = at;
+    cfg->numAttrs = coop ? 2 : 1;
+}
+
 extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     al_cuda *c = p->c;
     if (p->ready) return al_err(AL_ERR_INVALID, "cuda prog: already finished");
@@ -1146,9 +1161,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     /* the instance: with the tagged hand-off or not, with the 32-element block types or only the common ones */
     int ts = MMQ_TS_CORE;
     for (int i = 0; i < p->n_ops; i++)
-        if (p->ops[i].kind == MK_MATVEC)
-            for (int m = 0; m < (p->ops[i].u.mv.glu ? 2 : p->ops[i].u.mv.n); m++)
-                if (mmq_type_set(p->ops[i].u.mv.type[m]) > ts) ts = mmq_type_set(p->ops[i].u.mv.type[m]);
+        if (p->ops[i].kind == MK_MATVEC && mmq_args_type_set(&p->ops[i].u.mv) > ts) ts = mmq_args_type_set(&p->ops[i].u.mv);
     p->kfn = p->tagged ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT> : (const void *)k_persist<true, MMQ_TS_CORE>)
                        : (ts ? (const void *)k_persist<false, MMQ_TS_EXT> : (const void *)k_persist<false, MMQ_TS_CORE>);
     if (p->smem > 48 * 1024) {
@@ -1162,17 +1175,11 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     p->grid = occ * c->prop.multiProcessorCount;
     if (p->cluster > 1) { /* clusters only where the whole grid fits in them and they divide it */
         int n_cl = 0;
-        cudaLaunchConfig_t cfg = {};
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = (unsigned)p->cluster, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-        cfg.gridDim = dim3((unsigned)p->grid);
-        cfg.blockDim = dim3(MK_BT);
-        cfg.dynamicSmemBytes = p->smem;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-        if (p->grid % p->cluster || c->prop.major < 9 ||
-            cudaOccupancyMaxActiveClusters(&n_cl, p->kfn, &cfg) != cudaSuccess || n_cl * p->cluster < p->grid) {
+        cudaLaunchConfig_t cfg;
+        cudaLaunchAttribute at[2];
+        mk_cluster_cfg(p, p->cluster, false, &cfg, at);
+        if (p->grid % p->cluster || c->prop.major < 9 || cudaOccupancyMaxActiveClusters(&n_cl, p->kfn, &cfg) != cudaSuccess ||
+            n_cl * p->cluster < p->grid) {
             (void)cudaGetLastError();
             p->cluster = 1;
         }
@@ -1240,18 +1247,9 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     void *args[] = {(void *)&ops,       (void *)&n_ops,  (void *)&pos,       (void *)&token, (void *)&bar, (void *)&base,
                     (void *)&tm,        (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags, (void *)&tag0, (void *)&cl};
     if (cl > 1) {
-        cudaLaunchConfig_t cfg = {};
+        cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[2];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = (unsigned)cl, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-        at[1].id = cudaLaunchAttributeCooperative;
-        at[1].val.cooperative = 1;
-        cfg.gridDim = dim3((unsigned)p->grid);
-        cfg.blockDim = dim3(MK_BT);
-        cfg.dynamicSmemBytes = p->smem;
-        cfg.stream = p->c->stream;
-        cfg.attrs = at;
-        cfg.numAttrs = 2;
+        mk_cluster_cfg(p, cl, true, &cfg, at);
         AL_CUDA_TRY(cudaLaunchKernelExC(&cfg, p->kfn, args), "persistent decode kernel (clusters)");
     } else {
         AL_CUDA_TRY(cudaLaunchCooperativeKernel(p->kfn, dim3((unsigned)p->grid), dim3(MK_BT), args, p->smem,
