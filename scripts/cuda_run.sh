@@ -5,6 +5,7 @@
 #           with the persistent kernel and with the graph path (--no-persist)
 #   sweep   decode with 1, 2, 4, 8 persistent blocks per SM
 #   ncu     per-kernel GPU time of one Qwen3 decode (Nsight Compute, clocks left alone)
+#   ncusrc  the persistent kernel's warp stalls per SASS instruction (Nsight Compute source counters), Qwen3 and Llama
 #   batch   Qwen3 / Llama tg128 as 2, 4, 8, 16 sessions decoded as one batch per step (bench_cuda --batch)
 #   barrier grid-barrier micro-benchmark (bench_barrier: ns per barrier by variant and blocks per SM;
 #           bench_handoff: ns per op handing a vector on by barrier or by tagged words, with weight traffic)
@@ -162,6 +163,20 @@ PY
     mk qwen3 qwen3-0.6b Q4_K_M
     timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
       "$B/bench_cuda" -p 0 -n 4 -r 1 --no-graph -m "$M/qwen3.gguf" >"$OUT/ncu_qwen3_tg.log" 2>&1 ;;
+  ncusrc)
+    # where the persistent kernel's warps stall, per SASS instruction (with CUDA source lines: -lineinfo),
+    # one decode step at position ~132 of Qwen3 and Llama; reports and CSVs under $OUT
+    mk qwen3 qwen3-0.6b Q4_K_M; mk llama llama-3.2-1b Q4_K_M
+    for mm in qwen3 llama; do
+      timeout 240 ncu --clock-control none -k regex:k_persist --launch-skip 4 --launch-count 1 --section WarpStateStats \
+        --section SourceCounters -f -o "/tmp/ncu_$mm" "$B/bench_cuda" -p 0 -n 8 -d 128 -r 1 -m "$M/$mm.gguf" >"$OUT/ncusrc_$mm.log" 2>&1
+      echo "ncu $mm rc=$?"; tail -3 "$OUT/ncusrc_$mm.log"
+      ncu --import "/tmp/ncu_$mm.ncu-rep" --page details >>"$OUT/ncusrc_$mm.log" 2>&1
+      grep -iE "stall|no instruction|warp cycles" "$OUT/ncusrc_$mm.log" | head -20
+      { ncu --import "/tmp/ncu_$mm.ncu-rep" --page source --print-source cuda,sass --csv 2>/dev/null ||
+        ncu --import "/tmp/ncu_$mm.ncu-rep" --page source --print-source sass --csv; } | xz -3 >"$OUT/ncusrc_$mm.csv.xz"
+      ls -la "$OUT/ncusrc_$mm.csv.xz"
+    done ;;
   esac
 done
 echo "== done at +$(( $(date +%s) - T0 )) s"

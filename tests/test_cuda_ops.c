@@ -171,6 +171,17 @@ static void test_matmul(void) {
             snprintf(what, sizeof what, "matmul %s m=%lld vs al_cpu_matmul", al_type_name(t), (long long)m);
             check_close(what, yc, ycpu, m * n_out, 3e-2);
             free(ycpu);
+            if (m > 1 && m <= 4 && int8_path(t)) { /* every row in each block (the path of large matrices) */
+                al_cuda_set_mmq_multi_min(g_cu, 0);
+                CHECK_OK(al_cuda_memset(g_cu, dy, 0, sizeof(float) * (size_t)(m * ldy)));
+                CHECK_OK(al_cuda_matmul(g_cu, &w, dx + off, ldx, dy, ldy, m));
+                al_cuda_set_mmq_multi_min(g_cu, -1);
+                float *ym = back(dy, m * ldy);
+                for (int64_t r = 0; r < m; r++) memcpy(yc + r * n_out, ym + r * ldy, sizeof(float) * (size_t)n_out);
+                snprintf(what, sizeof what, "matmul %s m=%lld, rows in one block", al_type_name(t), (long long)m);
+                check_close(what, yc, ref, m * n_out, tol);
+                free(ym);
+            }
             free(x), free(xc), free(ref), free(y), free(yc);
             FREE_D(dx), FREE_D(dy);
         }

@@ -43,6 +43,11 @@ al_status al_cuda_init(al_cuda **out, int device);
  * with the previous kernel's end; results are the same either way (off: plain launches). */
 void al_cuda_set_pdl(al_cuda *c, bool on);
 bool al_cuda_pdl(const al_cuda *c);
+/* Products of m = 2 .. 4 activation rows (batched decode) over a matrix of at least `bytes` bytes run
+ * every row in each block, so that the matrix is streamed once instead of once per row (default: half
+ * of the L2 cache, i.e. LM heads, also when bytes < 0; 0: every matrix, as tests use it). Results are
+ * the same either way. */
+void al_cuda_set_mmq_multi_min(al_cuda *c, int64_t bytes);
 void al_cuda_free(al_cuda *c);
 al_status al_cuda_sync(al_cuda *c);
 /* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
@@ -358,6 +363,12 @@ al_status al_cuda_prog_tag_failed(al_cuda_prog *p, bool *failed);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
+/* Before al_cuda_prog_finish: fuse each attention with the QKV product before it (off by default; not
+ * with the tagged hand-off). Where the attention's live keys span at most 4 splits (positions below 256
+ * with 64-key splits), every block computes the q / k / v rows of one KV head and the last block of a
+ * head to finish runs that head's attention: one grid barrier less per layer. Elsewhere the two run as
+ * before. The results are the same bit for bit. */
+void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on);
 /* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the times
  * each block entered it, had its input (products: pre-norm and int8 activations done) and finished
  * it; al_cuda_prog_times (synchronous) fills t[n_ops] of the last run, in µs from block 0
@@ -405,6 +416,7 @@ typedef struct al_cuda_session_params {
     int persist_tagged;        /* al_cuda_prog_set_tagged: an al_tag_level (default params: off) */
     bool persist_tag_gpu;      /* al_cuda_prog_set_tag_scope(true) */
     int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
+    bool persist_attn_fuse;    /* al_cuda_prog_set_attn_fuse(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, no tagged hand-off */

@@ -38,6 +38,7 @@ extern "C" al_status al_cuda_init(al_cuda **out, int device) {
         return st;
     }
     c->pdl = c->prop.major >= 9;
+    al_cuda_set_mmq_multi_min(c, -1);
     *out = c;
     return al_ok();
 }
@@ -54,6 +55,9 @@ extern "C" void al_cuda_free(al_cuda *c) {
 
 extern "C" void al_cuda_set_pdl(al_cuda *c, bool on) { c->pdl = on && c->prop.major >= 9; }
 extern "C" bool al_cuda_pdl(const al_cuda *c) { return c->pdl; }
+extern "C" void al_cuda_set_mmq_multi_min(al_cuda *c, int64_t bytes) {
+    c->mmq_multi_min = bytes < 0 ? (size_t)c->prop.l2CacheSize / 2 : (size_t)bytes;
+}
 
 extern "C" al_status al_cuda_sync(al_cuda *c) {
     AL_CUDA_TRY(cudaStreamSynchronize(c->stream), "stream sync");

@@ -1,7 +1,8 @@
 /*
  * matmul.cu — Y = X · Wᵀ for weights in their stored (quantized) type.
  *  - m <= 4, every quantized type (k_mmq; k_mmq<true> where Q2_K / Q3_K take part, which need more
- *    registers): each block quantizes the activation row to int8
+ *    registers): each block quantizes the activation row (m >= 2 over a large matrix: every row, so
+ *    that each weight row is read from memory once for all of them; al_cuda_set_mmq_multi_min) to int8
  *    blocks of 32 in shared memory (mmq.cuh; with al_cuda_matvec_* also the residual add + RMSNorm
  *    before it), then groups of one, two or four warps (by k) take pairs of rows, each lane 32- or
  *    64-element chunks with 128-bit loads and __dp4a; the block strides over rows (decode).
@@ -176,21 +177,39 @@ __global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, i
 /* ---- integer path (mmq_kernel.cuh) ---- */
 
 /* K23: with Q2_K / Q3_K products, a kernel of its own (their code takes k_mmq from 96 to 118 registers) */
-template <bool K23> __global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g) {
+/* ny == 1: activation row blockIdx.y (one grid row per activation row, each reading the whole matrix);
+ * ny >= 2: rows 0 .. ny - 1 in every block (mmq_rows_loop_multi), their inputs stride bytes apart */
+template <bool K23> __global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g, int ny, unsigned stride) {
     extern __shared__ __align__(16) uint8_t mmq_sh[];
     const int tid = threadIdx.y * 32 + threadIdx.x;
     al_pdl_trigger();
     mmq_prefetch_first(a, g, blockIdx.x, tid);
     al_pdl_wait();
-    mmq_block<K23>(a, g, blockIdx.x, gridDim.x, blockIdx.y, tid, mmq_sh);
+    if (ny <= 1) {
+        mmq_block<K23>(a, g, blockIdx.x, gridDim.x, blockIdx.y, tid, mmq_sh);
+        return;
+    }
+    for (int jj = 0; jj < ny; jj++) mmq_input<128>(a, blockIdx.x, jj, tid, mmq_sh + (size_t)jj * stride);
+    if (a.R == 4) mmq_rows_loop_multi<4, K23 ? MMQ_TS_ALL : MMQ_TS_EXT>(a, g, blockIdx.x, gridDim.x, ny, stride, tid, mmq_sh);
+    else mmq_rows_loop_multi<2, K23 ? MMQ_TS_ALL : MMQ_TS_EXT>(a, g, blockIdx.x, gridDim.x, ny, stride, tid, mmq_sh);
 }
+
+#define MMQ_MULTI_SMEM (48u << 10) /* the ny >= 2 path while all rows' inputs fit the default dynamic limit */
 
 /* a.w.., a.n, a.type, a.glu, ids, norm etc. set by the caller; launches over ny activation rows */
 static al_status mmq_launch(al_cuda *c, mmq_args *a, const float *X, int64_t ldx, int ny) {
     const int64_t k = a->k;
     a->x = X;
     a->ldx = ldx;
-    const size_t smem = mmq_smem(a);
+    const size_t one = mmq_smem(a);
+    /* several activation rows (batched decode) of a matrix of at least c->mmq_multi_min bytes (default:
+     * half of L2, i.e. an LM head): every block takes them all, so that the matrix is streamed once;
+     * smaller matrices are shared through L2 by one grid row per activation row, which measured faster
+     * (docs/benchmarks-cuda.md v13) */
+    size_t bytes = 0;
+    for (int i = 0; i < a->n; i++) bytes += (size_t)(a->end[i] - a->beg[i]) * (size_t)a->row_bytes[i];
+    const bool multi = ny >= 2 && !a->ids && !a->nw && (size_t)ny * one <= MMQ_MULTI_SMEM && bytes >= c->mmq_multi_min;
+    const size_t smem = multi ? (size_t)ny * one : one;
     const int g = mmq_warps(k);
     const int rpb = (4 / g) * (a->glu ? a->R / 2 : a->R);
     const bool k23 = mmq_args_type_set(a) == MMQ_TS_ALL;
@@ -201,9 +220,10 @@ static al_status mmq_launch(al_cuda *c, mmq_args *a, const float *X, int64_t ldx
         c->mmq_occ_smem[k23] = smem;
     }
     const int64_t nblk = al_cdiv(a->end[a->n - 1], rpb), cap = (int64_t)c->prop.multiProcessorCount * c->mmq_occ[k23];
-    const dim3 grid((unsigned)(nblk < cap ? nblk : cap), (unsigned)ny), block(32, 4);
-    if (k23) AL_CUDA_TRY(al_launch(c, k_mmq<true>, grid, block, smem, *a, g), "mmq");
-    else AL_CUDA_TRY(al_launch(c, k_mmq<false>, grid, block, smem, *a, g), "mmq");
+    const dim3 grid((unsigned)(nblk < cap ? nblk : cap), multi ? 1u : (unsigned)ny), block(32, 4);
+    const int nym = multi ? ny : 1;
+    if (k23) AL_CUDA_TRY(al_launch(c, k_mmq<true>, grid, block, smem, *a, g, nym, (unsigned)one), "mmq");
+    else AL_CUDA_TRY(al_launch(c, k_mmq<false>, grid, block, smem, *a, g, nym, (unsigned)one), "mmq");
     return al_ok();
 }
 
