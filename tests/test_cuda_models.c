@@ -323,6 +323,7 @@ static void test_persistent(void) {
                     al_cuda_session_params pf = pp, pb = pp;
                     pf.n_ctx = pb.n_ctx = 384;
                     pf.persist_attn_fuse = true;
+                    pb.persist_attn_fuse = false;
                     al_cuda_session *sf = NULL, *sr = NULL;
                     REQUIRE_OK(al_cuda_session_init(&sf, cm, &pf));
                     REQUIRE_OK(al_cuda_session_init(&sr, cm, &pb));
