@@ -165,7 +165,7 @@ PY
       "$B/bench_cuda" -p 0 -n 4 -r 1 --no-graph -m "$M/qwen3.gguf" >"$OUT/ncu_qwen3_tg.log" 2>&1 ;;
   ncusrc)
     # where the persistent kernel's warps stall, per SASS instruction (with CUDA source lines: -lineinfo),
-    # one decode step at position ~132 of Qwen3 and Llama; reports and CSVs under $OUT
+    # one decode step at position ~132 of Qwen3 and Llama; reports in /tmp, logs and CSVs (xz) under $OUT
     mk qwen3 qwen3-0.6b Q4_K_M; mk llama llama-3.2-1b Q4_K_M
     for mm in qwen3 llama; do
       timeout 240 ncu --clock-control none -k regex:k_persist --launch-skip 4 --launch-count 1 --section WarpStateStats \

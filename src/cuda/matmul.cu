@@ -176,22 +176,17 @@ __global__ void k_to_bf16(const float *__restrict__ x, int64_t ldx, int64_t m, i
 
 /* ---- integer path (mmq_kernel.cuh) ---- */
 
-/* K23: with Q2_K / Q3_K products, a kernel of its own (their code takes k_mmq from 96 to 118 registers) */
-/* ny == 1: activation row blockIdx.y (one grid row per activation row, each reading the whole matrix);
- * ny >= 2: rows 0 .. ny - 1 in every block (mmq_rows_loop_multi), their inputs stride bytes apart */
-template <bool K23> __global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g, int ny, unsigned stride) {
+/* K23: with Q2_K / Q3_K products, a kernel of its own (their code takes k_mmq from 96 to 118 registers).
+ * ALL == false: activation row blockIdx.y (one grid row per activation row, each reading the whole
+ * matrix); true: rows 0 .. ny - 1 in every block, their inputs stride bytes apart (a kernel of its own
+ * too: the loop over rows takes the one-row kernel from 96 to 117 registers) */
+template <bool K23, bool ALL> __global__ void __launch_bounds__(128) k_mmq(mmq_args a, int g, int ny, unsigned stride) {
     extern __shared__ __align__(16) uint8_t mmq_sh[];
     const int tid = threadIdx.y * 32 + threadIdx.x;
     al_pdl_trigger();
     mmq_prefetch_first(a, g, blockIdx.x, tid);
     al_pdl_wait();
-    if (ny <= 1) {
-        mmq_block<K23>(a, g, blockIdx.x, gridDim.x, blockIdx.y, tid, mmq_sh);
-        return;
-    }
-    for (int jj = 0; jj < ny; jj++) mmq_input<128>(a, blockIdx.x, jj, tid, mmq_sh + (size_t)jj * stride);
-    if (a.R == 4) mmq_rows_loop_multi<4, K23 ? MMQ_TS_ALL : MMQ_TS_EXT>(a, g, blockIdx.x, gridDim.x, ny, stride, tid, mmq_sh);
-    else mmq_rows_loop_multi<2, K23 ? MMQ_TS_ALL : MMQ_TS_EXT>(a, g, blockIdx.x, gridDim.x, ny, stride, tid, mmq_sh);
+    mmq_block<K23>(a, g, blockIdx.x, gridDim.x, ALL ? 0 : (int)blockIdx.y, ALL ? ny : 1, stride, tid, mmq_sh);
 }
 
 #define MMQ_MULTI_SMEM (48u << 10) /* the ny >= 2 path while all rows' inputs fit the default dynamic limit */
@@ -213,17 +208,17 @@ static al_status mmq_launch(al_cuda *c, mmq_args *a, const float *X, int64_t ldx
     const int g = mmq_warps(k);
     const int rpb = (4 / g) * (a->glu ? a->R / 2 : a->R);
     const bool k23 = mmq_args_type_set(a) == MMQ_TS_ALL;
-    if (smem != c->mmq_occ_smem[k23]) { /* blocks of k_mmq resident per SM with this much shared memory */
+    void (*const kern[4])(mmq_args, int, int, unsigned) = {k_mmq<false, false>, k_mmq<true, false>, k_mmq<false, true>, k_mmq<true, true>};
+    const int ki = (int)k23 + 2 * (int)multi;
+    if (smem != c->mmq_occ_smem[ki]) { /* blocks of that k_mmq resident per SM with this much shared memory */
         int nb = 0;
-        AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k23 ? k_mmq<true> : k_mmq<false>, 128, smem), "mmq occupancy");
-        c->mmq_occ[k23] = nb > 0 ? nb : 1;
-        c->mmq_occ_smem[k23] = smem;
+        AL_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kern[ki], 128, smem), "mmq occupancy");
+        c->mmq_occ[ki] = nb > 0 ? nb : 1;
+        c->mmq_occ_smem[ki] = smem;
     }
-    const int64_t nblk = al_cdiv(a->end[a->n - 1], rpb), cap = (int64_t)c->prop.multiProcessorCount * c->mmq_occ[k23];
+    const int64_t nblk = al_cdiv(a->end[a->n - 1], rpb), cap = (int64_t)c->prop.multiProcessorCount * c->mmq_occ[ki];
     const dim3 grid((unsigned)(nblk < cap ? nblk : cap), multi ? 1u : (unsigned)ny), block(32, 4);
-    const int nym = multi ? ny : 1;
-    if (k23) AL_CUDA_TRY(al_launch(c, k_mmq<true>, grid, block, smem, *a, g, nym, (unsigned)one), "mmq");
-    else AL_CUDA_TRY(al_launch(c, k_mmq<false>, grid, block, smem, *a, g, nym, (unsigned)one), "mmq");
+    AL_CUDA_TRY(al_launch(c, kern[ki], grid, block, smem, *a, g, multi ? ny : 1, (unsigned)one), "mmq");
     return al_ok();
 }
 

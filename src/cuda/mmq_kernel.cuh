@@ -528,12 +528,11 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
 
 template <int R, int TS, bool TAG>
 static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh,
-                                     unsigned tag0, int hb) {
+                                     unsigned tag0, int hb, int ny, size_t stride) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const int lr = (R == 4 ? 2 : 1) - (a.glu ? 1 : 0); /* log2 of the output rows per group */
     const int64_t nvg = mmq_nvg(a, hb, lr), vstep = (int64_t)nbx * ngrp;
-    const int8_t *xq = (const int8_t *)mmq_sh;
-    const float *xd = (const float *)(mmq_sh + ((a.k + 15) & ~(int64_t)15));
+    const int64_t xd_off = (a.k + 15) & ~(int64_t)15;
     for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {
         const uint8_t *w;
         int64_t rb, rb2, vrow;
@@ -548,48 +547,25 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
                 mmq_prefetch(a, wn, rbn, inn >> 8);
             }
         }
-        mmq_step<R, TS, TAG>(a, g, j, tid, sub, bar, w, rb, rb2, in, vrow, xq, xd, tag0);
+        for (int jj = 0; jj < ny; jj++) { /* each step's weight rows from memory once, from L1 for the rows after the first */
+            const uint8_t *sh = mmq_sh + (size_t)jj * stride;
+            mmq_step<R, TS, TAG>(a, g, j + jj, tid, sub, bar, w, rb, rb2, in, vrow, (const int8_t *)sh, (const float *)(sh + xd_off), tag0);
+        }
     }
 }
 
-/* share bx of nbx for activation row j, after its input (mmq_input): groups bx * ngrp + grp + s * nbx *
- * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step. TS: the weight types compiled in (MMQ_TS_*;
+/* share bx of nbx for activation rows j .. j + ny - 1, after their inputs (mmq_input of row j + jj at
+ * mmq_sh + jj * stride; ny > 1: k_mmq only, not with a.ids, so that a matrix is streamed once for all
+ * the rows): groups bx * ngrp + grp + s * nbx * ngrp; tid = 0..127 (4 warps), sub / bar as mmq_step. TS: the weight types compiled in (MMQ_TS_*;
  * each set is a kernel of its own, so that the common types' code stays as small as before: the
  * persistent kernel's grew 70 % with every type and the tagged hand-off in it, and tg128 fell 4-9 % on
  * an H100); TAG: with the tagged hand-off's loads and stores */
 template <int TS, bool TAG>
 static __device__ __forceinline__ void mmq_products(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar,
-                                                    const uint8_t *mmq_sh, unsigned tag0 = 0, int hb = -1) {
-    if (a.R == 4) mmq_rows_loop<4, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, hb);
-    else mmq_rows_loop<2, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, hb);
-}
-
-/* share bx of nbx for the activation rows 0 .. ny - 1 at once, after their inputs (mmq_input of row jj at
- * mmq_sh + jj * stride): each step's weight rows come from memory for row 0 and again, from L1, for the
- * rows after it, so that a matrix is streamed once per launch instead of once per row. k_mmq only (block
- * = share: tid < 128, barrier 0); not with a.ids (the matrix would differ per row). */
-template <int R, int TS>
-static __device__ void mmq_rows_loop_multi(const mmq_args &a, int g, int bx, int nbx, int ny, size_t stride, int tid,
-                                           const uint8_t *mmq_sh) {
-    const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
-    const int lr = (R == 4 ? 2 : 1) - (a.glu ? 1 : 0);
-    const int64_t nvg = (a.end[a.n - 1] + (1 << lr) - 1) >> lr, vstep = (int64_t)nbx * ngrp;
-    const int64_t xd_off = (a.k + 15) & ~(int64_t)15;
-    for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {
-        const uint8_t *w;
-        int64_t rb, rb2, vrow;
-        const int in = mmq_rows(a, vg, &w, &rb, &rb2, &vrow);
-        if (wig == 0 && lane == 0 && vg + vstep < nvg) {
-            const uint8_t *wn;
-            int64_t rbn, rb2n, vrn;
-            const int inn = mmq_rows(a, vg + vstep, &wn, &rbn, &rb2n, &vrn);
-            mmq_prefetch(a, wn, rbn, inn >> 8);
-        }
-        for (int jj = 0; jj < ny; jj++) {
-            const uint8_t *sh = mmq_sh + (size_t)jj * stride;
-            mmq_step<R, TS, false>(a, g, jj, tid, 0, 0, w, rb, rb2, in, vrow, (const int8_t *)sh, (const float *)(sh + xd_off), 0);
-        }
-    }
+                                                    const uint8_t *mmq_sh, unsigned tag0 = 0, int hb = -1, int ny = 1,
+                                                    size_t stride = 0) {
+    if (a.R == 4) mmq_rows_loop<4, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, hb, ny, stride);
+    else mmq_rows_loop<2, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, hb, ny, stride);
 }
 
 /* whether share bx takes any group of rows (its first group, of sub-block 0, is the lowest) */
@@ -598,10 +574,12 @@ __device__ __forceinline__ bool mmq_has_rows(const mmq_args &a, int g, int bx) {
     return (int64_t)bx * (4 >> mmq_lg(g)) < (a.end[a.n - 1] + (1 << lr) - 1) >> lr;
 }
 
-/* a block of 128 threads: mmq_input, then mmq_products; mmq_sh: dynamic shared memory of mmq_smem bytes */
-template <bool K23> static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int tid, uint8_t *mmq_sh) {
-    mmq_input<128>(a, bx, j, tid, mmq_sh);
-    mmq_products<K23 ? MMQ_TS_ALL : MMQ_TS_EXT, false>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh);
+/* a block of 128 threads: mmq_input of activation rows j .. j + ny - 1 (each stride bytes of mmq_sh, the
+ * dynamic shared memory: ny * mmq_smem bytes), then mmq_products over them */
+template <bool K23>
+static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int ny, size_t stride, int tid, uint8_t *mmq_sh) {
+    for (int jj = 0; jj < ny; jj++) mmq_input<128>(a, bx, j + jj, tid, mmq_sh + (size_t)jj * stride);
+    mmq_products<K23 ? MMQ_TS_ALL : MMQ_TS_EXT, false>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh, 0, -1, ny, stride);
 }
 
 #define MMQ_MAX_K 40000 /* shared memory: k + k / 8 bytes of quantized activations, under 48 KiB */

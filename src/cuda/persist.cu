@@ -97,8 +97,9 @@ typedef struct mk_embed {
  * last block of hb to arrive runs hb's attention units on its sub-blocks: no grid barrier between the
  * two ops. Elsewhere the pair runs as two ops with a barrier between (QKV op sync 3). */
 typedef struct mk_fuse {
-    int nkv, G, hd, ch, win, elt;
-    int *cnt;             /* [nkv] arrivals, zero between uses (the last block resets its head's) */
+    int nkv, ch, win;       /* the attention's KV heads, keys per split, window (G and head_dim: mmq_args.hm_*) */
+    int row;                /* bytes of one head's cached key or value */
+    int *cnt;               /* [nkv] arrivals, zero between uses (the last block resets its head's) */
     const uint8_t *kc, *vc; /* the attention's caches (the QKV op's pre-step puts the live rows into L2) */
 } mk_fuse;
 __host__ __device__ __forceinline__ bool mk_fuse_now(const mk_fuse &f, int pos) {
@@ -751,7 +752,7 @@ __device__ __forceinline__ mk_fb mk_fuse_block(const mk_fuse &f) {
 __device__ void mk_fuse_pre(const mmq_args &a, const mk_fuse &f, int g, int pos, int tid, int sub) {
     const mk_fb b = mk_fuse_block(f);
     mmq_prefetch_first(a, g, b.rank * MK_SUB + sub, tid, b.hb);
-    const int64_t row = (int64_t)f.hd * f.elt, kv_row = (int64_t)f.nkv * row;
+    const int64_t row = f.row, kv_row = (int64_t)f.nkv * row;
     for (int j = mmq_att_first(pos, f.win) + (b.rank * MK_SUB + sub) * MK_T + tid; j < pos; j += b.nbh * MK_BT) {
         al_prefetch_l2(f.kc + (int64_t)j * kv_row + b.hb * row, (size_t)row);
         al_prefetch_l2(f.vc + (int64_t)j * kv_row + b.hb * row, (size_t)row);
@@ -1310,7 +1311,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
             a->end[2] - a->beg[2] != (int64_t)at->n_head_kv * hd || hd % a->R || p->grid < at->n_head_kv)
             continue;
         if (!p->qcnt) AL_TRY(al_cuda_alloc(c, (void **)&p->qcnt, sizeof(int) * (size_t)p->max_kv));
-        mk_fuse f = {at->n_head_kv, G, hd, t->u.at.ch, at->window, at->kv_type == AL_TYPE_F16 ? 2 : 4, p->qcnt,
+        mk_fuse f = {at->n_head_kv, t->u.at.ch, at->window, hd * (at->kv_type == AL_TYPE_F16 ? 2 : 4), p->qcnt,
                      (const uint8_t *)at->kc, (const uint8_t *)at->vc};
         q->fz = t->fz = f;
         q->u.mv.hm_G = G;
