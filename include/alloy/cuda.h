@@ -369,6 +369,11 @@ void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
  * head to finish runs that head's attention: one grid barrier less per layer. Elsewhere the two run as
  * before. The results are the same bit for bit. */
 void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on);
+/* Before al_cuda_prog_finish: run the barrier program (no tagged hand-off, no fusion) on the kernel
+ * instance that the tagged level and fusion set would select. Each of them compiles its own instance,
+ * whose floating-point contractions may differ from the default one's by an ulp; this gives their
+ * tests a reference that should match them bit for bit (tests only). */
+void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on);
 /* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the times
  * each block entered it, had its input (products: pre-norm and int8 activations done) and finished
  * it; al_cuda_prog_times (synchronous) fills t[n_ops] of the last run, in µs from block 0
@@ -417,6 +422,7 @@ typedef struct al_cuda_session_params {
     bool persist_tag_gpu;      /* al_cuda_prog_set_tag_scope(true) */
     int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
     bool persist_attn_fuse;    /* al_cuda_prog_set_attn_fuse(true) */
+    bool persist_kernel_ref;   /* al_cuda_prog_set_kernel_ref(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, no tagged hand-off */

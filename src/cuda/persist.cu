@@ -134,6 +134,7 @@ struct al_cuda_prog {
     bool norm_prefetch; /* al_cuda_prog_set_norm_prefetch */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
     bool attn_fuse; /* al_cuda_prog_set_attn_fuse */
+    bool kernel_ref; /* al_cuda_prog_set_kernel_ref */
     int *qcnt;      /* [max_kv]: mk_fuse.cnt of the fused pairs */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
@@ -1242,6 +1243,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     p->kfn = p->tagged      ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT, false> : (const void *)k_persist<true, MMQ_TS_CORE, false>)
              : p->attn_fuse ? (ts ? (const void *)k_persist<false, MMQ_TS_EXT, true> : (const void *)k_persist<false, MMQ_TS_CORE, true>)
                             : (ts ? (const void *)k_persist<false, MMQ_TS_EXT, false> : (const void *)k_persist<false, MMQ_TS_CORE, false>);
+    if (p->kernel_ref) p->tagged = AL_TAG_OFF, p->attn_fuse = false; /* that instance, the barrier program */
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
         AL_CUDA_TRY(cudaFuncSetAttribute(p->kfn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
@@ -1375,6 +1377,7 @@ extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit
 extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = (sub >= 0 && sub < MK_SUB ? sub : MK_POLLER) * MK_T; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
 extern "C" void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on) { p->attn_fuse = on; }
+extern "C" void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on) { p->kernel_ref = on; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
 extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) { p->tagged = level < AL_TAG_OFF ? AL_TAG_OFF : level > AL_TAG_FULL ? AL_TAG_FULL : level; }
