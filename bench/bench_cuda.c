@@ -135,7 +135,7 @@ static void print_phases(al_cuda_session *s, const int32_t *toks, float *lg) {
         free(cnt);
         printf("\n");
         if (ph_ok && ph[0] + ph[6] > 0)
-            printf("attention unit 0 (last step), µs: tiles %.2f, q/k heads %.2f, scores %.2f, softmax %.2f, P·V + stores %.2f, "
+            printf("attention unit 0 (last step), µs: norm weights %.2f, q/k heads + K/V tiles %.2f, scores %.2f, softmax %.2f, P·V + stores %.2f, "
                    "split arrival %.2f, merge %.2f\n\n", ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]);
     }
     free(t);

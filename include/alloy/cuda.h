@@ -367,7 +367,9 @@ void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
  * with the tagged hand-off). Where the attention's live keys span at most 4 splits (positions below 256
  * with 64-key splits), every block computes the q / k / v rows of one KV head and the last block of a
  * head to finish runs that head's attention: one grid barrier less per layer. Elsewhere the two run as
- * before. The results are the same bit for bit. */
+ * before. The results are the same bit for bit. Measured slower on an H100 (docs/benchmarks-cuda.md v18:
+ * tg128 Qwen3-0.6B -11 %, Llama-3.2-1B -8 %): the head-major QKV rows finish ~3 us later and each
+ * head's attention then starts on one block after all of them; kept as an experiment. */
 void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on);
 /* Before al_cuda_prog_finish: run the barrier program (no tagged hand-off, no fusion) on the kernel
  * instance that the tagged level and fusion set would select. Each of them compiles its own instance,
@@ -392,7 +394,7 @@ void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, size_t size);
  * 2, products only; else 0); n_blocks of al_cuda_prog_shape. */
 al_status al_cuda_prog_block_times(al_cuda_prog *p, double *t);
 /* With timing on: the mean µs (SM clock) of the phases of attention unit 0 in the last run — tiles
- * arrived, q / k heads formed, scores, softmax, P·V and partial stores, split arrival (atomic), merge. */
+ * arrived (the q / k norm weights), q / k heads formed and the K / V tiles arrived, scores, softmax, P·V and partial stores, split arrival (atomic), merge. */
 al_status al_cuda_prog_attn_phases(al_cuda_prog *p, double us[7]);
 
 /* ---- the GPU forward pass ------------------------------------------------------------------

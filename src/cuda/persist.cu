@@ -225,6 +225,17 @@ __device__ __forceinline__ void mk_cp_wait() {
     asm volatile("cp.async.wait_all;\n" ::: "memory");
 #endif
 }
+/* the copies issued so far as one group; waiting for all but the last group (mk_cp_wait_but_last) */
+__device__ __forceinline__ void mk_cp_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mk_cp_wait_but_last() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+#endif
+}
 
 /* one warp: dst[hd] (shared) = RoPE(RMSNorm(src + bias) * nw) * scale, as k_qkv_post + k_decode;
  * nw (or NULL) and cs[n_dims / 2][2] (cos, sin of pair i's angle at this position) in shared memory.
@@ -329,7 +340,9 @@ __host__ __device__ __forceinline__ bool mk_attn_counts(const mk_attn &m, int po
     return nl > 1 && !(m.wo_merge && nl <= MMQ_MERGE_MAX);
 }
 
-/* start copying the unit's cached keys / values (positions < pos) into the tiles */
+/* start copying the unit's cached keys / values (positions < pos) into the tiles: two cp.async groups,
+ * first the q / k norm weights (what the heads need: mk_cp_wait_but_last), then the tiles (what the
+ * scores need: mk_cp_wait), so that the tiles arrive while the heads are formed */
 template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, int u, uint8_t *sh, int tid) {
     const al_cuda_prog_attn &a = m.a;
     const mk_au g = mk_attn_unit(m, pos, u);
@@ -339,14 +352,16 @@ template <typename KV> __device__ void mk_attn_pre(const mk_attn &m, int pos, in
     uint8_t *kt = sh, *vt = sh + (size_t)m.ch * rs;
     const uint8_t *kc = (const uint8_t *)a.kc + (int64_t)g.start * kv_row + (int64_t)g.hk * hd * (int64_t)sizeof(KV);
     const uint8_t *vc = (const uint8_t *)a.vc + (kc - (const uint8_t *)a.kc);
+    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), m.ch), *cs = wq + 2 * hd;
+    mk_cp_vec(wq, a.q_norm, hd, tid);
+    mk_cp_vec(wq + hd, a.k_norm, hd, tid);
+    mk_cp_commit();
     for (int c = tid; c < n * per; c += MK_T) {
         const int r = c / per, q = c - r * per;
         mk_cp16(kt + r * rs + 16 * q, kc + r * kv_row + 16 * q);
         mk_cp16(vt + r * rs + 16 * q, vc + r * kv_row + 16 * q);
     }
-    float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), m.ch), *cs = wq + 2 * hd;
-    mk_cp_vec(wq, a.q_norm, hd, tid);
-    mk_cp_vec(wq + hd, a.k_norm, hd, tid);
+    mk_cp_commit();
     if (a.rope_mode) /* cos, sin of the angles at pos (fp32 angle as the CPU, accurate sincos) */
         for (int i = tid; i < a.n_dims / 2; i += MK_T) sincosf((float)pos * a.inv_freq[i], &cs[2 * i + 1], &cs[2 * i]);
 }
@@ -412,7 +427,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
         if ((k) == 6) atomicAdd(ph + MK_NPH - 1, 1ull);                       \
     }
         if (!(pre && u == vb)) mk_attn_pre<KV>(m, pos, u, sh, tid);
-        mk_cp_wait();
+        mk_cp_wait_but_last(); /* the norm weights; the tiles may still be on their way (mk_attn_pre) */
         mk_sync(sub);
         MK_PH(0);
         for (int q = warp; q < G; q += 4) {
@@ -480,6 +495,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 ((KV *)a.vc)[off + d] = vk;
             }
         }
+        mk_cp_wait(); /* the tiles (rows below the new key's, which the heads' warps wrote directly) */
         mk_sync(sub);
         MK_PH(1);
         { /* scores: key tid / L, lane part tid % L of its row; each 16-byte piece of the key read once
