@@ -917,6 +917,7 @@ void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { (void)p, (void)sub; }
 void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) { (void)p, (void)level; }
+int al_cuda_prog_tag_level(const al_cuda_prog *p) { return (void)p, AL_TAG_OFF; } /* every barrier kept */
 void al_cuda_prog_set_tag_scope(al_cuda_prog *p, bool gpu) { (void)p, (void)gpu; }
 void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) { (void)p, (void)ns; }
 al_status al_cuda_prog_tag_failed(al_cuda_prog *p, bool *failed) {

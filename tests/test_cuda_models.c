@@ -297,6 +297,21 @@ static void test_persistent(void) {
             CHECKF(on == expect, "%s: persistent decode %s (%s)", archs[i], on ? "on" : "off", why.msg);
             CHECKF(on || why.msg[0], "%s: no reason given for no persistent decode", archs[i]);
             CHECK(!al_cuda_session_persistent_active(sb, NULL));
+            if (on && !kv) { /* the default parameters' tagged level (AL_TAG_AUTO): full for these small transformers, off
+                              * where a layer is an SSM */
+                al_cuda_session_params pa = al_cuda_session_default_params();
+                pa.n_ctx = 64;
+                al_cuda_session *sd = NULL;
+                REQUIRE_OK(al_cuda_session_init(&sd, cm, &pa));
+                const int lv = al_cuda_prog_tag_level(al_cuda_session_prog(sd));
+#ifdef ALLOY_CUDA_EMULATED /* the emulator's programs keep every barrier */
+                CHECKF(lv == AL_TAG_OFF, "%s: emulated tagged level %d", archs[i], lv);
+#else
+                const bool ssm = !strcmp(archs[i], "mamba2") || !strcmp(archs[i], "nemotron_h");
+                CHECKF(lv == (ssm || al_model_n_embd(m) > 1024 ? AL_TAG_OFF : AL_TAG_FULL), "%s: automatic tagged level %d", archs[i], lv);
+#endif
+                al_cuda_session_free(sd);
+            }
             if (on) {
                 const int V = al_model_n_vocab(m);
                 const double e1 = persist_steps(sa, sb, &r, V, true, 80);

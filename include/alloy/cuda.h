@@ -339,7 +339,10 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
 /* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
 typedef enum al_tag_level {
-    AL_TAG_OFF = 0,      /* every op ends at a grid barrier (default) */
+    AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_FULL for transformers of n_embd <= 1024 without
+                          * SSM layers, else AL_TAG_OFF (measured on an H100: +3 % Qwen3-0.6B, -12 %
+                          * Llama-3.2-1B; docs/benchmarks-cuda.md v18) */
+    AL_TAG_OFF = 0,      /* every op ends at a grid barrier (the program's default) */
     AL_TAG_PRODUCTS = 1, /* wo -> gate/up -> down -> next QKV / LM head */
     AL_TAG_ATTN_IN = 2,  /* also QKV -> attention */
     AL_TAG_FULL = 3      /* also attention -> wo: no barrier inside a transformer layer */
@@ -351,6 +354,8 @@ typedef enum al_tag_level {
  * al_cuda_prog_shape counts the barriers left, not counting an attention's barrier that only
  * positions whose last unit per KV head merges the key splits meet). Out-of-range levels clamp. */
 void al_cuda_prog_set_tagged(al_cuda_prog *p, int level);
+/* The level the finished program runs (al_cuda_prog_set_kernel_ref: 0). */
+int al_cuda_prog_tag_level(const al_cuda_prog *p);
 /* Before al_cuda_prog_finish: tagged words read and written with gpu-scope relaxed accesses (true)
  * or volatile, i.e. system-scope, ones as NCCL's LL protocol (false, default) */
 void al_cuda_prog_set_tag_scope(al_cuda_prog *p, bool gpu);
@@ -420,14 +425,14 @@ typedef struct al_cuda_session_params {
     int persist_cluster;       /* al_cuda_prog_set_cluster (0: none) */
     int persist_ahead;         /* al_cuda_prog_set_prefetch_ahead (<= 0: 1) */
     bool persist_norm_prefetch; /* al_cuda_prog_set_norm_prefetch(true) */
-    int persist_tagged;        /* al_cuda_prog_set_tagged: an al_tag_level (default params: off) */
+    int persist_tagged;        /* al_cuda_prog_set_tagged: an al_tag_level (default params: AL_TAG_AUTO) */
     bool persist_tag_gpu;      /* al_cuda_prog_set_tag_scope(true) */
     int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
     bool persist_attn_fuse;    /* al_cuda_prog_set_attn_fuse(true) */
     bool persist_kernel_ref;   /* al_cuda_prog_set_kernel_ref(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
-/* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, no tagged hand-off */
+/* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, tagged hand-off AL_TAG_AUTO */
 al_cuda_session_params al_cuda_session_default_params(void);
 
 /* The model must outlive the al_cuda_model, which must outlive its sessions. */

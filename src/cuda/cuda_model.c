@@ -357,7 +357,8 @@ static void state_bytes(const al_hparams *hp, int il, size_t *conv, size_t *ssm)
 }
 
 al_cuda_session_params al_cuda_session_default_params(void) {
-    al_cuda_session_params p = {.kv_type = AL_TYPE_F16, .use_graph = true, .persistent = true, .persist_poller = -1}; /* the rest 0 / false */
+    al_cuda_session_params p = {.kv_type = AL_TYPE_F16, .use_graph = true, .persistent = true, .persist_poller = -1,
+                                .persist_tagged = AL_TAG_AUTO}; /* the rest 0 / false */
     return p;
 }
 
@@ -917,6 +918,18 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
     return al_ok();
 }
 
+/* persist_tagged AL_TAG_AUTO: the tagged hand-off saves a fixed ~1.4 us grid barrier per op, while
+ * its {value, tag} words double what every block reads of an op's input (k floats) and each reader
+ * polls its own: on an H100 (docs/benchmarks-cuda.md v16, v18) level 3 gained 3 % for Qwen3-0.6B (k =
+ * 1024) and lost 12 % for Llama-3.2-1B (2048), 1 % for Mamba2-1.3B; so level 3 for transformers with
+ * n_embd <= 1024 and no SSM layers, else off */
+static int tag_auto(const al_cuda_session *s) {
+    if (s->hp->n_embd > 1024) return AL_TAG_OFF;
+    for (int il = s->cm->first; il < s->hp->n_layer; il++)
+        if (s->cm->layers[il].m2.in_proj.data || s->cm->layers[il].m1.in_proj.data) return AL_TAG_OFF;
+    return AL_TAG_FULL;
+}
+
 /* Records the decode step (forward_body with s->rec) into the persistent program; on any op without
  * a recorded form decode stays on the graph path and s->prog_why says why. */
 static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
@@ -937,7 +950,7 @@ static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
         al_cuda_prog_set_cluster(s->prog, p->persist_cluster);
         al_cuda_prog_set_prefetch_ahead(s->prog, p->persist_ahead);
         al_cuda_prog_set_norm_prefetch(s->prog, p->persist_norm_prefetch);
-        al_cuda_prog_set_tagged(s->prog, p->persist_tagged);
+        al_cuda_prog_set_tagged(s->prog, p->persist_tagged < 0 ? tag_auto(s) : p->persist_tagged);
         al_cuda_prog_set_tag_scope(s->prog, p->persist_tag_gpu);
         al_cuda_prog_set_tag_nap(s->prog, p->persist_tag_nap);
         al_cuda_prog_set_attn_fuse(s->prog, p->persist_attn_fuse);

@@ -1397,6 +1397,7 @@ extern "C" void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on) { p->kerne
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
 extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) { p->tagged = level < AL_TAG_OFF ? AL_TAG_OFF : level > AL_TAG_FULL ? AL_TAG_FULL : level; }
+extern "C" int al_cuda_prog_tag_level(const al_cuda_prog *p) { return p ? p->tagged : AL_TAG_OFF; }
 extern "C" void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) {
     p->tag_mode = (p->tag_mode & ~MMQ_TAG_NAP) | (ns < 0 ? 0 : ns > 1000 ? 1000 : ns);
 }
