@@ -16,7 +16,8 @@
 #   knobs   decode A/B, twice: default, --no-unit-pre, --poller 0, both, --ahead 2, --ahead 3,
 #           --norm-prefetch, --rows 4 (tg128 r 3 on the three models)
 #   tagged  decode A/B of the tagged hand-off and the cluster barrier, twice: --tagged 0 (barriers), 1, 2,
-#           3, 3 --tag-gpu, 3 --tag-nap 64, 2 --tag-gpu, --cluster 2, --cluster 4, --tagged 2 --cluster 2
+#           3, the edges one by one (12: attention -> wo only, 14: both attention edges, 13: products and
+#           attention -> wo), 3 --tag-gpu, 3 --tag-nap 64, --cluster 2, --cluster 4
 #           (tg128 r 3 on the three models; each decode line says its barriers and clusters)
 #   types   the types that got the int8 path in session 12: Qwen3-0.6B Q4_0 / IQ4_XS / Q3_K_M, Llama-3.2-1B
 #           Q4_0 (pp512, tg128 r 3; persistent kernel and --no-persist)
@@ -75,8 +76,8 @@ for w in "$@"; do
     done ;;
   tagged)
     for r in 1 2; do
-      for f in "--tagged 0" "--tagged 1" "--tagged 2" "--tagged 3" "--tagged 3 --tag-gpu" "--tagged 3 --tag-nap 64" "--tagged 2 --tag-gpu" \
-               "--cluster 2" "--cluster 4" "--tagged 2 --cluster 2"; do
+      for f in "--tagged 0" "--tagged 1" "--tagged 2" "--tagged 3" "--tagged 12" "--tagged 14" "--tagged 13" "--tagged 3 --tag-gpu" \
+               "--tagged 3 --tag-nap 64" "--cluster 2" "--cluster 4"; do
         echo "== $f" | tee -a "$OUT/tagged.log"
         # shellcheck disable=SC2086
         timeout 100 "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" -m "$M/mamba2.gguf" 2>&1 |

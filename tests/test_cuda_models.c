@@ -427,6 +427,32 @@ static void test_persistent(void) {
                         al_cuda_session_free(tn);
                     }
                 }
+                /* the edges one by one (AL_TAG_EDGES | mask): only after the attentions, and both of the attentions' */
+                int ns0 = 0;
+                al_cuda_prog_shape(al_cuda_session_prog(sa), NULL, &ns0, NULL);
+                const int em[2] = {AL_TAG_EDGES | AL_TAG_E_AP, AL_TAG_EDGES | AL_TAG_E_PA | AL_TAG_E_AP};
+                for (int e = 0; e < 2 && !kv; e++) {
+                    al_cuda_session_params pe = pp;
+                    pe.persist_tagged = em[e];
+                    al_cuda_session *se = NULL;
+                    REQUIRE_OK(al_cuda_session_init(&se, cm, &pe));
+                    int ns_e = 0;
+                    al_cuda_prog_shape(al_cuda_session_prog(se), NULL, &ns_e, NULL);
+#ifndef ALLOY_CUDA_EMULATED
+                    const bool has_attn = strcmp(archs[i], "mamba2") != 0;
+                    CHECKF(has_attn ? ns_e < ns0 : ns_e == ns0, "%s edges %d: %d barriers (barrier program %d)", archs[i], em[e], ns_e, ns0);
+                    CHECKF(al_cuda_prog_tag_level(al_cuda_session_prog(se)) == em[e], "%s: edges level %d", archs[i],
+                           al_cuda_prog_tag_level(al_cuda_session_prog(se)));
+#endif
+                    al_cuda_session_reset(sb);
+                    const double ee = persist_steps(se, sb, &r, V, true, 80);
+                    bool up = true;
+                    CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(se), &up));
+                    printf("  %s: tagged edges %d (%d barriers) vs graph, 80 steps: %.3g\n", archs[i], em[e], ns_e, ee);
+                    CHECKF(!up && ee < 5e-2, "%s edges %d: a wait gave up (%d) or decode differs from the graph path: %g", archs[i], em[e],
+                           up, ee);
+                    al_cuda_session_free(se);
+                }
             } else {
                 printf("  %s: persistent decode off: %s\n", archs[i], why.msg);
             }
@@ -860,6 +886,27 @@ static void test_prog_plan(void) {
     }
     CHECK_OK(al_prog_plan(tf, 12, AL_TAG_OFF - 1, o)); /* below 0: as 0 */
     CHECK(!o[0].sync && o[1].sync && o[10].sync && o[2].in_tag[0] < 0);
+    /* the edges one by one (AL_TAG_EDGES | mask): only after the attentions (wo reads their output and
+     * partials tagged); the attentions' both edges (QKV -> attention too); products' edges alone = level 1 */
+    const int emask[3] = {AL_TAG_E_AP, AL_TAG_E_PA | AL_TAG_E_AP, AL_TAG_E_PP};
+    const bool esync[2][12] = {{false, true, false, true, true, true, true, false, true, true, true, false},
+                               {false, false, false, true, true, true, false, false, true, true, true, false}};
+    for (int e = 0; e < 3; e++) {
+        CHECK_OK(al_prog_plan(tf, 12, AL_TAG_EDGES | emask[e], o));
+        for (int i = 0; i < 12; i++) {
+            const bool want = e < 2 ? esync[e][i] : lsync[AL_TAG_PRODUCTS][i];
+            CHECKF(o[i].sync == want, "edges %d op %d: barrier %d, expected %d", emask[e], i, o[i].sync, want);
+            for (int qq = 0; qq < 4; qq++) {
+                const int wt = e == 2 ? -2 /* as level 1, checked below */
+                               : (i == 3 || i == 8) && (qq == AL_PLAN_X || qq == AL_PLAN_M) ? i - 1
+                               : e == 1 && (i == 2 || i == 7) && qq < 3 ? i - 1 : -1;
+                if (wt != -2)
+                    CHECKF(o[i].in_tag[qq] == wt, "edges %d op %d input %d: tag %d, expected %d", emask[e], i, qq, o[i].in_tag[qq], wt);
+            }
+        }
+        CHECK(e == 2 ? o[5].in_tag[AL_PLAN_X] == 4 && o[2].in_tag[0] < 0 : o[2].tag_out[0] && o[2].tag_out[1] && !o[4].tag_h_out);
+        CHECK(e != 1 || (o[1].tag_out[0] && o[1].tag_out[2] && o[6].tag_out[1]));
+    }
 
     /* Mamba-2: in_proj, SSM step, conv shift, out_proj (gated norm: h = y, fixed z), next in_proj */
     const al_plan_op mb[5] = {

@@ -345,14 +345,22 @@ typedef enum al_tag_level {
     AL_TAG_OFF = 0,      /* every op ends at a grid barrier (the program's default) */
     AL_TAG_PRODUCTS = 1, /* wo -> gate/up -> down -> next QKV / LM head */
     AL_TAG_ATTN_IN = 2,  /* also QKV -> attention */
-    AL_TAG_FULL = 3      /* also attention -> wo: no barrier inside a transformer layer */
+    AL_TAG_FULL = 3,     /* also attention -> wo: no barrier inside a transformer layer */
+    /* or the edges one by one (an experiment): AL_TAG_EDGES | any of the three kinds (levels 1, 2, 3 are
+     * the edges {PP}, {PP, PA}, {PP, PA, AP}); e.g. AL_TAG_EDGES | AL_TAG_E_AP keeps every barrier but
+     * the one after each attention */
+    AL_TAG_EDGES = 8,
+    AL_TAG_E_PP = 1,     /* product -> product */
+    AL_TAG_E_PA = 2,     /* product -> attention (QKV -> attention) */
+    AL_TAG_E_AP = 4      /* attention -> product (attention -> wo) */
 } al_tag_level;
 /* Before al_cuda_prog_finish: tagged hand-off up to level (an experiment, off by default; not yet
  * measured on a GPU). Where an op's output is read by the next op (the edges of the level), no grid
  * barrier follows it: the output goes out as {value, op tag} words beside the plain floats, and the
  * readers reload each word until it carries its writer's tag (src/cuda/prog_plan.h has the rules;
  * al_cuda_prog_shape counts the barriers left, not counting an attention's barrier that only
- * positions whose last unit per KV head merges the key splits meet). Out-of-range levels clamp. */
+ * positions whose last unit per KV head merges the key splits meet). Out-of-range levels clamp;
+ * AL_TAG_EDGES | mask (mask 0 .. 7) selects the edges one by one. */
 void al_cuda_prog_set_tagged(al_cuda_prog *p, int level);
 /* The level the finished program runs (al_cuda_prog_set_kernel_ref: 0). */
 int al_cuda_prog_tag_level(const al_cuda_prog *p);

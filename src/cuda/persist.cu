@@ -1396,7 +1396,10 @@ extern "C" void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on) { p->attn_f
 extern "C" void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on) { p->kernel_ref = on; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
-extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) { p->tagged = level < AL_TAG_OFF ? AL_TAG_OFF : level > AL_TAG_FULL ? AL_TAG_FULL : level; }
+extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) {
+    p->tagged = level > 0 && (level & AL_TAG_EDGES) && level <= (AL_TAG_EDGES | 7) ? (level == AL_TAG_EDGES ? AL_TAG_OFF : level)
+                : level < AL_TAG_OFF ? AL_TAG_OFF : level > AL_TAG_FULL ? AL_TAG_FULL : level;
+}
 extern "C" int al_cuda_prog_tag_level(const al_cuda_prog *p) { return p ? p->tagged : AL_TAG_OFF; }
 extern "C" void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) {
     p->tag_mode = (p->tag_mode & ~MMQ_TAG_NAP) | (ns < 0 ? 0 : ns > 1000 ? 1000 : ns);

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "alloy/cuda.h"
+
 static bool writes_buf(const al_plan_op *o, const void *b) {
     if (!b) return false;
     if (o->kind == AL_PLAN_PRODUCT) {
@@ -80,17 +82,21 @@ al_status al_prog_plan(const al_plan_op *ops, int n, int level, al_plan_out *out
         out[i].sync = ops[i].sync;
         for (int q = 0; q < 4; q++) out[i].in_tag[q] = -1;
     }
+    const int edges = level > 0 && (level & AL_TAG_EDGES) ? level & (AL_TAG_E_PP | AL_TAG_E_PA | AL_TAG_E_AP)
+                      : level >= AL_TAG_FULL ? AL_TAG_E_PP | AL_TAG_E_PA | AL_TAG_E_AP
+                      : level >= AL_TAG_ATTN_IN ? AL_TAG_E_PP | AL_TAG_E_PA
+                      : level >= AL_TAG_PRODUCTS ? AL_TAG_E_PP : 0;
     int seg = 0; /* first op after the last barrier */
     for (int j = 0; j + 1 < n; j++) {
         const al_plan_op *J = &ops[j], *N = &ops[j + 1];
         bool drop = false;
-        if (level >= 1 && J->kind == AL_PLAN_PRODUCT && out[j].sync && N->kind == AL_PLAN_PRODUCT && J->n_out == 1 && J->out[0])
+        if ((edges & AL_TAG_E_PP) && J->kind == AL_PLAN_PRODUCT && out[j].sync && N->kind == AL_PLAN_PRODUCT && J->n_out == 1 && J->out[0])
             /* the next product reads all of J's output through a taggable input, none through a fixed one */
             drop = (N->in[AL_PLAN_X] == J->out[0] || N->in[AL_PLAN_D] == J->out[0]) && N->in[AL_PLAN_H] != J->out[0] &&
                    N->fixed[0] != J->out[0] && N->fixed[1] != J->out[0];
-        else if (level >= 2 && J->kind == AL_PLAN_PRODUCT && out[j].sync && N->kind == AL_PLAN_ATTN)
+        else if ((edges & AL_TAG_E_PA) && J->kind == AL_PLAN_PRODUCT && out[j].sync && N->kind == AL_PLAN_ATTN)
             drop = attn_reads_all(J, N);
-        else if (level >= 3 && J->kind == AL_PLAN_ATTN && out[j].sync && N->kind == AL_PLAN_PRODUCT && J->out[0])
+        else if ((edges & AL_TAG_E_AP) && J->kind == AL_PLAN_ATTN && out[j].sync && N->kind == AL_PLAN_PRODUCT && J->out[0])
             /* the next product reads the attention's output as x (and its partials, merging them), nothing else of it */
             drop = N->in[AL_PLAN_X] == J->out[0] && (!N->in[AL_PLAN_M] || N->in[AL_PLAN_M] == J->out[1]) &&
                    out_index(J, N->in[AL_PLAN_H]) < 0 && out_index(J, N->in[AL_PLAN_D]) < 0 && out_index(J, N->fixed[0]) < 0 &&

@@ -58,7 +58,8 @@ typedef struct al_plan_out {
 
 /* plans n ops; out[n]. level (al_tag_level of alloy/cuda.h): which of the three kinds of barrier
  * above may go — 1: after a product read by a product, 2: also after a product read by an attention,
- * 3: also after an attention (0: none; the plan then keeps every barrier). AL_ERR_INVALID where the
+ * 3: also after an attention (0: none; the plan then keeps every barrier); or AL_TAG_EDGES | mask of
+ * the kinds (AL_TAG_E_PP, _PA, _AP) one by one. AL_ERR_INVALID where the
  * recorded program reads an input that no barrier or tag could order (a bug of the caller). */
 al_status al_prog_plan(const al_plan_op *ops, int n, int level, al_plan_out *out);
 
