@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--attn-fuse] [--multi-min BYTES] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
  *              [--batch B]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
@@ -316,14 +316,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ahead") && v) sp.persist_ahead = atoi(argv[++i]);
         else if (!strcmp(a, "--norm-prefetch")) sp.persist_norm_prefetch = true;
         else if (!strcmp(a, "--keys") && v) sp.persist_attn_keys = atoi(argv[++i]);
-        else if (!strcmp(a, "--attn-fuse")) sp.persist_attn_fuse = true;
         else if (!strcmp(a, "--multi-min") && v) multi_min = atoll(argv[++i]);
         else if (!strcmp(a, "--ub") && v) sp.ubatch = atoi(argv[++i]);
         else if (!strcmp(a, "--bw") && v) bw = atof(argv[++i]);
         else if (!strcmp(a, "-ngl") && v) ngl = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--attn-fuse] [--multi-min BYTES] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
             return 2;
         }
     }

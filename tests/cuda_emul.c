@@ -936,6 +936,5 @@ int al_cuda_prog_cluster(const al_cuda_prog *p) { return (void)p, 1; }
 void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { (void)p, (void)steps; }
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)keys; }
-void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 

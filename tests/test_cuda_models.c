@@ -327,30 +327,6 @@ static void test_persistent(void) {
                  * 2e-5 of the CPU in test_cuda_ops) */
                 CHECKF(e1 < 5e-2 && e2 < 5e-2, "%s %s: persistent decode differs from the graph path: %g / %g", archs[i],
                        kv ? "F32" : "F16", e1, e2);
-                { /* QKV product and attention fused (al_cuda_prog_set_attn_fuse) against the barrier program on the
-                   * same kernel instance (al_cuda_prog_set_kernel_ref): the same rows and units on other blocks, bit
-                   * for bit; past position 255 (5 key splits) the pair runs unfused again, which the 300 steps on a
-                   * GPU reach */
-#ifdef ALLOY_CUDA_EMULATED
-                    const int fsteps = 40;
-#else
-                    const int fsteps = 300;
-#endif
-                    al_cuda_session_params pf = pp, pb = pp;
-                    pf.n_ctx = pb.n_ctx = 384;
-                    pf.persist_attn_fuse = pb.persist_attn_fuse = true;
-                    pb.persist_kernel_ref = true;
-                    al_cuda_session *sf = NULL, *sr = NULL;
-                    REQUIRE_OK(al_cuda_session_init(&sf, cm, &pf));
-                    REQUIRE_OK(al_cuda_session_init(&sr, cm, &pb));
-                    CHECK(al_cuda_session_persistent_active(sf, NULL));
-                    const double ef = persist_steps(sf, sr, &r, V, true, fsteps);
-                    printf("  %s %s: attention fused with its QKV product vs barriers, %d steps: %.3g\n", archs[i], kv ? "F32" : "F16",
-                           fsteps, ef);
-                    CHECKF(ef == 0.0, "%s %s: fused attention differs from the barrier program: %g", archs[i], kv ? "F32" : "F16", ef);
-                    al_cuda_session_free(sf);
-                    al_cuda_session_free(sr);
-                }
                 /* tagged hand-off (al_cuda_prog_set_tagged), each level: fewer barriers, the same results; the F32-cache
                  * runs with gpu-scope words, a nap between reloads and clusters of 2 */
                 int ns_prev = 0;

@@ -376,18 +376,10 @@ al_status al_cuda_prog_tag_failed(al_cuda_prog *p, bool *failed);
 /* Before recording attention ops: keys per attention unit, 32 or 64 (<= 0: the default, 64 where
  * the tiles fit in 48 KiB); fewer where shared memory is short. */
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys);
-/* Before al_cuda_prog_finish: fuse each attention with the QKV product before it (off by default; not
- * with the tagged hand-off). Where the attention's live keys span at most 4 splits (positions below 256
- * with 64-key splits), every block computes the q / k / v rows of one KV head and the last block of a
- * head to finish runs that head's attention: one grid barrier less per layer. Elsewhere the two run as
- * before. The results are the same bit for bit. Measured slower on an H100 (docs/benchmarks-cuda.md v18:
- * tg128 Qwen3-0.6B -11 %, Llama-3.2-1B -8 %): the head-major QKV rows finish ~3 us later and each
- * head's attention then starts on one block after all of them; kept as an experiment. */
-void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on);
-/* Before al_cuda_prog_finish: run the barrier program (no tagged hand-off, no fusion) on the kernel
- * instance that the tagged level and fusion set would select. Each of them compiles its own instance,
- * whose floating-point contractions may differ from the default one's by an ulp; this gives their
- * tests a reference that should match them bit for bit (tests only). */
+/* Before al_cuda_prog_finish: run the barrier program (no tagged hand-off) on the kernel instance that
+ * the tagged level would select. The tagged hand-off compiles its own instance, whose floating-point
+ * contractions may differ from the default one's by an ulp; this gives its tests a reference that
+ * matches levels 1 and 2 bit for bit (tests only). */
 void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on);
 /* Profiling: with timing on, each run stamps the GPU clock as block 0 enters each op and the times
  * each block entered it, had its input (products: pre-norm and int8 activations done) and finished
@@ -436,7 +428,6 @@ typedef struct al_cuda_session_params {
     int persist_tagged;        /* al_cuda_prog_set_tagged: an al_tag_level (default params: AL_TAG_AUTO) */
     bool persist_tag_gpu;      /* al_cuda_prog_set_tag_scope(true) */
     int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
-    bool persist_attn_fuse;    /* al_cuda_prog_set_attn_fuse(true) */
     bool persist_kernel_ref;   /* al_cuda_prog_set_kernel_ref(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;

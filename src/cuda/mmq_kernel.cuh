@@ -55,9 +55,6 @@ typedef struct mmq_args {
     int tag_mode;  /* nap ns | MMQ_TAG_GPU (see mmq_ldt) */
     const uint2 *tatt; /* the attention's split partials (att_o, att_ml) as tagged words of op tag_m, or NULL */
     int tag_m;
-    /* persistent kernel, QKV product fused with its attention (al_cuda_prog_set_attn_fuse): the rows of
-     * one KV head of hm_G query heads of hm_hd rows each (mmq_head_vg) */
-    int hm_G, hm_hd;
 } mmq_args;
 
 /* tagged words: 16 bytes = two {value, tag} pairs, loaded / stored as one vector access of 32-bit
@@ -232,24 +229,6 @@ __device__ __forceinline__ int mmq_rows(const mmq_args &a, int64_t vg, const uin
     return i | ((a.glu ? 2 * nout : nout) << 8);
 }
 
-/* hb >= 0 (a fused QKV product): virtual group l of KV head hb's rows (1 << lr rows per group: its hm_G
- * query heads' rows in matrix 0, then its k rows in 1 and v rows in 2, hm_hd each) as a virtual group
- * of mmq_rows; l past them: a group past the end (no rows). hb < 0: l itself. */
-__device__ __forceinline__ int64_t mmq_head_vg(const mmq_args &a, int hb, int64_t l, int lr) {
-    if (hb < 0) return l;
-    const int64_t rl = l << lr, qh = (int64_t)a.hm_G * a.hm_hd;
-    int64_t vrow;
-    if (rl >= qh + 2 * (int64_t)a.hm_hd) return (a.end[a.n - 1] >> lr) + 1;
-    if (rl < qh) vrow = a.beg[0] + hb * qh + rl;
-    else if (rl < qh + a.hm_hd) vrow = a.beg[1] + (int64_t)hb * a.hm_hd + (rl - qh);
-    else vrow = a.beg[2] + (int64_t)hb * a.hm_hd + (rl - qh - a.hm_hd);
-    return vrow >> lr;
-}
-/* groups of the loop: the whole product's, or KV head hb's (mmq_head_vg) */
-__device__ __forceinline__ int64_t mmq_nvg(const mmq_args &a, int hb, int lr) {
-    return hb < 0 ? (a.end[a.n - 1] + (1 << lr) - 1) >> lr : ((int64_t)(a.hm_G + 2) * a.hm_hd) >> lr;
-}
-
 __device__ __forceinline__ void mmq_prefetch(const mmq_args &a, const uint8_t *w, int64_t rb, int nr) {
     if (!w || a.ids) return;
     if (a.glu) {
@@ -267,12 +246,11 @@ __device__ __forceinline__ void mmq_prefetch(const mmq_args &a, const uint8_t *w
  * (uniform per group). mmq_prefetch_first puts the block's first weight rows into L2 (called before
  * waiting for the inputs: PDL in k_mmq, the grid barrier in the persistent kernel); each step
  * prefetches the rows of the step a.ahead on (the first step those of every step up to there). */
-static __device__ __forceinline__ void mmq_prefetch_first(const mmq_args &a, int g, int bx, int tid, int hb = -1) {
+static __device__ __forceinline__ void mmq_prefetch_first(const mmq_args &a, int g, int bx, int tid) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const uint8_t *w0;
     int64_t rb0, rb20, vr0;
-    const int lr = (a.R == 4 ? 2 : 1) - (a.glu ? 1 : 0);
-    const int in = mmq_rows(a, mmq_head_vg(a, hb, (int64_t)bx * ngrp + grp, lr), &w0, &rb0, &rb20, &vr0);
+    const int in = mmq_rows(a, (int64_t)bx * ngrp + grp, &w0, &rb0, &rb20, &vr0);
     if (wig == 0 && lane == 0) mmq_prefetch(a, w0, rb0, in >> 8);
 }
 
@@ -528,22 +506,22 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
 
 template <int R, int TS, bool TAG>
 static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar, const uint8_t *mmq_sh,
-                                     unsigned tag0, int hb, int ny, size_t stride) {
+                                     unsigned tag0, int ny, size_t stride) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const int lr = (R == 4 ? 2 : 1) - (a.glu ? 1 : 0); /* log2 of the output rows per group */
-    const int64_t nvg = mmq_nvg(a, hb, lr), vstep = (int64_t)nbx * ngrp;
+    const int64_t nvg = (a.end[a.n - 1] + (1 << lr) - 1) >> lr, vstep = (int64_t)nbx * ngrp;
     const int64_t xd_off = (a.k + 15) & ~(int64_t)15;
     for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {
         const uint8_t *w;
         int64_t rb, rb2, vrow;
-        const int in = mmq_rows(a, mmq_head_vg(a, hb, vg, lr), &w, &rb, &rb2, &vrow);
+        const int in = mmq_rows(a, vg, &w, &rb, &rb2, &vrow);
         if (wig == 0 && lane == 0) { /* rows a.ahead steps on (the first step: every step up to there) */
             const int ahead = a.ahead > 1 ? a.ahead : 1;
             for (int t = vg == (int64_t)bx * ngrp + grp ? 1 : ahead; t <= ahead; t++) {
                 if (vg + t * vstep >= nvg) break;
                 const uint8_t *wn;
                 int64_t rbn, rb2n, vrn;
-                const int inn = mmq_rows(a, mmq_head_vg(a, hb, vg + t * vstep, lr), &wn, &rbn, &rb2n, &vrn);
+                const int inn = mmq_rows(a, vg + t * vstep, &wn, &rbn, &rb2n, &vrn);
                 mmq_prefetch(a, wn, rbn, inn >> 8);
             }
         }
@@ -562,10 +540,9 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
  * an H100); TAG: with the tagged hand-off's loads and stores */
 template <int TS, bool TAG>
 static __device__ __forceinline__ void mmq_products(const mmq_args &a, int g, int bx, int nbx, int j, int tid, int sub, int bar,
-                                                    const uint8_t *mmq_sh, unsigned tag0 = 0, int hb = -1, int ny = 1,
-                                                    size_t stride = 0) {
-    if (a.R == 4) mmq_rows_loop<4, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, hb, ny, stride);
-    else mmq_rows_loop<2, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, hb, ny, stride);
+                                                    const uint8_t *mmq_sh, unsigned tag0 = 0, int ny = 1, size_t stride = 0) {
+    if (a.R == 4) mmq_rows_loop<4, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, ny, stride);
+    else mmq_rows_loop<2, TS, TAG>(a, g, bx, nbx, j, tid, sub, bar, mmq_sh, tag0, ny, stride);
 }
 
 /* whether share bx takes any group of rows (its first group, of sub-block 0, is the lowest) */
@@ -579,7 +556,7 @@ __device__ __forceinline__ bool mmq_has_rows(const mmq_args &a, int g, int bx) {
 template <bool K23>
 static __device__ void mmq_block(const mmq_args &a, int g, int bx, int nbx, int j, int ny, size_t stride, int tid, uint8_t *mmq_sh) {
     for (int jj = 0; jj < ny; jj++) mmq_input<128>(a, bx, j + jj, tid, mmq_sh + (size_t)jj * stride);
-    mmq_products<K23 ? MMQ_TS_ALL : MMQ_TS_EXT, false>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh, 0, -1, ny, stride);
+    mmq_products<K23 ? MMQ_TS_ALL : MMQ_TS_EXT, false>(a, g, bx, nbx, j, tid, 0, 0, mmq_sh, 0, ny, stride);
 }
 
 #define MMQ_MAX_K 40000 /* shared memory: k + k / 8 bytes of quantized activations, under 48 KiB */

@@ -91,25 +91,9 @@ typedef struct mk_embed {
     float *blk; /* NULL (then a grid barrier follows), or [grid][k]: each block's copy, read by the next product */
     int type, k;
 } mk_embed;
-/* QKV product and attention fused (al_cuda_prog_set_attn_fuse), on both ops of the pair; nkv == 0: not.
- * At positions where the attention has at most MK_SUB live key splits (mk_fuse_now), block b computes
- * the QKV rows of KV head hb = b % nkv only (its G query heads, its k, its v), arrives on cnt[hb], and the
- * last block of hb to arrive runs hb's attention units on its sub-blocks: no grid barrier between the
- * two ops. Elsewhere the pair runs as two ops with a barrier between (QKV op sync 3). */
-typedef struct mk_fuse {
-    int nkv, ch, win;       /* the attention's KV heads, keys per split, window (G and head_dim: mmq_args.hm_*) */
-    int row;                /* bytes of one head's cached key or value */
-    int *cnt;               /* [nkv] arrivals, zero between uses (the last block resets its head's) */
-    const uint8_t *kc, *vc; /* the attention's caches (the QKV op's pre-step puts the live rows into L2) */
-} mk_fuse;
-__host__ __device__ __forceinline__ bool mk_fuse_now(const mk_fuse &f, int pos) {
-    int s0;
-    return f.nkv > 0 && mmq_att_live(pos, f.ch, f.win, &s0) <= MK_SUB;
-}
 typedef struct mk_op {
     int kind, sync, g; /* g: warps per row group (MK_MATVEC); sync: 0 none, 1 a grid barrier after the op,
-                        * 2 (tagged) one where mk_attn_counts, 3 (fused QKV) one where not mk_fuse_now */
-    mk_fuse fz;
+                        * 2 (tagged) one where mk_attn_counts */
     union {
         mmq_args mv;
         mk_attn at;
@@ -133,9 +117,7 @@ struct al_cuda_prog {
     int ahead;        /* al_cuda_prog_set_prefetch_ahead */
     bool norm_prefetch; /* al_cuda_prog_set_norm_prefetch */
     int attn_ch;   /* al_cuda_prog_set_attn_split */
-    bool attn_fuse; /* al_cuda_prog_set_attn_fuse */
     bool kernel_ref; /* al_cuda_prog_set_kernel_ref */
-    int *qcnt;      /* [max_kv]: mk_fuse.cnt of the fused pairs */
     size_t smem, sub_smem; /* bytes: a product's input (per block), an attention / SSM unit (per sub-block) */
     float *part;
     size_t part_floats;
@@ -399,7 +381,7 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * next product (wo_merge, 2 .. MMQ_MERGE_MAX splits) or by the last unit of hk to arrive. */
 template <typename KV, bool TAG>
 __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
-                             unsigned long long *ph, unsigned tag0, int u_end = -1) {
+                             unsigned long long *ph, unsigned tag0) {
     __shared__ int lasts[MK_SUB];
     int &last = lasts[sub];
     const al_cuda_prog_attn &a = m.a;
@@ -412,8 +394,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
     float *wq = mk_attn_f(sh, hd, (int)sizeof(KV), ch), *wk = wq + hd, *cs = wk + hd, *kn = cs + hd, *qs = kn + hd,
           *sc = qs + G * hd, *ml = sc + G * ch;
     const mk_au g0 = mk_attn_unit(m, pos, 0);
-    if (u_end < 0) u_end = nkv * g0.nlive; /* else units vb, vb + nvb, .. below u_end (a fused head's) */
-    for (int u = vb; u < u_end; u += nvb) {
+    for (int u = vb; u < nkv * g0.nlive; u += nvb) {
         const mk_au g = mk_attn_unit(m, pos, u);
         const int hk = g.hk, sp = g.sp, n = g.end - g.start;
         const bool has_new = g.end == pos + 1;
@@ -752,40 +733,14 @@ __device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, 
     }
 }
 
-/* block b's place in the fused product: head hb = b % nkv, rank among the nbh blocks of hb */
-struct mk_fb {
-    int hb, rank, nbh;
-};
-__device__ __forceinline__ mk_fb mk_fuse_block(const mk_fuse &f) {
-    mk_fb r;
-    r.hb = blockIdx.x % f.nkv;
-    r.rank = blockIdx.x / f.nkv;
-    r.nbh = (gridDim.x - r.hb + f.nkv - 1) / f.nkv;
-    return r;
-}
-/* while the barrier before the fused QKV product is pending: each warp group's first rows (head-major
- * order), and the head's cached keys and values (positions j0 .. pos - 1, spread over the head's
- * blocks) into L2 */
-__device__ void mk_fuse_pre(const mmq_args &a, const mk_fuse &f, int g, int pos, int tid, int sub) {
-    const mk_fb b = mk_fuse_block(f);
-    mmq_prefetch_first(a, g, b.rank * MK_SUB + sub, tid, b.hb);
-    const int64_t row = f.row, kv_row = (int64_t)f.nkv * row;
-    for (int j = mmq_att_first(pos, f.win) + (b.rank * MK_SUB + sub) * MK_T + tid; j < pos; j += b.nbh * MK_BT) {
-        al_prefetch_l2(f.kc + (int64_t)j * kv_row + b.hb * row, (size_t)row);
-        al_prefetch_l2(f.vc + (int64_t)j * kv_row + b.hb * row, (size_t)row);
-    }
-}
-
 /* work for op j that sub-block vb (thread tid, shared memory sh) can do while the barrier before it is
  * pending (inputs of earlier steps only); op: its descriptor; flags: MK_PRE_*; returns whether the
  * sub-block's first unit of op j was prepared */
-template <bool FUSE>
 __device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh, int vb, int tid,
                        int flags) {
     switch (op.kind) {
     case MK_MATVEC:
-        if (FUSE && op.fz.nkv && mk_fuse_now(op.fz, pos)) mk_fuse_pre(op.u.mv, op.fz, op.g, pos, tid, vb / gridDim.x);
-        else mmq_prefetch_first(op.u.mv, op.g, vb, tid);
+        mmq_prefetch_first(op.u.mv, op.g, vb, tid);
         if ((flags & MK_PRE_NORM) && op.u.mv.nw && vb == 0 && tid == 1) al_prefetch_l2(op.u.mv.nw, sizeof(float) * (size_t)op.u.mv.k);
         return false;
     case MK_ATTN: {
@@ -822,13 +777,12 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * the attention phase counters (mk_attention), each block's stamps (mk_stamp_blk). Op descriptors are
  * read from shared memory (two buffers: op i and op i + 1, loaded while the barrier before it is
  * pending). */
-template <bool TAG, int TS, bool FUSE>
+template <bool TAG, int TS>
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
                                                       int sub_bytes, int poller, int pre_flags, unsigned tag0, int cl) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
-    __shared__ int fz_owner; /* the block was the last of its head in the fused QKV product (mk_fuse) */
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
     const int vb = sub * gridDim.x + blockIdx.x, nvb = MK_SUB * gridDim.x;
     uint8_t *ssh = mk_sh + (size_t)sub * (size_t)sub_bytes;
@@ -848,41 +802,13 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
             if (TAG && !op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
             mmq_input<MK_BT, TAG>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
             mk_stamp_blk(tm, n_ops, MK_INPUT, i);
-            { /* fused with the attention after it (mk_fuse): the rows of the block's KV head only */
-                const bool fz = FUSE && op.fz.nkv && mk_fuse_now(op.fz, pos);
-                mk_fb b = {-1, 0, 0};
-                if (fz) b = mk_fuse_block(op.fz);
-                mmq_products<TS, TAG>(op.u.mv, op.g, fz ? b.rank * MK_SUB + sub : vb, fz ? b.nbh * MK_SUB : nvb, 0, tid, sub, 1 + sub, mk_sh,
-                                      tag0, b.hb);
-                if (fz) {
-                    __syncthreads();
-                    if (threadIdx.x == 0) { /* the block's rows are written: arrive on its head (release); the last one goes on */
-                        int old;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-                        asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(op.fz.cnt + b.hb) : "memory");
-                        asm volatile("fence.acq_rel.gpu;" ::: "memory");
-#else
-                        __threadfence();
-                        old = atomicAdd(op.fz.cnt + b.hb, 1);
-                        __threadfence();
-#endif
-                        fz_owner = old == b.nbh - 1;
-                        if (fz_owner) op.fz.cnt[b.hb] = 0; /* every block of hb has arrived; its next use is a barrier away */
-                    } /* no barrier after the op: the __syncthreads after it publish fz_owner */
-                }
-            }
+            mmq_products<TS, TAG>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
             break;
-        case MK_ATTN: {
-            int avb = vb, anvb = nvb, aend = -1;
-            if (FUSE && op.fz.nkv && mk_fuse_now(op.fz, pos)) { /* the head's units, on the last block of its QKV rows */
-                const int nl = mk_attn_unit(op.u.at, pos, 0).nlive, u0 = mk_fuse_block(op.fz).hb * nl;
-                avb = u0 + sub, anvb = MK_SUB, aend = fz_owner ? u0 + nl : 0;
-            }
+        case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16)
-                mk_attention<__half, TAG>(op.u.at, pos, pre, ssh, avb, anvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0, aend);
-            else mk_attention<float, TAG>(op.u.at, pos, pre, ssh, avb, anvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0, aend);
+                mk_attention<__half, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+            else mk_attention<float, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
             break;
-        }
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         case MK_EMBED:
             if (i + 1 < n_ops && ops[i + 1].kind == MK_MATVEC) mmq_prefetch_first(ops[i + 1].u.mv, ops[i + 1].g, vb, tid);
@@ -895,12 +821,12 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
         if (!TAG) { /* as before the tagged hand-off */
-            if (op.sync == 1 || (FUSE && op.sync == 3 && !mk_fuse_now(op.fz, pos))) {
+            if (op.sync) {
                 target += arrivals;
                 mk_arrive(bar, cl);
                 mk_load_op(&next, &ops[i + 1]);
                 __syncthreads();
-                pre = mk_pre<FUSE>(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+                pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
                 mk_wait(bar, target, poller, cl);
             } else {
                 __syncthreads();
@@ -922,7 +848,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         __syncthreads();
         /* while the barrier is pending, or before a tagged hand-off's input is waited for: the next
          * product's first weight rows into L2, an attention unit's cached K/V tiles, ... */
-        if (bar_here || (TAG && (op.kind == MK_MATVEC || op.kind == MK_ATTN))) pre = mk_pre<FUSE>(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+        if (bar_here || (TAG && (op.kind == MK_MATVEC || op.kind == MK_ATTN))) pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
         if (bar_here) mk_wait(bar, target, poller, cl);
         mk_stamp(tm, i + 1);
     }
@@ -949,7 +875,6 @@ extern "C" void al_cuda_prog_free(al_cuda_prog *p) {
     al_cuda_release(p->c, p->d_ops);
     al_cuda_release(p->c, p->part);
     al_cuda_release(p->c, p->cnt);
-    al_cuda_release(p->c, p->qcnt);
     al_cuda_release(p->c, p->bar);
     al_cuda_release(p->c, p->emb);
     al_cuda_release(p->c, p->tm);
@@ -1255,11 +1180,9 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     int ts = MMQ_TS_CORE;
     for (int i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == MK_MATVEC && mmq_args_type_set(&p->ops[i].u.mv) > ts) ts = mmq_args_type_set(&p->ops[i].u.mv);
-    /* (the fused QKV + attention code, al_cuda_prog_set_attn_fuse, is an instance of its own as well) */
-    p->kfn = p->tagged      ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT, false> : (const void *)k_persist<true, MMQ_TS_CORE, false>)
-             : p->attn_fuse ? (ts ? (const void *)k_persist<false, MMQ_TS_EXT, true> : (const void *)k_persist<false, MMQ_TS_CORE, true>)
-                            : (ts ? (const void *)k_persist<false, MMQ_TS_EXT, false> : (const void *)k_persist<false, MMQ_TS_CORE, false>);
-    if (p->kernel_ref) p->tagged = AL_TAG_OFF, p->attn_fuse = false; /* that instance, the barrier program */
+    p->kfn = p->tagged ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT> : (const void *)k_persist<true, MMQ_TS_CORE>)
+                       : (ts ? (const void *)k_persist<false, MMQ_TS_EXT> : (const void *)k_persist<false, MMQ_TS_CORE>);
+    if (p->kernel_ref) p->tagged = AL_TAG_OFF; /* that instance, the barrier program */
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
         AL_CUDA_TRY(cudaFuncSetAttribute(p->kfn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p->smem), "persist smem");
@@ -1318,24 +1241,6 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         n->u.mv.h = p->emb;
         n->u.mv.h_blk = 1;
     }
-    for (int i = 0; p->attn_fuse && !p->tagged && i + 1 < p->n_ops; i++) { /* QKV product + attention: fused (mk_fuse) */
-        mk_op *q = &p->ops[i], *t = &p->ops[i + 1];
-        if (q->kind != MK_MATVEC || t->kind != MK_ATTN || q->sync != 1) continue;
-        const mmq_args *a = &q->u.mv;
-        const al_cuda_prog_attn *at = &t->u.at.a;
-        const int hd = at->head_dim, G = at->n_head / at->n_head_kv;
-        if (a->n != 3 || a->glu || a->act || a->ids || a->x_per_j || a->y[0] != at->q || a->y[1] != at->k || a->y[2] != at->v ||
-            a->end[0] - a->beg[0] != (int64_t)at->n_head * hd || a->end[1] - a->beg[1] != (int64_t)at->n_head_kv * hd ||
-            a->end[2] - a->beg[2] != (int64_t)at->n_head_kv * hd || hd % a->R || p->grid < at->n_head_kv)
-            continue;
-        if (!p->qcnt) AL_TRY(al_cuda_alloc(c, (void **)&p->qcnt, sizeof(int) * (size_t)p->max_kv));
-        mk_fuse f = {at->n_head_kv, t->u.at.ch, at->window, hd * (at->kv_type == AL_TYPE_F16 ? 2 : 4), p->qcnt,
-                     (const uint8_t *)at->kc, (const uint8_t *)at->vc};
-        q->fz = t->fz = f;
-        q->u.mv.hm_G = G;
-        q->u.mv.hm_hd = hd;
-        q->sync = 3;
-    }
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
     if (p->tagged) AL_TRY(prog_tag(p));
     p->n_sync = 0;
@@ -1371,8 +1276,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
                     "persistent decode kernel");
     }
     int n_sync = p->n_sync;
-    for (int i = 0; i < p->n_ops; i++)
-        n_sync += (p->ops[i].sync == 2 && mk_attn_counts(p->ops[i].u.at, pos)) || (p->ops[i].sync == 3 && !mk_fuse_now(p->ops[i].fz, pos));
+    for (int i = 0; i < p->n_ops; i++) n_sync += p->ops[i].sync == 2 && mk_attn_counts(p->ops[i].u.at, pos);
     p->epoch += (unsigned long long)n_sync * (unsigned long long)(p->grid / cl);
     if (p->tagged) { /* the next run's tags; before they would wrap, every copy back to tag 0 */
         p->tag0 += (unsigned)n_ops;
@@ -1392,7 +1296,6 @@ extern "C" void al_cuda_prog_set_merge(al_cuda_prog *p, bool on) { p->no_merge =
 extern "C" void al_cuda_prog_set_unit_pre(al_cuda_prog *p, bool on) { p->no_unit_pre = !on; }
 extern "C" void al_cuda_prog_set_poller(al_cuda_prog *p, int sub) { p->poller = (sub >= 0 && sub < MK_SUB ? sub : MK_POLLER) * MK_T; }
 extern "C" void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { p->attn_ch = keys; }
-extern "C" void al_cuda_prog_set_attn_fuse(al_cuda_prog *p, bool on) { p->attn_fuse = on; }
 extern "C" void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on) { p->kernel_ref = on; }
 extern "C" void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { p->ahead = steps < 1 ? 1 : steps > 4 ? 4 : steps; }
 extern "C" void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { p->norm_prefetch = on; }
@@ -1501,13 +1404,11 @@ extern "C" void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, si
     switch (o->kind) {
     case MK_MATVEC: {
         const mmq_args &a = o->u.mv;
-        snprintf(buf, size, "matvec%s%s k %lld rows %lld%s%s", a.glu ? " glu" : "", a.act ? " act" : "", (long long)a.k,
-                 (long long)a.end[a.n - 1], a.nw ? (a.z ? " +gated norm" : " +norm") : "", o->fz.nkv ? " (fused)" : "");
+        snprintf(buf, size, "matvec%s%s k %lld rows %lld%s", a.glu ? " glu" : "", a.act ? " act" : "", (long long)a.k,
+                 (long long)a.end[a.n - 1], a.nw ? (a.z ? " +gated norm" : " +norm") : "");
         break;
     }
-    case MK_ATTN:
-        snprintf(buf, size, "attention hd %d heads %d/%d%s", o->u.at.a.head_dim, o->u.at.a.n_head, o->u.at.a.n_head_kv, o->fz.nkv ? " (fused)" : "");
-        break;
+    case MK_ATTN: snprintf(buf, size, "attention hd %d heads %d/%d", o->u.at.a.head_dim, o->u.at.a.n_head, o->u.at.a.n_head_kv); break;
     case MK_SSM: snprintf(buf, size, "ssm step H %d P %d N %d", o->u.ss.H, o->u.ss.P, o->u.ss.N); break;
     case MK_EMBED: snprintf(buf, size, "embedding %s k %d", al_type_name((al_type)o->u.em.type), o->u.em.k); break;
     default: snprintf(buf, size, "conv shift"); break;
