@@ -354,8 +354,8 @@ typedef enum al_tag_level {
     AL_TAG_E_PA = 2,     /* product -> attention (QKV -> attention) */
     AL_TAG_E_AP = 4      /* attention -> product (attention -> wo) */
 } al_tag_level;
-/* Before al_cuda_prog_finish: tagged hand-off up to level (an experiment, off by default; not yet
- * measured on a GPU). Where an op's output is read by the next op (the edges of the level), no grid
+/* Before al_cuda_prog_finish: tagged hand-off up to level (the program's default: off; sessions
+ * choose per model, AL_TAG_AUTO; measured in docs/benchmarks-cuda.md v16, v18). Where an op's output is read by the next op (the edges of the level), no grid
  * barrier follows it: the output goes out as {value, op tag} words beside the plain floats, and the
  * readers reload each word until it carries its writer's tag (src/cuda/prog_plan.h has the rules;
  * al_cuda_prog_shape counts the barriers left, not counting an attention's barrier that only
