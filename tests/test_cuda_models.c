@@ -429,6 +429,34 @@ static void test_persistent(void) {
                            up, ee);
                     al_cuda_session_free(se);
                 }
+                /* split-K products (al_cuda_prog_set_splitk): the FFN's down split over its input columns, at the
+                 * automatic width (these models' n_ff of 128 / 160: one chunk of 128, five of 32) and at 32 (4 or 5
+                 * chunks), in the barrier program and (dense models) with every tagged edge; the atomic sums'
+                 * order varies, so the bound is the int8 decode tolerance */
+                for (int w = 0; w < 2 && !kv; w++) {
+                    al_cuda_session_params pk = pp;
+                    pk.persist_splitk = w ? 32 : -1;
+                    pk.persist_tagged = w && strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h") ? AL_TAG_FULL : AL_TAG_OFF;
+                    al_cuda_session *sk = NULL;
+                    REQUIRE_OK(al_cuda_session_init(&sk, cm, &pk));
+                    const int nsk = al_cuda_prog_splitk_count(al_cuda_session_prog(sk));
+#ifndef ALLOY_CUDA_EMULATED /* the emulator's products run whole */
+                    const int n_ffn = strcmp(archs[i], "mamba2") ? al_model_n_layer(m) : 0; /* nemotron_h: its FFN layers only */
+                    CHECKF(strcmp(archs[i], "nemotron_h") ? nsk == n_ffn : nsk > 0 && nsk < n_ffn, "%s: %d split-K products", archs[i], nsk);
+#endif
+                    al_cuda_session_reset(sb);
+                    const double ek = persist_steps(sk, sb, &r, V, true, 80);
+                    al_cuda_session_reset(sk);
+                    al_cuda_session_reset(sb);
+                    const double ek2 = persist_steps(sk, sb, &r, V, false, 48);
+                    bool up = true;
+                    CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(sk), &up));
+                    printf("  %s: split-K width %d, tagged %d (%d products) vs graph: %.3g, %.3g\n", archs[i], pk.persist_splitk,
+                           pk.persist_tagged, nsk, ek, ek2);
+                    CHECKF(!up && ek < 5e-2 && ek2 < 5e-2, "%s split-K %d: a wait gave up (%d) or decode differs from the graph path: %g / %g",
+                           archs[i], pk.persist_splitk, up, ek, ek2);
+                    al_cuda_session_free(sk);
+                }
             } else {
                 printf("  %s: persistent decode off: %s\n", archs[i], why.msg);
             }
@@ -804,6 +832,66 @@ static void test_decode_batch(void) {
 #define PLAN_W(o0, x, m) /* wo: x the attention output, m the split partials it merges */                          \
     (al_plan_op) { .kind = AL_PLAN_PRODUCT, .sync = true, .n_out = 1, .out = {o0, NULL, NULL, NULL}, .in = {x, NULL, NULL, m} }
 #define PLAN_A(q, k, v, o0, o1) (al_plan_op){.kind = AL_PLAN_ATTN, .sync = true, .out = {o0, o1, NULL, NULL}, .in = {q, k, v}}
+/* Split-K products (al_prog_splitk) on the two-layer transformer of test_prog_plan: the down products
+ * (5, 10) read gate/up's output (4, 9) in chunks — gate/up loses its barrier and stores its output
+ * tagged, down reads it tagged and keeps (at level 3: gets back) its barrier, and whatever read down's
+ * output tagged now reads it plain; wo (3) reading an attention never pairs; a split-K product is no
+ * other's input; with no barrier before the pair, op 0 gets one; the last op keeps none. */
+static void test_prog_splitk(void) {
+    static char bu[16];
+    void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
+         *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *y = bu + 11;
+    al_plan_op tf[12] = {
+        PLAN_O(AL_PLAN_EMBED, false, h, emb),
+        PLAN_P(true, 3, q, k, v, NULL, NULL, NULL, NULL, NULL),
+        PLAN_A(q, k, v, t3, part),
+        PLAN_W(delta, t3, part),
+        PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
+        PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
+        PLAN_P(true, 3, q, k, v, h, NULL, h2, delta, NULL),
+        PLAN_A(q, k, v, t3, part),
+        PLAN_W(delta, t3, part),
+        PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
+        PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
+        PLAN_P(false, 1, lg, NULL, NULL, h, NULL, h2, delta, NULL),
+    };
+    tf[3].sk = tf[5].sk = tf[10].sk = true;
+    al_plan_out o[12];
+    for (int lv = AL_TAG_OFF; lv <= AL_TAG_FULL; lv += AL_TAG_FULL) {
+        CHECK_OK(al_prog_plan(tf, 12, lv, o));
+        const bool d_tagged = o[6].in_tag[AL_PLAN_D] == 5, h_tagged = o[6].in_tag[AL_PLAN_H] == 4;
+        CHECK(lv == AL_TAG_OFF ? !d_tagged && !h_tagged : d_tagged && h_tagged); /* the plan before */
+        CHECKF(al_prog_splitk(tf, 12, o) == 2, "level %d: split-K pairs", lv);
+        for (int i = 0; i < 12; i++) CHECKF(o[i].splitk == (i == 5 || i == 10), "level %d op %d: split-K %d", lv, i, o[i].splitk);
+        for (int f = 5; f <= 10; f += 5) {
+            CHECKF(!o[f - 1].sync && o[f - 1].tag_out[0] && o[f].in_tag[AL_PLAN_X] == f - 1, "level %d: gate/up %d -> down", lv, f - 1);
+            CHECKF(o[f].sync && !o[f].tag_out[0], "level %d: down %d keeps its barrier, output plain", lv, f);
+        }
+        CHECK(o[6].in_tag[AL_PLAN_D] < 0 && o[11].in_tag[AL_PLAN_D] < 0); /* down's output past its barrier */
+        CHECK(lv == AL_TAG_OFF ? o[6].in_tag[AL_PLAN_H] < 0 : o[6].in_tag[AL_PLAN_H] == 4 && o[11].in_tag[AL_PLAN_H] == 9);
+        CHECK(!o[0].sync && o[3].sync); /* a barrier before the first pair (after wo): none added at op 0 */
+    }
+    /* no barrier before the pair: op 0 gets one; the last op none; a split-K product feeds no other */
+    const al_plan_op sh[4] = {
+        PLAN_O(AL_PLAN_EMBED, false, h, emb),
+        PLAN_P(false, 1, big, NULL, NULL, NULL, NULL, NULL, NULL, NULL), /* (as the per-block embedding copies: no planned input) */
+        PLAN_P(true, 1, y, NULL, NULL, NULL, big, NULL, NULL, NULL),
+        PLAN_P(false, 1, lg, NULL, NULL, NULL, y, NULL, NULL, NULL),
+    };
+    al_plan_op sk[4];
+    memcpy(sk, sh, sizeof sk);
+    sk[2].sk = sk[3].sk = true;
+    CHECK_OK(al_prog_plan(sk, 4, AL_TAG_OFF, o));
+    CHECK(al_prog_splitk(sk, 4, o) == 1);
+    CHECK(o[0].sync && !o[1].sync && o[2].splitk && o[2].sync && !o[3].splitk && o[2].in_tag[AL_PLAN_X] == 1 && o[1].tag_out[0]);
+    sk[2].sk = false; /* the last op: split-K, no barrier after it */
+    CHECK_OK(al_prog_plan(sk, 4, AL_TAG_OFF, o));
+    CHECK(al_prog_splitk(sk, 4, o) == 1 && o[3].splitk && !o[3].sync && !o[2].sync && o[2].tag_out[0] && o[3].in_tag[AL_PLAN_X] == 2);
+    CHECK(o[1].sync || o[0].sync);
+    CHECK_OK(al_prog_plan(sh, 4, AL_TAG_OFF, o)); /* nothing marked: nothing changes */
+    CHECK(al_prog_splitk(sh, 4, o) == 0 && o[2].sync && !o[2].tag_out[0]);
+}
+
 static void test_prog_plan(void) {
     static char bu[16];
     void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
@@ -941,6 +1029,7 @@ static void test_prog_plan(void) {
         PLAN_P(false, 1, lg, NULL, NULL, NULL, t3, NULL, NULL, NULL),
     };
     CHECK_ERR(al_prog_plan(bad, 2, AL_TAG_FULL, o), AL_ERR_INVALID);
+    test_prog_splitk();
 }
 
 int main(void) {
