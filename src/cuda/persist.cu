@@ -384,7 +384,7 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
  * (4) P·V, a thread per (head, pair of dims); (5) one split: out; else partial results, merged by the
  * next product (wo_merge, 2 .. MMQ_MERGE_MAX splits) or by the last unit of hk to arrive. */
-template <typename KV, bool TAG>
+template <typename KV, bool TAG, bool SK>
 __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
                              unsigned long long *ph, unsigned tag0) {
     __shared__ int lasts[MK_SUB];
@@ -542,12 +542,12 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 const float inv = 1.0f / ml[2 * q + 1];
                 float *o = a.out + (int64_t)(hk * G + q) * hd + d;
                 o[0] = a0 * inv, o[1] = a1 * inv;
-                if (TAG && m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                if ((TAG || SK) && m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
             } else {
                 const int64_t hs = (int64_t)(hk * G + q) * m.n_split + sp;
                 *(float2 *)(po + hs * hd + d) = make_float2(a0, a1);
                 if (d == 0) *(float2 *)(pml + 2 * hs) = make_float2(ml[2 * q], ml[2 * q + 1]);
-                if (TAG && keep && m.tpart) {
+                if ((TAG || SK) && keep && m.tpart) {
                     mmq_stt2(m.tpart + hs * hd + d, a0, a1, tag0 + (unsigned)m.tag_self, m.tag_mode);
                     if (d == 0) mmq_stt2(m.tpart + (pml - po) + 2 * hs, ml[2 * q], ml[2 * q + 1], tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
@@ -584,7 +584,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                         M = mn;
                     }
                     a.out[(int64_t)h * hd + d] = Ls > 0.0f ? acc / Ls : 0.0f;
-                    if (TAG && m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                    if ((TAG || SK) && m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
                 if (tid == 0) m.cnt[hk] = 0;
             }
@@ -782,18 +782,26 @@ __device__ __forceinline__ void mk_sk_prefetch(const mk_op &op, int64_t u, int t
     const int64_t r1 = min(r0 + mk_sk_rows(a.type[0], op.sk_cw, op.sk_np), a.end[0]);
     for (int64_t r = r0 + tid; r < r1; r += MK_T) mk_sk_prefetch_row(a, a.w[0] + (size_t)r * (size_t)a.row_bytes[0], c, op.sk_cw);
 }
-/* the chunk's activations: tagged words of op tag_x, reloaded until they carry its tag, to int8 in
- * xq[cw] / xd[cw / 32] (warps of 32 float4s; the caller syncs) */
-__device__ __forceinline__ void mk_sk_input(const mmq_args &a, int cw, int64_t c, int8_t *xq, float *xd, int tid, unsigned tag) {
+/* the chunk's activations: tagged words of op tag_x, reloaded until they carry its tag — or, for a wo
+ * whose attention left 2 .. MMQ_MERGE_MAX live key splits (att_o), the tagged partials of op tag_m
+ * merged — to int8 in xq[cw] / xd[cw / 32] (warps of 32 float4s; the caller syncs) */
+__device__ __forceinline__ void mk_sk_input(const mmq_args &a, int cw, int64_t c, int8_t *xq, float *xd, int tid, unsigned tag0, int pos) {
     const int nf4 = cw >> 2;
+    int s0 = 0, nl = 1;
+    if (a.att_o) nl = mmq_att_live(pos, a.att_ch, a.att_win, &s0);
+    const bool merge = nl >= 2 && nl <= MMQ_MERGE_MAX;
     for (int b0 = (tid >> 5) * 32; b0 < nf4; b0 += MK_T) { /* warp-uniform */
         const int t = b0 + (tid & 31);
         const bool ok = t < nf4;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (ok) {
             const int64_t i = c * nf4 + t;
-            const uint4 w0 = mmq_ldt(a.tx + 4 * i, a.tag_mode), w1 = mmq_ldt(a.tx + 4 * i + 2, a.tag_mode);
-            v = mmq_tagged4(a.tx, i, tag, w0, w1, a.tag_fail, a.tag_mode);
+            if (merge) {
+                v = mmq_att_merge4t(a, i, s0, nl, tag0 + (unsigned)a.tag_m);
+            } else {
+                const uint4 w0 = mmq_ldt(a.tx + 4 * i, a.tag_mode), w1 = mmq_ldt(a.tx + 4 * i + 2, a.tag_mode);
+                v = mmq_tagged4(a.tx, i, tag0 + (unsigned)a.tag_x, w0, w1, a.tag_fail, a.tag_mode);
+            }
         }
         mmq_q8(v, t, ok, xq, xd);
     }
@@ -825,7 +833,7 @@ __device__ __forceinline__ void mk_sk_dots(const mk_op &op, int64_t c, int64_t r
 }
 /* a sub-block's units vb, vb + nvb, ... of split-K product op (sh: its 288 bytes of shared memory) */
 template <int TS>
-__device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid, int sub, unsigned tag0) {
+__device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid, int sub, unsigned tag0, int pos) {
     const mmq_args &a = op.u.mv;
     const int64_t nc = a.k / op.sk_cw, nu = mk_sk_units(op), rr = mk_sk_rows(a.type[0], op.sk_cw, op.sk_np);
     int8_t *xq = (int8_t *)sh;
@@ -833,7 +841,7 @@ __device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid
     for (int64_t u = vb; u < nu; u += nvb) {
         const int64_t c = u % nc, r0 = u / nc * rr;
         mk_sk_prefetch(op, u, tid); /* while the chunk's input is awaited */
-        mk_sk_input(a, op.sk_cw, c, xq, xd, tid, tag0 + (unsigned)a.tag_x);
+        mk_sk_input(a, op.sk_cw, c, xq, xd, tid, tag0, pos);
         mmq_bar(1 + sub);
         switch (a.type[0]) {
         case AL_TYPE_Q8_0: mk_sk_dots<AL_TYPE_Q8_0>(op, c, r0, xq, xd, tid); break;
@@ -923,7 +931,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         switch (op.kind) {
         case MK_MATVEC:
             if (SK && op.sk_cw) {
-                mk_splitk<TS>(op, ssh, vb, nvb, tid, sub, tag0);
+                mk_splitk<TS>(op, ssh, vb, nvb, tid, sub, tag0, pos);
                 break;
             }
             /* no barrier after it (tagged hand-off): a block without rows does not read the input, which
@@ -935,8 +943,8 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
             break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16)
-                mk_attention<__half, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
-            else mk_attention<float, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+                mk_attention<__half, TAG, SK>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+            else mk_attention<float, TAG, SK>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
             break;
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         case MK_EMBED:
@@ -949,8 +957,8 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_blk(tm, n_ops, MK_DONE, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
-        if (!TAG) { /* as before the tagged hand-off */
-            if (op.sync) {
+        if (!TAG) { /* as before the tagged hand-off (split-K: an attention's sync 2, as below) */
+            if (SK ? op.sync == 1 || (op.sync == 2 && mk_attn_counts(op.u.at, pos)) : op.sync != 0) {
                 target += arrivals;
                 mk_arrive(bar, cl);
                 mk_load_op(&next, &ops[i + 1]);
@@ -1258,7 +1266,7 @@ static al_status prog_tag(al_cuda_prog *p) {
             if (a.nw && !a.h_blk) q.in[AL_PLAN_H] = a.h;
             if (a.nw) q.in[AL_PLAN_D] = a.d;
             q.fixed[1] = a.z;
-            q.sk = p->splitk && !a.nw && a.n == 1 && !a.glu && !a.act && !a.ids && !a.x_per_j && !a.att_o && sk_width(p, a) > 0;
+            q.sk = p->splitk && !a.nw && a.n == 1 && !a.glu && !a.act && !a.ids && !a.x_per_j && sk_width(p, a) > 0;
             break;
         }
         case MK_ATTN:

@@ -48,7 +48,7 @@ typedef struct al_plan_op {
     const void *in[4];    /* product inputs read whole: x, h, d, merged attention splits; attention: q, k, v (NULL: none) */
     const void *fixed[2]; /* product inputs that cannot come tagged (a gate z, rows of another activation) */
     bool sk;              /* product that can run split over its input columns (al_prog_splitk): one output, x its
-                           * only input (no pre-norm, no activation, no attention merge) */
+                           * only input (no pre-norm, no activation) besides the attention partials it merges */
 } al_plan_op;
 
 enum { AL_PLAN_X, AL_PLAN_H, AL_PLAN_D, AL_PLAN_M };
@@ -67,7 +67,8 @@ typedef struct al_plan_out {
 al_status al_prog_plan(const al_plan_op *ops, int n, int level, al_plan_out *out);
 
 /* Split-K products (al_cuda_prog_set_splitk), applied to a plan of al_prog_plan: a product f (ops[f].sk)
- * whose x is the one output of the product f - 1 (f >= 2) runs split over its input columns: each unit
+ * whose x is the one output of the product f - 1 (f >= 2), or the output of the attention f - 1 (and
+ * its split partials where f merges them: in[AL_PLAN_M]), runs split over its input columns: each unit
  * takes one chunk of the columns and a range of rows, waits only for that chunk of f - 1's output (read
  * tagged: f - 1 stores it tagged and loses its barrier) and adds its partial sums atomically into f's
  * output, which the kernel zeroes at its start. So f keeps a barrier after it (unless it is the last op), its output is never
