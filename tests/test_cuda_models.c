@@ -850,21 +850,14 @@ static void test_decode_batch(void) {
 #define PLAN_W(o0, x, m) /* wo: x the attention output, m the split partials it merges */                          \
     (al_plan_op) { .kind = AL_PLAN_PRODUCT, .sync = true, .n_out = 1, .out = {o0, NULL, NULL, NULL}, .in = {x, NULL, NULL, m} }
 #define PLAN_A(q, k, v, o0, o1) (al_plan_op){.kind = AL_PLAN_ATTN, .sync = true, .out = {o0, o1, NULL, NULL}, .in = {q, k, v}}
-/* Split-K products (al_prog_splitk) on the two-layer transformer of test_prog_plan: the down products
- * (5, 10) read gate/up's output (4, 9) in chunks — gate/up loses its barrier and stores its output
- * tagged, down reads it tagged and keeps (at level 3: gets back) its barrier, and whatever read down's
- * output tagged now reads it plain; the wo products (3, 8) read their attention's output and split
- * partials in chunks the same way (the attention loses its barrier and tags both); at level 3, with no
- * barrier left before the first pair, op 0 gets one; a split-K product is no other's input; a product
- * reading what an SSM step wrote, or merging partials no attention before it wrote, never pairs; the
- * last op keeps no barrier. */
-static void test_prog_splitk(void) {
-    static char bu[16];
+/* the op list the forward pass records for a two-layer transformer: embedding, QKV, attention, wo,
+ * gate/up, down, QKV, ..., LM head (buffers: bytes of bu[16]) */
+static void plan_two_layers(char *bu, al_plan_op *tf) {
     void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
-         *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *y = bu + 11;
-    al_plan_op tf[12] = {
+         *part = bu + 8, *lg = bu + 9, *emb = bu + 10;
+    const al_plan_op t[12] = {
         PLAN_O(AL_PLAN_EMBED, false, h, emb),
-        PLAN_P(true, 3, q, k, v, NULL, NULL, NULL, NULL, NULL),
+        PLAN_P(true, 3, q, k, v, NULL, NULL, NULL, NULL, NULL), /* h: the block's own copy of the embedding */
         PLAN_A(q, k, v, t3, part),
         PLAN_W(delta, t3, part),
         PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
@@ -876,6 +869,22 @@ static void test_prog_splitk(void) {
         PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
         PLAN_P(false, 1, lg, NULL, NULL, h, NULL, h2, delta, NULL),
     };
+    memcpy(tf, t, sizeof t);
+}
+
+/* Split-K products (al_prog_splitk) on the two-layer transformer of test_prog_plan: the down products
+ * (5, 10) read gate/up's output (4, 9) in chunks — gate/up loses its barrier and stores its output
+ * tagged, down reads it tagged and keeps (at level 3: gets back) its barrier, and whatever read down's
+ * output tagged now reads it plain; the wo products (3, 8) read their attention's output and split
+ * partials in chunks the same way (the attention loses its barrier and tags both); at level 3, with no
+ * barrier left before the first pair, op 0 gets one; a split-K product is no other's input; a product
+ * reading what an SSM step wrote, or merging partials no attention before it wrote, never pairs; the
+ * last op keeps no barrier. */
+static void test_prog_splitk(void) {
+    static char bu[16];
+    void *h = bu, *delta = bu + 2, *big = bu + 3, *t3 = bu + 7, *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *y = bu + 11;
+    al_plan_op tf[12];
+    plan_two_layers(bu, tf);
     tf[3].sk = tf[5].sk = tf[8].sk = tf[10].sk = true;
     al_plan_out o[12];
     for (int lv = AL_TAG_OFF; lv <= AL_TAG_FULL; lv += AL_TAG_FULL) {
@@ -934,21 +943,9 @@ static void test_prog_splitk(void) {
 static void test_prog_plan(void) {
     static char bu[16];
     void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
-         *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *zx = bu + 11, *y = bu + 12, *conv = bu + 13, *st = bu + 14;
-    const al_plan_op tf[12] = {
-        PLAN_O(AL_PLAN_EMBED, false, h, emb),
-        PLAN_P(true, 3, q, k, v, NULL, NULL, NULL, NULL, NULL), /* h: the block's own copy of the embedding */
-        PLAN_A(q, k, v, t3, part),
-        PLAN_W(delta, t3, part),
-        PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
-        PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
-        PLAN_P(true, 3, q, k, v, h, NULL, h2, delta, NULL),
-        PLAN_A(q, k, v, t3, part),
-        PLAN_W(delta, t3, part),
-        PLAN_P(true, 1, big, NULL, NULL, h2, NULL, h, delta, NULL),
-        PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
-        PLAN_P(false, 1, lg, NULL, NULL, h, NULL, h2, delta, NULL),
-    };
+         *part = bu + 8, *lg = bu + 9, *zx = bu + 11, *y = bu + 12, *conv = bu + 13, *st = bu + 14;
+    al_plan_op tf[12];
+    plan_two_layers(bu, tf);
     al_plan_out o[12];
     CHECK_OK(al_prog_plan(tf, 12, AL_TAG_FULL, o));
     const bool sync[12] = {false, false, false, true, false, false, false, false, false, false, false, false};
