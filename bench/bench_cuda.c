@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--splitk W] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--splitk W] [--splitk-det] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
  *              [--batch B]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
@@ -312,6 +312,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--poller") && v) sp.persist_poller = atoi(argv[++i]);
         else if (!strcmp(a, "--tagged") && v) sp.persist_tagged = atoi(argv[++i]);
         else if (!strcmp(a, "--splitk") && v) sp.persist_splitk = atoi(argv[++i]);
+        else if (!strcmp(a, "--splitk-det")) sp.persist_splitk_det = true;
         else if (!strcmp(a, "--tag-gpu")) sp.persist_tag_gpu = true;
         else if (!strcmp(a, "--tag-nap") && v) sp.persist_tag_nap = atoi(argv[++i]);
         else if (!strcmp(a, "--cluster") && v) sp.persist_cluster = atoi(argv[++i]);
@@ -324,7 +325,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-ngl") && v) ngl = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--splitk W] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--splitk W] [--splitk-det] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
             return 2;
         }
     }

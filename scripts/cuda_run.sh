@@ -19,7 +19,7 @@
 #           3, the edges one by one (12: attention -> wo only, 14: both attention edges, 13: products and
 #           attention -> wo), 3 --tag-gpu, 3 --tag-nap 64, --cluster 2, --cluster 4
 #           (tg128 r 3 on the three models; each decode line says its barriers and clusters)
-#   splitk  decode A/B of split-K down products (--splitk -1: automatic chunk width, 128), with the default
+#   splitk  decode A/B of split-K wo / down products (--splitk -1: automatic chunk width, 128; --splitk-det: in order), with the default
 #           tagged level, barriers only, and tagged edges 1 and 12, twice (tg128 r 3, Qwen3 and Llama); Llama's phases
 #   types   the types that got the int8 path in session 12: Qwen3-0.6B Q4_0 / IQ4_XS / Q3_K_M, Llama-3.2-1B
 #           Q4_0 (pp512, tg128 r 3; persistent kernel and --no-persist)
@@ -88,7 +88,8 @@ for w in "$@"; do
     done ;;
   splitk)
     for r in 1 2; do
-      for f in "" "--splitk -1" "--splitk 128" "--tagged 0" "--tagged 0 --splitk -1" "--tagged 1 --splitk -1" "--tagged 12 --splitk -1"; do
+      for f in "" "--splitk -1" "--splitk -1 --splitk-det" "--splitk 128" "--tagged 0" "--tagged 0 --splitk -1" \
+               "--tagged 0 --splitk -1 --splitk-det" "--tagged 1 --splitk -1" "--tagged 12 --splitk -1"; do
         echo "== ${f:-default}" | tee -a "$OUT/splitk.log"
         # shellcheck disable=SC2086
         timeout 100 "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" 2>&1 |

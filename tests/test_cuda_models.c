@@ -434,10 +434,11 @@ static void test_persistent(void) {
                  * columns: one) and at 32 (2 .. 5 chunks), in the barrier program and (dense models) with every
                  * tagged edge, 80 steps past the prompt (positions to ~90: wo merging 2 key splits from 64 on);
                  * the atomic sums' order varies, so the bound is the int8 decode tolerance */
-                for (int w = 0; w < 2 && !kv; w++) {
+                for (int w = 0; w < 3 && !kv; w++) { /* w 2: in order (al_cuda_prog_set_splitk_det) */
                     al_cuda_session_params pk = pp;
                     pk.persist_splitk = w ? 32 : -1;
-                    pk.persist_tagged = w && strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h") ? AL_TAG_FULL : AL_TAG_OFF;
+                    pk.persist_splitk_det = w == 2;
+                    pk.persist_tagged = w == 1 && strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h") ? AL_TAG_FULL : AL_TAG_OFF;
                     al_cuda_session *sk = NULL;
                     REQUIRE_OK(al_cuda_session_init(&sk, cm, &pk));
                     const int nsk = al_cuda_prog_splitk_count(al_cuda_session_prog(sk));
@@ -458,6 +459,15 @@ static void test_persistent(void) {
                            pk.persist_tagged, nsk, ek, ek2);
                     CHECKF(!up && ek < 5e-2 && ek2 < 5e-2, "%s split-K %d: a wait gave up (%d) or decode differs from the graph path: %g / %g",
                            archs[i], pk.persist_splitk, up, ek, ek2);
+                    if (w == 2) { /* in order: a second session decodes the same logits, bit for bit */
+                        al_cuda_session *s2 = NULL;
+                        REQUIRE_OK(al_cuda_session_init(&s2, cm, &pk));
+                        al_cuda_session_reset(sk);
+                        const double ed = persist_steps(sk, s2, &r, V, true, 80);
+                        printf("  %s: split-K in order, two sessions: %.3g\n", archs[i], ed);
+                        CHECKF(ed == 0.0, "%s: split-K in order is not repeatable: %g", archs[i], ed);
+                        al_cuda_session_free(s2);
+                    }
                     al_cuda_session_free(sk);
                     if (!w && !strcmp(archs[i], "qwen3")) { /* past 4 key splits (positions >= 256): the attention's last
                                                             * unit merges, a barrier follows it there (sync 2), wo reads the merged output */

@@ -346,6 +346,10 @@ void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
  * arrival order, so such a program's logits are not bit-for-bit repeatable (within float rounding). */
 void al_cuda_prog_set_splitk(al_cuda_prog *p, int width);
 int al_cuda_prog_splitk_count(const al_cuda_prog *p); /* after finish: the products that run split-K */
+/* Before al_cuda_prog_finish: split-K in order (off by default): each unit stores its partial sums, and
+ * the last unit of each row range to arrive (an arrival count) adds the chunks' partials in chunk
+ * order — the same logits every run, for one more memory round trip at the end of the op. */
+void al_cuda_prog_set_splitk_det(al_cuda_prog *p, bool on);
 /* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
 typedef enum al_tag_level {
     AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_FULL for transformers of n_embd <= 1024 without
@@ -439,6 +443,7 @@ typedef struct al_cuda_session_params {
     int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
     bool persist_kernel_ref;   /* al_cuda_prog_set_kernel_ref(true) */
     int persist_splitk;        /* al_cuda_prog_set_splitk (0: off) */
+    bool persist_splitk_det;   /* al_cuda_prog_set_splitk_det(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, tagged hand-off AL_TAG_AUTO */

@@ -96,6 +96,8 @@ typedef struct mk_op {
                         * 2 (tagged) one where mk_attn_counts */
     int sk_cw, sk_np;  /* MK_MATVEC split over its input columns (mk_splitk): chunks of sk_cw columns, 2 sk_np rows
                         * per lane (0: an ordinary product) */
+    float *sk_part;    /* split-K in order (al_cuda_prog_set_splitk_det): partial sums [chunks][rows], or NULL (atomics) */
+    int *sk_cnt;       /* ... and arrivals per row range (zero between ops: the last unit of a range resets it) */
     union {
         mmq_args mv;
         mk_attn at;
@@ -143,6 +145,9 @@ struct al_cuda_prog {
     int splitk;      /* al_cuda_prog_set_splitk: 0 off, < 0 automatic width, else the chunk width asked for */
     float *skz;      /* the split-K products' outputs (zeroed by each run), skz_n float4s */
     int skz_n, n_splitk;
+    bool sk_det;     /* al_cuda_prog_set_splitk_det */
+    float *skp;      /* sk_part of every split-K product (the largest's size) */
+    int *skc;        /* sk_cnt of every split-K product (zeroed) */
 };
 
 /* ---- device side ---- */
@@ -828,7 +833,10 @@ __device__ __forceinline__ void mk_sk_dots(const mk_op &op, int64_t c, int64_t r
         float v = acc[i];
         for (int o = lpr >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
         const int64_t row = row0 + (i >> 1) * dq + (i & 1);
-        if (sl == 0 && row < n_out) atomicAdd(a.y[0] + row, v);
+        if (sl == 0 && row < n_out) {
+            if (op.sk_part) __stcg(op.sk_part + c * n_out + row, v);
+            else atomicAdd(a.y[0] + row, v);
+        }
     }
 }
 /* a sub-block's units vb, vb + nvb, ... of split-K product op (sh: its 288 bytes of shared memory) */
@@ -856,7 +864,33 @@ __device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid
         case AL_TYPE_IQ4_XS: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_IQ4_XS>(op, c, r0, xq, xd, tid); break;
         default: break;
         }
-        mmq_bar(1 + sub); /* xq / xd are the next unit's */
+        mmq_bar(1 + sub); /* xq / xd are the next unit's; (in order) the unit's partial sums are stored */
+        if (op.sk_part) { /* the last unit of the row range to arrive sums the chunks' partials in chunk order */
+            __shared__ int sk_last[MK_SUB];
+            const int64_t rg = u / nc, r1 = min(r0 + rr, a.end[0]);
+            if (tid == 0) {
+                int old;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(op.sk_cnt + rg) : "memory");
+#else
+                __threadfence();
+                old = atomicAdd(op.sk_cnt + rg, 1);
+                __threadfence();
+#endif
+                sk_last[sub] = old == (int)nc - 1;
+            }
+            mmq_bar(1 + sub);
+            if (sk_last[sub]) {
+                for (int64_t r = r0 + tid; r < r1; r += MK_T) {
+                    float t = 0.0f;
+#pragma unroll 8
+                    for (int64_t q = 0; q < nc; q++) t += __ldcg(op.sk_part + q * a.end[0] + r);
+                    a.y[0][r] = t;
+                }
+                if (tid == 0) op.sk_cnt[rg] = 0;
+            }
+            mmq_bar(1 + sub); /* sk_last is the next unit's */
+        }
     }
 }
 
@@ -1018,6 +1052,8 @@ extern "C" void al_cuda_prog_free(al_cuda_prog *p) {
     for (int i = 0; i < p->n_shadow; i++) al_cuda_release(p->c, p->shadow[i].words);
     al_cuda_release(p->c, p->tag_fail);
     al_cuda_release(p->c, p->skz);
+    al_cuda_release(p->c, p->skp);
+    al_cuda_release(p->c, p->skc);
     free(p->ops);
     free(p);
 }
@@ -1191,6 +1227,19 @@ static al_status prog_splitk(al_cuda_prog *p, al_plan_op *po, al_plan_out *pl) {
     if (floats / 4 > (size_t)INT32_MAX) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: split-K outputs of %zu floats", floats);
     AL_TRY(al_cuda_alloc(p->c, (void **)&p->skz, sizeof(float) * floats));
     p->skz_n = (int)(floats / 4);
+    if (p->sk_det) { /* partials and arrival counts, shared by the split-K products (a barrier after each) */
+        size_t part = 0, cnt = 0;
+        for (int f = 0; f < n; f++)
+            if (pl[f].splitk) {
+                const mmq_args &a = p->ops[f].u.mv;
+                const size_t nc = (size_t)(a.k / sk_width(p, a));
+                part = (size_t)a.end[0] * nc > part ? (size_t)a.end[0] * nc : part;
+                cnt = (size_t)a.end[0] > cnt ? (size_t)a.end[0] : cnt; /* row ranges: at most one per row */
+            }
+        AL_TRY(al_cuda_alloc(p->c, (void **)&p->skp, sizeof(float) * part));
+        AL_TRY(al_cuda_alloc(p->c, (void **)&p->skc, sizeof(int) * cnt));
+        AL_TRY(al_cuda_memset(p->c, p->skc, 0, sizeof(int) * cnt));
+    }
     size_t off = 0;
     for (int f = 0; f < n; f++) {
         if (!pl[f].splitk) continue;
@@ -1205,6 +1254,7 @@ static al_status prog_splitk(al_cuda_prog *p, al_plan_op *po, al_plan_out *pl) {
                 o.sk_np = np;
                 break;
             }
+        o.sk_part = p->skp, o.sk_cnt = p->skc; /* (NULL: atomics) */
         const float *old = a.y[0];
         a.y[0] = p->skz + off;
         off += (size_t)(a.end[0] + 3) / 4 * 4;
@@ -1523,6 +1573,7 @@ extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) {
 extern "C" int al_cuda_prog_tag_level(const al_cuda_prog *p) { return p ? p->tagged : AL_TAG_OFF; }
 extern "C" void al_cuda_prog_set_splitk(al_cuda_prog *p, int width) { p->splitk = width < 0 ? -1 : width; }
 extern "C" int al_cuda_prog_splitk_count(const al_cuda_prog *p) { return p ? p->n_splitk : 0; }
+extern "C" void al_cuda_prog_set_splitk_det(al_cuda_prog *p, bool on) { p->sk_det = on; }
 extern "C" void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) {
     p->tag_mode = (p->tag_mode & ~MMQ_TAG_NAP) | (ns < 0 ? 0 : ns > 1000 ? 1000 : ns);
 }
