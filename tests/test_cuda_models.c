@@ -434,11 +434,11 @@ static void test_persistent(void) {
                  * columns: one) and at 32 (2 .. 5 chunks), in the barrier program and (dense models) with every
                  * tagged edge, 80 steps past the prompt (positions to ~90: wo merging 2 key splits from 64 on);
                  * the atomic sums' order varies, so the bound is the int8 decode tolerance */
-                for (int w = 0; w < 3 && !kv; w++) { /* w 2: in order (al_cuda_prog_set_splitk_det) */
+                for (int w = 0; w < 4 && !kv; w++) { /* w 2, 3: in order (al_cuda_prog_set_splitk_det), 3 with every tagged edge */
                     al_cuda_session_params pk = pp;
                     pk.persist_splitk = w ? 32 : -1;
-                    pk.persist_splitk_det = w == 2;
-                    pk.persist_tagged = w == 1 && strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h") ? AL_TAG_FULL : AL_TAG_OFF;
+                    pk.persist_splitk_det = w >= 2;
+                    pk.persist_tagged = (w == 1 || w == 3) && strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h") ? AL_TAG_FULL : AL_TAG_OFF;
                     al_cuda_session *sk = NULL;
                     REQUIRE_OK(al_cuda_session_init(&sk, cm, &pk));
                     const int nsk = al_cuda_prog_splitk_count(al_cuda_session_prog(sk));
@@ -459,7 +459,7 @@ static void test_persistent(void) {
                            pk.persist_tagged, nsk, ek, ek2);
                     CHECKF(!up && ek < 5e-2 && ek2 < 5e-2, "%s split-K %d: a wait gave up (%d) or decode differs from the graph path: %g / %g",
                            archs[i], pk.persist_splitk, up, ek, ek2);
-                    if (w == 2) { /* in order: a second session decodes the same logits, bit for bit */
+                    if (w >= 2) { /* in order: a second session decodes the same logits, bit for bit */
                         al_cuda_session *s2 = NULL;
                         REQUIRE_OK(al_cuda_session_init(&s2, cm, &pk));
                         al_cuda_session_reset(sk);
@@ -901,7 +901,7 @@ static void test_prog_splitk(void) {
         CHECK_OK(al_prog_plan(tf, 12, lv, o));
         const bool d_tagged = o[6].in_tag[AL_PLAN_D] == 5, h_tagged = o[6].in_tag[AL_PLAN_H] == 4;
         CHECK(lv == AL_TAG_OFF ? !d_tagged && !h_tagged : d_tagged && h_tagged && o[9].in_tag[AL_PLAN_D] == 8); /* the plan before */
-        CHECKF(al_prog_splitk(tf, 12, o) == 4, "level %d: split-K pairs", lv);
+        CHECKF(al_prog_splitk(tf, 12, o, false) == 4, "level %d: split-K pairs", lv);
         for (int i = 0; i < 12; i++)
             CHECKF(o[i].splitk == (i == 3 || i == 5 || i == 8 || i == 10), "level %d op %d: split-K %d", lv, i, o[i].splitk);
         for (int f = 3; f <= 10; f += 5) { /* wo after its attention */
@@ -916,6 +916,15 @@ static void test_prog_splitk(void) {
         CHECK(lv == AL_TAG_OFF ? o[6].in_tag[AL_PLAN_H] < 0 : o[6].in_tag[AL_PLAN_H] == 4 && o[9].in_tag[AL_PLAN_H] == 6);
         CHECKF(o[0].sync == (lv == AL_TAG_FULL), "level %d: a barrier after op 0: %d", lv, o[0].sync); /* level 3: none before wo */
     }
+    /* in order: the same pairs, but wo's and down's barriers and tagged outputs as planned (level 3: none
+     * after them, their readers tagged), and no barrier added for a zeroing */
+    CHECK_OK(al_prog_plan(tf, 12, AL_TAG_FULL, o));
+    CHECK(al_prog_splitk(tf, 12, o, true) == 4 && o[3].splitk && o[5].splitk && o[8].splitk && o[10].splitk);
+    CHECK(!o[0].sync && !o[2].sync && !o[4].sync && !o[5].sync && !o[9].sync && !o[10].sync && o[3].sync); /* wo 3: planned */
+    CHECK(o[5].tag_out[0] && o[10].tag_out[0] && o[6].in_tag[AL_PLAN_D] == 5 && o[11].in_tag[AL_PLAN_D] == 10 && o[9].in_tag[AL_PLAN_D] == 8);
+    CHECK(o[4].tag_out[0] && o[5].in_tag[AL_PLAN_X] == 4 && o[8].in_tag[AL_PLAN_M] == 7 && o[7].tag_out[1]);
+    CHECK_OK(al_prog_plan(tf, 12, AL_TAG_OFF, o));
+    CHECK(al_prog_splitk(tf, 12, o, true) == 4 && o[5].sync && o[10].sync && !o[4].sync && !o[0].sync && o[1].sync);
     /* an SSM step's output, or partials merged with no attention before: no pair */
     const al_plan_op no[4] = {
         PLAN_P(true, 1, y, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
@@ -928,7 +937,7 @@ static void test_prog_splitk(void) {
     nk[2].sk = nk[3].sk = true;
     nk[3].in[AL_PLAN_X] = delta; /* reads product 2's output, but also partials: not product 2's */
     CHECK_OK(al_prog_plan(nk, 4, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(nk, 4, o) == 0 && o[1].sync && o[2].sync);
+    CHECK(al_prog_splitk(nk, 4, o, false) == 0 && o[1].sync && o[2].sync);
     /* no barrier before the pair: op 0 gets one; the last op none; a split-K product feeds no other */
     const al_plan_op sh[4] = {
         PLAN_O(AL_PLAN_EMBED, false, h, emb),
@@ -940,14 +949,14 @@ static void test_prog_splitk(void) {
     memcpy(sk, sh, sizeof sk);
     sk[2].sk = sk[3].sk = true;
     CHECK_OK(al_prog_plan(sk, 4, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(sk, 4, o) == 1);
+    CHECK(al_prog_splitk(sk, 4, o, false) == 1);
     CHECK(o[0].sync && !o[1].sync && o[2].splitk && o[2].sync && !o[3].splitk && o[2].in_tag[AL_PLAN_X] == 1 && o[1].tag_out[0]);
     sk[2].sk = false; /* the last op: split-K, no barrier after it */
     CHECK_OK(al_prog_plan(sk, 4, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(sk, 4, o) == 1 && o[3].splitk && !o[3].sync && !o[2].sync && o[2].tag_out[0] && o[3].in_tag[AL_PLAN_X] == 2);
+    CHECK(al_prog_splitk(sk, 4, o, false) == 1 && o[3].splitk && !o[3].sync && !o[2].sync && o[2].tag_out[0] && o[3].in_tag[AL_PLAN_X] == 2);
     CHECK(o[1].sync || o[0].sync);
     CHECK_OK(al_prog_plan(sh, 4, AL_TAG_OFF, o)); /* nothing marked: nothing changes */
-    CHECK(al_prog_splitk(sh, 4, o) == 0 && o[2].sync && !o[2].tag_out[0]);
+    CHECK(al_prog_splitk(sh, 4, o, false) == 0 && o[2].sync && !o[2].tag_out[0]);
 }
 
 static void test_prog_plan(void) {

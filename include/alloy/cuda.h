@@ -348,7 +348,9 @@ void al_cuda_prog_set_splitk(al_cuda_prog *p, int width);
 int al_cuda_prog_splitk_count(const al_cuda_prog *p); /* after finish: the products that run split-K */
 /* Before al_cuda_prog_finish: split-K in order (off by default): each unit stores its partial sums, and
  * the last unit of each row range to arrive (an arrival count) adds the chunks' partials in chunk
- * order — the same logits every run, for one more memory round trip at the end of the op. */
+ * order — the same logits every run, for one more memory round trip at the end of the op. The rows
+ * are then written whole, so the product keeps what the tagged hand-off plans for it (no barrier
+ * after it where the level drops that one, its rows stored as tagged words too). */
 void al_cuda_prog_set_splitk_det(al_cuda_prog *p, bool on);
 /* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
 typedef enum al_tag_level {

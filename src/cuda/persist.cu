@@ -880,14 +880,15 @@ __device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid
                 sk_last[sub] = old == (int)nc - 1;
             }
             mmq_bar(1 + sub);
-            if (sk_last[sub]) {
+            if (sk_last[sub]) { /* (counts per op: the reset is for the next run) */
+                if (tid == 0) op.sk_cnt[rg] = 0;
                 for (int64_t r = r0 + tid; r < r1; r += MK_T) {
                     float t = 0.0f;
 #pragma unroll 8
                     for (int64_t q = 0; q < nc; q++) t += __ldcg(op.sk_part + q * a.end[0] + r);
                     a.y[0][r] = t;
+                    if (a.ty[0]) mmq_stt(a.ty[0] + r, t, tag0 + (unsigned)a.tag_y, a.tag_mode); /* read tagged past no barrier */
                 }
-                if (tid == 0) op.sk_cnt[rg] = 0;
             }
             mmq_bar(1 + sub); /* sk_last is the next unit's */
         }
@@ -1220,26 +1221,26 @@ static int sk_width(const al_cuda_prog *p, const mmq_args &a) {
  * up to the next op writing the buffer, moved with it */
 static al_status prog_splitk(al_cuda_prog *p, al_plan_op *po, al_plan_out *pl) {
     const int n = p->n_ops;
-    if (!al_prog_splitk(po, n, pl)) return al_ok();
+    if (!al_prog_splitk(po, n, pl, p->sk_det)) return al_ok();
     size_t floats = 0;
     for (int f = 0; f < n; f++)
         if (pl[f].splitk) floats += (size_t)(p->ops[f].u.mv.end[0] + 3) / 4 * 4;
     if (floats / 4 > (size_t)INT32_MAX) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: split-K outputs of %zu floats", floats);
     AL_TRY(al_cuda_alloc(p->c, (void **)&p->skz, sizeof(float) * floats));
-    p->skz_n = (int)(floats / 4);
-    if (p->sk_det) { /* partials and arrival counts, shared by the split-K products (a barrier after each) */
-        size_t part = 0, cnt = 0;
-        for (int f = 0; f < n; f++)
-            if (pl[f].splitk) {
-                const mmq_args &a = p->ops[f].u.mv;
-                const size_t nc = (size_t)(a.k / sk_width(p, a));
-                part = (size_t)a.end[0] * nc > part ? (size_t)a.end[0] * nc : part;
-                cnt = (size_t)a.end[0] > cnt ? (size_t)a.end[0] : cnt; /* row ranges: at most one per row */
-            }
+    p->skz_n = p->sk_det ? 0 : (int)(floats / 4); /* in order: written whole, never zeroed (no barrier need follow the start) */
+    size_t part = 0, cnt = 0; /* in order: partials [chunks][rows] and arrival counts [row ranges] of each split-K product */
+    for (int f = 0; f < n && p->sk_det; f++)
+        if (pl[f].splitk) {
+            const mmq_args &a = p->ops[f].u.mv;
+            part += (size_t)a.end[0] * (size_t)(a.k / sk_width(p, a));
+            cnt += (size_t)a.end[0]; /* at most a range per row */
+        }
+    if (part) {
         AL_TRY(al_cuda_alloc(p->c, (void **)&p->skp, sizeof(float) * part));
         AL_TRY(al_cuda_alloc(p->c, (void **)&p->skc, sizeof(int) * cnt));
         AL_TRY(al_cuda_memset(p->c, p->skc, 0, sizeof(int) * cnt));
     }
+    size_t part_off = 0, cnt_off = 0;
     size_t off = 0;
     for (int f = 0; f < n; f++) {
         if (!pl[f].splitk) continue;
@@ -1254,7 +1255,11 @@ static al_status prog_splitk(al_cuda_prog *p, al_plan_op *po, al_plan_out *pl) {
                 o.sk_np = np;
                 break;
             }
-        o.sk_part = p->skp, o.sk_cnt = p->skc; /* (NULL: atomics) */
+        if (p->skp) { /* (else NULL: atomics) */
+            o.sk_part = p->skp + part_off, o.sk_cnt = p->skc + cnt_off;
+            part_off += (size_t)a.end[0] * (size_t)(a.k / o.sk_cw);
+            cnt_off += (size_t)a.end[0];
+        }
         const float *old = a.y[0];
         a.y[0] = p->skz + off;
         off += (size_t)(a.end[0] + 3) / 4 * 4;

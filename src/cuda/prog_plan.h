@@ -71,10 +71,13 @@ al_status al_prog_plan(const al_plan_op *ops, int n, int level, al_plan_out *out
  * its split partials where f merges them: in[AL_PLAN_M]), runs split over its input columns: each unit
  * takes one chunk of the columns and a range of rows, waits only for that chunk of f - 1's output (read
  * tagged: f - 1 stores it tagged and loses its barrier) and adds its partial sums atomically into f's
- * output, which the kernel zeroes at its start. So f keeps a barrier after it (unless it is the last op), its output is never
- * tagged (later reads of it go plain), and some barrier must lie between the kernel's start and f:
- * where no op before f - 1 has one, op 0 gets one. Marks out[f].splitk; returns the number of such f. */
-int al_prog_splitk(const al_plan_op *ops, int n, al_plan_out *out);
+ * output, which the kernel zeroes at its start. So f keeps a barrier after it (unless it is the last op),
+ * its output is never tagged (later reads of it go plain), and some barrier must lie between the
+ * kernel's start and f: where no op before f - 1 has one, op 0 gets one. in_order (the last unit of each
+ * row range adds the chunks' partial sums and writes the rows whole, plain and tagged where the plan
+ * says): f's barrier, tagged output and its readers stay as planned, and no zeroing needs a barrier.
+ * Marks out[f].splitk; returns the number of such f. */
+int al_prog_splitk(const al_plan_op *ops, int n, al_plan_out *out, bool in_order);
 
 #ifdef __cplusplus
 }
