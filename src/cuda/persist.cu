@@ -321,6 +321,19 @@ __device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n, i
     else
         for (int c = tid; c < n; c += MK_T) dst[c] = src[c];
 }
+/* an arrival on the count *p (acq_rel: the sub-block's writes before it, made visible by the barrier
+ * before, are released; whoever arrives last sees everyone's): the count before it */
+__device__ __forceinline__ int mk_count(int *p) {
+    int old;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(p) : "memory");
+#else
+    __threadfence();
+    old = atomicAdd(p, 1);
+    __threadfence();
+#endif
+    return old;
+}
 /* barrier of sub-block sub's MK_T threads (named barrier 1 + sub; 0 is __syncthreads) */
 __device__ __forceinline__ void mk_sync(int sub) { mmq_bar(1 + sub); }
 
@@ -561,17 +574,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
         if (!single && !keep) {
             mk_sync(sub);
             MK_PH(4);
-            if (tid == 0) {
-                int old;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(m.cnt + hk) : "memory");
-#else
-                __threadfence();
-                old = atomicAdd(m.cnt + hk, 1);
-                __threadfence();
-#endif
-                last = old == g.nlive - 1;
-            }
+            if (tid == 0) last = mk_count(m.cnt + hk) == g.nlive - 1;
             mk_sync(sub);
             MK_PH(5);
             if (last) { /* every split of hk is in part: merge */
@@ -868,17 +871,7 @@ __device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid
         if (op.sk_part) { /* the last unit of the row range to arrive sums the chunks' partials in chunk order */
             __shared__ int sk_last[MK_SUB];
             const int64_t rg = u / nc, r1 = min(r0 + rr, a.end[0]);
-            if (tid == 0) {
-                int old;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(op.sk_cnt + rg) : "memory");
-#else
-                __threadfence();
-                old = atomicAdd(op.sk_cnt + rg, 1);
-                __threadfence();
-#endif
-                sk_last[sub] = old == (int)nc - 1;
-            }
+            if (tid == 0) sk_last[sub] = mk_count(op.sk_cnt + rg) == (int)nc - 1;
             mmq_bar(1 + sub);
             if (sk_last[sub]) { /* (counts per op: the reset is for the next run) */
                 if (tid == 0) op.sk_cnt[rg] = 0;
