@@ -338,7 +338,8 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
  * round trip for them, the weights streaming through L2 having evicted them since the last token). */
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
 /* Before al_cuda_prog_finish: split-K products (0, the default: off). A product that reads only the
- * output of the product before it (the FFN's down after gate/up) runs split over its input columns:
+ * output of the product before it (the FFN's down after gate/up), or of the attention before it (wo,
+ * merging its key splits), runs split over its input columns:
  * each unit takes a chunk of `width` columns (32 .. 256, a power of two that fits the weight type; < 0
  * or one that does not fit: the widest that does) and a range of rows, waits only for that chunk of
  * the product before (tagged words, as the tagged hand-off's; no grid barrier between the two) and

@@ -489,7 +489,7 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
                 for (int o = 0; o < R / 2; o++)
                     if (2 * o < nr) {
                         y[o] = al_act_f(a.glu - 1, acc[2 * o]) * acc[2 * o + 1];
-                        if (a.ty[0]) mmq_stt(a.ty[0] + vrow + o, y[o], tag, a.tag_mode); /* also without TAG: a split-K product's input */
+                        if (TAG && a.ty[0]) mmq_stt(a.ty[0] + vrow + o, y[o], tag, a.tag_mode);
                     }
             } else {
                 float *y = a.y[i] + (int64_t)j * a.ldy + (vrow - a.beg[i]);
@@ -497,7 +497,7 @@ static __device__ __forceinline__ void mmq_step(const mmq_args &a, int g, int j,
                 for (int r = 0; r < R; r++)
                     if (r < nr) {
                         y[r] = a.act ? al_act_f(a.act - 1, acc[r]) : acc[r];
-                        if (a.ty[i]) mmq_stt(a.ty[i] + (vrow - a.beg[i]) + r, y[r], tag, a.tag_mode);
+                        if (TAG && a.ty[i]) mmq_stt(a.ty[i] + (vrow - a.beg[i]) + r, y[r], tag, a.tag_mode);
                     }
             }
         }

@@ -754,7 +754,6 @@ __device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, 
  * np dots per lane: rr = 4 warps x (32 / lpr) x 2 np rows per unit. */
 __host__ __device__ __forceinline__ int mk_sk_lpr(int type, int cw) { return cw / (type == AL_TYPE_Q6_K ? 64 : 32); }
 __host__ __device__ __forceinline__ int mk_sk_rows(int type, int cw, int np) { return 4 * (32 / mk_sk_lpr(type, cw)) * 2 * np; }
-static inline int mk_sk_rows_host(int type, int cw, int np) { return mk_sk_rows(type, cw, np); }
 __device__ __forceinline__ int64_t mk_sk_units(const mk_op &op) {
     const mmq_args &a = op.u.mv;
     const int rr = mk_sk_rows(a.type[0], op.sk_cw, op.sk_np);
@@ -950,7 +949,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
     bool pre = false;
     mk_stamp(tm, 0);
     /* the split-K products' outputs (skz_n float4s), zeroed before the barrier that precedes the first of them */
-    for (int i = blockIdx.x * MK_BT + threadIdx.x; i < skz_n; i += gridDim.x * MK_BT) skz[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int i = blockIdx.x * MK_BT + threadIdx.x; SK && i < skz_n; i += gridDim.x * MK_BT) skz[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     mk_load_op(&desc[0], &ops[0]);
     __syncthreads();
     for (int i = 0; i < n_ops; i++) {
@@ -967,7 +966,8 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
             if (TAG && !op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
             mmq_input<MK_BT, TAG>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
             mk_stamp_blk(tm, n_ops, MK_INPUT, i);
-            mmq_products<TS, TAG>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
+            /* (split-K instances: the tagged stores, for a split-K product's input) */
+            mmq_products<TS, TAG || SK>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
             break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16)
@@ -1209,45 +1209,46 @@ static int sk_width(const al_cuda_prog *p, const mmq_args &a) {
 }
 
 /* al_prog_splitk on the plan pl of p's ops po: each split-K product's chunk width and rows per lane (the
- * fewest with at most one unit per sub-block, else 8), its output moved to the zeroed region skz (its own:
+ * fewest with at most one unit per sub-block, else 8), its output moved to the region skz (its own:
  * the buffer it wrote is shared with the layers around it) and the reads of that output that follow,
  * up to the next op writing the buffer, moved with it */
 static al_status prog_splitk(al_cuda_prog *p, al_plan_op *po, al_plan_out *pl) {
     const int n = p->n_ops;
     if (!al_prog_splitk(po, n, pl, p->sk_det)) return al_ok();
-    size_t floats = 0;
-    for (int f = 0; f < n; f++)
-        if (pl[f].splitk) floats += (size_t)(p->ops[f].u.mv.end[0] + 3) / 4 * 4;
+    /* the geometry; sizes of the outputs and (in order) of the partials [chunks][rows] and arrival counts
+     * [row ranges: at most one per row] */
+    size_t floats = 0, part = 0, cnt = 0;
+    const int64_t nvb = (int64_t)MK_SUB * p->grid;
+    for (int f = 0; f < n; f++) {
+        if (!pl[f].splitk) continue;
+        mk_op &o = p->ops[f];
+        const mmq_args &a = o.u.mv;
+        o.sk_cw = sk_width(p, a);
+        const int64_t nc = a.k / o.sk_cw;
+        o.sk_np = 4;
+        for (int np = 1; np < 4; np++) {
+            const int rr = mk_sk_rows(a.type[0], o.sk_cw, np);
+            if (nc * ((a.end[0] + rr - 1) / rr) <= nvb) {
+                o.sk_np = np;
+                break;
+            }
+        }
+        floats += (size_t)(a.end[0] + 3) / 4 * 4;
+        if (p->sk_det) part += (size_t)a.end[0] * (size_t)nc, cnt += (size_t)a.end[0];
+    }
     if (floats / 4 > (size_t)INT32_MAX) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: split-K outputs of %zu floats", floats);
     AL_TRY(al_cuda_alloc(p->c, (void **)&p->skz, sizeof(float) * floats));
     p->skz_n = p->sk_det ? 0 : (int)(floats / 4); /* in order: written whole, never zeroed (no barrier need follow the start) */
-    size_t part = 0, cnt = 0; /* in order: partials [chunks][rows] and arrival counts [row ranges] of each split-K product */
-    for (int f = 0; f < n && p->sk_det; f++)
-        if (pl[f].splitk) {
-            const mmq_args &a = p->ops[f].u.mv;
-            part += (size_t)a.end[0] * (size_t)(a.k / sk_width(p, a));
-            cnt += (size_t)a.end[0]; /* at most a range per row */
-        }
     if (part) {
         AL_TRY(al_cuda_alloc(p->c, (void **)&p->skp, sizeof(float) * part));
         AL_TRY(al_cuda_alloc(p->c, (void **)&p->skc, sizeof(int) * cnt));
         AL_TRY(al_cuda_memset(p->c, p->skc, 0, sizeof(int) * cnt));
     }
-    size_t part_off = 0, cnt_off = 0;
-    size_t off = 0;
+    size_t off = 0, part_off = 0, cnt_off = 0;
     for (int f = 0; f < n; f++) {
         if (!pl[f].splitk) continue;
         mk_op &o = p->ops[f];
         mmq_args &a = o.u.mv;
-        o.sk_cw = sk_width(p, a);
-        const int lpr = o.sk_cw / (a.type[0] == AL_TYPE_Q6_K ? 64 : 32);
-        const int64_t nc = a.k / o.sk_cw, nvb = (int64_t)MK_SUB * p->grid;
-        o.sk_np = 4;
-        for (int np = 1; np < 4; np++)
-            if (nc * ((a.end[0] + 8 * (32 / lpr) * np - 1) / (8 * (32 / lpr) * np)) <= nvb) {
-                o.sk_np = np;
-                break;
-            }
         if (p->skp) { /* (else NULL: atomics) */
             o.sk_part = p->skp + part_off, o.sk_cnt = p->skc + cnt_off;
             part_off += (size_t)a.end[0] * (size_t)(a.k / o.sk_cw);
@@ -1673,7 +1674,7 @@ extern "C" void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, si
     case MK_MATVEC: {
         const mmq_args &a = o->u.mv;
         char sk[48] = "";
-        if (o->sk_cw) snprintf(sk, sizeof sk, " split-K %d cols x %d rows", o->sk_cw, mk_sk_rows_host(a.type[0], o->sk_cw, o->sk_np));
+        if (o->sk_cw) snprintf(sk, sizeof sk, " split-K %d cols x %d rows", o->sk_cw, mk_sk_rows(a.type[0], o->sk_cw, o->sk_np));
         snprintf(buf, size, "matvec%s%s k %lld rows %lld%s%s", a.glu ? " glu" : "", a.act ? " act" : "", (long long)a.k,
                  (long long)a.end[a.n - 1], a.nw ? (a.z ? " +gated norm" : " +norm") : "", sk);
         break;
