@@ -3,7 +3,7 @@
  * bandwidth roofline.
  *
  *   bench_cuda -m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph]
- *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--splitk W] [--splitk-det] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
+ *              [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw 3.0e12] [-ngl N]
  *              [--batch B]
  *
  * pp<P>: one al_cuda_session_eval of P random tokens from an empty context (last logits returned);
@@ -226,7 +226,7 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int depth, i
         }
     }
     if (!al_failed(&st) && phases && tg >= 8) print_phases(s, toks, lg);
-    if (!al_failed(&st) && al_cuda_session_prog(s) && (al_cuda_prog_tag_level(al_cuda_session_prog(s)) || al_cuda_prog_splitk_count(al_cuda_session_prog(s)))) { /* a wait that gave up: the numbers mean nothing */
+    if (!al_failed(&st) && al_cuda_session_prog(s) && al_cuda_prog_tag_level(al_cuda_session_prog(s))) { /* a wait that gave up: the numbers mean nothing */
         bool gave_up = false;
         st = al_cuda_prog_tag_failed(al_cuda_session_prog(s), &gave_up);
         if (!al_failed(&st) && gave_up) st = al_err(AL_ERR_INVALID, "tagged hand-off: a wait gave up (results invalid)");
@@ -246,10 +246,9 @@ static int bench_one(al_cuda *cu, const char *path, int pp, int tg, int depth, i
         if (pers) {
             int n_ops = 0, n_sync = 0, n_blk = 0;
             al_cuda_prog_shape(al_cuda_session_prog(s), &n_ops, &n_sync, &n_blk);
-            printf("decode: persistent kernel (%d ops, %d barriers, %d blocks in clusters of %d; tagged hand-off level %d%s, nap %d ns; "
-                   "%d split-K products)\n",
+            printf("decode: persistent kernel (%d ops, %d barriers, %d blocks in clusters of %d; tagged hand-off level %d%s, nap %d ns)\n",
                    n_ops, n_sync, n_blk, al_cuda_prog_cluster(al_cuda_session_prog(s)), al_cuda_prog_tag_level(al_cuda_session_prog(s)),
-                   sp.persist_tag_gpu ? " gpu-scope" : "", sp.persist_tag_nap, al_cuda_prog_splitk_count(al_cuda_session_prog(s)));
+                   sp.persist_tag_gpu ? " gpu-scope" : "", sp.persist_tag_nap);
         }
         else printf("decode: graph/eager: %s\n", pwhy.msg);
         printf("device: %s; weights on device %.1f MB (upload %.2f s); KV %s; PDL %s; decode graph %s%s%s\n", dev,
@@ -311,8 +310,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-unit-pre")) sp.persist_no_unit_pre = true;
         else if (!strcmp(a, "--poller") && v) sp.persist_poller = atoi(argv[++i]);
         else if (!strcmp(a, "--tagged") && v) sp.persist_tagged = atoi(argv[++i]);
-        else if (!strcmp(a, "--splitk") && v) sp.persist_splitk = atoi(argv[++i]);
-        else if (!strcmp(a, "--splitk-det")) sp.persist_splitk_det = true;
         else if (!strcmp(a, "--tag-gpu")) sp.persist_tag_gpu = true;
         else if (!strcmp(a, "--tag-nap") && v) sp.persist_tag_nap = atoi(argv[++i]);
         else if (!strcmp(a, "--cluster") && v) sp.persist_cluster = atoi(argv[++i]);
@@ -325,7 +322,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-ngl") && v) ngl = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--splitk W] [--splitk-det] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL.gguf [-m ...] [-p 512] [-n 128] [-d DEPTH] [-r 3] [--kv f16|f32] [--no-graph] [--no-pdl] [--no-persist] [--bps N] [--rows 2|4] [--no-merge] [--no-unit-pre] [--poller 0..3] [--cluster 2|4] [--ahead 1..4] [--norm-prefetch] [--tagged -1..3|8..15] [--tag-gpu] [--tag-nap NS] [--keys 32|64] [--multi-min BYTES] [--ub N] [--phases] [--bw B/s] [-ngl N] [--batch B]\n");
             return 2;
         }
     }

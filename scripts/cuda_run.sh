@@ -19,8 +19,6 @@
 #           3, the edges one by one (12: attention -> wo only, 14: both attention edges, 13: products and
 #           attention -> wo), 3 --tag-gpu, 3 --tag-nap 64, --cluster 2, --cluster 4
 #           (tg128 r 3 on the three models; each decode line says its barriers and clusters)
-#   splitk  decode A/B of split-K wo / down products (--splitk -1: automatic chunk width, 128; --splitk-det: in order), with the default
-#           tagged level, barriers only, and tagged edges 1 and 12, twice (tg128 r 3, Qwen3 and Llama); Llama's phases
 #   types   the types that got the int8 path in session 12: Qwen3-0.6B Q4_0 / IQ4_XS / Q3_K_M, Llama-3.2-1B
 #           Q4_0 (pp512, tg128 r 3; persistent kernel and --no-persist)
 #   models  only make the models of the other actions (into $MODELS), for commands run by hand after
@@ -40,7 +38,7 @@ mk() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" -o "$M
 mkv() { [ -f "$M/$1.gguf" ] || "$B/alloy" create --preset "$2" --type "$3" --vocab tests/data/tokenizers/ggml-vocab-gpt-2.gguf -o "$M/$1.gguf" >/dev/null; }
 T0=$(date +%s)
 # every model the actions use, created in parallel first (one at a time takes ~150 s of device time)
-case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" tagged "*|*" splitk "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*|*" models "*)
+case " $* " in *" bench "*|*" sweep "*|*" phases "*|*" knobs "*|*" tagged "*|*" refs "*|*" partial "*|*" serve "*|*" batch "*|*" ncu "*|*" models "*)
   mk qwen3 qwen3-0.6b Q4_K_M & mk mamba2 mamba2-1.3b Q8_0 & mk llama llama-3.2-1b Q4_K_M &
   mkv qwen3-tok qwen3-0.6b Q4_K_M & mkv llama-tok llama-3.2-1b Q4_K_M &
   wait; echo "models ready at +$(( $(date +%s) - T0 )) s" ;;
@@ -86,17 +84,6 @@ for w in "$@"; do
           grep -E "^\| tg|^decode|bench_cuda" | tee -a "$OUT/tagged.log"
       done
     done ;;
-  splitk)
-    for r in 1 2; do
-      for f in "" "--splitk -1" "--splitk -1 --splitk-det" "--splitk 128" "--tagged 0" "--tagged 0 --splitk -1" \
-               "--tagged 0 --splitk -1 --splitk-det" "--tagged 1 --splitk -1" "--tagged 12 --splitk -1"; do
-        echo "== ${f:-default}" | tee -a "$OUT/splitk.log"
-        # shellcheck disable=SC2086
-        timeout 100 "$B/bench_cuda" -p 0 -n 128 -r 3 $f -m "$M/qwen3.gguf" -m "$M/llama.gguf" 2>&1 |
-          grep -E "^\| tg|^decode|bench_cuda" | tee -a "$OUT/splitk.log"
-      done
-    done
-    timeout 60 "$B/bench_cuda" -p 0 -n 64 -r 1 --phases --splitk -1 -m "$M/llama.gguf" > "$OUT/splitk-phases.log" 2>&1 ;;
   types)
     mk qwen3-q40 qwen3-0.6b Q4_0 & mk qwen3-iq4xs qwen3-0.6b IQ4_XS & mk llama-q40 llama-3.2-1b Q4_0 & mk qwen3-q3km qwen3-0.6b Q3_K_M & wait
     for f in "" "--no-persist"; do

@@ -937,7 +937,4 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps) { (void)p, (voi
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 void al_cuda_prog_set_attn_split(al_cuda_prog *p, int keys) { (void)p, (void)keys; }
 void al_cuda_prog_set_kernel_ref(al_cuda_prog *p, bool on) { (void)p, (void)on; }
-void al_cuda_prog_set_splitk(al_cuda_prog *p, int width) { (void)p, (void)width; }
-int al_cuda_prog_splitk_count(const al_cuda_prog *p) { return (void)p, 0; } /* products run whole */
-void al_cuda_prog_set_splitk_det(al_cuda_prog *p, bool on) { (void)p, (void)on; }
 

@@ -8,14 +8,9 @@
  *  2. al_mmq<T>::dot (the decode products' int8 path), over every chunk of a row, R = 2 and 4 rows per
  *     step, rows contiguous or paired from two matrices as gate/up pairs are, fewer rows than R,
  *     equals sum_i w_i * xq_i * xd_(i/32) of the dequantized reference rows and random int8 activations
- *     (in double) within float rounding;
- *  3. al_mmq_sk_dot (split-K products of the persistent kernel): the lane-chunks of every column chunk
- *     of every valid width, each chunk's activations in a buffer of its own, summed over the chunks,
- *     give the same reference sum; al_mmq_sk_width_ok accepts exactly the widths whose chunks hold
- *     whole lane-chunks.
+ *     (in double) within float rounding.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "alloy/quant.h"
 #include "cuda/mmq.cuh"
@@ -118,53 +113,6 @@ template <int T, int R> static void check_dot(const char *name, const ref_rows *
     free(img), free(xq), free(xd);
 }
 
-/* split-K: chunk c of cw columns, lane-chunks sl < cw / chunk, from chunk-local activation copies */
-template <int T> static void check_sk(const char *name) {
-    ref_rows r;
-    if (!load_ref(name, (al_type)T, &r)) {
-        free(r.raw), free(r.f32);
-        return;
-    }
-    const int64_t ks[2] = {1024, 3072};
-    const int need = T == AL_TYPE_Q4_K || T == AL_TYPE_Q5_K ? 64 : T == AL_TYPE_Q6_K ? 128 : 32;
-    for (int ki = 0; ki < 2; ki++) {
-        const int64_t k = ks[ki];
-        size_t row_bytes;
-        uint8_t *img = gpu_rows((al_type)T, &r, k, 2, 0, &row_bytes);
-        int8_t *xq = (int8_t *)aligned_alloc(16, (size_t)k), *cq = (int8_t *)aligned_alloc(16, 256);
-        float *xd = (float *)malloc(sizeof(float) * (size_t)(k / 32)), cd[8];
-        for (int64_t i = 0; i < k; i++) xq[i] = (int8_t)((int)(rnd() % 255) - 127);
-        for (int64_t b = 0; b < k / 32; b++) xd[b] = 0.001f + (float)(rnd() % 1000) * 1e-5f;
-        for (int cw = 16; cw <= 512; cw *= 2) {
-            const bool ok = al_mmq_sk_width_ok((al_type)T, k, cw);
-            CHECKF(ok == (cw >= need && cw <= 256), "sk width %s %d: %d", name, cw, ok);
-            if (!ok) continue;
-            CHECK(!al_mmq_sk_width_ok((al_type)T, k + cw / 2, cw)); /* must divide k */
-            for (int nr = 1; nr <= 2; nr++) {
-                float acc[2] = {0.0f, 0.0f};
-                for (int64_t c = 0; c < k / cw; c++) {
-                    memcpy(cq, xq + c * cw, (size_t)cw);
-                    memcpy(cd, xd + c * (cw / 32), sizeof(float) * (size_t)(cw / 32));
-                    for (int sl = 0; sl < cw / al_mmq<T>::chunk; sl++)
-                        al_mmq_sk_dot<T, 2>(img, (int64_t)row_bytes, 2 * (int64_t)row_bytes, nr, c, cw, sl, k, cq, cd, acc);
-                }
-                for (int q = 0; q < 2; q++) {
-                    double ref = 0, mag = 0;
-                    if (q < nr)
-                        for (int64_t i = 0; i < k; i++) {
-                            const double t = (double)r.f32[(size_t)q * k + i] * xq[i] * xd[i / 32];
-                            ref += t, mag += fabs(t);
-                        }
-                    CHECKF(fabs(acc[q] - ref) <= 1e-5 * mag + 1e-30, "sk dot %s k %lld width %d row %d of %d: %.9g, want %.9g", name,
-                           (long long)k, cw, q, nr, acc[q], ref);
-                }
-            }
-        }
-        free(img), free(xq), free(cq), free(xd);
-    }
-    free(r.raw), free(r.f32);
-}
-
 template <int T> static void check_dots(const char *name) {
     ref_rows r;
     if (!load_ref(name, (al_type)T, &r)) {
@@ -180,12 +128,6 @@ template <int T> static void check_dots(const char *name) {
             check_dot<T, 4>(name, &r, ks[ki], paired, 3);
         }
     free(r.raw), free(r.f32);
-    if (T != AL_TYPE_Q2_K && T != AL_TYPE_Q3_K) check_sk<T>(name); /* (no split-K in the persistent kernel for those) */
-}
-
-static void test_sk_dot(void) { /* every int8 decode type but Q2_K / Q3_K: check_dots */
-    CHECK(!al_mmq_sk_width_ok(AL_TYPE_Q2_K, 1024, 256) && !al_mmq_sk_width_ok(AL_TYPE_Q3_K, 1024, 256));
-    CHECK(!al_mmq_sk_width_ok(AL_TYPE_F16, 1024, 256));
 }
 
 static void test_load8(void) {
@@ -221,6 +163,5 @@ static void test_dot(void) {
 int main(void) {
     AL_RUN(test_load8);
     AL_RUN(test_dot);
-    AL_RUN(test_sk_dot);
     return al_test_finish();
 }

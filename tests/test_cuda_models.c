@@ -429,62 +429,6 @@ static void test_persistent(void) {
                            up, ee);
                     al_cuda_session_free(se);
                 }
-                /* split-K products (al_cuda_prog_set_splitk): wo and the FFN's down split over their input columns,
-                 * at the automatic width (these models' n_ff of 128 / 160: one chunk of 128, five of 32; wo's 64
-                 * columns: one) and at 32 (2 .. 5 chunks), in the barrier program and (dense models) with every
-                 * tagged edge, 80 steps past the prompt (positions to ~90: wo merging 2 key splits from 64 on);
-                 * the atomic sums' order varies, so the bound is the int8 decode tolerance */
-                for (int w = 0; w < 4 && !kv; w++) { /* w 2, 3: in order (al_cuda_prog_set_splitk_det), 3 with every tagged edge */
-                    al_cuda_session_params pk = pp;
-                    pk.persist_splitk = w ? 32 : -1;
-                    pk.persist_splitk_det = w >= 2;
-                    pk.persist_tagged = (w == 1 || w == 3) && strcmp(archs[i], "mamba2") && strcmp(archs[i], "nemotron_h") ? AL_TAG_FULL : AL_TAG_OFF;
-                    al_cuda_session *sk = NULL;
-                    REQUIRE_OK(al_cuda_session_init(&sk, cm, &pk));
-                    const int nsk = al_cuda_prog_splitk_count(al_cuda_session_prog(sk));
-#ifndef ALLOY_CUDA_EMULATED /* the emulator's products run whole */
-                    /* wo and down of every layer; none in Mamba-2; Nemotron-H: wo of its attention layers, down of its MLP ones */
-                    const int nl = al_model_n_layer(m);
-                    CHECKF(!strcmp(archs[i], "mamba2") ? nsk == 0 : !strcmp(archs[i], "nemotron_h") ? nsk > 0 && nsk < nl : nsk == 2 * nl,
-                           "%s: %d split-K products (%d layers)", archs[i], nsk, nl);
-#endif
-                    al_cuda_session_reset(sb);
-                    const double ek = persist_steps(sk, sb, &r, V, true, 80);
-                    al_cuda_session_reset(sk);
-                    al_cuda_session_reset(sb);
-                    const double ek2 = persist_steps(sk, sb, &r, V, false, 48);
-                    bool up = true;
-                    CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(sk), &up));
-                    printf("  %s: split-K width %d, tagged %d (%d products) vs graph: %.3g, %.3g\n", archs[i], pk.persist_splitk,
-                           pk.persist_tagged, nsk, ek, ek2);
-                    CHECKF(!up && ek < 5e-2 && ek2 < 5e-2, "%s split-K %d: a wait gave up (%d) or decode differs from the graph path: %g / %g",
-                           archs[i], pk.persist_splitk, up, ek, ek2);
-                    if (w >= 2) { /* in order: a second session decodes the same logits, bit for bit */
-                        al_cuda_session *s2 = NULL;
-                        REQUIRE_OK(al_cuda_session_init(&s2, cm, &pk));
-                        al_cuda_session_reset(sk);
-                        const double ed = persist_steps(sk, s2, &r, V, true, 80);
-                        printf("  %s: split-K in order, two sessions: %.3g\n", archs[i], ed);
-                        CHECKF(ed == 0.0, "%s: split-K in order is not repeatable: %g", archs[i], ed);
-                        al_cuda_session_free(s2);
-                    }
-                    al_cuda_session_free(sk);
-                    if (!w && !strcmp(archs[i], "qwen3")) { /* past 4 key splits (positions >= 256): the attention's last
-                                                            * unit merges, a barrier follows it there (sync 2), wo reads the merged output */
-                        al_cuda_session_params pl = pk, gl = pg;
-                        pl.n_ctx = gl.n_ctx = 384;
-                        al_cuda_session *tl = NULL, *gls = NULL;
-                        REQUIRE_OK(al_cuda_session_init(&tl, cm, &pl));
-                        REQUIRE_OK(al_cuda_session_init(&gls, cm, &gl));
-                        const double el = persist_steps(tl, gls, &r, V, false, 320);
-                        bool lup = true;
-                        CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(tl), &lup));
-                        printf("  %s: split-K, 320 steps (to position 320): %.3g\n", archs[i], el);
-                        CHECKF(!lup && el < 5e-2, "%s: split-K decode past 4 key splits: gave up %d, differs %g", archs[i], lup, el);
-                        al_cuda_session_free(tl);
-                        al_cuda_session_free(gls);
-                    }
-                }
             } else {
                 printf("  %s: persistent decode off: %s\n", archs[i], why.msg);
             }
@@ -860,12 +804,11 @@ static void test_decode_batch(void) {
 #define PLAN_W(o0, x, m) /* wo: x the attention output, m the split partials it merges */                          \
     (al_plan_op) { .kind = AL_PLAN_PRODUCT, .sync = true, .n_out = 1, .out = {o0, NULL, NULL, NULL}, .in = {x, NULL, NULL, m} }
 #define PLAN_A(q, k, v, o0, o1) (al_plan_op){.kind = AL_PLAN_ATTN, .sync = true, .out = {o0, o1, NULL, NULL}, .in = {q, k, v}}
-/* the op list the forward pass records for a two-layer transformer: embedding, QKV, attention, wo,
- * gate/up, down, QKV, ..., LM head (buffers: bytes of bu[16]) */
-static void plan_two_layers(char *bu, al_plan_op *tf) {
+static void test_prog_plan(void) {
+    static char bu[16];
     void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
-         *part = bu + 8, *lg = bu + 9, *emb = bu + 10;
-    const al_plan_op t[12] = {
+         *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *zx = bu + 11, *y = bu + 12, *conv = bu + 13, *st = bu + 14;
+    const al_plan_op tf[12] = {
         PLAN_O(AL_PLAN_EMBED, false, h, emb),
         PLAN_P(true, 3, q, k, v, NULL, NULL, NULL, NULL, NULL), /* h: the block's own copy of the embedding */
         PLAN_A(q, k, v, t3, part),
@@ -879,92 +822,6 @@ static void plan_two_layers(char *bu, al_plan_op *tf) {
         PLAN_P(true, 1, delta, NULL, NULL, NULL, big, NULL, NULL, NULL),
         PLAN_P(false, 1, lg, NULL, NULL, h, NULL, h2, delta, NULL),
     };
-    memcpy(tf, t, sizeof t);
-}
-
-/* Split-K products (al_prog_splitk) on the two-layer transformer of test_prog_plan: the down products
- * (5, 10) read gate/up's output (4, 9) in chunks — gate/up loses its barrier and stores its output
- * tagged, down reads it tagged and keeps (at level 3: gets back) its barrier, and whatever read down's
- * output tagged now reads it plain; the wo products (3, 8) read their attention's output and split
- * partials in chunks the same way (the attention loses its barrier and tags both); at level 3, with no
- * barrier left before the first pair, op 0 gets one; a split-K product is no other's input; a product
- * reading what an SSM step wrote, or merging partials no attention before it wrote, never pairs; the
- * last op keeps no barrier. */
-static void test_prog_splitk(void) {
-    static char bu[16];
-    void *h = bu, *delta = bu + 2, *big = bu + 3, *t3 = bu + 7, *part = bu + 8, *lg = bu + 9, *emb = bu + 10, *y = bu + 11;
-    al_plan_op tf[12];
-    plan_two_layers(bu, tf);
-    tf[3].sk = tf[5].sk = tf[8].sk = tf[10].sk = true;
-    al_plan_out o[12];
-    for (int lv = AL_TAG_OFF; lv <= AL_TAG_FULL; lv += AL_TAG_FULL) {
-        CHECK_OK(al_prog_plan(tf, 12, lv, o));
-        const bool d_tagged = o[6].in_tag[AL_PLAN_D] == 5, h_tagged = o[6].in_tag[AL_PLAN_H] == 4;
-        CHECK(lv == AL_TAG_OFF ? !d_tagged && !h_tagged : d_tagged && h_tagged && o[9].in_tag[AL_PLAN_D] == 8); /* the plan before */
-        CHECKF(al_prog_splitk(tf, 12, o, false) == 4, "level %d: split-K pairs", lv);
-        for (int i = 0; i < 12; i++)
-            CHECKF(o[i].splitk == (i == 3 || i == 5 || i == 8 || i == 10), "level %d op %d: split-K %d", lv, i, o[i].splitk);
-        for (int f = 3; f <= 10; f += 5) { /* wo after its attention */
-            CHECKF(!o[f - 1].sync && o[f - 1].tag_out[0] && o[f - 1].tag_out[1], "level %d: attention %d -> wo", lv, f - 1);
-            CHECKF(o[f].in_tag[AL_PLAN_X] == f - 1 && o[f].in_tag[AL_PLAN_M] == f - 1 && o[f].sync && !o[f].tag_out[0], "level %d: wo %d", lv, f);
-        }
-        for (int f = 5; f <= 10; f += 5) { /* down after gate/up */
-            CHECKF(!o[f - 1].sync && o[f - 1].tag_out[0] && o[f].in_tag[AL_PLAN_X] == f - 1, "level %d: gate/up %d -> down", lv, f - 1);
-            CHECKF(o[f].sync && !o[f].tag_out[0] && o[f].in_tag[AL_PLAN_M] < 0, "level %d: down %d keeps its barrier, output plain", lv, f);
-        }
-        CHECK(o[6].in_tag[AL_PLAN_D] < 0 && o[9].in_tag[AL_PLAN_D] < 0 && o[11].in_tag[AL_PLAN_D] < 0); /* split-K outputs: plain */
-        CHECK(lv == AL_TAG_OFF ? o[6].in_tag[AL_PLAN_H] < 0 : o[6].in_tag[AL_PLAN_H] == 4 && o[9].in_tag[AL_PLAN_H] == 6);
-        CHECKF(o[0].sync == (lv == AL_TAG_FULL), "level %d: a barrier after op 0: %d", lv, o[0].sync); /* level 3: none before wo */
-    }
-    /* in order: the same pairs, but wo's and down's barriers and tagged outputs as planned (level 3: none
-     * after them, their readers tagged), and no barrier added for a zeroing */
-    CHECK_OK(al_prog_plan(tf, 12, AL_TAG_FULL, o));
-    CHECK(al_prog_splitk(tf, 12, o, true) == 4 && o[3].splitk && o[5].splitk && o[8].splitk && o[10].splitk);
-    CHECK(!o[0].sync && !o[2].sync && !o[4].sync && !o[5].sync && !o[9].sync && !o[10].sync && o[3].sync); /* wo 3: planned */
-    CHECK(o[5].tag_out[0] && o[10].tag_out[0] && o[6].in_tag[AL_PLAN_D] == 5 && o[11].in_tag[AL_PLAN_D] == 10 && o[9].in_tag[AL_PLAN_D] == 8);
-    CHECK(o[4].tag_out[0] && o[5].in_tag[AL_PLAN_X] == 4 && o[8].in_tag[AL_PLAN_M] == 7 && o[7].tag_out[1]);
-    CHECK_OK(al_prog_plan(tf, 12, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(tf, 12, o, true) == 4 && o[5].sync && o[10].sync && !o[4].sync && !o[0].sync && o[1].sync);
-    /* an SSM step's output, or partials merged with no attention before: no pair */
-    const al_plan_op no[4] = {
-        PLAN_P(true, 1, y, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-        PLAN_O(AL_PLAN_OTHER, true, t3, NULL),
-        PLAN_P(true, 1, delta, NULL, NULL, NULL, t3, NULL, NULL, NULL),
-        PLAN_W(lg, y, part),
-    };
-    al_plan_op nk[4];
-    memcpy(nk, no, sizeof nk);
-    nk[2].sk = nk[3].sk = true;
-    nk[3].in[AL_PLAN_X] = delta; /* reads product 2's output, but also partials: not product 2's */
-    CHECK_OK(al_prog_plan(nk, 4, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(nk, 4, o, false) == 0 && o[1].sync && o[2].sync);
-    /* no barrier before the pair: op 0 gets one; the last op none; a split-K product feeds no other */
-    const al_plan_op sh[4] = {
-        PLAN_O(AL_PLAN_EMBED, false, h, emb),
-        PLAN_P(false, 1, big, NULL, NULL, NULL, NULL, NULL, NULL, NULL), /* (as the per-block embedding copies: no planned input) */
-        PLAN_P(true, 1, y, NULL, NULL, NULL, big, NULL, NULL, NULL),
-        PLAN_P(false, 1, lg, NULL, NULL, NULL, y, NULL, NULL, NULL),
-    };
-    al_plan_op sk[4];
-    memcpy(sk, sh, sizeof sk);
-    sk[2].sk = sk[3].sk = true;
-    CHECK_OK(al_prog_plan(sk, 4, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(sk, 4, o, false) == 1);
-    CHECK(o[0].sync && !o[1].sync && o[2].splitk && o[2].sync && !o[3].splitk && o[2].in_tag[AL_PLAN_X] == 1 && o[1].tag_out[0]);
-    sk[2].sk = false; /* the last op: split-K, no barrier after it */
-    CHECK_OK(al_prog_plan(sk, 4, AL_TAG_OFF, o));
-    CHECK(al_prog_splitk(sk, 4, o, false) == 1 && o[3].splitk && !o[3].sync && !o[2].sync && o[2].tag_out[0] && o[3].in_tag[AL_PLAN_X] == 2);
-    CHECK(o[1].sync || o[0].sync);
-    CHECK_OK(al_prog_plan(sh, 4, AL_TAG_OFF, o)); /* nothing marked: nothing changes */
-    CHECK(al_prog_splitk(sh, 4, o, false) == 0 && o[2].sync && !o[2].tag_out[0]);
-}
-
-static void test_prog_plan(void) {
-    static char bu[16];
-    void *h = bu, *h2 = bu + 1, *delta = bu + 2, *big = bu + 3, *q = bu + 4, *k = bu + 5, *v = bu + 6, *t3 = bu + 7,
-         *part = bu + 8, *lg = bu + 9, *zx = bu + 11, *y = bu + 12, *conv = bu + 13, *st = bu + 14;
-    al_plan_op tf[12];
-    plan_two_layers(bu, tf);
     al_plan_out o[12];
     CHECK_OK(al_prog_plan(tf, 12, AL_TAG_FULL, o));
     const bool sync[12] = {false, false, false, true, false, false, false, false, false, false, false, false};
@@ -1084,7 +941,6 @@ static void test_prog_plan(void) {
         PLAN_P(false, 1, lg, NULL, NULL, NULL, t3, NULL, NULL, NULL),
     };
     CHECK_ERR(al_prog_plan(bad, 2, AL_TAG_FULL, o), AL_ERR_INVALID);
-    test_prog_splitk();
 }
 
 int main(void) {

@@ -337,22 +337,6 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
  * while the barrier before it is pending (off by default; otherwise the input stage may wait a DRAM
  * round trip for them, the weights streaming through L2 having evicted them since the last token). */
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
-/* Before al_cuda_prog_finish: split-K products (0, the default: off). A product that reads only the
- * output of the product before it (the FFN's down after gate/up), or of the attention before it (wo,
- * merging its key splits), runs split over its input columns:
- * each unit takes a chunk of `width` columns (32 .. 256, a power of two that fits the weight type; < 0
- * or one that does not fit: the widest that does) and a range of rows, waits only for that chunk of
- * the product before (tagged words, as the tagged hand-off's; no grid barrier between the two) and
- * adds its partial sums atomically into the output, which each run zeroes first. Float atomics sum in
- * arrival order, so such a program's logits are not bit-for-bit repeatable (within float rounding). */
-void al_cuda_prog_set_splitk(al_cuda_prog *p, int width);
-int al_cuda_prog_splitk_count(const al_cuda_prog *p); /* after finish: the products that run split-K */
-/* Before al_cuda_prog_finish: split-K in order (off by default): each unit stores its partial sums, and
- * the last unit of each row range to arrive (an arrival count) adds the chunks' partials in chunk
- * order — the same logits every run, for one more memory round trip at the end of the op. The rows
- * are then written whole, so the product keeps what the tagged hand-off plans for it (no barrier
- * after it where the level drops that one, its rows stored as tagged words too). */
-void al_cuda_prog_set_splitk_det(al_cuda_prog *p, bool on);
 /* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
 typedef enum al_tag_level {
     AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_FULL for transformers of n_embd <= 1024 without
@@ -445,8 +429,6 @@ typedef struct al_cuda_session_params {
     bool persist_tag_gpu;      /* al_cuda_prog_set_tag_scope(true) */
     int persist_tag_nap;       /* al_cuda_prog_set_tag_nap */
     bool persist_kernel_ref;   /* al_cuda_prog_set_kernel_ref(true) */
-    int persist_splitk;        /* al_cuda_prog_set_splitk (0: off) */
-    bool persist_splitk_det;   /* al_cuda_prog_set_splitk_det(true) */
     int ubatch;                /* prefill micro-batch in tokens (<= 0: 2048; at most n_ctx) */
 } al_cuda_session_params;
 /* n_ctx 0, F16 cache, graphs on, persistent decode on, the program's barrier poller, tagged hand-off AL_TAG_AUTO */

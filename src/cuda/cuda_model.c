@@ -954,8 +954,6 @@ static void prog_build(al_cuda_session *s, const al_cuda_session_params *p) {
         al_cuda_prog_set_tag_scope(s->prog, p->persist_tag_gpu);
         al_cuda_prog_set_tag_nap(s->prog, p->persist_tag_nap);
         al_cuda_prog_set_kernel_ref(s->prog, p->persist_kernel_ref);
-        al_cuda_prog_set_splitk(s->prog, p->persist_splitk);
-        al_cuda_prog_set_splitk_det(s->prog, p->persist_splitk_det);
         al_status fin = al_cuda_prog_finish(s->prog, p->persist_blocks_per_sm);
         if (!al_failed(&st)) st = fin;
     }

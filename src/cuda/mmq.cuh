@@ -294,28 +294,6 @@ AL_UNROLL
 template <> struct al_mmq<AL_TYPE_Q2_K> : al_mmq_k23<false> {};
 template <> struct al_mmq<AL_TYPE_Q3_K> : al_mmq_k23<true> {};
 
-/* Split-K column chunks (the persistent kernel's split products, al_cuda_prog_set_splitk): chunk c of
- * cw columns of a row is its lane-chunks [c lpr, (c + 1) lpr), lpr = cw / chunk; a lane-chunk of Q4_K /
- * Q5_K spans a 64-column group (its two halves: pairs of lane-chunks), one of Q6_K a 128-column group,
- * so cw must be a multiple of 64 / 128 there and of 32 elsewhere, divide k and be at most 256 (lpr <= 8,
- * lanes of a row within one warp). al_mmq_sk_dot adds lane-chunk sl of chunk c of rows
- * w + al_mmq_row(r, rb, rb2) (as dot) to acc, given the activations of that chunk alone: xq[cw] int8
- * and xd[cw / 32] scales. */
-static inline bool al_mmq_sk_width_ok(al_type t, int64_t k, int cw) {
-    const int m = t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K ? 64 : t == AL_TYPE_Q6_K ? 128 : 32;
-    const bool known = t == AL_TYPE_Q8_0 || t == AL_TYPE_Q4_K || t == AL_TYPE_Q5_K || t == AL_TYPE_Q6_K || t == AL_TYPE_Q4_0 ||
-                       t == AL_TYPE_Q4_1 || t == AL_TYPE_Q5_0 || t == AL_TYPE_Q5_1 || t == AL_TYPE_IQ4_NL || t == AL_TYPE_IQ4_XS;
-    return known && cw >= m && cw <= 256 && (cw & (cw - 1)) == 0 && k % cw == 0;
-}
-template <int T, int R>
-AL_HD void al_mmq_sk_dot(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t c, int cw, int sl, int64_t k, const int8_t *xq,
-                         const float *xd, float *acc) {
-    /* dot indexes the activations by column (xq + e, xd[e / 32]): the chunk's own buffers, shifted to start at column c cw */
-    const int8_t *xqv = (const int8_t *)((uintptr_t)xq - (uintptr_t)(c * cw));
-    const float *xdv = (const float *)((uintptr_t)xd - (uintptr_t)(c * (cw / 32)) * sizeof(float));
-    al_mmq<T>::template dot<R>(w, rb, rb2, nr, c * (cw / al_mmq<T>::chunk) + sl, k, xqv, xdv, acc);
-}
-
 /* Types with an integer path; k must be a multiple of the block size (always true for GGUF rows). */
 #define AL_CUDA_MMQ_TYPES(X)                                                                                      \
     X(AL_TYPE_Q8_0) X(AL_TYPE_Q4_K) X(AL_TYPE_Q5_K) X(AL_TYPE_Q6_K) X(AL_TYPE_Q4_0) X(AL_TYPE_Q4_1) X(AL_TYPE_Q5_0) \

@@ -94,10 +94,6 @@ typedef struct mk_embed {
 typedef struct mk_op {
     int kind, sync, g; /* g: warps per row group (MK_MATVEC); sync: 0 none, 1 a grid barrier after the op,
                         * 2 (tagged) one where mk_attn_counts */
-    int sk_cw, sk_np;  /* MK_MATVEC split over its input columns (mk_splitk): chunks of sk_cw columns, 2 sk_np rows
-                        * per lane (0: an ordinary product) */
-    float *sk_part;    /* split-K in order (al_cuda_prog_set_splitk_det): partial sums [chunks][rows], or NULL (atomics) */
-    int *sk_cnt;       /* ... and arrivals per row range (zero between ops: the last unit of a range resets it) */
     union {
         mmq_args mv;
         mk_attn at;
@@ -142,12 +138,6 @@ struct al_cuda_prog {
     int *tag_fail; /* device: a tagged wait gave up (mmq_args.tag_fail) */
     int tag_mode;  /* al_cuda_prog_set_tag_nap | al_cuda_prog_set_tag_scope (mmq_args.tag_mode) */
     const void *kfn; /* the k_persist instance of the program (al_cuda_prog_finish) */
-    int splitk;      /* al_cuda_prog_set_splitk: 0 off, < 0 automatic width, else the chunk width asked for */
-    float *skz;      /* the split-K products' outputs (zeroed by each run), skz_n float4s */
-    int skz_n, n_splitk;
-    bool sk_det;     /* al_cuda_prog_set_splitk_det */
-    float *skp;      /* sk_part of every split-K product (the largest's size) */
-    int *skc;        /* sk_cnt of every split-K product (zeroed) */
 };
 
 /* ---- device side ---- */
@@ -321,19 +311,6 @@ __device__ __forceinline__ void mk_cp_vec(float *dst, const float *src, int n, i
     else
         for (int c = tid; c < n; c += MK_T) dst[c] = src[c];
 }
-/* an arrival on the count *p (acq_rel: the sub-block's writes before it, made visible by the barrier
- * before, are released; whoever arrives last sees everyone's): the count before it */
-__device__ __forceinline__ int mk_count(int *p) {
-    int old;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(p) : "memory");
-#else
-    __threadfence();
-    old = atomicAdd(p, 1);
-    __threadfence();
-#endif
-    return old;
-}
 /* barrier of sub-block sub's MK_T threads (named barrier 1 + sub; 0 is __syncthreads) */
 __device__ __forceinline__ void mk_sync(int sub) { mmq_bar(1 + sub); }
 
@@ -402,7 +379,7 @@ __device__ __forceinline__ float2 mk_ld2(const float *v) { return *(const float2
  * every L-th 16-byte piece of the row, all G heads; (3) softmax of the split, a warp per head;
  * (4) P·V, a thread per (head, pair of dims); (5) one split: out; else partial results, merged by the
  * next product (wo_merge, 2 .. MMQ_MERGE_MAX splits) or by the last unit of hk to arrive. */
-template <typename KV, bool TAG, bool SK>
+template <typename KV, bool TAG>
 __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, int vb, int nvb, int tid, int sub,
                              unsigned long long *ph, unsigned tag0) {
     __shared__ int lasts[MK_SUB];
@@ -560,12 +537,12 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                 const float inv = 1.0f / ml[2 * q + 1];
                 float *o = a.out + (int64_t)(hk * G + q) * hd + d;
                 o[0] = a0 * inv, o[1] = a1 * inv;
-                if ((TAG || SK) && m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                if (TAG && m.tout) mmq_stt2(m.tout + (int64_t)(hk * G + q) * hd + d, a0 * inv, a1 * inv, tag0 + (unsigned)m.tag_self, m.tag_mode);
             } else {
                 const int64_t hs = (int64_t)(hk * G + q) * m.n_split + sp;
                 *(float2 *)(po + hs * hd + d) = make_float2(a0, a1);
                 if (d == 0) *(float2 *)(pml + 2 * hs) = make_float2(ml[2 * q], ml[2 * q + 1]);
-                if ((TAG || SK) && keep && m.tpart) {
+                if (TAG && keep && m.tpart) {
                     mmq_stt2(m.tpart + hs * hd + d, a0, a1, tag0 + (unsigned)m.tag_self, m.tag_mode);
                     if (d == 0) mmq_stt2(m.tpart + (pml - po) + 2 * hs, ml[2 * q], ml[2 * q + 1], tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
@@ -574,7 +551,17 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
         if (!single && !keep) {
             mk_sync(sub);
             MK_PH(4);
-            if (tid == 0) last = mk_count(m.cnt + hk) == g.nlive - 1;
+            if (tid == 0) {
+                int old;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(m.cnt + hk) : "memory");
+#else
+                __threadfence();
+                old = atomicAdd(m.cnt + hk, 1);
+                __threadfence();
+#endif
+                last = old == g.nlive - 1;
+            }
             mk_sync(sub);
             MK_PH(5);
             if (last) { /* every split of hk is in part: merge */
@@ -592,7 +579,7 @@ __device__ void mk_attention(const mk_attn &m, int pos, bool pre, uint8_t *sh, i
                         M = mn;
                     }
                     a.out[(int64_t)h * hd + d] = Ls > 0.0f ? acc / Ls : 0.0f;
-                    if ((TAG || SK) && m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
+                    if (TAG && m.tout) mmq_stt(m.tout + (int64_t)h * hd + d, Ls > 0.0f ? acc / Ls : 0.0f, tag0 + (unsigned)m.tag_self, m.tag_mode);
                 }
                 if (tid == 0) m.cnt[hk] = 0;
             }
@@ -746,158 +733,14 @@ __device__ __forceinline__ void mk_stamp_blk(unsigned long long *tm, int n_ops, 
     }
 }
 
-/* ---- split-K products (al_cuda_prog_set_splitk, cuda/prog_plan.h al_prog_splitk) ----
- * y[0] += the columns [c cw, (c + 1) cw) of W times the same slice of x, per unit (chunk c, rows
- * [r0, r0 + rr)): y was zeroed at the kernel's start, x is the tagged output of the product before
- * (no barrier between them: a unit waits only for its own chunk). A warp holds 32 / lpr rows side by
- * side (lpr = cw / chunk lanes per row, each one lane-chunk of the slice), 2 rows per lane and dot,
- * np dots per lane: rr = 4 warps x (32 / lpr) x 2 np rows per unit. */
-__host__ __device__ __forceinline__ int mk_sk_lpr(int type, int cw) { return cw / (type == AL_TYPE_Q6_K ? 64 : 32); }
-__host__ __device__ __forceinline__ int mk_sk_rows(int type, int cw, int np) { return 4 * (32 / mk_sk_lpr(type, cw)) * 2 * np; }
-__device__ __forceinline__ int64_t mk_sk_units(const mk_op &op) {
-    const mmq_args &a = op.u.mv;
-    const int rr = mk_sk_rows(a.type[0], op.sk_cw, op.sk_np);
-    return a.k / op.sk_cw * ((a.end[0] + rr - 1) / rr);
-}
-/* the bytes of chunk c of row `row` (one thread: up to three ranges) into L2 */
-__device__ __forceinline__ void mk_sk_prefetch_row(const mmq_args &a, const uint8_t *row, int64_t c, int cw) {
-    const int64_t k = a.k, e0 = c * cw, nb = k >> 8, blk = e0 >> 8;
-    switch (a.type[0]) {
-    case AL_TYPE_Q8_0: /* split row: quants [k], then d [k / 32] */
-        al_prefetch_l2(row + e0, (size_t)cw);
-        al_prefetch_l2(row + k + 2 * (e0 >> 5), (size_t)(2 * (cw >> 5)));
-        break;
-    case AL_TYPE_Q6_K: /* split row: quants [nb][192], scales [nb][16], d [nb] */
-        al_prefetch_l2(row + 192 * blk, 192);
-        al_prefetch_l2(row + 192 * nb + 16 * blk, 16);
-        al_prefetch_l2(row + 208 * nb + 2 * blk, 2);
-        break;
-    case AL_TYPE_Q4_K: al_prefetch_l2(row + 144 * blk, 144); break;
-    case AL_TYPE_Q5_K: al_prefetch_l2(row + 176 * blk, 176); break;
-    case AL_TYPE_IQ4_XS: al_prefetch_l2(row + 136 * blk, 136); break;
-    default: { /* blocks of 32 in GGUF order */
-        const int bytes = a.type[0] == AL_TYPE_Q4_1 ? 20 : a.type[0] == AL_TYPE_Q5_0 ? 22 : a.type[0] == AL_TYPE_Q5_1 ? 24 : 18;
-        al_prefetch_l2(row + bytes * (e0 >> 5), (size_t)(bytes * (cw >> 5)));
-        break;
-    }
-    }
-}
-/* unit u's weight slices into L2, a row per thread of the sub-block */
-__device__ __forceinline__ void mk_sk_prefetch(const mk_op &op, int64_t u, int tid) {
-    const mmq_args &a = op.u.mv;
-    const int64_t nc = a.k / op.sk_cw, c = u % nc, r0 = u / nc * mk_sk_rows(a.type[0], op.sk_cw, op.sk_np);
-    const int64_t r1 = min(r0 + mk_sk_rows(a.type[0], op.sk_cw, op.sk_np), a.end[0]);
-    for (int64_t r = r0 + tid; r < r1; r += MK_T) mk_sk_prefetch_row(a, a.w[0] + (size_t)r * (size_t)a.row_bytes[0], c, op.sk_cw);
-}
-/* the chunk's activations: tagged words of op tag_x, reloaded until they carry its tag — or, for a wo
- * whose attention left 2 .. MMQ_MERGE_MAX live key splits (att_o), the tagged partials of op tag_m
- * merged — to int8 in xq[cw] / xd[cw / 32] (warps of 32 float4s; the caller syncs) */
-__device__ __forceinline__ void mk_sk_input(const mmq_args &a, int cw, int64_t c, int8_t *xq, float *xd, int tid, unsigned tag0, int pos) {
-    const int nf4 = cw >> 2;
-    int s0 = 0, nl = 1;
-    if (a.att_o) nl = mmq_att_live(pos, a.att_ch, a.att_win, &s0);
-    const bool merge = nl >= 2 && nl <= MMQ_MERGE_MAX;
-    for (int b0 = (tid >> 5) * 32; b0 < nf4; b0 += MK_T) { /* warp-uniform */
-        const int t = b0 + (tid & 31);
-        const bool ok = t < nf4;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (ok) {
-            const int64_t i = c * nf4 + t;
-            if (merge) {
-                v = mmq_att_merge4t(a, i, s0, nl, tag0 + (unsigned)a.tag_m);
-            } else {
-                const uint4 w0 = mmq_ldt(a.tx + 4 * i, a.tag_mode), w1 = mmq_ldt(a.tx + 4 * i + 2, a.tag_mode);
-                v = mmq_tagged4(a.tx, i, tag0 + (unsigned)a.tag_x, w0, w1, a.tag_fail, a.tag_mode);
-            }
-        }
-        mmq_q8(v, t, ok, xq, xd);
-    }
-}
-template <int T>
-__device__ __forceinline__ void mk_sk_dots(const mk_op &op, int64_t c, int64_t r0, const int8_t *xq, const float *xd, int tid) {
-    const mmq_args &a = op.u.mv;
-    const int cw = op.sk_cw, np = op.sk_np, lpr = cw / al_mmq<T>::chunk, rpw = 32 / lpr;
-    const int warp = tid >> 5, lane = tid & 31, sl = lane & (lpr - 1);
-    const int64_t n_out = a.end[0], rb = a.row_bytes[0];
-    /* dot q of the lane: rows row0 + q dq, row0 + q dq + 1 */
-    const int64_t row0 = r0 + 2 * ((int64_t)warp * rpw + lane / lpr), dq = 8 * (int64_t)rpw;
-    float acc[8];
-#pragma unroll
-    for (int q = 0; q < 4; q++) { /* every dot's loads before any reduction */
-        acc[2 * q] = acc[2 * q + 1] = 0.0f;
-        const int64_t left = n_out - (row0 + q * dq);
-        if (q < np && left > 0)
-            al_mmq_sk_dot<T, 2>(a.w[0] + (size_t)(row0 + q * dq) * (size_t)rb, rb, 2 * rb, left < 2 ? 1 : 2, c, cw, sl, a.k, xq, xd, acc + 2 * q);
-    }
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        if (i >= 2 * np) break;
-        float v = acc[i];
-        for (int o = lpr >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        const int64_t row = row0 + (i >> 1) * dq + (i & 1);
-        if (sl == 0 && row < n_out) {
-            if (op.sk_part) __stcg(op.sk_part + c * n_out + row, v);
-            else atomicAdd(a.y[0] + row, v);
-        }
-    }
-}
-/* a sub-block's units vb, vb + nvb, ... of split-K product op (sh: its 288 bytes of shared memory) */
-template <int TS>
-__device__ void mk_splitk(const mk_op &op, uint8_t *sh, int vb, int nvb, int tid, int sub, unsigned tag0, int pos) {
-    const mmq_args &a = op.u.mv;
-    const int64_t nc = a.k / op.sk_cw, nu = mk_sk_units(op), rr = mk_sk_rows(a.type[0], op.sk_cw, op.sk_np);
-    int8_t *xq = (int8_t *)sh;
-    float *xd = (float *)(sh + 256);
-    for (int64_t u = vb; u < nu; u += nvb) {
-        const int64_t c = u % nc, r0 = u / nc * rr;
-        mk_sk_prefetch(op, u, tid); /* while the chunk's input is awaited */
-        mk_sk_input(a, op.sk_cw, c, xq, xd, tid, tag0, pos);
-        mmq_bar(1 + sub);
-        switch (a.type[0]) {
-        case AL_TYPE_Q8_0: mk_sk_dots<AL_TYPE_Q8_0>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q4_K: mk_sk_dots<AL_TYPE_Q4_K>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q5_K: mk_sk_dots<AL_TYPE_Q5_K>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q6_K: mk_sk_dots<AL_TYPE_Q6_K>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q4_0: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_Q4_0>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q4_1: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_Q4_1>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q5_0: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_Q5_0>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_Q5_1: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_Q5_1>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_IQ4_NL: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_IQ4_NL>(op, c, r0, xq, xd, tid); break;
-        case AL_TYPE_IQ4_XS: if (TS >= MMQ_TS_EXT) mk_sk_dots<AL_TYPE_IQ4_XS>(op, c, r0, xq, xd, tid); break;
-        default: break;
-        }
-        mmq_bar(1 + sub); /* xq / xd are the next unit's; (in order) the unit's partial sums are stored */
-        if (op.sk_part) { /* the last unit of the row range to arrive sums the chunks' partials in chunk order */
-            __shared__ int sk_last[MK_SUB];
-            const int64_t rg = u / nc, r1 = min(r0 + rr, a.end[0]);
-            if (tid == 0) sk_last[sub] = mk_count(op.sk_cnt + rg) == (int)nc - 1;
-            mmq_bar(1 + sub);
-            if (sk_last[sub]) { /* (counts per op: the reset is for the next run) */
-                if (tid == 0) op.sk_cnt[rg] = 0;
-                for (int64_t r = r0 + tid; r < r1; r += MK_T) {
-                    float t = 0.0f;
-#pragma unroll 8
-                    for (int64_t q = 0; q < nc; q++) t += __ldcg(op.sk_part + q * a.end[0] + r);
-                    a.y[0][r] = t;
-                    if (a.ty[0]) mmq_stt(a.ty[0] + r, t, tag0 + (unsigned)a.tag_y, a.tag_mode); /* read tagged past no barrier */
-                }
-            }
-            mmq_bar(1 + sub); /* sk_last is the next unit's */
-        }
-    }
-}
-
 /* work for op j that sub-block vb (thread tid, shared memory sh) can do while the barrier before it is
  * pending (inputs of earlier steps only); op: its descriptor; flags: MK_PRE_*; returns whether the
  * sub-block's first unit of op j was prepared */
-template <bool SK>
 __device__ bool mk_pre(const mk_op &op, const mk_op *__restrict__ ops, int j, int n_ops, int pos, uint8_t *sh, int vb, int tid,
                        int flags) {
     switch (op.kind) {
     case MK_MATVEC:
-        if (SK && op.sk_cw) return false; /* a split-K product: its units prefetch their own slices */
         mmq_prefetch_first(op.u.mv, op.g, vb, tid);
-
         if ((flags & MK_PRE_NORM) && op.u.mv.nw && vb == 0 && tid == 1) al_prefetch_l2(op.u.mv.nw, sizeof(float) * (size_t)op.u.mv.k);
         return false;
     case MK_ATTN: {
@@ -934,11 +777,10 @@ __device__ __forceinline__ void mk_load_op(mk_op *dst, const mk_op *src) {
  * the attention phase counters (mk_attention), each block's stamps (mk_stamp_blk). Op descriptors are
  * read from shared memory (two buffers: op i and op i + 1, loaded while the barrier before it is
  * pending). */
-template <bool TAG, int TS, bool SK>
+template <bool TAG, int TS>
 __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ ops, int n_ops, int pos, int token,
                                                       unsigned long long *bar, unsigned long long base, unsigned long long *tm,
-                                                      int sub_bytes, int poller, int pre_flags, unsigned tag0, int cl,
-                                                      float4 *skz, int skz_n) {
+                                                      int sub_bytes, int poller, int pre_flags, unsigned tag0, int cl) {
     extern __shared__ __align__(16) uint8_t mk_sh[];
     __shared__ __align__(16) mk_op desc[2];
     const int sub = threadIdx.x / MK_T, tid = threadIdx.x % MK_T;
@@ -948,8 +790,6 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
     const unsigned arrivals = gridDim.x / cl; /* per grid barrier: one per block, or per cluster */
     bool pre = false;
     mk_stamp(tm, 0);
-    /* the split-K products' outputs (skz_n float4s), zeroed before the barrier that precedes the first of them */
-    for (int i = blockIdx.x * MK_BT + threadIdx.x; SK && i < skz_n; i += gridDim.x * MK_BT) skz[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     mk_load_op(&desc[0], &ops[0]);
     __syncthreads();
     for (int i = 0; i < n_ops; i++) {
@@ -957,22 +797,17 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_blk(tm, n_ops, MK_ENTER, i);
         switch (op.kind) {
         case MK_MATVEC:
-            if (SK && op.sk_cw) {
-                mk_splitk<TS>(op, ssh, vb, nvb, tid, sub, tag0, pos);
-                break;
-            }
             /* no barrier after it (tagged hand-off): a block without rows does not read the input, which
              * the next ops may overwrite once the blocks with rows are done (cuda/prog_plan.h) */
             if (TAG && !op.sync && !mmq_has_rows(op.u.mv, op.g, blockIdx.x)) break;
             mmq_input<MK_BT, TAG>(op.u.mv, blockIdx.x, 0, threadIdx.x, mk_sh, pos, tag0);
             mk_stamp_blk(tm, n_ops, MK_INPUT, i);
-            /* (split-K instances: the tagged stores, for a split-K product's input) */
-            mmq_products<TS, TAG || SK>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
+            mmq_products<TS, TAG>(op.u.mv, op.g, vb, nvb, 0, tid, sub, 1 + sub, mk_sh, tag0);
             break;
         case MK_ATTN:
             if (op.u.at.a.kv_type == AL_TYPE_F16)
-                mk_attention<__half, TAG, SK>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
-            else mk_attention<float, TAG, SK>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+                mk_attention<__half, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
+            else mk_attention<float, TAG>(op.u.at, pos, pre, ssh, vb, nvb, tid, sub, tm ? tm + mk_tm_ph(n_ops) : NULL, tag0);
             break;
         case MK_SSM: mk_ssm(op.u.ss, pre, (float *)ssh, vb, nvb, tid, sub); break;
         case MK_EMBED:
@@ -985,13 +820,13 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         mk_stamp_blk(tm, n_ops, MK_DONE, i);
         if (i + 1 == n_ops) break;
         mk_op &next = desc[(i + 1) & 1];
-        if (!TAG) { /* as before the tagged hand-off (split-K: an attention's sync 2, as below) */
-            if (SK ? op.sync == 1 || (op.sync == 2 && mk_attn_counts(op.u.at, pos)) : op.sync != 0) {
+        if (!TAG) { /* as before the tagged hand-off */
+            if (op.sync) {
                 target += arrivals;
                 mk_arrive(bar, cl);
                 mk_load_op(&next, &ops[i + 1]);
                 __syncthreads();
-                pre = mk_pre<SK>(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+                pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
                 mk_wait(bar, target, poller, cl);
             } else {
                 __syncthreads();
@@ -1013,7 +848,7 @@ __global__ void __launch_bounds__(MK_BT, 1) k_persist(const mk_op *__restrict__ 
         __syncthreads();
         /* while the barrier is pending, or before a tagged hand-off's input is waited for: the next
          * product's first weight rows into L2, an attention unit's cached K/V tiles, ... */
-        if (bar_here || (TAG && (op.kind == MK_MATVEC || op.kind == MK_ATTN))) pre = mk_pre<SK>(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
+        if (bar_here || (TAG && (op.kind == MK_MATVEC || op.kind == MK_ATTN))) pre = mk_pre(next, ops, i + 1, n_ops, pos, ssh, vb, tid, pre_flags);
         if (bar_here) mk_wait(bar, target, poller, cl);
         mk_stamp(tm, i + 1);
     }
@@ -1045,9 +880,6 @@ extern "C" void al_cuda_prog_free(al_cuda_prog *p) {
     al_cuda_release(p->c, p->tm);
     for (int i = 0; i < p->n_shadow; i++) al_cuda_release(p->c, p->shadow[i].words);
     al_cuda_release(p->c, p->tag_fail);
-    al_cuda_release(p->c, p->skz);
-    al_cuda_release(p->c, p->skp);
-    al_cuda_release(p->c, p->skc);
     free(p->ops);
     free(p);
 }
@@ -1199,94 +1031,6 @@ static int shadow_need(al_cuda_prog *p, const void *b, int64_t n) {
 /* words of output m of product a (row 0; glu: its one output) */
 static int64_t y_words(const mmq_args &a, int m) { return a.glu ? a.end[0] : a.end[m] - a.beg[m]; }
 
-/* the chunk width of a split-K product a (al_cuda_prog_set_splitk: the width asked for where it fits, else
- * the widest of 256 .. 32 that does), or 0 */
-static int sk_width(const al_cuda_prog *p, const mmq_args &a) {
-    if (p->splitk > 0 && al_mmq_sk_width_ok((al_type)a.type[0], a.k, p->splitk)) return p->splitk;
-    for (int cw = 256; cw >= 32; cw /= 2)
-        if (al_mmq_sk_width_ok((al_type)a.type[0], a.k, cw)) return cw;
-    return 0;
-}
-
-/* al_prog_splitk on the plan pl of p's ops po: each split-K product's chunk width and rows per lane (the
- * fewest with at most one unit per sub-block, else 8), its output moved to the region skz (its own:
- * the buffer it wrote is shared with the layers around it) and the reads of that output that follow,
- * up to the next op writing the buffer, moved with it */
-static al_status prog_splitk(al_cuda_prog *p, al_plan_op *po, al_plan_out *pl) {
-    const int n = p->n_ops;
-    if (!al_prog_splitk(po, n, pl, p->sk_det)) return al_ok();
-    /* the geometry; sizes of the outputs and (in order) of the partials [chunks][rows] and arrival counts
-     * [row ranges: at most one per row] */
-    size_t floats = 0, part = 0, cnt = 0;
-    const int64_t nvb = (int64_t)MK_SUB * p->grid;
-    for (int f = 0; f < n; f++) {
-        if (!pl[f].splitk) continue;
-        mk_op &o = p->ops[f];
-        const mmq_args &a = o.u.mv;
-        o.sk_cw = sk_width(p, a);
-        const int64_t nc = a.k / o.sk_cw;
-        o.sk_np = 4;
-        for (int np = 1; np < 4; np++) {
-            const int rr = mk_sk_rows(a.type[0], o.sk_cw, np);
-            if (nc * ((a.end[0] + rr - 1) / rr) <= nvb) {
-                o.sk_np = np;
-                break;
-            }
-        }
-        floats += (size_t)(a.end[0] + 3) / 4 * 4;
-        if (p->sk_det) part += (size_t)a.end[0] * (size_t)nc, cnt += (size_t)a.end[0];
-    }
-    if (floats / 4 > (size_t)INT32_MAX) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: split-K outputs of %zu floats", floats);
-    AL_TRY(al_cuda_alloc(p->c, (void **)&p->skz, sizeof(float) * floats));
-    p->skz_n = p->sk_det ? 0 : (int)(floats / 4); /* in order: written whole, never zeroed (no barrier need follow the start) */
-    if (part) {
-        AL_TRY(al_cuda_alloc(p->c, (void **)&p->skp, sizeof(float) * part));
-        AL_TRY(al_cuda_alloc(p->c, (void **)&p->skc, sizeof(int) * cnt));
-        AL_TRY(al_cuda_memset(p->c, p->skc, 0, sizeof(int) * cnt));
-    }
-    size_t off = 0, part_off = 0, cnt_off = 0;
-    for (int f = 0; f < n; f++) {
-        if (!pl[f].splitk) continue;
-        mk_op &o = p->ops[f];
-        mmq_args &a = o.u.mv;
-        if (p->skp) { /* (else NULL: atomics) */
-            o.sk_part = p->skp + part_off, o.sk_cnt = p->skc + cnt_off;
-            part_off += (size_t)a.end[0] * (size_t)(a.k / o.sk_cw);
-            cnt_off += (size_t)a.end[0];
-        }
-        const float *old = a.y[0];
-        a.y[0] = p->skz + off;
-        off += (size_t)(a.end[0] + 3) / 4 * 4;
-        p->n_splitk++;
-        for (int i = f + 1; i < n; i++) {
-            mk_op &r = p->ops[i];
-            bool writes = false;
-            if (r.kind == MK_MATVEC) {
-                mmq_args &b = r.u.mv;
-                if (b.x == old) b.x = a.y[0];
-                if (b.h == old) b.h = a.y[0];
-                if (b.d == old) b.d = a.y[0];
-                if (b.z == old) b.z = a.y[0];
-                for (int m = 0; m < b.n && m < 4; m++) writes = writes || b.y[m] == old;
-                writes = writes || b.h_out == old;
-            } else if (r.kind == MK_ATTN) {
-                al_cuda_prog_attn &t = r.u.at.a;
-                if (t.q == old) t.q = a.y[0];
-                if (t.k == old) t.k = a.y[0];
-                if (t.v == old) t.v = a.y[0];
-                writes = t.out == old;
-            } else if (r.kind == MK_SSM) {
-                if (r.u.ss.zx == old) r.u.ss.zx = a.y[0];
-                writes = r.u.ss.y == old;
-            } else if (r.kind == MK_EMBED) {
-                writes = r.u.em.out == old;
-            }
-            if (writes) break;
-        }
-    }
-    return al_ok();
-}
-
 /* the tagged hand-off (al_cuda_prog_set_tagged): barriers dropped and reads tagged as al_prog_plan says */
 static al_status prog_tag(al_cuda_prog *p) {
     const int n = p->n_ops;
@@ -1315,7 +1059,6 @@ static al_status prog_tag(al_cuda_prog *p) {
             if (a.nw && !a.h_blk) q.in[AL_PLAN_H] = a.h;
             if (a.nw) q.in[AL_PLAN_D] = a.d;
             q.fixed[1] = a.z;
-            q.sk = p->splitk && !a.nw && a.n == 1 && !a.glu && !a.act && !a.ids && !a.x_per_j && sk_width(p, a) > 0;
             break;
         }
         case MK_ATTN:
@@ -1341,7 +1084,6 @@ static al_status prog_tag(al_cuda_prog *p) {
         }
     }
     al_status st = al_prog_plan(po, n, p->tagged, pl);
-    if (!al_failed(&st) && p->splitk) st = prog_splitk(p, po, pl);
     /* slots [10 i + s] of op i's tagged copies: inputs s < 4 (x h d merge; attention q k v), outputs 4 + m (attention:
      * out, partials), residual 8 (-2: none); then the copies (zeroed: tag 0 is no op's) */
     const int NS = 10;
@@ -1433,19 +1175,13 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
     int coop = 0;
     AL_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, c->device), "cooperative launch attribute");
     if (!coop) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: the device has no cooperative launch");
-    if (p->kernel_ref) p->splitk = 0; /* the reference: the barrier program */
-    if (p->splitk) need_sub_smem(p, 256 + 8 * sizeof(float)); /* a split-K unit's activations */
     if (MK_SUB * p->sub_smem > p->smem) p->smem = MK_SUB * p->sub_smem;
     /* the instance: with the tagged hand-off or not, with the 32-element block types or only the common ones */
     int ts = MMQ_TS_CORE;
     for (int i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == MK_MATVEC && mmq_args_type_set(&p->ops[i].u.mv) > ts) ts = mmq_args_type_set(&p->ops[i].u.mv);
-    if (p->splitk) /* an instance of its own: the split-K code made the others spill (8-16 bytes) */
-        p->kfn = p->tagged ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT, true> : (const void *)k_persist<true, MMQ_TS_CORE, true>)
-                           : (ts ? (const void *)k_persist<false, MMQ_TS_EXT, true> : (const void *)k_persist<false, MMQ_TS_CORE, true>);
-    else
-        p->kfn = p->tagged ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT, false> : (const void *)k_persist<true, MMQ_TS_CORE, false>)
-                           : (ts ? (const void *)k_persist<false, MMQ_TS_EXT, false> : (const void *)k_persist<false, MMQ_TS_CORE, false>);
+    p->kfn = p->tagged ? (ts ? (const void *)k_persist<true, MMQ_TS_EXT> : (const void *)k_persist<true, MMQ_TS_CORE>)
+                       : (ts ? (const void *)k_persist<false, MMQ_TS_EXT> : (const void *)k_persist<false, MMQ_TS_CORE>);
     if (p->kernel_ref) p->tagged = AL_TAG_OFF; /* that instance, the barrier program */
     if (p->smem > 48 * 1024) {
         if (p->smem > c->prop.sharedMemPerBlockOptin) return al_err(AL_ERR_UNSUPPORTED, "cuda prog: %zu bytes of shared memory", p->smem);
@@ -1506,7 +1242,7 @@ extern "C" al_status al_cuda_prog_finish(al_cuda_prog *p, int blocks_per_sm) {
         n->u.mv.h_blk = 1;
     }
     p->ops[p->n_ops - 1].sync = 0; /* the kernel ends there */
-    if (p->tagged || p->splitk) AL_TRY(prog_tag(p));
+    if (p->tagged) AL_TRY(prog_tag(p));
     p->n_sync = 0;
     for (int i = 0; i < p->n_ops; i++) {
         if (p->ops[i].kind == MK_ATTN) p->ops[i].u.at.part = p->part, p->ops[i].u.at.cnt = p->cnt;
@@ -1526,11 +1262,9 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     if (tm) AL_CUDA_TRY(cudaMemsetAsync(tm + mk_tm_ph(n_ops), 0, sizeof(unsigned long long) * MK_NPH, p->c->stream), "timing reset");
     int sub_bytes = (int)p->sub_smem, poller = p->poller, pre_flags = (p->no_unit_pre ? 0 : MK_PRE_UNITS) | (p->norm_prefetch ? MK_PRE_NORM : 0);
     unsigned tag0 = p->tag0;
-    int cl = p->cluster > 1 ? p->cluster : 1, skz_n = p->skz_n;
-    float4 *skz = (float4 *)p->skz;
+    int cl = p->cluster > 1 ? p->cluster : 1;
     void *args[] = {(void *)&ops,       (void *)&n_ops,  (void *)&pos,       (void *)&token, (void *)&bar, (void *)&base,
-                    (void *)&tm,        (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags, (void *)&tag0, (void *)&cl,
-                    (void *)&skz,       (void *)&skz_n};
+                    (void *)&tm,        (void *)&sub_bytes, (void *)&poller, (void *)&pre_flags, (void *)&tag0, (void *)&cl};
     if (cl > 1) {
         cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[2];
@@ -1544,7 +1278,7 @@ extern "C" al_status al_cuda_prog_run(al_cuda_prog *p, int pos, int32_t token) {
     int n_sync = p->n_sync;
     for (int i = 0; i < p->n_ops; i++) n_sync += p->ops[i].sync == 2 && mk_attn_counts(p->ops[i].u.at, pos);
     p->epoch += (unsigned long long)n_sync * (unsigned long long)(p->grid / cl);
-    if (p->n_shadow) { /* the next run's tags; before they would wrap, every copy back to tag 0 */
+    if (p->tagged) { /* the next run's tags; before they would wrap, every copy back to tag 0 */
         p->tag0 += (unsigned)n_ops;
         if (p->tag0 > 0xFFFFFFFFu - (unsigned)n_ops - 1u) {
             for (int i = 0; i < p->n_shadow; i++)
@@ -1570,9 +1304,6 @@ extern "C" void al_cuda_prog_set_tagged(al_cuda_prog *p, int level) {
                 : level < AL_TAG_OFF ? AL_TAG_OFF : level > AL_TAG_FULL ? AL_TAG_FULL : level;
 }
 extern "C" int al_cuda_prog_tag_level(const al_cuda_prog *p) { return p ? p->tagged : AL_TAG_OFF; }
-extern "C" void al_cuda_prog_set_splitk(al_cuda_prog *p, int width) { p->splitk = width < 0 ? -1 : width; }
-extern "C" int al_cuda_prog_splitk_count(const al_cuda_prog *p) { return p ? p->n_splitk : 0; }
-extern "C" void al_cuda_prog_set_splitk_det(al_cuda_prog *p, bool on) { p->sk_det = on; }
 extern "C" void al_cuda_prog_set_tag_nap(al_cuda_prog *p, int ns) {
     p->tag_mode = (p->tag_mode & ~MMQ_TAG_NAP) | (ns < 0 ? 0 : ns > 1000 ? 1000 : ns);
 }
@@ -1673,10 +1404,8 @@ extern "C" void al_cuda_prog_op_name(const al_cuda_prog *p, int i, char *buf, si
     switch (o->kind) {
     case MK_MATVEC: {
         const mmq_args &a = o->u.mv;
-        char sk[48] = "";
-        if (o->sk_cw) snprintf(sk, sizeof sk, " split-K %d cols x %d rows", o->sk_cw, mk_sk_rows(a.type[0], o->sk_cw, o->sk_np));
-        snprintf(buf, size, "matvec%s%s k %lld rows %lld%s%s", a.glu ? " glu" : "", a.act ? " act" : "", (long long)a.k,
-                 (long long)a.end[a.n - 1], a.nw ? (a.z ? " +gated norm" : " +norm") : "", sk);
+        snprintf(buf, size, "matvec%s%s k %lld rows %lld%s", a.glu ? " glu" : "", a.act ? " act" : "", (long long)a.k,
+                 (long long)a.end[a.n - 1], a.nw ? (a.z ? " +gated norm" : " +norm") : "");
         break;
     }
     case MK_ATTN: snprintf(buf, size, "attention hd %d heads %d/%d", o->u.at.a.head_dim, o->u.at.a.n_head, o->u.at.a.n_head_kv); break;

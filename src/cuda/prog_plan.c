@@ -131,34 +131,3 @@ al_status al_prog_plan(const al_plan_op *ops, int n, int level, al_plan_out *out
     }
     return al_ok();
 }
-
-int al_prog_splitk(const al_plan_op *ops, int n, al_plan_out *out, bool in_order) {
-    int pairs = 0;
-    for (int f = 2; f < n; f++) {
-        const al_plan_op *F = &ops[f], *P = &ops[f - 1];
-        out[f].splitk = false;
-        if (F->kind != AL_PLAN_PRODUCT || !F->sk || !F->in[AL_PLAN_X] || out[f - 1].splitk) /* f - 1's output must come tagged */
-            continue;
-        /* f - 1: a product of one output, f's x; or an attention whose output (and split partials, where f merges them) f reads */
-        const bool prod = P->kind == AL_PLAN_PRODUCT && P->n_out == 1 && P->out[0] == F->in[AL_PLAN_X] && !F->in[AL_PLAN_M];
-        const bool attn = P->kind == AL_PLAN_ATTN && P->out[0] == F->in[AL_PLAN_X] && (!F->in[AL_PLAN_M] || F->in[AL_PLAN_M] == P->out[1]);
-        if (!prod && !attn) continue;
-        bool before = in_order; /* atomics: a barrier between the kernel's start (the zeroing) and f */
-        for (int t = 0; t + 2 <= f; t++) before = before || out[t].sync;
-        if (!before) out[0].sync = true;
-        out[f].splitk = true;
-        out[f - 1].sync = false; /* (an attention still meets one where it counts arrivals: persist.cu's sync 2) */
-        out[f - 1].tag_out[0] = true;
-        out[f].in_tag[AL_PLAN_X] = f - 1;
-        if (attn && F->in[AL_PLAN_M]) out[f - 1].tag_out[1] = true, out[f].in_tag[AL_PLAN_M] = f - 1;
-        pairs++;
-        if (in_order) continue; /* f's barrier and tagged output as planned: its rows are written whole, once */
-        out[f].sync = f + 1 < n; /* (the kernel ends after the last op) */
-        for (int m = 0; m < 4; m++) out[f].tag_out[m] = false;
-        out[f].tag_h_out = false;
-        for (int i = f + 1; i < n; i++) /* f's outputs come plain, past its barrier */
-            for (int q = 0; q < 4; q++)
-                if (out[i].in_tag[q] == f) out[i].in_tag[q] = -1;
-    }
-    return pairs;
-}

@@ -47,8 +47,6 @@ typedef struct al_plan_op {
     const void *h_out;    /* product: the residual sum block 0 stores, or NULL */
     const void *in[4];    /* product inputs read whole: x, h, d, merged attention splits; attention: q, k, v (NULL: none) */
     const void *fixed[2]; /* product inputs that cannot come tagged (a gate z, rows of another activation) */
-    bool sk;              /* product that can run split over its input columns (al_prog_splitk): one output, x its
-                           * only input (no pre-norm, no activation) besides the attention partials it merges */
 } al_plan_op;
 
 enum { AL_PLAN_X, AL_PLAN_H, AL_PLAN_D, AL_PLAN_M };
@@ -56,7 +54,6 @@ typedef struct al_plan_out {
     bool sync;            /* a grid barrier after the op */
     bool tag_out[4], tag_h_out; /* the op stores tagged copies of out[m] / h_out */
     int in_tag[4];        /* per input: -1 plain, else the op whose tagged copy it reads */
-    bool splitk;          /* al_prog_splitk: the op runs split over its input columns */
 } al_plan_out;
 
 /* plans n ops; out[n]. level (al_tag_level of alloy/cuda.h): which of the three kinds of barrier
@@ -65,19 +62,6 @@ typedef struct al_plan_out {
  * the kinds (AL_TAG_E_PP, _PA, _AP) one by one. AL_ERR_INVALID where the
  * recorded program reads an input that no barrier or tag could order (a bug of the caller). */
 al_status al_prog_plan(const al_plan_op *ops, int n, int level, al_plan_out *out);
-
-/* Split-K products (al_cuda_prog_set_splitk), applied to a plan of al_prog_plan: a product f (ops[f].sk)
- * whose x is the one output of the product f - 1 (f >= 2), or the output of the attention f - 1 (and
- * its split partials where f merges them: in[AL_PLAN_M]), runs split over its input columns: each unit
- * takes one chunk of the columns and a range of rows, waits only for that chunk of f - 1's output (read
- * tagged: f - 1 stores it tagged and loses its barrier) and adds its partial sums atomically into f's
- * output, which the kernel zeroes at its start. So f keeps a barrier after it (unless it is the last op),
- * its output is never tagged (later reads of it go plain), and some barrier must lie between the
- * kernel's start and f: where no op before f - 1 has one, op 0 gets one. in_order (the last unit of each
- * row range adds the chunks' partial sums and writes the rows whole, plain and tagged where the plan
- * says): f's barrier, tagged output and its readers stay as planned, and no zeroing needs a barrier.
- * Marks out[f].splitk; returns the number of such f. */
-int al_prog_splitk(const al_plan_op *ops, int n, al_plan_out *out, bool in_order);
 
 #ifdef __cplusplus
 }
