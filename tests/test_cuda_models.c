@@ -297,8 +297,8 @@ static void test_persistent(void) {
             CHECKF(on == expect, "%s: persistent decode %s (%s)", archs[i], on ? "on" : "off", why.msg);
             CHECKF(on || why.msg[0], "%s: no reason given for no persistent decode", archs[i]);
             CHECK(!al_cuda_session_persistent_active(sb, NULL));
-            if (on && !kv) { /* the default parameters' tagged level (AL_TAG_AUTO): full for these small transformers, off
-                              * where a layer is an SSM */
+            if (on && !kv) { /* the default parameters' tagged level (AL_TAG_AUTO): the edges product -> product and
+                              * attention -> wo for these small transformers, off where a layer is an SSM */
                 al_cuda_session_params pa = al_cuda_session_default_params();
                 pa.n_ctx = 64;
                 al_cuda_session *sd = NULL;
@@ -308,7 +308,8 @@ static void test_persistent(void) {
                 CHECKF(lv == AL_TAG_OFF, "%s: emulated tagged level %d", archs[i], lv);
 #else
                 const bool ssm = !strcmp(archs[i], "mamba2") || !strcmp(archs[i], "nemotron_h");
-                CHECKF(lv == (ssm || al_model_n_embd(m) > 1024 ? AL_TAG_OFF : AL_TAG_FULL), "%s: automatic tagged level %d", archs[i], lv);
+                const int small = AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP;
+                CHECKF(lv == (ssm || al_model_n_embd(m) > 1024 ? AL_TAG_OFF : small), "%s: automatic tagged level %d", archs[i], lv);
 #endif
                 al_cuda_session_free(sd);
             }
@@ -403,11 +404,13 @@ static void test_persistent(void) {
                         al_cuda_session_free(tn);
                     }
                 }
-                /* the edges one by one (AL_TAG_EDGES | mask): only after the attentions, and both of the attentions' */
+                /* the edges one by one (AL_TAG_EDGES | mask): only after the attentions, both of the attentions', and
+                 * the small transformers' default (AL_TAG_AUTO): after the products and the attentions */
                 int ns0 = 0;
                 al_cuda_prog_shape(al_cuda_session_prog(sa), NULL, &ns0, NULL);
-                const int em[2] = {AL_TAG_EDGES | AL_TAG_E_AP, AL_TAG_EDGES | AL_TAG_E_PA | AL_TAG_E_AP};
-                for (int e = 0; e < 2 && !kv; e++) {
+                const int em[3] = {AL_TAG_EDGES | AL_TAG_E_AP, AL_TAG_EDGES | AL_TAG_E_PA | AL_TAG_E_AP,
+                                   AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP};
+                for (int e = 0; e < 3 && !kv; e++) {
                     al_cuda_session_params pe = pp;
                     pe.persist_tagged = em[e];
                     al_cuda_session *se = NULL;
@@ -428,6 +431,21 @@ static void test_persistent(void) {
                     CHECKF(!up && ee < 5e-2, "%s edges %d: a wait gave up (%d) or decode differs from the graph path: %g", archs[i], em[e],
                            up, ee);
                     al_cuda_session_free(se);
+                    if (e == 2 && !strcmp(archs[i], "qwen3")) { /* the default past 4 key splits (positions >= 256) */
+                        al_cuda_session_params pl = pe, gl = pg;
+                        pl.n_ctx = gl.n_ctx = 384;
+                        al_cuda_session *tl = NULL, *gls = NULL;
+                        REQUIRE_OK(al_cuda_session_init(&tl, cm, &pl));
+                        REQUIRE_OK(al_cuda_session_init(&gls, cm, &gl));
+                        const double el = persist_steps(tl, gls, &r, V, false, 320);
+                        bool l_up = true;
+                        CHECK_OK(al_cuda_prog_tag_failed(al_cuda_session_prog(tl), &l_up));
+                        printf("  %s: tagged edges %d, 320 steps (to position 320): %.3g\n", archs[i], em[e], el);
+                        CHECKF(!l_up && el < 5e-2, "%s edges %d, 320 steps: a wait gave up (%d) or decode differs: %g", archs[i], em[e],
+                               l_up, el);
+                        al_cuda_session_free(tl);
+                        al_cuda_session_free(gls);
+                    }
                 }
             } else {
                 printf("  %s: persistent decode off: %s\n", archs[i], why.msg);

@@ -339,9 +339,10 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
 /* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
 typedef enum al_tag_level {
-    AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_FULL for transformers of n_embd <= 1024 without
-                          * SSM layers, else AL_TAG_OFF (measured on an H100: +3 % Qwen3-0.6B, -12 %
-                          * Llama-3.2-1B; docs/benchmarks-cuda.md v18) */
+    AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP for
+                          * transformers of n_embd <= 1024 without SSM layers, else AL_TAG_OFF (measured
+                          * on an H100: +4 % Qwen3-0.6B; level 3 -12 % Llama-3.2-1B; docs/benchmarks-cuda.md
+                          * v18, v20) */
     AL_TAG_OFF = 0,      /* every op ends at a grid barrier (the program's default) */
     AL_TAG_PRODUCTS = 1, /* wo -> gate/up -> down -> next QKV / LM head */
     AL_TAG_ATTN_IN = 2,  /* also QKV -> attention */

@@ -920,14 +920,15 @@ static al_status forward_body(al_cuda_session *s, int64_t n, bool lm_head_1) {
 
 /* persist_tagged AL_TAG_AUTO: the tagged hand-off saves a fixed ~1.4 us grid barrier per op, while
  * its {value, tag} words double what every block reads of an op's input (k floats) and each reader
- * polls its own: on an H100 (docs/benchmarks-cuda.md v16, v18) level 3 gained 3 % for Qwen3-0.6B (k =
- * 1024) and lost 12 % for Llama-3.2-1B (2048), 1 % for Mamba2-1.3B; so level 3 for transformers with
- * n_embd <= 1024 and no SSM layers, else off */
+ * polls its own: on an H100 (docs/benchmarks-cuda.md v16, v18, v20) level 3 gained 3 % for Qwen3-0.6B
+ * (k = 1024) and lost 12 % for Llama-3.2-1B (2048), 1 % for Mamba2-1.3B, and Qwen3 gained 1 % more
+ * where QKV -> attention keeps its barrier (edges product -> product and attention -> wo); so those
+ * edges for transformers with n_embd <= 1024 and no SSM layers, else off */
 static int tag_auto(const al_cuda_session *s) {
     if (s->hp->n_embd > 1024) return AL_TAG_OFF;
     for (int il = s->cm->first; il < s->hp->n_layer; il++)
         if (s->cm->layers[il].m2.in_proj.data || s->cm->layers[il].m1.in_proj.data) return AL_TAG_OFF;
-    return AL_TAG_FULL;
+    return AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP;
 }
 
 /* Records the decode step (forward_body with s->rec) into the persistent program; on any op without
