@@ -339,10 +339,9 @@ void al_cuda_prog_set_prefetch_ahead(al_cuda_prog *p, int steps);
 void al_cuda_prog_set_norm_prefetch(al_cuda_prog *p, bool on);
 /* Tagged hand-off levels (al_cuda_prog_set_tagged): which grid barriers may go */
 typedef enum al_tag_level {
-    AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP for
-                          * transformers of n_embd <= 1024 without SSM layers, else AL_TAG_OFF (measured
-                          * on an H100: +4 % Qwen3-0.6B; level 3 -12 % Llama-3.2-1B; docs/benchmarks-cuda.md
-                          * v18, v20) */
+    AL_TAG_AUTO = -1,    /* session parameter only: AL_TAG_SMALL for transformers of n_embd <= 1024
+                          * without SSM layers, else AL_TAG_OFF (measured on an H100: +4 % Qwen3-0.6B;
+                          * level 3 -12 % Llama-3.2-1B; docs/benchmarks-cuda.md v18, v20) */
     AL_TAG_OFF = 0,      /* every op ends at a grid barrier (the program's default) */
     AL_TAG_PRODUCTS = 1, /* wo -> gate/up -> down -> next QKV / LM head */
     AL_TAG_ATTN_IN = 2,  /* also QKV -> attention */
@@ -353,7 +352,8 @@ typedef enum al_tag_level {
     AL_TAG_EDGES = 8,
     AL_TAG_E_PP = 1,     /* product -> product */
     AL_TAG_E_PA = 2,     /* product -> attention (QKV -> attention) */
-    AL_TAG_E_AP = 4      /* attention -> product (attention -> wo) */
+    AL_TAG_E_AP = 4,     /* attention -> product (attention -> wo) */
+    AL_TAG_SMALL = AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP /* what AL_TAG_AUTO picks for small transformers */
 } al_tag_level;
 /* Before al_cuda_prog_finish: tagged hand-off up to level (the program's default: off; sessions
  * choose per model, AL_TAG_AUTO; measured in docs/benchmarks-cuda.md v16, v18). Where an op's output is read by the next op (the edges of the level), no grid

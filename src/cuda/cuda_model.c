@@ -928,7 +928,7 @@ static int tag_auto(const al_cuda_session *s) {
     if (s->hp->n_embd > 1024) return AL_TAG_OFF;
     for (int il = s->cm->first; il < s->hp->n_layer; il++)
         if (s->cm->layers[il].m2.in_proj.data || s->cm->layers[il].m1.in_proj.data) return AL_TAG_OFF;
-    return AL_TAG_EDGES | AL_TAG_E_PP | AL_TAG_E_AP;
+    return AL_TAG_SMALL;
 }
 
 /* Records the decode step (forward_body with s->rec) into the persistent program; on any op without
