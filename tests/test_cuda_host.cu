@@ -11,6 +11,7 @@
  *     (in double) within float rounding.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloy/quant.h"
 #include "cuda/mmq.cuh"
@@ -145,6 +146,36 @@ static void test_load8(void) {
     check_load8<AL_TYPE_IQ4_XS>("IQ4_XS");
 }
 
+/* the branch-free pair decode of the Q4_K / Q5_K scale field (the dots' path) against the per-sub-block
+ * one (al_scale_min_k4, which test_load8 checks against llama.cpp's blocks), for every j on scale
+ * fields of random bytes and of all-ones / all-zeros / alternating bits (every 6-bit and high-2-bit
+ * pattern boundary) */
+static void test_scale_pair(void) {
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    int bad = 0;
+    for (int t = 0; t < 4096; t++) {
+        uint8_t h[16];
+        for (int i = 0; i < 16; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            h[i] = t == 0 ? 0xFF : t == 1 ? 0x00 : t == 2 ? 0xAA : t == 3 ? 0x55 : (uint8_t)(rng >> 56);
+        }
+        uint4 hd;
+        memcpy(&hd, h, sizeof hd);
+        for (int j = 0; j < 4; j++) {
+            int sc[2], mn[2];
+            al_scale_min_k4_pair(hd, j, sc, mn);
+            for (int u = 0; u < 2; u++) {
+                int d, m;
+                al_scale_min_k4(2 * j + u, h + 4, &d, &m);
+                if (sc[u] != d || mn[u] != m) {
+                    if (bad++ < 5) CHECKF(false, "header %d, sub-block %d: pair %d/%d, single %d/%d", t, 2 * j + u, sc[u], mn[u], d, m);
+                }
+            }
+        }
+    }
+    CHECKF(bad == 0, "%d scale/min mismatches", bad);
+}
+
 static void test_dot(void) {
     check_dots<AL_TYPE_Q8_0>("Q8_0");
     check_dots<AL_TYPE_Q4_K>("Q4_K");
@@ -162,6 +193,7 @@ static void test_dot(void) {
 
 int main(void) {
     AL_RUN(test_load8);
+    AL_RUN(test_scale_pair);
     AL_RUN(test_dot);
     return al_test_finish();
 }

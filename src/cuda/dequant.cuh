@@ -178,6 +178,16 @@ AL_HD void al_scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
 }
+/* al_scale_min_k4 of sub-blocks 2j and 2j + 1 (j < 4) from the block's 16-byte header hd (d, dmin, then
+ * the 12 scale bytes as words s0, s1, s2), as byte pairs of those words: sc[2] / mn[2]; branch-free in
+ * the lane, so that the lanes of a warp at different j do not diverge */
+AL_HD void al_scale_min_k4_pair(uint4 hd, int j, int *sc, int *mn) {
+    const int sh = 16 * (j & 1);
+    const unsigned a0 = hd.y >> sh, a1 = hd.z >> sh, a2 = hd.w >> sh;
+    const unsigned dp = j < 2 ? a0 & 0x3F3Fu : (a2 & 0x0F0Fu) | ((a0 >> 2) & 0x3030u);
+    const unsigned mp = j < 2 ? a1 & 0x3F3Fu : ((a2 >> 4) & 0x0F0Fu) | ((a1 >> 2) & 0x3030u);
+    sc[0] = (int)(dp & 0xFFu), sc[1] = (int)(dp >> 8), mn[0] = (int)(mp & 0xFFu), mn[1] = (int)(mp >> 8);
+}
 
 template <> struct al_qt<AL_TYPE_Q4_K> {
     static constexpr int bs = 256, bytes = 144;

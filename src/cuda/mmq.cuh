@@ -86,17 +86,12 @@ AL_UNROLL
                 il = al_dp4a(lo, al_i4(xl, i), il);
                 ih = al_dp4a(hi, al_i4(xh, i), ih);
             }
-            /* the 16-byte header: d, dmin, then the 12 scale bytes as words s0, s1, s2; sub-blocks 2j, 2j + 1
-             * (al_scale_min_k4) as a byte pair of each, the same selection for every lane */
-            const uint4 hd = *(const uint4 *)b;
-            const int sh16 = 16 * (j & 1);
-            const unsigned a0 = hd.y >> sh16, a1 = hd.z >> sh16, a2 = hd.w >> sh16;
-            const unsigned dp = j < 2 ? a0 & 0x3F3Fu : (a2 & 0x0F0Fu) | ((a0 >> 2) & 0x3030u);
-            const unsigned mp = j < 2 ? a1 & 0x3F3Fu : ((a2 >> 4) & 0x0F0Fu) | ((a1 >> 2) & 0x3030u);
-            const int sc0 = (int)(dp & 0xFFu), sc1 = (int)(dp >> 8), m0 = (int)(mp & 0xFFu), m1 = (int)(mp >> 8);
+            const uint4 hd = *(const uint4 *)b; /* d, dmin, the 12 scale bytes: one load */
+            int sc[2], mn[2];
+            al_scale_min_k4_pair(hd, j, sc, mn);
             const float2 dm = make_float2(__half2float(__ushort_as_half((unsigned short)(hd.x & 0xFFFFu))),
                                           __half2float(__ushort_as_half((unsigned short)(hd.x >> 16))));
-            acc[r] += dm.x * (dl * (float)(sc0 * il) + dh * (float)(sc1 * ih)) - dm.y * (dl * (float)(m0 * sl) + dh * (float)(m1 * sh));
+            acc[r] += dm.x * (dl * (float)(sc[0] * il) + dh * (float)(sc[1] * ih)) - dm.y * (dl * (float)(mn[0] * sl) + dh * (float)(mn[1] * sh));
         }
     }
 };
