@@ -201,9 +201,13 @@ static inline int mmq_type_set(int t) {
 template <int T, int R>
 __device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t k, int first, int step,
                                          const int8_t *xq, const float *xd, float *acc) {
-    const int64_t nch = k / al_mmq<T>::chunk;
-#pragma unroll 2
-    for (int64_t c = first; c < nch; c += step) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
+    const int nch = (int)(k / al_mmq<T>::chunk);
+    int c = first;
+    for (; c + step < nch; c += 2 * step) { /* two chunks, no branch between them: their loads in flight together */
+        al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
+        al_mmq<T>::template dot<R>(w, rb, rb2, nr, c + step, k, xq, xd, acc);
+    }
+    if (c < nch) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
 }
 
 /* output rows per group */
