@@ -8,9 +8,10 @@
  * al_mmq<T>::chunk elements form one unit of work (always within one super-block, starting at a
  * multiple of 32); dot(w, rb, rb2, nr, c, k, xq, xd, acc) adds chunk c of rows w + al_mmq_row(r,
  * rb, rb2) (r < nr <= R, rows of k elements) to acc[r], loading the activation slice once for all
- * rows (R = 2: acc[1] gets row 0's sum where nr = 1 instead of a branch on nr, so that the loads of
- * both rows are issued together; R = 4 stops at nr, as all four rows' loads at once would spill): rows come in pairs rb apart (any byte distance, so a gate row and an up row of one type can
- * pair up), pairs rb2 apart. xq / xd are in shared memory. Rows are 16-byte aligned: Q4_K / Q5_K in
+ * rows. acc[r] of r >= nr is unspecified: rows past nr read row 0 instead of a branch on nr, so that
+ * the loads of both rows of R = 2 (of each pair for Q6_K, R = 4) are in flight together. Rows come in
+ * pairs rb apart (any byte distance, so a gate row and an up row of one type can pair up), pairs rb2
+ * apart. xq / xd are in shared memory. Rows are 16-byte aligned: Q4_K / Q5_K in
  * GGUF order (144/176-byte blocks), Q8_0 / Q6_K in the split-row layout of alloy/quant.h (quants of
  * all blocks first, then scales and d), so every 16 bytes of quants are one aligned load; the
  * 32-element block types and IQ4_XS in GGUF order, loaded in pieces of their alignment.
@@ -123,7 +124,7 @@ AL_UNROLL
         }
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (R > 2 && r >= nr) break;
+            if (r == 2 && nr <= 2) break; /* rows in pairs: each pair's loads together */
             const uint8_t *row = w + al_mmq_row(r < nr ? r : 0, rb, rb2), *b = row + blk * 192;
             const uint4 qa = *(const uint4 *)(b + 64 * n + 16 * hh), qb = *(const uint4 *)(b + 64 * n + 32 + 16 * hh);
             const uint4 qh = *(const uint4 *)(b + 128 + 32 * n + 16 * hh);
