@@ -103,11 +103,11 @@ template <int T, int R> static void check_dot(const char *name, const ref_rows *
     for (int64_t c = 0; c < k / al_mmq<T>::chunk; c++) al_mmq<T>::template dot<R>(img, rb, rb2, nr, c, k, xq, xd, acc);
     for (int q = 0; q < R; q++) {
         double ref = 0, mag = 0;
-        if (q < nr)
-            for (int64_t i = 0; i < k; i++) {
-                const double t = (double)r->f32[(size_t)src_row[q] * k + i] * xq[i] * xd[i / 32];
-                ref += t, mag += fabs(t);
-            }
+        if (q >= nr) continue; /* rows past nr: unspecified (the dots may sum row 0 there instead of branching) */
+        for (int64_t i = 0; i < k; i++) {
+            const double t = (double)r->f32[(size_t)src_row[q] * k + i] * xq[i] * xd[i / 32];
+            ref += t, mag += fabs(t);
+        }
         CHECKF(fabs(acc[q] - ref) <= 1e-5 * mag + 1e-30, "dot %s k %lld R %d row %d of %d (%s): %.9g, want %.9g (sum |terms| %g)",
                name, (long long)k, R, q, nr, paired ? "paired" : "contiguous", acc[q], ref, mag);
     }

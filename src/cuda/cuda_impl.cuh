@@ -89,7 +89,8 @@ __device__ __forceinline__ void al_prefetch_l2(const void *p, size_t bytes) {
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)15, e = ((uintptr_t)p + bytes + 15) & ~(uintptr_t)15;
     while (a < e) {
         const uint32_t n = e - a > (1u << 20) ? (1u << 20) : (uint32_t)(e - a);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(n) : "memory");
+        /* a hint: no "memory" clobber, so that the caller's values loaded from memory stay in registers */
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(n));
         a += n;
     }
 #endif

@@ -8,8 +8,10 @@
  * al_mmq<T>::chunk elements form one unit of work (always within one super-block, starting at a
  * multiple of 32); dot(w, rb, rb2, nr, c, k, xq, xd, acc) adds chunk c of rows w + al_mmq_row(r,
  * rb, rb2) (r < nr <= R, rows of k elements) to acc[r], loading the activation slice once for all
- * rows: rows come in pairs rb apart (any byte distance, so a gate row and an up row of one type can
- * pair up), pairs rb2 apart. xq / xd are in shared memory. Rows are 16-byte aligned: Q4_K / Q5_K in
+ * rows. acc[r] of r >= nr is unspecified: rows past nr read row 0 instead of a branch on nr, so that
+ * the loads of both rows of R = 2 (of each pair for Q6_K, R = 4) are in flight together. Rows come in
+ * pairs rb apart (any byte distance, so a gate row and an up row of one type can pair up), pairs rb2
+ * apart. xq / xd are in shared memory. Rows are 16-byte aligned: Q4_K / Q5_K in
  * GGUF order (144/176-byte blocks), Q8_0 / Q6_K in the split-row layout of alloy/quant.h (quants of
  * all blocks first, then scales and d), so every 16 bytes of quants are one aligned load; the
  * 32-element block types and IQ4_XS in GGUF order, loaded in pieces of their alignment.
@@ -39,8 +41,8 @@ template <> struct al_mmq<AL_TYPE_Q8_0> {
         const float dx = xd[c];
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (r >= nr) break;
-            const uint8_t *row = w + al_mmq_row(r, rb, rb2), *b = row + 32 * c; /* quants [nb][32], d [nb] */
+            if (R > 2 && r >= nr) break;
+            const uint8_t *row = w + al_mmq_row(r < nr ? r : 0, rb, rb2), *b = row + 32 * c; /* quants [nb][32], d [nb] */
             const uint4 q0 = *(const uint4 *)b, q1 = *(const uint4 *)(b + 16);
             int s = 0;
 AL_UNROLL
@@ -70,8 +72,8 @@ AL_UNROLL
         for (int i = 0; i < 4; i++) sl = al_dp4a(0x01010101, al_i4(xl, i), sl), sh = al_dp4a(0x01010101, al_i4(xh, i), sh);
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (r >= nr) break;
-            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + blk * bytes;
+            if (R > 2 && r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r < nr ? r : 0, rb, rb2) + blk * bytes;
             const uint4 q = *(const uint4 *)(b + qs_off + 32 * j + 16 * h);
             uint4 qh = make_uint4(0, 0, 0, 0);
             if (T == AL_TYPE_Q5_K) qh = *(const uint4 *)(b + 16 + 16 * h);
@@ -122,8 +124,8 @@ AL_UNROLL
         }
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (r >= nr) break;
-            const uint8_t *row = w + al_mmq_row(r, rb, rb2), *b = row + blk * 192;
+            if (r == 2 && nr <= 2) break; /* rows in pairs: each pair's loads together */
+            const uint8_t *row = w + al_mmq_row(r < nr ? r : 0, rb, rb2), *b = row + blk * 192;
             const uint4 qa = *(const uint4 *)(b + 64 * n + 16 * hh), qb = *(const uint4 *)(b + 64 * n + 32 + 16 * hh);
             const uint4 qh = *(const uint4 *)(b + 128 + 32 * n + 16 * hh);
             const uint2 sv = *(const uint2 *)(row + 192 * nb + 16 * blk + 8 * n);
@@ -194,8 +196,8 @@ AL_UNROLL
         }
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (r >= nr) break;
-            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + BYTES * c;
+            if (R > 2 && r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r < nr ? r : 0, rb, rb2) + BYTES * c;
             const uint4 q = QA == 8 ? al_ld16_a8(b + QS) : QA == 4 ? al_ld16_a4(b + QS) : al_ld16_a2(b + QS);
             const uint32_t qh = Q5 ? (MIN ? *(const uint32_t *)(b + 4) : al_ld4_a2(b + 2)) : 0u;
             int s = 0;
@@ -231,8 +233,8 @@ template <> struct al_mmq<AL_TYPE_IQ4_XS> {
         const float dx = xd[c];
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (r >= nr) break;
-            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + 136 * blk;
+            if (R > 2 && r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r < nr ? r : 0, rb, rb2) + 136 * blk;
             const uint4 q = al_ld16_a8(b + 8 + 16 * ib);
             int s = 0;
 AL_UNROLL
@@ -264,8 +266,8 @@ AL_UNROLL
         for (int i = 0; i < 4; i++) xs0 = al_dp4a(0x01010101, al_i4(x0, i), xs0), xs1 = al_dp4a(0x01010101, al_i4(x1, i), xs1);
 AL_UNROLL
         for (int r = 0; r < R; r++) {
-            if (r >= nr) break;
-            const uint8_t *b = w + al_mmq_row(r, rb, rb2) + (Q3 ? 110 : 84) * blk;
+            if (R > 2 && r >= nr) break;
+            const uint8_t *b = w + al_mmq_row(r < nr ? r : 0, rb, rb2) + (Q3 ? 110 : 84) * blk;
             const uint8_t *qp = b + (Q3 ? 32 : 16) + 32 * n;
             const uint4 q0 = Q3 ? al_ld16_a2(qp) : al_ld16_a4(qp), q1 = Q3 ? al_ld16_a2(qp + 16) : al_ld16_a4(qp + 16);
             uint4 h0 = make_uint4(0, 0, 0, 0), h1 = h0;

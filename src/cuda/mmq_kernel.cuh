@@ -201,9 +201,13 @@ static inline int mmq_type_set(int t) {
 template <int T, int R>
 __device__ __forceinline__ void mmq_loop(const uint8_t *w, int64_t rb, int64_t rb2, int nr, int64_t k, int first, int step,
                                          const int8_t *xq, const float *xd, float *acc) {
-    const int64_t nch = k / al_mmq<T>::chunk;
-#pragma unroll 2
-    for (int64_t c = first; c < nch; c += step) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
+    const int nch = (int)(k / al_mmq<T>::chunk);
+    int c = first;
+    for (; c + step < nch; c += 2 * step) { /* two chunks, no branch between them: their loads in flight together */
+        al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
+        al_mmq<T>::template dot<R>(w, rb, rb2, nr, c + step, k, xq, xd, acc);
+    }
+    if (c < nch) al_mmq<T>::template dot<R>(w, rb, rb2, nr, c, k, xq, xd, acc);
 }
 
 /* output rows per group */
@@ -509,20 +513,46 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
                                      unsigned tag0, int ny, size_t stride) {
     const int lg = mmq_lg(g), warp = tid >> 5, lane = tid & 31, ngrp = 4 >> lg, grp = warp >> lg, wig = warp & (g - 1);
     const int lr = (R == 4 ? 2 : 1) - (a.glu ? 1 : 0); /* log2 of the output rows per group */
-    const int64_t nvg = (a.end[a.n - 1] + (1 << lr) - 1) >> lr, vstep = (int64_t)nbx * ngrp;
+    /* groups and rows count in int (a matrix has < 2^31 rows) */
+    const int nvg = (int)((a.end[a.n - 1] + (1 << lr) - 1) >> lr), vstep = nbx * ngrp, vg0 = bx * ngrp + grp;
     const int64_t xd_off = (a.k + 15) & ~(int64_t)15;
-    for (int64_t vg = (int64_t)bx * ngrp + grp; vg - grp < nvg; vg += vstep) {
+    /* one matrix (or the gate/up pair; beg[0] = 0): a step's rows start at w[0] + vg * (the bytes of a
+     * group), in int arithmetic and a few independent descriptor loads, instead of mmq_rows' search */
+    const bool one = a.n == 1;
+    for (int vg = vg0; vg - grp < nvg; vg += vstep) {
         const uint8_t *w;
         int64_t rb, rb2, vrow;
-        const int in = mmq_rows(a, vg, &w, &rb, &rb2, &vrow);
-        if (wig == 0 && lane == 0) { /* rows a.ahead steps on (the first step: every step up to there) */
-            const int ahead = a.ahead > 1 ? a.ahead : 1;
-            for (int t = vg == (int64_t)bx * ngrp + grp ? 1 : ahead; t <= ahead; t++) {
-                if (vg + t * vstep >= nvg) break;
-                const uint8_t *wn;
-                int64_t rbn, rb2n, vrn;
-                const int inn = mmq_rows(a, vg + t * vstep, &wn, &rbn, &rb2n, &vrn);
-                mmq_prefetch(a, wn, rbn, inn >> 8);
+        int in;
+        if (one) {
+            const int64_t rbytes = a.row_bytes[0];
+            const int left = (int)a.end[0] - (vg << lr), rpg = 1 << lr;
+            const int nout = left <= 0 ? 0 : left < rpg ? left : rpg;
+            const uint8_t *wu = a.w[0] + (size_t)vg * (size_t)(rbytes << lr);
+            vrow = vg << lr;
+            w = nout ? wu : NULL;
+            rb = a.glu ? (int64_t)(a.w[1] - a.w[0]) : rbytes;
+            rb2 = a.glu ? rbytes : 2 * rbytes;
+            in = (a.glu ? 2 * nout : nout) << 8;
+            if (wig == 0 && lane == 0) { /* rows a.ahead steps on (the first step: every step up to there) */
+                const int ahead = a.ahead > 1 ? a.ahead : 1;
+                for (int t = vg == vg0 ? 1 : ahead; t <= ahead; t++) {
+                    const int lt = (int)a.end[0] - ((vg + t * vstep) << lr);
+                    if (lt <= 0) break;
+                    const int nt = lt < rpg ? lt : rpg;
+                    mmq_prefetch(a, wu + (size_t)(t * vstep) * (size_t)(rbytes << lr), rb, a.glu ? 2 * nt : nt);
+                }
+            }
+        } else {
+            in = mmq_rows(a, vg, &w, &rb, &rb2, &vrow);
+            if (wig == 0 && lane == 0) { /* rows a.ahead steps on (the first step: every step up to there) */
+                const int ahead = a.ahead > 1 ? a.ahead : 1;
+                for (int t = vg == vg0 ? 1 : ahead; t <= ahead; t++) {
+                    if (vg + t * vstep >= nvg) break;
+                    const uint8_t *wn;
+                    int64_t rbn, rb2n, vrn;
+                    const int inn = mmq_rows(a, vg + t * vstep, &wn, &rbn, &rb2n, &vrn);
+                    mmq_prefetch(a, wn, rbn, inn >> 8);
+                }
             }
         }
         for (int jj = 0; jj < ny; jj++) { /* each step's weight rows from memory once, from L1 for the rows after the first */
