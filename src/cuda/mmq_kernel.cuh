@@ -517,7 +517,9 @@ static __device__ void mmq_rows_loop(const mmq_args &a, int g, int bx, int nbx, 
     const int nvg = (int)((a.end[a.n - 1] + (1 << lr) - 1) >> lr), vstep = nbx * ngrp, vg0 = bx * ngrp + grp;
     const int64_t xd_off = (a.k + 15) & ~(int64_t)15;
     /* one matrix (or the gate/up pair; beg[0] = 0): a step's rows start at w[0] + vg * (the bytes of a
-     * group), in int arithmetic and a few independent descriptor loads, instead of mmq_rows' search */
+     * group), in int arithmetic and a few independent descriptor loads, instead of mmq_rows' search.
+     * Kept here rather than inside mmq_rows: that version (exp/rows-depth, the group size from a.R at
+     * run time, the rows ahead through mmq_rows again) measured 0.7-0.9 % slower on an H100 (v22) */
     const bool one = a.n == 1;
     for (int vg = vg0; vg - grp < nvg; vg += vstep) {
         const uint8_t *w;
